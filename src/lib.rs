@@ -1,0 +1,3 @@
+//! signoff: review AI-prepared requests in a terminal before anything leaves the building.
+pub mod cli;
+pub mod text;

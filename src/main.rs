@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(signoff::cli::main());
+}
