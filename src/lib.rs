@@ -1,3 +1,6 @@
 //! signoff: review AI-prepared requests in a terminal before anything leaves the building.
 pub mod cli;
+pub mod model;
+pub mod queue;
+pub mod store;
 pub mod text;

@@ -1,0 +1,13 @@
+//! The domain: requests as ingested, the AI triage fields, review policy, validation and
+//! item states. Knows no screen and does no I/O.
+mod fields;
+mod policy;
+mod request;
+mod state;
+mod validate;
+
+pub use fields::{EditableField, FieldValues};
+pub use policy::{ActionKind, EscalationQueue, Policy, RejectReason, ReviewRules};
+pub use request::{Confidence, IngestError, Raw, Request, Triage};
+pub use state::{DecisionKind, State};
+pub use validate::{Flag, check_fields, validate};

@@ -1,0 +1,377 @@
+//! Review policy: what is allowed, what forces review, what each decision sets in motion.
+//! Comes from config, never from code (DESIGN.md "Policy").
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// An outbound action an approval can trigger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActionKind {
+    /// monday.com item write.
+    Crm,
+    /// Slack alert.
+    Slack,
+    /// Gmail draft.
+    Gmail,
+}
+
+impl ActionKind {
+    pub const ALL: [ActionKind; 3] = [ActionKind::Crm, ActionKind::Slack, ActionKind::Gmail];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::Crm => "crm",
+            ActionKind::Slack => "slack",
+            ActionKind::Gmail => "gmail",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ActionKind> {
+        ActionKind::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// One entry of the reject-reason taxonomy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RejectReason {
+    pub key: String,
+    pub label: String,
+}
+
+/// A named queue items can be escalated to.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EscalationQueue {
+    pub name: String,
+    #[serde(default)]
+    pub label: String,
+    /// Actions queued when an item is escalated here (e.g. a Slack alert).
+    #[serde(default)]
+    pub actions: Vec<ActionKind>,
+}
+
+/// Rules that force human review even where auto-approval is on.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewRules {
+    /// Intents that always need a person.
+    pub intents: Vec<String>,
+    /// Priorities that always need a person.
+    pub priorities: Vec<String>,
+    /// Any item whose AI output carries an escalation reason.
+    pub escalation_reason: bool,
+    /// Any item whose AI output says `human_review_required: true`.
+    pub ai_requests_review: bool,
+    /// Any item with a validation flag.
+    pub flagged: bool,
+}
+
+impl Default for ReviewRules {
+    fn default() -> Self {
+        ReviewRules {
+            intents: vec!["complaint".into(), "billing_question".into()],
+            priorities: vec!["urgent".into()],
+            escalation_reason: true,
+            ai_requests_review: true,
+            flagged: true,
+        }
+    }
+}
+
+/// The review policy.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Policy {
+    /// Intents the AI may assign.
+    pub intents: Vec<String>,
+    /// Priorities, most urgent first: the queue is ordered by this list, then by age.
+    pub priorities: Vec<String>,
+    /// Below this confidence an item always needs review. Missing confidence always does.
+    pub confidence_threshold: f64,
+    /// Auto-approval above the threshold where no review rule applies. Off by default.
+    pub auto_approve: bool,
+    pub review: ReviewRules,
+    /// How long a claim lasts without a heartbeat.
+    pub lease_seconds: u64,
+    /// How long after a decision it can be taken back, before its actions leave the outbox.
+    pub undo_seconds: u64,
+    pub reject_reasons: Vec<RejectReason>,
+    pub escalation_queues: Vec<EscalationQueue>,
+    /// Actions an approval triggers, per intent. Intents not listed trigger none.
+    pub actions: BTreeMap<String, Vec<ActionKind>>,
+    /// Actions that never leave without a person's approval, even under auto-approval.
+    pub never_auto_send: Vec<ActionKind>,
+    /// Share (0..1) of items that would not need review but are sent to review anyway, marked "sample".
+    pub sample_rate: f64,
+    /// Service level per priority, in minutes from receipt to decision.
+    pub sla_minutes: BTreeMap<String, u64>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let reasons = [
+            ("wrong_intent", "Wrong intent"),
+            ("inaccurate_summary", "Summary is inaccurate"),
+            ("bad_draft", "Draft reply is wrong or off-tone"),
+            ("missing_info", "Needs information we don't have"),
+            ("duplicate", "Duplicate of another request"),
+            ("spam", "Spam or abuse"),
+            ("policy", "Against policy"),
+            ("other", "Other (see note)"),
+        ];
+        let queues = [
+            ("legal", "Legal", &[ActionKind::Slack][..]),
+            ("billing", "Billing team", &[ActionKind::Slack][..]),
+            ("security", "Security", &[ActionKind::Slack][..]),
+            ("management", "Management", &[][..]),
+        ];
+        use ActionKind::*;
+        let actions: [(&str, &[ActionKind]); 7] = [
+            ("sales_lead", &[Crm, Slack, Gmail]),
+            ("support_request", &[Crm, Gmail]),
+            ("billing_question", &[Crm, Gmail]),
+            ("complaint", &[Crm, Slack, Gmail]),
+            ("partnership", &[Crm, Slack]),
+            ("job_application", &[Gmail]),
+            ("other", &[Crm]),
+        ];
+        Policy {
+            intents: s(&[
+                "sales_lead",
+                "support_request",
+                "billing_question",
+                "complaint",
+                "partnership",
+                "job_application",
+                "spam",
+                "other",
+            ]),
+            priorities: s(&["urgent", "high", "normal", "low"]),
+            confidence_threshold: 0.75,
+            auto_approve: false,
+            review: ReviewRules::default(),
+            lease_seconds: 300,
+            undo_seconds: 30,
+            reject_reasons: reasons
+                .iter()
+                .map(|(k, l)| RejectReason {
+                    key: k.to_string(),
+                    label: l.to_string(),
+                })
+                .collect(),
+            escalation_queues: queues
+                .iter()
+                .map(|(n, l, a)| EscalationQueue {
+                    name: n.to_string(),
+                    label: l.to_string(),
+                    actions: a.to_vec(),
+                })
+                .collect(),
+            actions: actions
+                .iter()
+                .map(|(i, a)| (i.to_string(), a.to_vec()))
+                .collect(),
+            never_auto_send: vec![Gmail],
+            sample_rate: 0.05,
+            sla_minutes: [("urgent", 15), ("high", 60), ("normal", 240), ("low", 1440)]
+                .iter()
+                .map(|(p, m)| (p.to_string(), *m))
+                .collect(),
+        }
+    }
+}
+
+/// A policy problem found at load, with the key it concerns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyError {
+    /// Dotted key, e.g. `policy.review.intents`.
+    pub key: String,
+    pub message: String,
+}
+
+impl Policy {
+    /// Queue order of a priority: its index in `priorities`. Unknown or missing priorities
+    /// sort first: an item whose priority cannot be trusted gets a person's eyes soonest.
+    pub fn priority_rank(&self, priority: Option<&str>) -> i64 {
+        priority
+            .and_then(|p| self.priorities.iter().position(|x| x == p))
+            .map_or(0, |i| i as i64)
+    }
+
+    pub fn reject_reason(&self, key: &str) -> Option<&RejectReason> {
+        self.reject_reasons.iter().find(|r| r.key == key)
+    }
+
+    pub fn escalation_queue(&self, name: &str) -> Option<&EscalationQueue> {
+        self.escalation_queues.iter().find(|q| q.name == name)
+    }
+
+    /// Actions an approval of this intent triggers.
+    pub fn actions_for(&self, intent: &str) -> &[ActionKind] {
+        self.actions.get(intent).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn sla_minutes_for(&self, priority: Option<&str>) -> Option<u64> {
+        priority.and_then(|p| self.sla_minutes.get(p).copied())
+    }
+
+    /// A short, stable fingerprint of the policy, recorded in the audit log with each ingest.
+    pub fn version(&self) -> String {
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Checks the policy for contradictions; every problem names its key and what is allowed.
+    pub fn check(&self) -> Vec<PolicyError> {
+        let mut errs = Vec::new();
+        let mut err = |key: &str, message: String| {
+            errs.push(PolicyError {
+                key: format!("policy.{key}"),
+                message,
+            })
+        };
+        if self.intents.is_empty() {
+            err("intents", "must list at least one intent".into());
+        }
+        if self.priorities.is_empty() {
+            err("priorities", "must list at least one priority".into());
+        }
+        for (key, list) in [("intents", &self.intents), ("priorities", &self.priorities)] {
+            if let Some(d) = first_duplicate(list.iter().map(String::as_str)) {
+                err(key, format!("'{d}' is listed twice"));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.confidence_threshold) {
+            err(
+                "confidence_threshold",
+                format!(
+                    "{} is outside 0..1; use a number like 0.75",
+                    self.confidence_threshold
+                ),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.sample_rate) {
+            err(
+                "sample_rate",
+                format!(
+                    "{} is outside 0..1; use a share like 0.05",
+                    self.sample_rate
+                ),
+            );
+        }
+        if self.lease_seconds < 10 {
+            err(
+                "lease_seconds",
+                format!("{} is too short; use at least 10", self.lease_seconds),
+            );
+        }
+        let allowed = |list: &[String]| list.join(", ");
+        for i in &self.review.intents {
+            if !self.intents.contains(i) {
+                err(
+                    "review.intents",
+                    format!(
+                        "'{i}' is not an allowed intent; allowed: {}",
+                        allowed(&self.intents)
+                    ),
+                );
+            }
+        }
+        for p in &self.review.priorities {
+            if !self.priorities.contains(p) {
+                err(
+                    "review.priorities",
+                    format!(
+                        "'{p}' is not an allowed priority; allowed: {}",
+                        allowed(&self.priorities)
+                    ),
+                );
+            }
+        }
+        for i in self.actions.keys() {
+            if !self.intents.contains(i) {
+                err(
+                    &format!("actions.{i}"),
+                    format!(
+                        "'{i}' is not an allowed intent; allowed: {}",
+                        allowed(&self.intents)
+                    ),
+                );
+            }
+        }
+        for p in self.sla_minutes.keys() {
+            if !self.priorities.contains(p) {
+                err(
+                    &format!("sla_minutes.{p}"),
+                    format!(
+                        "'{p}' is not an allowed priority; allowed: {}",
+                        allowed(&self.priorities)
+                    ),
+                );
+            }
+        }
+        if self.reject_reasons.is_empty() {
+            err("reject_reasons", "must list at least one reason".into());
+        }
+        if self.reject_reasons.len() > 9 {
+            err(
+                "reject_reasons",
+                format!(
+                    "{} reasons listed; at most 9 (they are picked with the keys 1-9)",
+                    self.reject_reasons.len()
+                ),
+            );
+        }
+        if let Some(d) = first_duplicate(self.reject_reasons.iter().map(|r| r.key.as_str())) {
+            err("reject_reasons", format!("key '{d}' is listed twice"));
+        }
+        if let Some(d) = first_duplicate(self.escalation_queues.iter().map(|q| q.name.as_str())) {
+            err("escalation_queues", format!("queue '{d}' is listed twice"));
+        }
+        errs
+    }
+}
+
+fn first_duplicate<'a>(items: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    let mut seen = std::collections::HashSet::new();
+    items.into_iter().find(|i| !seen.insert(*i))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_policy_is_consistent() {
+        assert_eq!(Policy::default().check(), vec![]);
+    }
+
+    #[test]
+    fn contradictions_name_their_key() {
+        let mut p = Policy::default();
+        p.review.intents.push("refund".into());
+        p.confidence_threshold = 1.5;
+        let errs = p.check();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert_eq!(errs[0].key, "policy.confidence_threshold");
+        assert_eq!(errs[1].key, "policy.review.intents");
+        assert!(
+            errs[1]
+                .message
+                .contains("'refund' is not an allowed intent")
+        );
+    }
+
+    #[test]
+    fn unknown_priorities_rank_first() {
+        let p = Policy::default();
+        assert_eq!(p.priority_rank(Some("low")), 3);
+        assert_eq!(p.priority_rank(Some("whenever")), 0);
+        assert_eq!(p.priority_rank(None), 0);
+    }
+}

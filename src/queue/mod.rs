@@ -1,0 +1,279 @@
+//! The Queue seam: everything a reviewer's console or CLI does to the queue goes through
+//! [`Queue`]. The local SQLite store implements it now; a remote HTTP client and a
+//! PostgreSQL backend fit the same trait later. Async and backend-neutral: no SQL types
+//! cross this boundary.
+mod local;
+
+pub use local::LocalQueue;
+
+use crate::model::{
+    ActionKind, Confidence, DecisionKind, EditableField, FieldValues, Flag, Request, State,
+};
+
+/// Milliseconds since the Unix epoch.
+pub type Millis = i64;
+
+/// Errors a queue operation reports to its caller.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum QueueError {
+    #[error("item {0} not found")]
+    NotFound(i64),
+    #[error(
+        "lease lost on item {id}: it is no longer claimed by you with fence {fence}{}; nothing was changed",
+        holder.as_ref().map(|h| format!(" (now held by {h})")).unwrap_or_default()
+    )]
+    LeaseLost {
+        id: i64,
+        fence: i64,
+        holder: Option<String>,
+    },
+    #[error("item {id} is being reviewed by {reviewer} (lease ends in {}s)", (until - now).max(0) / 1000)]
+    HeldBy {
+        id: i64,
+        reviewer: String,
+        until: Millis,
+        now: Millis,
+    },
+    #[error("item {id} is already {state}")]
+    AlreadyDecided { id: i64, state: State },
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot undo item {id}: {why}")]
+    CannotUndo { id: i64, why: String },
+    #[error("the queue is read-only")]
+    ReadOnly,
+    #[error("queue storage failed: {0}")]
+    Storage(String),
+}
+
+pub type Result<T, E = QueueError> = std::result::Result<T, E>;
+
+/// The order of a listing.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    /// Priority, then age (oldest first): the order claims follow.
+    #[default]
+    Queue,
+    Oldest,
+    Newest,
+    /// Least confident first.
+    Confidence,
+}
+
+impl Sort {
+    pub const ALL: [Sort; 4] = [Sort::Queue, Sort::Oldest, Sort::Newest, Sort::Confidence];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Queue => "priority, age",
+            Sort::Oldest => "oldest first",
+            Sort::Newest => "newest first",
+            Sort::Confidence => "least confident",
+        }
+    }
+
+    pub fn next(self) -> Sort {
+        let i = Sort::ALL.iter().position(|s| *s == self).unwrap_or(0);
+        Sort::ALL[(i + 1) % Sort::ALL.len()]
+    }
+}
+
+/// Filters a listing. Every set field must match.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Filter {
+    /// Case-insensitive substring of sender, subject, summary or external id.
+    pub text: Option<String>,
+    pub priorities: Vec<String>,
+    pub intent: Option<String>,
+    /// Confidence strictly below / at least this; items without a confidence match `conf_below`.
+    pub conf_below: Option<f64>,
+    pub conf_at_least: Option<f64>,
+    /// Received more than / less than this many ms ago.
+    pub older_than: Option<Millis>,
+    pub newer_than: Option<Millis>,
+    /// Only items with an escalation reason (AI's or a validation flag).
+    pub escalation: bool,
+    /// Only items holding hidden characters.
+    pub hidden: bool,
+}
+
+/// One page of a listing.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ListQuery {
+    /// Empty means pending and in review.
+    pub states: Vec<State>,
+    pub filter: Filter,
+    pub sort: Sort,
+    pub offset: u64,
+    pub limit: u32,
+}
+
+/// A row of the queue list.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ItemSummary {
+    pub id: i64,
+    pub source: String,
+    pub external_id: String,
+    pub state: State,
+    pub revision: i64,
+    pub intent: Option<String>,
+    pub priority: Option<String>,
+    pub confidence: Option<f64>,
+    /// The confidence as sent when it was not a number in 0..1.
+    pub confidence_invalid: Option<String>,
+    pub channel: Option<String>,
+    pub sender: Option<String>,
+    pub subject: Option<String>,
+    pub summary: Option<String>,
+    pub received_at: Millis,
+    pub ai_escalation: bool,
+    pub flag_count: u32,
+    pub hidden_chars: bool,
+    pub edited: bool,
+    pub sample: bool,
+    pub claimed_by: Option<String>,
+    pub lease_expires: Option<Millis>,
+}
+
+/// A page of rows and the number of rows matching the query.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Page {
+    pub items: Vec<ItemSummary>,
+    pub total: u64,
+    pub offset: u64,
+}
+
+/// Queue depth and age, for the status bar.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Counts {
+    pub pending: u64,
+    pub in_review: u64,
+    pub approved: u64,
+    pub rejected: u64,
+    pub escalated: u64,
+    /// Receipt time of the oldest undecided item.
+    pub oldest_open: Option<Millis>,
+    /// Undecided items past their priority's SLA.
+    pub sla_breaches: u64,
+}
+
+/// A held lease on one item. Present it to change the item.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Claim {
+    pub id: i64,
+    pub reviewer: String,
+    pub fence: i64,
+    pub lease_expires: Millis,
+}
+
+/// A reviewer's edit of one field.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Edit {
+    pub field: String,
+    pub old: Option<String>,
+    pub new: Option<String>,
+    pub reviewer: String,
+    pub at: Millis,
+}
+
+/// A decision to record.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Decision {
+    pub kind: DecisionKind,
+    pub note: Option<String>,
+    /// Field edits applied in the same transaction, before the decision.
+    pub sets: Vec<(EditableField, Option<String>)>,
+}
+
+/// A recorded decision.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DecisionRecord {
+    pub id: i64,
+    pub kind: DecisionKind,
+    pub note: Option<String>,
+    pub reviewer: String,
+    pub at: Millis,
+    pub undo_until: Millis,
+    pub undone: bool,
+}
+
+/// An outbound action's state.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ActionStatus {
+    pub id: i64,
+    pub action: ActionKind,
+    pub idempotency_key: String,
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+/// What a decision set in motion.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Receipt {
+    pub decision_id: i64,
+    pub id: i64,
+    pub state: State,
+    pub actions: Vec<ActionStatus>,
+    pub undo_until: Millis,
+}
+
+/// Everything about one item.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ItemDetail {
+    pub summary: ItemSummary,
+    /// The current revision's payload, verbatim as ingested.
+    pub payload: String,
+    pub request: Request,
+    pub confidence: Confidence,
+    pub flags: Vec<Flag>,
+    /// The AI's values with the reviewer's edits on top.
+    pub fields: FieldValues,
+    pub edits: Vec<Edit>,
+    pub decision: Option<DecisionRecord>,
+    pub actions: Vec<ActionStatus>,
+    pub fence: i64,
+}
+
+/// One audit entry, for the item timeline.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AuditEntry {
+    pub seq: i64,
+    pub at: Millis,
+    pub actor: String,
+    pub request_id: Option<i64>,
+    pub kind: String,
+    pub detail: serde_json::Value,
+}
+
+/// The review queue, wherever it lives.
+#[async_trait::async_trait]
+pub trait Queue: Send + Sync {
+    /// Where the queue is, for the status bar ("/var/lib/signoff/queue.db", a URL).
+    fn location(&self) -> String;
+    /// A page of items, filtered and sorted; never loads the whole queue.
+    async fn list(&self, query: &ListQuery) -> Result<Page>;
+    async fn counts(&self) -> Result<Counts>;
+    async fn get(&self, id: i64) -> Result<ItemDetail>;
+    /// Claims the next item in queue order, if any.
+    async fn claim_next(&self, reviewer: &str) -> Result<Option<Claim>>;
+    /// Claims one item (opening it in the console does this).
+    async fn claim(&self, id: i64, reviewer: &str) -> Result<Claim>;
+    /// Renews a lease; fails with [`QueueError::LeaseLost`] when it was lost.
+    async fn heartbeat(&self, claim: &Claim) -> Result<Claim>;
+    /// Gives an item back to the queue.
+    async fn release(&self, claim: &Claim) -> Result<()>;
+    /// Saves one field edit as it is made (`None` clears the field).
+    async fn edit(&self, claim: &Claim, field: EditableField, value: Option<String>) -> Result<()>;
+    /// Records a decision, its audit rows and its outbox rows in one transaction.
+    async fn decide(&self, claim: &Claim, decision: &Decision) -> Result<Receipt>;
+    /// Takes back this reviewer's last decision on the item while its undo window is open and
+    /// none of its actions has left; the item comes back claimed by the reviewer.
+    async fn undo(&self, id: i64, reviewer: &str) -> Result<Claim>;
+    /// The item's audit entries, oldest first.
+    async fn timeline(&self, id: i64) -> Result<Vec<AuditEntry>>;
+    /// Changes whenever anything in the queue changed (any writer); cheap to poll.
+    async fn change_token(&self) -> Result<u64>;
+}

@@ -1,0 +1,361 @@
+//! Ingest into the store: new items, counted duplicates, revisions of undecided items and
+//! conflicts for decided ones, in batched transactions.
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use super::audit::{AuditWriter, hex};
+use super::{Result, Store};
+use crate::model::{Policy, Request, State, validate};
+use crate::queue::Millis;
+use crate::text::has_hidden;
+
+/// One parsed payload ready for the store.
+#[derive(Clone, Debug)]
+pub struct IngestItem {
+    /// The payload's JSON text exactly as it came in.
+    pub payload: String,
+    pub value: Value,
+    pub request: Request,
+    /// [`payload_hash`] of `value`.
+    pub sha256: String,
+    /// Where it came from, for reports: `FILE:LINE`.
+    pub origin: String,
+}
+
+impl IngestItem {
+    pub fn new(payload: String, value: Value, request: Request, origin: String) -> IngestItem {
+        let sha256 = payload_hash(&value);
+        IngestItem {
+            payload,
+            value,
+            request,
+            sha256,
+            origin,
+        }
+    }
+}
+
+/// What ingest did with one payload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IngestOutcome {
+    Inserted {
+        id: i64,
+    },
+    /// The same payload (same canonical JSON) was already there.
+    Duplicate {
+        id: i64,
+    },
+    Revised {
+        id: i64,
+        revision: i64,
+    },
+    /// A changed payload for an item already decided; kept in quarantine.
+    Conflict {
+        id: i64,
+        state: State,
+    },
+}
+
+/// SHA-256 of the payload's canonical JSON (object keys sorted, no whitespace): the same
+/// request re-sent with other formatting or key order is a duplicate, not a revision.
+pub fn payload_hash(v: &Value) -> String {
+    let mut s = String::with_capacity(256);
+    canonical(v, &mut s);
+    hex(&Sha256::digest(s.as_bytes()))
+}
+
+fn canonical(v: &Value, out: &mut String) {
+    match v {
+        Value::Object(m) => {
+            let mut keys: Vec<&String> = m.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, k) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&Value::String(k.clone()).to_string());
+                out.push(':');
+                canonical(&m[k], out);
+            }
+            out.push('}');
+        }
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical(x, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Columns derived from a payload for listing and ordering.
+struct Derived {
+    received_at: Millis,
+    priority_rank: i64,
+    confidence: Option<f64>,
+    confidence_raw: Option<String>,
+    ai_escalation: bool,
+    flags: String,
+    flag_count: usize,
+    flag_messages: Vec<String>,
+    hidden: bool,
+}
+
+fn derive(r: &Request, policy: &Policy, now: Millis) -> Derived {
+    let received_at = r
+        .received_at
+        .as_deref()
+        .and_then(|t| {
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+        })
+        .map_or(now, |t| (t.unix_timestamp_nanos() / 1_000_000) as Millis);
+    let flags = validate(r, policy);
+    let hidden = request_has_hidden(r);
+    Derived {
+        received_at,
+        priority_rank: policy.priority_rank(r.ai.priority.as_deref()),
+        confidence: r.ai.confidence.value(),
+        confidence_raw: match &r.ai.confidence {
+            crate::model::Confidence::Invalid(s) => Some(s.clone()),
+            _ => None,
+        },
+        ai_escalation: r
+            .ai
+            .escalation_reason
+            .as_deref()
+            .is_some_and(|s| !s.trim().is_empty()),
+        flags: serde_json::to_string(&flags).unwrap_or_else(|_| "[]".into()),
+        flag_count: flags.len(),
+        flag_messages: flags.into_iter().map(|f| f.message).collect(),
+        hidden,
+    }
+}
+
+/// Whether any text of the request holds characters the sanitizer neutralises.
+pub(crate) fn request_has_hidden(r: &Request) -> bool {
+    let raw = &r.raw;
+    let ai = &r.ai;
+    [
+        &raw.channel,
+        &raw.from,
+        &raw.subject,
+        &raw.body,
+        &ai.summary,
+        &ai.intent,
+        &ai.priority,
+        &ai.recommended_next_step,
+        &ai.escalation_reason,
+        &ai.draft_reply,
+    ]
+    .into_iter()
+    .flatten()
+    .any(|s| has_hidden(s))
+        || has_hidden(&r.source)
+        || has_hidden(&r.external_id)
+        || ai.missing_info.iter().any(|s| has_hidden(s))
+        || raw
+            .fields
+            .iter()
+            .any(|(k, v)| has_hidden(k) || v.as_str().is_some_and(has_hidden))
+}
+
+impl Store {
+    /// Ingests a batch in one transaction. Returns one outcome per item, in order.
+    pub fn ingest_batch(
+        &mut self,
+        items: &[IngestItem],
+        actor: &str,
+    ) -> Result<Vec<IngestOutcome>> {
+        self.write(|tx, now, policy| {
+            let mut audit = AuditWriter::new(tx)?;
+            let policy_version = policy.version();
+            items
+                .iter()
+                .map(|item| ingest_one(tx, &mut audit, item, actor, now, policy, &policy_version))
+                .collect()
+        })
+    }
+
+    /// Keeps a payload that could not be queued, with its reason, so nothing is lost.
+    pub fn quarantine(&mut self, entries: &[(String, Option<u64>, String, String)]) -> Result<()> {
+        self.write(|tx, now, _| {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO quarantine (at, origin, line, reason, raw) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for (origin, line, reason, raw) in entries {
+                stmt.execute(params![now, origin, line.map(|l| l as i64), reason, raw])?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Number of quarantined inputs.
+    pub fn quarantine_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM quarantine", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+}
+
+fn ingest_one(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    item: &IngestItem,
+    actor: &str,
+    now: Millis,
+    policy: &Policy,
+    policy_version: &str,
+) -> Result<IngestOutcome> {
+    let r = &item.request;
+    let existing: Option<(i64, String, i64, String)> = tx
+        .prepare_cached(
+            "SELECT id, state, revision, payload_sha256 FROM requests WHERE source = ?1 AND external_id = ?2",
+        )?
+        .query_row(params![r.source, r.external_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+        })
+        .optional()?;
+    let d = derive(r, policy, now);
+    let ai = item.value.get("ai").cloned().unwrap_or(Value::Null);
+    match existing {
+        None => {
+            let id: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
+                        updated_at, priority_rank, intent, priority, confidence, confidence_raw, channel,
+                        sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                     RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        r.source,
+                        r.external_id,
+                        item.sha256,
+                        d.received_at,
+                        now,
+                        d.priority_rank,
+                        r.ai.intent,
+                        r.ai.priority,
+                        d.confidence,
+                        d.confidence_raw,
+                        r.raw.channel,
+                        r.raw.from,
+                        r.raw.subject,
+                        r.ai.summary,
+                        d.ai_escalation,
+                        d.flags,
+                        d.flag_count,
+                        d.hidden,
+                    ],
+                    |row| row.get(0),
+                )?;
+            insert_revision(tx, id, 1, item, now)?;
+            audit.append(
+                tx,
+                now,
+                actor,
+                Some(id),
+                "ingested",
+                &json!({
+                    "source": r.source, "external_id": r.external_id, "revision": 1,
+                    "payload_sha256": item.sha256, "policy_version": policy_version,
+                    "ai": ai, "flags": d.flag_messages,
+                }),
+            )?;
+            Ok(IngestOutcome::Inserted { id })
+        }
+        Some((id, _, _, sha)) if sha == item.sha256 => Ok(IngestOutcome::Duplicate { id }),
+        Some((id, state, revision, sha)) => {
+            let state: State = state.parse().unwrap_or(State::Pending);
+            if state.is_decided() {
+                tx.prepare_cached(
+                    "INSERT INTO quarantine (at, origin, line, reason, raw) VALUES (?1, ?2, NULL, ?3, ?4)",
+                )?
+                .execute(params![
+                    now,
+                    item.origin,
+                    format!(
+                        "conflict: item {id} ({} / {}) was already {state}; a changed payload cannot revise it",
+                        r.source, r.external_id
+                    ),
+                    item.payload
+                ])?;
+                audit.append(
+                    tx,
+                    now,
+                    actor,
+                    Some(id),
+                    "conflict",
+                    &json!({"state": state, "payload_sha256": item.sha256, "current_sha256": sha}),
+                )?;
+                return Ok(IngestOutcome::Conflict { id, state });
+            }
+            let revision = revision + 1;
+            tx.prepare_cached(
+                "UPDATE requests SET revision = ?2, payload_sha256 = ?3, received_at = ?4, updated_at = ?5,
+                    priority_rank = ?6, intent = ?7, priority = ?8, confidence = ?9, confidence_raw = ?10,
+                    channel = ?11, sender = ?12, subject = ?13, summary = ?14, ai_escalation = ?15,
+                    flags = ?16, flag_count = ?17, hidden_chars = ?18
+                 WHERE id = ?1",
+            )?
+            .execute(params![
+                id,
+                revision,
+                item.sha256,
+                d.received_at,
+                now,
+                d.priority_rank,
+                r.ai.intent,
+                r.ai.priority,
+                d.confidence,
+                d.confidence_raw,
+                r.raw.channel,
+                r.raw.from,
+                r.raw.subject,
+                r.ai.summary,
+                d.ai_escalation,
+                d.flags,
+                d.flag_count,
+                d.hidden,
+            ])?;
+            insert_revision(tx, id, revision, item, now)?;
+            audit.append(
+                tx,
+                now,
+                actor,
+                Some(id),
+                "revised",
+                &json!({
+                    "revision": revision, "payload_sha256": item.sha256, "previous_sha256": sha,
+                    "policy_version": policy_version, "ai": ai, "flags": d.flag_messages,
+                }),
+            )?;
+            Ok(IngestOutcome::Revised { id, revision })
+        }
+    }
+}
+
+fn insert_revision(
+    tx: &Transaction<'_>,
+    id: i64,
+    revision: i64,
+    item: &IngestItem,
+    now: Millis,
+) -> Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO revisions (request_id, revision, payload, payload_sha256, ingested_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![id, revision, item.payload, item.sha256, now])?;
+    Ok(())
+}

@@ -1,0 +1,239 @@
+//! The SQLite queue store: schema and migrations, ingest, claims with fenced leases,
+//! edits, decisions with their audit and outbox rows, and the hash-chained audit log.
+//!
+//! Every write runs in `BEGIN IMMEDIATE` so writers queue on SQLite's lock instead of
+//! failing halfway; `SQLITE_BUSY` past the busy timeout is retried here and never reaches
+//! a user. The database runs in WAL mode, `synchronous=FULL` by default.
+mod audit;
+mod ingest;
+mod read;
+mod review;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
+
+pub use audit::{AuditHead, VerifyReport, canonical_hash};
+pub use ingest::{IngestItem, IngestOutcome, payload_hash};
+pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+
+use crate::model::Policy;
+use crate::queue::{Millis, QueueError};
+
+/// Durability of commits (SQLite's `synchronous`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Durability {
+    /// Every commit is on disk before it returns (`synchronous=FULL`).
+    #[default]
+    Full,
+    /// WAL `synchronous=NORMAL`: a power cut may lose the last commits, never corrupts.
+    Normal,
+}
+
+/// Options for opening a store.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    pub durability: Durability,
+    pub busy_timeout: Duration,
+    pub read_only: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            durability: Durability::Full,
+            busy_timeout: Duration::from_secs(10),
+            read_only: false,
+        }
+    }
+}
+
+/// Errors of the store layer.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the queue database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the queue database {path} has schema version {found}, newer than this signoff ({supported}); upgrade signoff"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+impl From<StoreError> for QueueError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Queue(q) => q,
+            other => QueueError::Storage(other.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// A connection to one queue database, with the policy it enforces.
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    policy: Arc<Policy>,
+    /// Added to the system clock; tests move time forward with it.
+    clock_offset: Arc<AtomicI64>,
+}
+
+pub(crate) fn system_now() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Store {
+    /// Opens (creating if needed) and migrates the database at `path`.
+    pub fn open(path: &Path, policy: Arc<Policy>, opts: &StoreOptions) -> Result<Store> {
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        if !opts.read_only
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        }
+        let flags = if opts.read_only {
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        } else {
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        };
+        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        conn.busy_timeout(opts.busy_timeout).map_err(open_err)?;
+        if !opts.read_only {
+            // journal_mode=WAL needs a write lock on first use; retry through contention.
+            retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(open_err)?;
+        }
+        let sync = match opts.durability {
+            Durability::Full => "FULL",
+            Durability::Normal => "NORMAL",
+        };
+        conn.pragma_update(None, "synchronous", sync)
+            .map_err(open_err)?;
+        conn.pragma_update(None, "foreign_keys", "ON")
+            .map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        let mut store = Store {
+            conn,
+            path: path.to_path_buf(),
+            policy,
+            clock_offset: Arc::new(AtomicI64::new(0)),
+        };
+        if opts.read_only {
+            let v = schema::version(&store.conn)?;
+            if v != SCHEMA_VERSION {
+                return Err(StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: rusqlite::Error::InvalidQuery,
+                });
+            }
+        } else {
+            schema::migrate(&mut store.conn, path)?;
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The raw connection, for tests and benchmarks that inspect the database.
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn now(&self) -> Millis {
+        system_now() + self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    /// Moves this store's clock (tests of lease expiry and undo windows).
+    pub fn advance_clock(&self, ms: Millis) {
+        self.clock_offset.fetch_add(ms, Ordering::Relaxed);
+    }
+
+    /// Runs `f` in a `BEGIN IMMEDIATE` transaction, committing on `Ok`. A busy database is
+    /// retried (the busy timeout already waited), so callers never see `SQLITE_BUSY`.
+    pub(crate) fn write<T>(
+        &mut self,
+        mut f: impl FnMut(&Transaction<'_>, Millis, &Policy) -> Result<T>,
+    ) -> Result<T> {
+        let mut attempt = 0u32;
+        loop {
+            let now = self.now();
+            let res = (|| {
+                let tx = self
+                    .conn
+                    .transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = f(&tx, now, &self.policy)?;
+                tx.commit()?;
+                Ok(out)
+            })();
+            match res {
+                Err(StoreError::Sql(e)) if is_busy(&e) && attempt < 50 => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(5 + u64::from(attempt) * 5));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// `PRAGMA data_version` (changes when another connection commits) combined with this
+    /// connection's own change count: a cheap "did anything change" token.
+    pub fn change_token(&self) -> Result<u64> {
+        let dv: i64 = self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?;
+        Ok(((dv as u64) << 32) ^ self.conn.total_changes())
+    }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+    )
+}
+
+fn retry_busy<T>(mut f: impl FnMut() -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    let mut attempt = 0;
+    loop {
+        match f() {
+            Err(e) if is_busy(&e) && attempt < 50 => {
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,491 @@
+//! Claims (leases with a fencing counter), heartbeats, releases, field edits, decisions and
+//! undo. A change presents the claim's fence; a stale fence changes nothing.
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde_json::json;
+
+use super::audit::AuditWriter;
+use super::read::{effective_fields, load_payload};
+use super::{Result, Store};
+use crate::model::{
+    ActionKind, DecisionKind, EditableField, FieldValues, Policy, State, check_fields,
+};
+use crate::queue::{ActionStatus, Claim, Decision, Millis, QueueError, Receipt};
+
+const SYSTEM: &str = "system";
+
+/// Puts items whose lease ran out back in the queue, with an audit row each.
+fn reap_expired(tx: &Transaction<'_>, audit: &mut AuditWriter, now: Millis) -> Result<()> {
+    let expired: Vec<(i64, String, i64)> = {
+        let mut sel = tx.prepare_cached(
+            "SELECT id, claimed_by, fence FROM requests WHERE state = 'in_review' AND lease_expires <= ?1",
+        )?;
+        let rows = sel.query_map([now], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                r.get(2)?,
+            ))
+        })?;
+        rows.collect::<rusqlite::Result<_>>()?
+    };
+    if expired.is_empty() {
+        return Ok(());
+    }
+    let mut upd = tx.prepare_cached(
+        "UPDATE requests SET state = 'pending', claimed_by = NULL, lease_expires = NULL, updated_at = ?2
+         WHERE id = ?1",
+    )?;
+    for (id, holder, fence) in expired {
+        upd.execute(params![id, now])?;
+        audit.append(
+            tx,
+            now,
+            SYSTEM,
+            Some(id),
+            "lease_expired",
+            &json!({"reviewer": holder, "fence": fence}),
+        )?;
+    }
+    Ok(())
+}
+
+/// The live claim on an item, or why the presented one is not it.
+fn check_claim(tx: &Transaction<'_>, claim: &Claim, now: Millis) -> Result<()> {
+    let row: Option<(String, Option<String>, i64, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT state, claimed_by, fence, lease_expires FROM requests WHERE id = ?1",
+        )?
+        .query_row([claim.id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .optional()?;
+    let Some((state, holder, fence, expires)) = row else {
+        return Err(QueueError::NotFound(claim.id).into());
+    };
+    let live = state == "in_review"
+        && holder.as_deref() == Some(claim.reviewer.as_str())
+        && fence == claim.fence
+        && expires.is_some_and(|e| e > now);
+    if live {
+        return Ok(());
+    }
+    let holder = match (state.as_str(), holder) {
+        ("in_review", Some(h)) if expires.is_some_and(|e| e > now) => Some(h),
+        _ => None,
+    };
+    Err(QueueError::LeaseLost {
+        id: claim.id,
+        fence: claim.fence,
+        holder,
+    }
+    .into())
+}
+
+fn take_lease(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    id: i64,
+    reviewer: &str,
+    now: Millis,
+    policy: &Policy,
+    kind: &str,
+) -> Result<Claim> {
+    let expires = now + policy.lease_seconds as i64 * 1000;
+    let fence: i64 = tx
+        .prepare_cached(
+            "UPDATE requests SET state = 'in_review', claimed_by = ?2, lease_expires = ?3,
+                fence = fence + 1, updated_at = ?4
+             WHERE id = ?1 RETURNING fence",
+        )?
+        .query_row(params![id, reviewer, expires, now], |r| r.get(0))?;
+    audit.append(
+        tx,
+        now,
+        reviewer,
+        Some(id),
+        kind,
+        &json!({"fence": fence, "lease_expires": expires}),
+    )?;
+    Ok(Claim {
+        id,
+        reviewer: reviewer.to_string(),
+        fence,
+        lease_expires: expires,
+    })
+}
+
+fn apply_edit(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    claim: &Claim,
+    field: EditableField,
+    value: Option<String>,
+    now: Millis,
+    policy: &Policy,
+) -> Result<bool> {
+    let value = value.filter(|v| !v.is_empty());
+    if let Some(v) = &value {
+        let allowed = match field {
+            EditableField::Intent => Some(&policy.intents),
+            EditableField::Priority => Some(&policy.priorities),
+            _ => None,
+        };
+        if let Some(allowed) = allowed
+            && !allowed.contains(v)
+        {
+            return Err(QueueError::Invalid(format!(
+                "{} '{v}' is not allowed; allowed: {}",
+                field.as_str(),
+                allowed.join(", ")
+            ))
+            .into());
+        }
+    }
+    let (revision, fields) = current_fields(tx, claim.id)?;
+    let old = fields.get(field).map(str::to_owned);
+    if old == value {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO edits (request_id, revision, field, old_value, new_value, reviewer, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        claim.id,
+        revision,
+        field.as_str(),
+        old,
+        value,
+        claim.reviewer,
+        now
+    ])?;
+    let column = match field {
+        EditableField::Intent => Some("intent"),
+        EditableField::Priority => Some("priority"),
+        EditableField::Summary => Some("summary"),
+        _ => None,
+    };
+    if let Some(col) = column {
+        tx.execute(
+            &format!("UPDATE requests SET {col} = ?2, edited = 1, updated_at = ?3 WHERE id = ?1"),
+            params![claim.id, value, now],
+        )?;
+        if field == EditableField::Priority {
+            tx.execute(
+                "UPDATE requests SET priority_rank = ?2 WHERE id = ?1",
+                params![claim.id, policy.priority_rank(value.as_deref())],
+            )?;
+        }
+    } else {
+        tx.execute(
+            "UPDATE requests SET edited = 1, updated_at = ?2 WHERE id = ?1",
+            params![claim.id, now],
+        )?;
+    }
+    audit.append(
+        tx,
+        now,
+        &claim.reviewer,
+        Some(claim.id),
+        "edited",
+        &json!({"field": field.as_str(), "old": old, "new": value, "fence": claim.fence}),
+    )?;
+    Ok(true)
+}
+
+fn current_fields(tx: &Transaction<'_>, id: i64) -> Result<(i64, FieldValues)> {
+    let (revision, payload) = load_payload(tx, id)?;
+    let fields = effective_fields(tx, id, &payload)?;
+    Ok((revision, fields))
+}
+
+/// A stable idempotency key for one action of one decision.
+pub fn idempotency_key(request_id: i64, decision_id: i64, action: ActionKind) -> String {
+    format!("signoff-{request_id}-{decision_id}-{}", action.as_str())
+}
+
+impl Store {
+    /// Claims the next pending item in queue order (priority, then age).
+    pub fn claim_next(&mut self, reviewer: &str) -> Result<Option<Claim>> {
+        self.write(|tx, now, policy| {
+            let mut audit = AuditWriter::new(tx)?;
+            reap_expired(tx, &mut audit, now)?;
+            let next: Option<i64> = tx
+                .prepare_cached(
+                    "SELECT id FROM requests WHERE state = 'pending'
+                     ORDER BY priority_rank, received_at, id LIMIT 1",
+                )?
+                .query_row([], |r| r.get(0))
+                .optional()?;
+            next.map(|id| take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed"))
+                .transpose()
+        })
+    }
+
+    /// Claims one item. Re-claiming your own item gives a new fence (the old one is stale).
+    pub fn claim(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
+        self.write(|tx, now, policy| {
+            let mut audit = AuditWriter::new(tx)?;
+            reap_expired(tx, &mut audit, now)?;
+            let row: Option<(String, Option<String>, Option<i64>)> = tx
+                .prepare_cached(
+                    "SELECT state, claimed_by, lease_expires FROM requests WHERE id = ?1",
+                )?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .optional()?;
+            let Some((state, holder, expires)) = row else {
+                return Err(QueueError::NotFound(id).into());
+            };
+            let state: State = state.parse().map_err(QueueError::Storage)?;
+            match state {
+                State::Pending => {}
+                State::InReview if holder.as_deref() == Some(reviewer) => {}
+                State::InReview => {
+                    return Err(QueueError::HeldBy {
+                        id,
+                        reviewer: holder.unwrap_or_default(),
+                        until: expires.unwrap_or(now),
+                        now,
+                    }
+                    .into());
+                }
+                decided => return Err(QueueError::AlreadyDecided { id, state: decided }.into()),
+            }
+            take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed")
+        })
+    }
+
+    /// Renews a lease.
+    pub fn heartbeat(&mut self, claim: &Claim) -> Result<Claim> {
+        self.write(|tx, now, policy| {
+            check_claim(tx, claim, now)?;
+            let expires = now + policy.lease_seconds as i64 * 1000;
+            tx.prepare_cached("UPDATE requests SET lease_expires = ?2 WHERE id = ?1")?
+                .execute(params![claim.id, expires])?;
+            let mut audit = AuditWriter::new(tx)?;
+            audit.append(
+                tx,
+                now,
+                &claim.reviewer,
+                Some(claim.id),
+                "lease_renewed",
+                &json!({"fence": claim.fence, "lease_expires": expires}),
+            )?;
+            Ok(Claim {
+                lease_expires: expires,
+                ..claim.clone()
+            })
+        })
+    }
+
+    /// Returns an item to the queue.
+    pub fn release(&mut self, claim: &Claim) -> Result<()> {
+        self.write(|tx, now, _| {
+            check_claim(tx, claim, now)?;
+            tx.prepare_cached(
+                "UPDATE requests SET state = 'pending', claimed_by = NULL, lease_expires = NULL,
+                    updated_at = ?2 WHERE id = ?1",
+            )?
+            .execute(params![claim.id, now])?;
+            let mut audit = AuditWriter::new(tx)?;
+            audit.append(
+                tx,
+                now,
+                &claim.reviewer,
+                Some(claim.id),
+                "released",
+                &json!({"fence": claim.fence}),
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Saves one field edit (old → new) under the claim.
+    pub fn edit(
+        &mut self,
+        claim: &Claim,
+        field: EditableField,
+        value: Option<String>,
+    ) -> Result<bool> {
+        self.write(|tx, now, policy| {
+            check_claim(tx, claim, now)?;
+            let mut audit = AuditWriter::new(tx)?;
+            apply_edit(tx, &mut audit, claim, field, value.clone(), now, policy)
+        })
+    }
+
+    /// Records a decision with its edits, audit rows and outbox rows, in one transaction.
+    pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+        self.write(|tx, now, policy| {
+            check_claim(tx, claim, now)?;
+            let mut audit = AuditWriter::new(tx)?;
+            for (field, value) in &decision.sets {
+                apply_edit(tx, &mut audit, claim, *field, value.clone(), now, policy)?;
+            }
+            let (revision, fields) = current_fields(tx, claim.id)?;
+            let (reason, queue, actions): (Option<&str>, Option<&str>, Vec<ActionKind>) =
+                match &decision.kind {
+                    DecisionKind::Approve => {
+                        let problems = check_fields(&fields, policy);
+                        if !problems.is_empty() {
+                            let list: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+                            return Err(QueueError::Invalid(format!(
+                                "cannot approve item {}: {}; edit the field first, or reject or escalate it",
+                                claim.id,
+                                list.join("; ")
+                            ))
+                            .into());
+                        }
+                        let intent = fields.intent.as_deref().unwrap_or_default();
+                        (None, None, policy.actions_for(intent).to_vec())
+                    }
+                    DecisionKind::Reject { reason } => {
+                        if policy.reject_reason(reason).is_none() {
+                            return Err(QueueError::Invalid(format!(
+                                "'{reason}' is not a reject reason; reasons: {}",
+                                policy.reject_reasons.iter().map(|r| r.key.as_str()).collect::<Vec<_>>().join(", ")
+                            ))
+                            .into());
+                        }
+                        (Some(reason.as_str()), None, Vec::new())
+                    }
+                    DecisionKind::Escalate { queue } => {
+                        let Some(q) = policy.escalation_queue(queue) else {
+                            return Err(QueueError::Invalid(format!(
+                                "'{queue}' is not an escalation queue; queues: {}",
+                                policy.escalation_queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
+                            ))
+                            .into());
+                        };
+                        (None, Some(queue.as_str()), q.actions.clone())
+                    }
+                };
+            let undo_until = now + policy.undo_seconds as i64 * 1000;
+            let fields_json = serde_json::to_string(&fields).unwrap_or_else(|_| "{}".into());
+            let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
+            let decision_id: i64 = tx
+                .prepare_cached(
+                    "INSERT INTO decisions (request_id, revision, fence, kind, reason, queue, note, reviewer,
+                        at, fields, undo_until)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+                )?
+                .query_row(
+                    params![
+                        claim.id,
+                        revision,
+                        claim.fence,
+                        decision.kind.verb(),
+                        reason,
+                        queue,
+                        note,
+                        claim.reviewer,
+                        now,
+                        fields_json,
+                        undo_until
+                    ],
+                    |r| r.get(0),
+                )?;
+            let state = decision.kind.state();
+            tx.prepare_cached(
+                "UPDATE requests SET state = ?2, claimed_by = NULL, lease_expires = NULL,
+                    decision_id = ?3, updated_at = ?4 WHERE id = ?1",
+            )?
+            .execute(params![claim.id, state.as_str(), decision_id, now])?;
+            let mut statuses = Vec::with_capacity(actions.len());
+            let mut insert = tx.prepare_cached(
+                "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
+                    next_attempt_at, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6) RETURNING id",
+            )?;
+            for action in &actions {
+                let key = idempotency_key(claim.id, decision_id, *action);
+                let id: i64 = insert.query_row(
+                    params![claim.id, decision_id, action.as_str(), key, undo_until, now],
+                    |r| r.get(0),
+                )?;
+                statuses.push(ActionStatus {
+                    id,
+                    action: *action,
+                    idempotency_key: key,
+                    status: "queued".into(),
+                    attempts: 0,
+                    next_attempt_at: Some(undo_until),
+                    last_error: None,
+                });
+            }
+            audit.append(
+                tx,
+                now,
+                &claim.reviewer,
+                Some(claim.id),
+                "decided",
+                &json!({
+                    "decision_id": decision_id, "decision": decision.kind.verb(),
+                    "reason": reason, "queue": queue, "note": note, "fence": claim.fence,
+                    "revision": revision, "fields": fields,
+                    "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
+                }),
+            )?;
+            Ok(Receipt {
+                decision_id,
+                id: claim.id,
+                state,
+                actions: statuses,
+                undo_until,
+            })
+        })
+    }
+
+    /// Takes back the reviewer's latest decision on an item inside its undo window, while
+    /// none of its actions has been attempted. The item returns claimed by the reviewer.
+    pub fn undo(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
+        self.write(|tx, now, policy| {
+            let last: Option<(i64, String, i64, Option<i64>)> = tx
+                .prepare_cached(
+                    "SELECT d.id, d.reviewer, d.undo_until, d.undone_at FROM requests r
+                     JOIN decisions d ON d.id = r.decision_id WHERE r.id = ?1",
+                )?
+                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .optional()?;
+            let cannot = |why: String| -> super::StoreError { QueueError::CannotUndo { id, why }.into() };
+            let Some((decision_id, by, undo_until, undone)) = last else {
+                return Err(cannot("it has no decision".into()));
+            };
+            if undone.is_some() {
+                return Err(cannot("its decision was already taken back".into()));
+            }
+            if by != reviewer {
+                return Err(cannot(format!("the decision was made by {by}")));
+            }
+            if now > undo_until {
+                return Err(cannot(format!(
+                    "the undo window closed {}s ago",
+                    (now - undo_until) / 1000
+                )));
+            }
+            let started: i64 = tx.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE decision_id = ?1 AND (status != 'queued' OR attempts > 0)",
+                [decision_id],
+                |r| r.get(0),
+            )?;
+            if started > 0 {
+                return Err(cannot("its actions have started to go out".into()));
+            }
+            tx.execute(
+                "UPDATE outbox SET status = 'cancelled', updated_at = ?2 WHERE decision_id = ?1",
+                params![decision_id, now],
+            )?;
+            tx.execute(
+                "UPDATE decisions SET undone_at = ?2 WHERE id = ?1",
+                params![decision_id, now],
+            )?;
+            tx.execute(
+                "UPDATE requests SET decision_id = NULL WHERE id = ?1",
+                [id],
+            )?;
+            let mut audit = AuditWriter::new(tx)?;
+            audit.append(tx, now, reviewer, Some(id), "undone", &json!({"decision_id": decision_id}))?;
+            take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed")
+        })
+    }
+}
