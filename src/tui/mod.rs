@@ -1,0 +1,30 @@
+//! The review console (issue 3). Entry point: [`run`].
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::model::Policy;
+use crate::queue::Queue;
+
+mod config;
+pub use config::UiConfig;
+
+/// What the console needs besides the queue.
+#[derive(Clone, Debug)]
+pub struct TuiOptions {
+    /// Who is reviewing (recorded on every claim, edit and decision).
+    pub reviewer: String,
+    /// Show everything, decide nothing.
+    pub read_only: bool,
+    pub policy: Arc<Policy>,
+    pub ui: UiConfig,
+    /// "sandbox" or "live", for the status bar.
+    pub actions_mode: String,
+    /// Where user themes live (`<config dir>/themes`).
+    pub themes_dir: Option<PathBuf>,
+}
+
+/// Runs the console until the reviewer quits.
+pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> {
+    let _ = (queue, opts);
+    anyhow::bail!("the review console is not built yet")
+}
