@@ -38,6 +38,14 @@ impl LocalQueue {
         })
     }
 
+    /// Renders decisions' actions with `renderer` (stored with each outbox row).
+    pub fn with_renderer(self, renderer: Arc<dyn crate::store::ActionRenderer>) -> Self {
+        if let Ok(mut w) = self.writer.lock() {
+            w.set_renderer(renderer);
+        }
+        self
+    }
+
     /// Marks the queue read-only: every change is refused.
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
