@@ -147,4 +147,18 @@ impl Queue for LocalQueue {
     async fn change_token(&self) -> Result<u64> {
         self.read(|s| s.change_token()).await
     }
+
+    async fn actions_paused(&self) -> Result<bool> {
+        self.read(|s| s.actions_paused()).await
+    }
+
+    async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()> {
+        let r = reviewer.to_string();
+        self.write(move |s| s.set_actions_paused(paused, &r)).await
+    }
+
+    async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()> {
+        let r = reviewer.to_string();
+        self.write(move |s| s.resend(action_id, &r)).await
+    }
 }

@@ -6,6 +6,7 @@
 //! a user. The database runs in WAL mode, `synchronous=FULL` by default.
 mod audit;
 mod ingest;
+mod outbox;
 mod read;
 mod review;
 mod schema;
