@@ -20,6 +20,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 
 pub use audit::{AuditHead, VerifyReport, canonical_hash};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
+pub use outbox::{AttemptRecord, Claimed, ClaimedRow, Disposition};
 pub use review::idempotency_key;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 

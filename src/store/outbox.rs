@@ -1,5 +1,7 @@
-//! The outbox as the console and CLI see it: the kill switch and resending dead letters.
-//! (The dispatcher's claims and attempt records live beside these.)
+//! The outbox as the console and CLI see it (the kill switch, resending dead letters) and
+//! as the dispatcher uses it: claiming due rows with a lease, recording each attempt's
+//! outcome under that lease (a worker that lost its lease changes nothing), with an audit
+//! entry for every attempt and every outcome.
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
@@ -62,8 +64,13 @@ impl Store {
                 ))
                 .into());
             }
+            // `resent` lets the dispatcher repost what it could not look up (a person checked);
+            // `attempts_base` gives the row a fresh attempt budget.
             tx.prepare_cached(
-                "UPDATE outbox SET status = 'queued', next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1",
+                "UPDATE outbox SET status = 'queued', next_attempt_at = ?2, updated_at = ?2,
+                    response = json_set(json_set(COALESCE(response, '{}'), '$.resent', json('true')),
+                        '$.attempts_base', attempts)
+                 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now])?;
             let mut audit = AuditWriter::new(tx)?;
@@ -76,6 +83,195 @@ impl Store {
                 &json!({"outbox_id": outbox_id, "action": action}),
             )?;
             Ok(())
+        })
+    }
+}
+
+/// A row a dispatcher claimed: attempt number `attempts` is now its to make.
+#[derive(Clone, Debug)]
+pub struct ClaimedRow {
+    pub id: i64,
+    pub request_id: i64,
+    pub action: String,
+    pub idempotency_key: String,
+    pub payload: Option<String>,
+    pub response: Option<String>,
+    /// Status before the claim: `sending` means a worker died mid-attempt.
+    pub prior_status: String,
+    /// Including this attempt.
+    pub attempts: i64,
+}
+
+/// What became of an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Disposition {
+    Sent,
+    /// Try again at this time (ms).
+    Retry(Millis),
+    Dead,
+    Sandbox,
+}
+
+impl Disposition {
+    fn status(&self) -> &'static str {
+        match self {
+            Disposition::Sent => "sent",
+            Disposition::Retry(_) => "retrying",
+            Disposition::Dead => "dead",
+            Disposition::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// The record of one attempt.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub request_id: i64,
+    /// The attempt number from the claim (the lease's fence).
+    pub attempt: i64,
+    pub disposition: Disposition,
+    pub error: Option<String>,
+    /// What is known about the effect (ids, progress), JSON.
+    pub response: String,
+    /// The audit entry's detail.
+    pub audit: serde_json::Value,
+}
+
+/// What a claim round found.
+#[derive(Clone, Debug, Default)]
+pub struct Claimed {
+    pub rows: Vec<ClaimedRow>,
+    pub paused: bool,
+    /// When the next queued row falls due, if none is due now.
+    pub next_due: Option<Millis>,
+}
+
+use crate::queue::Millis;
+
+impl Store {
+    /// Claims up to `limit` due rows for `worker` for `lease_ms`: queued or retrying rows
+    /// whose time has come, and rows whose last worker died mid-attempt (lease run out).
+    /// Claims nothing while the kill switch is on.
+    pub fn claim_due(&mut self, worker: &str, lease_ms: i64, limit: u32) -> Result<Claimed> {
+        self.write(|tx, now, _| {
+            let paused: Option<String> = tx
+                .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .query_row([PAUSED_KEY], |r| r.get(0))
+                .optional()?;
+            if paused.as_deref() == Some("true") {
+                return Ok(Claimed { paused: true, ..Claimed::default() });
+            }
+            let mut rows: Vec<ClaimedRow> = Vec::new();
+            let map = |r: &rusqlite::Row<'_>| {
+                Ok(ClaimedRow {
+                    id: r.get(0)?,
+                    request_id: r.get(1)?,
+                    action: r.get(2)?,
+                    idempotency_key: r.get(3)?,
+                    payload: r.get(4)?,
+                    response: r.get(5)?,
+                    prior_status: r.get(6)?,
+                    attempts: r.get::<_, i64>(7)? + 1,
+                })
+            };
+            for sql in [
+                "SELECT id, request_id, action, idempotency_key, payload, response, status, attempts
+                 FROM outbox WHERE status = 'sending' AND lease_expires <= ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, request_id, action, idempotency_key, payload, response, status, attempts
+                 FROM outbox WHERE status IN ('queued', 'retrying') AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, id LIMIT ?2",
+            ] {
+                let left = i64::from(limit) - rows.len() as i64;
+                if left <= 0 {
+                    break;
+                }
+                let mut stmt = tx.prepare_cached(sql)?;
+                let found = stmt.query_map(params![now, left], map)?;
+                for row in found {
+                    rows.push(row?);
+                }
+            }
+            if rows.is_empty() {
+                let next_due: Option<Millis> = tx
+                    .prepare_cached(
+                        "SELECT MIN(t) FROM (
+                            SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status IN ('queued', 'retrying')
+                            UNION ALL SELECT MIN(lease_expires) FROM outbox WHERE status = 'sending')",
+                    )?
+                    .query_row([], |r| r.get(0))?;
+                return Ok(Claimed { next_due, ..Claimed::default() });
+            }
+            let expires = now + lease_ms;
+            let mut upd = tx.prepare_cached(
+                "UPDATE outbox SET status = 'sending', attempts = ?2, lease_owner = ?3,
+                    lease_expires = ?4, updated_at = ?5 WHERE id = ?1",
+            )?;
+            let mut audit = AuditWriter::new(tx)?;
+            for row in &rows {
+                upd.execute(params![row.id, row.attempts, worker, expires, now])?;
+                audit.append(
+                    tx,
+                    now,
+                    worker,
+                    Some(row.request_id),
+                    "action_attempt",
+                    &json!({
+                        "outbox_id": row.id, "action": row.action, "key": row.idempotency_key,
+                        "attempt": row.attempts,
+                        "after_crash": row.prior_status == "sending",
+                    }),
+                )?;
+            }
+            Ok(Claimed { rows, ..Claimed::default() })
+        })
+    }
+
+    /// Records attempts' outcomes, each only if `worker` still holds the row's lease for
+    /// that attempt. Returns how many were recorded.
+    pub fn record_attempts(&mut self, worker: &str, records: &[AttemptRecord]) -> Result<usize> {
+        self.write(|tx, now, _| {
+            let mut upd = tx.prepare_cached(
+                "UPDATE outbox SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),
+                    last_error = ?4, response = ?5, lease_owner = NULL, lease_expires = NULL,
+                    updated_at = ?6
+                 WHERE id = ?1 AND status = 'sending' AND lease_owner = ?7 AND attempts = ?8",
+            )?;
+            let mut audit = AuditWriter::new(tx)?;
+            let mut n = 0;
+            for rec in records {
+                let at = match rec.disposition {
+                    Disposition::Retry(at) => Some(at),
+                    _ => None,
+                };
+                let changed = upd.execute(params![
+                    rec.id,
+                    rec.disposition.status(),
+                    at,
+                    rec.error,
+                    rec.response,
+                    now,
+                    worker,
+                    rec.attempt
+                ])?;
+                if changed == 0 {
+                    tracing::warn!(
+                        outbox_id = rec.id,
+                        worker,
+                        "lease lost before the outcome was recorded"
+                    );
+                    continue;
+                }
+                n += 1;
+                let kind = match rec.disposition {
+                    Disposition::Sent => "action_sent",
+                    Disposition::Retry(_) => "action_retry",
+                    Disposition::Dead => "action_dead",
+                    Disposition::Sandbox => "action_sandbox",
+                };
+                audit.append(tx, now, worker, Some(rec.request_id), kind, &rec.audit)?;
+            }
+            Ok(n)
         })
     }
 }

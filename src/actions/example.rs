@@ -1,0 +1,113 @@
+//! The `[actions]` part of config.example.toml.
+
+/// Every action setting with a working example per provider. Secrets are `env:` (or
+/// `file:`) references, never values.
+pub const EXAMPLE: &str = r##"# ── Actions: what approval does ────────────────────────────────────────────────
+# Approval renders each action (per policy.actions) into the exact HTTP requests it will
+# send, stores them with the decision, and the dispatcher sends them. Preview with `p`.
+[actions]
+# "sandbox": render and store, send nothing (the default; `signoff demo` always is).
+# "live": send — per provider, only when its credentials can be read; a provider
+# without credentials stays in sandbox (`signoff doctor` says which).
+mode = "sandbox"
+# Kill switch: true stops all outbound sending at once (the console's key does the same
+# for everyone sharing the database).
+paused = false
+
+[actions.dispatch]
+batch = 64                 # rows claimed per round
+concurrency = 16           # requests in flight
+lease_seconds = 120        # a claim outlives a dead worker by this much
+max_attempts = 8           # then the row is a dead letter (R sends it again)
+backoff_base_ms = 2000     # first retry within 0..2 s (full jitter) ...
+backoff_cap_ms = 600000    # ... doubling up to 10 min; never before Retry-After
+connect_timeout_ms = 5000
+timeout_ms = 20000         # whole request
+poll_ms = 1000             # idle worker looks for due rows this often
+
+# monday.com: find the item by its key column, update it or create it, add a note.
+[actions.monday]
+api_url = "https://api.monday.com/v2"
+api_version = "2025-04"                # pinned; 2025-01 or later
+token = "env:MONDAY_TOKEN"             # sent bare in Authorization (no "Bearer")
+board_id = "1234567890"                # from the board's URL
+group_id = ""                          # new items' group; "" = the board's top group
+key_column = "text_ext_id"             # a text column holding each item's key
+key = "{{ request.source }}:{{ request.external_id }}"
+item_name = "{{ request.from or request.external_id }}"
+# The note (an update on the item); HTML, values are escaped. "" = no note.
+note = "<p>{{ fields.summary }}</p><p>Next step: {{ fields.recommended_next_step }}</p><p>Approved by {{ decision.reviewer }}{% if decision.note %}: {{ decision.note }}{% endif %}</p>"
+create_labels_if_missing = false       # true needs board-structure permission
+requests_per_minute = 1000
+
+# Columns by column id (not title: see `signoff doctor`). type is one of text,
+# long_text, status, date, people ("12, team:9"), dropdown ("Hot, EU").
+# An empty value leaves the column as it is.
+[actions.monday.columns.status]
+type = "status"
+value = "{{ fields.intent }}"
+[actions.monday.columns.priority]
+type = "status"
+value = "{{ fields.priority }}"
+[actions.monday.columns.long_text_summary]
+type = "long_text"
+value = "{{ fields.summary }}"
+[actions.monday.columns.date4]
+type = "date"
+value = "{{ request.received_at }}"
+
+# Slack: chat.postMessage with a bot token (scopes chat:write, channels:history for
+# finding an uncertain post again), or an incoming webhook when no token is set.
+[actions.slack]
+api_url = "https://slack.com/api/"
+token = "env:SLACK_BOT_TOKEN"
+# webhook_url = "env:SLACK_WEBHOOK_URL"   # the URL is the secret
+default_channel = "C0123ABCD"             # channel IDs, not names
+per_channel_per_second = 1.0              # Slack allows about 1 message/s per channel
+burst = 3
+history_lookup = true
+text = "{{ fields.priority }} {{ fields.intent }}: {{ fields.summary }}"
+blocks = "*{{ fields.intent }}* ({{ fields.priority }}) from {{ request.from }}\n{{ fields.summary }}\n_Next:_ {{ fields.recommended_next_step }} · approved by {{ decision.reviewer }}"
+
+[actions.slack.channels]                  # by priority
+urgent = "C0URGENT01"
+high = "C0123ABCD"
+
+[actions.slack.intent_channels]           # by intent; wins over priority
+complaint = "C0COMPLNT1"
+
+# Gmail: a draft reply (users.drafts.create), never a sent mail. OAuth client of a
+# Google Cloud project with the gmail.compose scope and an offline refresh token.
+[actions.gmail]
+api_url = "https://gmail.googleapis.com"
+token_url = "https://oauth2.googleapis.com/token"
+user = "me"
+client_id = "env:GMAIL_CLIENT_ID"
+client_secret = "env:GMAIL_CLIENT_SECRET"
+refresh_token = "env:GMAIL_REFRESH_TOKEN"
+from = "Support <support@example.com>"
+subject = ""                              # "" = "Re: " + the request's subject (keeps the thread)
+body = "{{ fields.draft_reply }}"
+thread_id_field = "gmail_thread_id"       # raw.fields entry with the inbound Gmail thread id
+message_id_field = "message_id"           # raw.fields entry with the inbound Message-ID
+message_id_domain = "signoff.invalid"
+per_second = 20.0
+"##;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::actions::ActionsConfig;
+
+    #[test]
+    fn the_example_parses_and_passes_the_checks() {
+        #[derive(serde::Deserialize)]
+        struct Doc {
+            actions: ActionsConfig,
+        }
+        let doc: Doc = toml::from_str(EXAMPLE).unwrap();
+        assert_eq!(crate::actions::check_config(&doc.actions), vec![]);
+        assert!(doc.actions.slack.token.is_some());
+        assert_eq!(doc.actions.monday.columns.len(), 4);
+    }
+}
