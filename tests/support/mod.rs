@@ -184,8 +184,9 @@ impl Fakes {
         };
         cfg.dispatch.connect_timeout_ms = 1_000;
         cfg.dispatch.timeout_ms = 1_500;
-        cfg.dispatch.backoff_base_ms = 10;
-        cfg.dispatch.backoff_cap_ms = 50;
+        // Retries wait a minute of (pretend) time: a test moves them forward with make_due.
+        cfg.dispatch.backoff_base_ms = 60_000;
+        cfg.dispatch.backoff_cap_ms = 120_000;
         cfg.monday.api_url = self.url("/v2");
         cfg.monday.token = Some(Secret::new(monday::TOKEN));
         cfg.monday.board_id = monday::BOARD.into();

@@ -210,7 +210,12 @@ async fn post_message(
             return ok_false("invalid_metadata_format");
         }
         s.seq += 1;
-        let ts = format!("{}.{:06}", 1_767_225_600 + s.seq, s.seq % 1_000_000);
+        // "<secs>.<6 digits>", unique and increasing, near the real clock.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let ts = format!("{now}.{:06}", s.seq % 1_000_000);
         s.messages.push(Message {
             channel: channel.clone(),
             ts: ts.clone(),
