@@ -45,6 +45,13 @@ pub struct StoreOptions {
     pub read_only: bool,
 }
 
+impl StoreOptions {
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
+}
+
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
@@ -120,7 +127,7 @@ pub struct RenderContext<'a> {
     pub reviewer: &'a str,
 }
 
-pub(crate) fn system_now() -> Millis {
+pub fn system_now() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
