@@ -21,7 +21,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 pub use audit::{AuditHead, VerifyReport, canonical_hash};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use review::idempotency_key;
-pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
 
 use crate::model::Policy;
 use crate::queue::{Millis, QueueError};
