@@ -223,7 +223,9 @@ impl<'s> Ingester<'s> {
             let bom = buf[skip..].starts_with(b"\xEF\xBB\xBF");
             skipped_lines += buf[..skip].iter().filter(|b| **b == b'\n').count() as u64;
             if skip < buf.len() && !bom {
-                break buf[skip];
+                let first = buf[skip];
+                reader.consume(skip);
+                break first;
             }
             reader.consume(if bom { skip + 3 } else { skip });
         };
@@ -245,6 +247,7 @@ impl<'s> Ingester<'s> {
     ) -> Result<(), StoreError> {
         let mut buf = Vec::new();
         let mut line_no = skipped_lines;
+        let mut first = true;
         loop {
             buf.clear();
             match reader.read_until(b'\n', &mut buf) {
@@ -278,23 +281,42 @@ impl<'s> Ingester<'s> {
                 continue;
             }
             // A first object spread over several lines: the input is pretty-printed JSON
-            // (one object, or several one after another), not JSON Lines.
-            if self.is_unfinished(text) {
-                let head = std::mem::take(&mut buf);
-                let chained = std::io::Cursor::new(head).chain(reader);
-                return self.read_stream(origin, chained, line_no);
+            // (one object, or several one after another), not JSON Lines. Unless the next
+            // line is a whole object by itself: then this is JSON Lines whose first line
+            // is broken.
+            if first && is_unfinished(text) {
+                first = false;
+                let mut next = Vec::new();
+                let mut blank = 0u64;
+                loop {
+                    next.clear();
+                    match reader.read_until(b'\n', &mut next) {
+                        Ok(n) if n > 0 && next.iter().all(u8::is_ascii_whitespace) => blank += 1,
+                        _ => break,
+                    }
+                }
+                let next_is_whole = std::str::from_utf8(&next).is_ok_and(|t| {
+                    let t = t.trim();
+                    t.starts_with('{') && serde_json::from_str::<de::IgnoredAny>(t).is_ok()
+                });
+                if !next_is_whole {
+                    let mut head = std::mem::take(&mut buf);
+                    head.extend(std::iter::repeat_n(b'\n', blank as usize));
+                    head.extend_from_slice(&next);
+                    let chained = std::io::Cursor::new(head).chain(reader);
+                    return self.read_stream(origin, chained, line_no);
+                }
+                let text = text.to_string();
+                self.entry(origin, line_no, &text)?;
+                line_no += blank + 1;
+                if let Ok(t) = std::str::from_utf8(&next) {
+                    self.entry(origin, line_no, t.trim())?;
+                }
+                continue;
             }
+            first = false;
             self.entry(origin, line_no, text)?;
         }
-    }
-
-    /// True when a line is the start of a JSON value that continues on later lines.
-    fn is_unfinished(&self, text: &str) -> bool {
-        text.starts_with('{')
-            && matches!(
-                serde_json::from_str::<de::IgnoredAny>(text),
-                Err(e) if e.is_eof()
-            )
     }
 
     /// Values one after another (pretty-printed objects), first one starting at `first_line`.
@@ -372,6 +394,15 @@ impl<'s> Ingester<'s> {
         }
         Ok(())
     }
+}
+
+/// True when a line is the start of a JSON object that continues on later lines.
+fn is_unfinished(text: &str) -> bool {
+    text.starts_with('{')
+        && matches!(
+            serde_json::from_str::<de::IgnoredAny>(text),
+            Err(e) if e.is_eof()
+        )
 }
 
 /// Feeds each array element to the ingester as it is parsed.
