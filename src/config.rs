@@ -336,30 +336,28 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
             },
         };
         let parsed = parse_env_value(&key, value);
-        set_path(&mut table, &key, parsed).map_err(|message| ConfigError {
+        let env_err = |message: String| ConfigError {
             origin: format!("environment variable {name}"),
             line: None,
             key: Some(key.clone()),
             message,
-        })?;
+        };
+        set_path(&mut table, &key, parsed).map_err(env_err)?;
+        // Checked one variable at a time, so a bad value names its variable.
+        toml::Value::Table(table.clone())
+            .try_into::<Config>()
+            .map_err(|e| env_err(e.message().trim().to_string()))?;
         env_keys.insert(key.clone(), name.clone());
         sources.insert(key, Source::Env(name.clone()));
     }
     let mut config: Config =
         toml::Value::Table(table)
             .try_into()
-            .map_err(|e: toml::de::Error| {
-                let (origin, key) = env_keys
-                    .iter()
-                    .find(|(k, _)| e.message().contains(k.rsplit('.').next().unwrap_or(k)))
-                    .map(|(k, n)| (format!("environment variable {n}"), Some(k.clone())))
-                    .unwrap_or_else(|| ("the environment (SIGNOFF_* variables)".into(), None));
-                ConfigError {
-                    origin,
-                    line: None,
-                    key,
-                    message: e.message().trim().to_string(),
-                }
+            .map_err(|e: toml::de::Error| ConfigError {
+                origin: "the environment (SIGNOFF_* variables)".into(),
+                line: None,
+                key: None,
+                message: e.message().trim().to_string(),
             })?;
 
     // 3. Flags.
@@ -587,13 +585,7 @@ fn mask(key: &str, v: &toml::Value) -> String {
                 if n == 1 { "" } else { "s" }
             )
         }
-        other => {
-            let mut t = toml::Table::new();
-            t.insert("v".into(), other.clone());
-            toml::to_string(&t)
-                .map(|s| s.trim_start_matches("v = ").trim_end().to_string())
-                .unwrap_or_else(|_| other.to_string())
-        }
+        other => other.to_string(),
     }
 }
 
