@@ -224,14 +224,14 @@ fn render_detail(d: &ItemDetail) -> String {
         kv(&format!("  {k}"), &v);
     }
     out.push('\n');
-    out.push_str(&"── body ".to_string());
+    out.push_str("── body ");
     out.push_str(&"─".repeat(40));
     out.push('\n');
     for l in sanitize_lines(r.raw.body.as_deref().unwrap_or("")) {
         out.push_str(&l);
         out.push('\n');
     }
-    out.push_str(&"── AI triage ".to_string());
+    out.push_str("── AI triage ");
     out.push_str(&"─".repeat(35));
     out.push('\n');
     let mut kv = |k: &str, v: &str| {
