@@ -21,7 +21,7 @@ pub fn run(loaded: &Loaded, command: &AuditCommand) -> anyhow::Result<i32> {
                 &store_options(loaded, false),
             )?;
             let tty = std::io::stderr().is_terminal();
-            let report = store.verify_audit(|n| {
+            let report = store.verify_audit_anchored(|n| {
                 if tty {
                     eprint!("\r\x1b[2Kverified {n} entries");
                 }

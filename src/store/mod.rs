@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
-pub use audit::{AuditHead, VerifyReport, canonical_hash};
+pub use audit::{Anchor, AuditHead, VerifyReport, anchor_path, canonical_hash, read_anchor};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use review::idempotency_key;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};

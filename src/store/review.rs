@@ -316,6 +316,20 @@ impl Store {
 
     /// Records a decision with its edits, audit rows and outbox rows, in one transaction.
     pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+        let receipt = self.decide_tx(claim, decision)?;
+        self.anchor_quietly();
+        Ok(receipt)
+    }
+
+    /// Updates the anchor file; a failure is logged, never fails the decision (which is
+    /// committed already).
+    pub(crate) fn anchor_quietly(&self) {
+        if let Err(e) = self.write_anchor() {
+            tracing::warn!(error = %e, "could not update the audit anchor file");
+        }
+    }
+
+    fn decide_tx(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
         let renderer = self.renderer.clone();
         self.write(|tx, now, policy| {
             check_claim(tx, claim, now)?;
@@ -473,6 +487,12 @@ impl Store {
     /// Takes back the reviewer's latest decision on an item inside its undo window, while
     /// none of its actions has been attempted. The item returns claimed by the reviewer.
     pub fn undo(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
+        let claim = self.undo_tx(id, reviewer)?;
+        self.anchor_quietly();
+        Ok(claim)
+    }
+
+    fn undo_tx(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
         self.write(|tx, now, policy| {
             let last: Option<(i64, String, i64, Option<i64>)> = tx
                 .prepare_cached(
