@@ -15,7 +15,8 @@ const ENTRIES: i64 = 1_000_000;
 fn build(path: &std::path::Path) {
     let store = Store::open(path, Arc::new(Policy::default()), &StoreOptions::default()).unwrap();
     let conn = store.connection();
-    conn.execute_batch("PRAGMA synchronous = OFF; BEGIN").unwrap();
+    conn.execute_batch("PRAGMA synchronous = OFF; BEGIN")
+        .unwrap();
     let mut prev = "0".repeat(64);
     {
         let mut stmt = conn
@@ -28,16 +29,29 @@ fn build(path: &std::path::Path) {
             let at = 1_790_000_000_000 + seq * 137;
             let rid = seq / 3 + 1;
             let (actor, kind, detail) = match seq % 3 {
-                0 => ("system", "ingested", format!(
-                    r#"{{"source":"webform","external_id":"wf-{seq}","revision":1,"payload_sha256":"{prev}","policy_version":"a1b2c3d4e5f6","ai":{{"summary":"Wants a demo for a 40-truck fleet","intent":"sales_lead","priority":"high","confidence":0.91}},"flags":[]}}"#
-                )),
-                1 => ("dana", "claimed", format!(r#"{{"fence":{seq},"lease_expires":{}}}"#, at + 300_000)),
-                _ => ("dana", "decided", format!(
-                    r#"{{"decision_id":{seq},"decision":"approve","reason":null,"queue":null,"note":null,"fence":3,"revision":1,"actions":["signoff-{rid}-{seq}-crm","signoff-{rid}-{seq}-slack"]}}"#
-                )),
+                0 => (
+                    "system",
+                    "ingested",
+                    format!(
+                        r#"{{"source":"webform","external_id":"wf-{seq}","revision":1,"payload_sha256":"{prev}","policy_version":"a1b2c3d4e5f6","ai":{{"summary":"Wants a demo for a 40-truck fleet","intent":"sales_lead","priority":"high","confidence":0.91}},"flags":[]}}"#
+                    ),
+                ),
+                1 => (
+                    "dana",
+                    "claimed",
+                    format!(r#"{{"fence":{seq},"lease_expires":{}}}"#, at + 300_000),
+                ),
+                _ => (
+                    "dana",
+                    "decided",
+                    format!(
+                        r#"{{"decision_id":{seq},"decision":"approve","reason":null,"queue":null,"note":null,"fence":3,"revision":1,"actions":["signoff-{rid}-{seq}-crm","signoff-{rid}-{seq}-slack"]}}"#
+                    ),
+                ),
             };
             let hash = canonical_hash(&prev, seq, at, actor, Some(rid), kind, &detail);
-            stmt.execute(params![seq, at, actor, rid, kind, detail, prev, hash]).unwrap();
+            stmt.execute(params![seq, at, actor, rid, kind, detail, prev, hash])
+                .unwrap();
             prev = hash;
         }
     }
@@ -51,7 +65,10 @@ fn main() {
     if !path.exists() {
         let t = Instant::now();
         build(&path);
-        eprintln!("built {ENTRIES} entries in {:.1} s", t.elapsed().as_secs_f64());
+        eprintln!(
+            "built {ENTRIES} entries in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
     }
     let store = Store::open(&path, Arc::new(Policy::default()), &StoreOptions::default()).unwrap();
     let mut times = Vec::new();
