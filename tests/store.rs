@@ -560,9 +560,11 @@ fn auto_approval_is_off_by_default_and_samples_when_on() {
     assert_eq!(s.counts().unwrap().pending, 5);
 
     let dir = tempfile::tempdir().unwrap();
-    let mut policy = Policy::default();
-    policy.auto_approve = true;
-    policy.sample_rate = 0.5;
+    let policy = Policy {
+        auto_approve: true,
+        sample_rate: 0.5,
+        ..Default::default()
+    };
     let mut s = Store::open(
         &dir.path().join("q.db"),
         std::sync::Arc::new(policy),
