@@ -282,4 +282,14 @@ pub trait Queue: Send + Sync {
     async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()>;
     /// Queues a dead letter (an outbox entry, [`ActionStatus::id`]) to be sent again.
     async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()>;
+    /// Records what happened after a decision (a value from the policy's outcome list).
+    async fn record_outcome(
+        &self,
+        id: i64,
+        value: &str,
+        reason: Option<&str>,
+        reviewer: &str,
+    ) -> Result<()>;
+    /// Review analytics since a time (all time when `None`).
+    async fn stats(&self, since: Option<Millis>) -> Result<crate::stats::Stats>;
 }

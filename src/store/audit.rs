@@ -18,8 +18,9 @@ pub struct AuditHead {
     pub hash: String,
 }
 
-/// The hash of one row: SHA-256 over the previous hash and the row's canonical content
-/// (a JSON array of its fields, `detail` as stored text).
+/// The hash of one row: SHA-256 over the previous hash, a newline, and the row's canonical
+/// content: the JSON array `[seq, at, actor, request_id, kind, detail]` with `detail` as
+/// its stored text (a JSON string).
 pub fn canonical_hash(
     prev_hash: &str,
     seq: i64,
@@ -29,12 +30,58 @@ pub fn canonical_hash(
     kind: &str,
     detail: &str,
 ) -> String {
-    let content = serde_json::json!([seq, at, actor, request_id, kind, detail]).to_string();
-    let mut h = Sha256::new();
-    h.update(prev_hash.as_bytes());
-    h.update(b"\n");
-    h.update(content.as_bytes());
-    hex(&h.finalize())
+    let mut h = RowHasher::default();
+    hex(&h.digest(prev_hash, seq, at, actor, request_id, kind, detail))
+}
+
+/// Hashes rows with one reused buffer (verification walks millions of them).
+#[derive(Default)]
+pub(crate) struct RowHasher {
+    buf: Vec<u8>,
+}
+
+impl RowHasher {
+    #[allow(clippy::too_many_arguments)]
+    pub fn digest(
+        &mut self,
+        prev_hash: &str,
+        seq: i64,
+        at: Millis,
+        actor: &str,
+        request_id: Option<i64>,
+        kind: &str,
+        detail: &str,
+    ) -> [u8; 32] {
+        use std::io::Write;
+        let b = &mut self.buf;
+        b.clear();
+        let _ = write!(b, "[{seq},{at},");
+        let _ = serde_json::to_writer(&mut *b, actor);
+        match request_id {
+            Some(id) => {
+                let _ = write!(b, ",{id},");
+            }
+            None => b.extend_from_slice(b",null,"),
+        }
+        let _ = serde_json::to_writer(&mut *b, kind);
+        b.push(b',');
+        let _ = serde_json::to_writer(&mut *b, detail);
+        b.push(b']');
+        let mut h = Sha256::new();
+        h.update(prev_hash.as_bytes());
+        h.update(b"\n");
+        h.update(&*b);
+        h.finalize().into()
+    }
+}
+
+/// Lower-case hex of a digest into a fixed buffer (no allocation).
+pub(crate) fn hex_into(bytes: &[u8; 32], out: &mut [u8; 64]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for (i, b) in bytes.iter().enumerate() {
+        out[2 * i] = DIGITS[(b >> 4) as usize];
+        out[2 * i + 1] = DIGITS[(b & 15) as usize];
+    }
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
@@ -104,6 +151,13 @@ impl AuditWriter {
     }
 }
 
+/// A text column, borrowed.
+fn text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
+    r.get_ref(i)?.as_str().map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
 /// The outcome of walking the chain.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -113,7 +167,96 @@ pub struct VerifyReport {
     pub broken: Option<(i64, String)>,
 }
 
+/// The chain head recorded outside the database, so truncating the table or rewriting
+/// the whole chain is noticed too.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Anchor {
+    pub seq: i64,
+    pub hash: String,
+    pub at: Millis,
+}
+
+/// Where the anchor of a database lives: beside it (`queue.db` → `queue.db.anchor`; the
+/// default database is in the data dir).
+pub fn anchor_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.file_name().unwrap_or_default().to_os_string();
+    name.push(".anchor");
+    db.with_file_name(name)
+}
+
+pub fn read_anchor(db: &std::path::Path) -> Option<Anchor> {
+    let text = std::fs::read_to_string(anchor_path(db)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 impl Store {
+    /// Records the current chain head in the anchor file (only ever forward: a slower
+    /// process never moves it back). Atomic: written to a temp file, then renamed.
+    pub fn write_anchor(&self) -> Result<()> {
+        let head: Option<(i64, String)> = self
+            .conn
+            .query_row(
+                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((seq, hash)) = head else {
+            return Ok(());
+        };
+        if read_anchor(&self.path).is_some_and(|a| a.seq >= seq) {
+            return Ok(());
+        }
+        let anchor = Anchor {
+            seq,
+            hash,
+            at: self.now(),
+        };
+        let path = anchor_path(&self.path);
+        let tmp = path.with_extension(format!("anchor.{}.tmp", std::process::id()));
+        let io = |e: std::io::Error| {
+            super::StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+        };
+        std::fs::write(&tmp, serde_json::to_vec(&anchor).unwrap_or_default()).map_err(io)?;
+        std::fs::rename(&tmp, &path).map_err(io)?;
+        Ok(())
+    }
+
+    /// Verifies the chain and then checks it against the anchor file.
+    pub fn verify_audit_anchored(&self, progress: impl FnMut(u64)) -> Result<VerifyReport> {
+        let mut report = self.verify_audit(progress)?;
+        if report.broken.is_some() {
+            return Ok(report);
+        }
+        let Some(anchor) = read_anchor(&self.path) else {
+            return Ok(report);
+        };
+        let head_seq = report.head.as_ref().map_or(0, |h| h.seq);
+        if head_seq < anchor.seq {
+            report.broken = Some((
+                head_seq + 1,
+                format!(
+                    "missing: the log ends at entry {head_seq} but the anchor file records entry {}; the tail was removed",
+                    anchor.seq
+                ),
+            ));
+            return Ok(report);
+        }
+        let hash: Option<String> = self
+            .conn
+            .query_row("SELECT hash FROM audit WHERE seq = ?1", [anchor.seq], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        if hash.as_deref() != Some(anchor.hash.as_str()) {
+            report.broken = Some((
+                anchor.seq,
+                "its hash differs from the one in the anchor file: the chain was rewritten at or before this entry".into(),
+            ));
+        }
+        Ok(report)
+    }
+
     /// Appends one audit row in its own transaction (events outside a decision).
     pub fn audit_event(
         &mut self,
@@ -155,51 +298,64 @@ impl Store {
             "SELECT seq, at, actor, request_id, kind, detail, prev_hash, hash FROM audit ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
-        let mut prev = AuditHead {
-            seq: 0,
-            hash: GENESIS.to_string(),
-        };
+        let mut prev_seq = 0i64;
+        let mut prev_hash = [0u8; 64];
+        prev_hash.copy_from_slice(GENESIS.as_bytes());
+        let mut hasher = RowHasher::default();
+        let mut computed = [0u8; 64];
         let mut n = 0u64;
         while let Some(r) = rows.next()? {
             let seq: i64 = r.get(0)?;
-            let at: i64 = r.get(1)?;
-            let actor: String = r.get(2)?;
-            let request_id: Option<i64> = r.get(3)?;
-            let kind: String = r.get(4)?;
-            let detail: String = r.get(5)?;
-            let prev_hash: String = r.get(6)?;
-            let hash: String = r.get(7)?;
             n += 1;
+            let head = |seq: i64, hash: &[u8; 64]| AuditHead {
+                seq,
+                hash: String::from_utf8_lossy(hash).into_owned(),
+            };
             let broken = |why: String| VerifyReport {
                 entries: n,
-                head: Some(prev.clone()),
+                head: (prev_seq > 0).then(|| head(prev_seq, &prev_hash)),
                 broken: Some((seq, why)),
             };
-            if seq != prev.seq + 1 {
-                return Ok(broken(format!(
-                    "sequence jumps from {} to {seq}: rows are missing or were reordered",
-                    prev.seq
-                )));
+            if seq != prev_seq + 1 {
+                let mut report = broken(format!(
+                    "missing: the log jumps from entry {prev_seq} to {seq}; entries were deleted"
+                ));
+                report.broken = report.broken.map(|(_, why)| (prev_seq + 1, why));
+                return Ok(report);
             }
-            if prev_hash != prev.hash {
+            let row_prev = text(r, 6)?;
+            if row_prev.as_bytes() != prev_hash {
                 return Ok(broken(
                     "its previous-hash does not match the row before it: a row was deleted, inserted or swapped".into(),
                 ));
             }
-            let expect = canonical_hash(&prev_hash, seq, at, &actor, request_id, &kind, &detail);
-            if expect != hash {
+            let digest = hasher.digest(
+                row_prev,
+                seq,
+                r.get(1)?,
+                text(r, 2)?,
+                r.get(3)?,
+                text(r, 4)?,
+                text(r, 5)?,
+            );
+            hex_into(&digest, &mut computed);
+            if text(r, 7)?.as_bytes() != computed {
                 return Ok(broken(
                     "its content does not match its hash: the row was edited".into(),
                 ));
             }
-            prev = AuditHead { seq, hash };
-            if n % 65_536 == 0 {
+            prev_seq = seq;
+            prev_hash = computed;
+            if n.is_multiple_of(65_536) {
                 progress(n);
             }
         }
         Ok(VerifyReport {
             entries: n,
-            head: (n > 0).then_some(prev),
+            head: (n > 0).then(|| AuditHead {
+                seq: prev_seq,
+                hash: String::from_utf8_lossy(&prev_hash).into_owned(),
+            }),
             broken: None,
         })
     }

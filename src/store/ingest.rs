@@ -173,13 +173,22 @@ impl Store {
         items: &[IngestItem],
         actor: &str,
     ) -> Result<Vec<IngestOutcome>> {
+        let renderer = self.renderer.clone();
         self.write(|tx, now, policy| {
             let mut audit = AuditWriter::new(tx)?;
             let policy_version = policy.version();
-            items
-                .iter()
-                .map(|item| ingest_one(tx, &mut audit, item, actor, now, policy, &policy_version))
-                .collect()
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                let outcome =
+                    ingest_one(tx, &mut audit, item, actor, now, policy, &policy_version)?;
+                if let IngestOutcome::Inserted { id } = outcome
+                    && policy.auto_approve
+                {
+                    route_new(tx, &mut audit, id, item, now, policy, renderer.as_ref())?;
+                }
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
         })
     }
 
@@ -343,6 +352,70 @@ fn ingest_one(
             Ok(IngestOutcome::Revised { id, revision })
         }
     }
+}
+
+/// Under `auto_approve`: an item no review rule holds back is either drawn for the random
+/// audit sample (stays in the queue, marked "sample") or approved by policy.
+fn route_new(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    id: i64,
+    item: &IngestItem,
+    now: Millis,
+    policy: &Policy,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> Result<()> {
+    let r = &item.request;
+    let flags = validate(r, policy);
+    if !crate::model::review_reasons(r, &flags, policy).is_empty() {
+        return Ok(());
+    }
+    // Deterministic draw from the payload hash: the same request always draws the same.
+    let draw = u64::from_str_radix(&item.sha256[..16], 16).unwrap_or(0) as f64 / u64::MAX as f64;
+    if draw < policy.sample_rate {
+        tx.prepare_cached("UPDATE requests SET sample = 1 WHERE id = ?1")?
+            .execute([id])?;
+        audit.append(
+            tx,
+            now,
+            "system",
+            Some(id),
+            "sampled",
+            &json!({"sample_rate": policy.sample_rate, "why": "random audit sample of items that would be auto-approved"}),
+        )?;
+        return Ok(());
+    }
+    let fields = crate::model::FieldValues::from_ai(&r.ai);
+    let actions = policy
+        .actions_for(fields.intent.as_deref().unwrap_or_default())
+        .to_vec();
+    let note = format!(
+        "auto-approved by policy: confidence {} at or above {:.2}, no review rule applies",
+        r.ai.confidence.display(),
+        policy.confidence_threshold
+    );
+    super::review::record_decision(
+        tx,
+        audit,
+        &super::review::NewDecision {
+            id,
+            revision: 1,
+            fence: 0,
+            reviewer: "system",
+            kind: &crate::model::DecisionKind::Approve,
+            reason: None,
+            queue: None,
+            note: Some(&note),
+            payload: &item.payload,
+            fields: &fields,
+            actions: &actions,
+            auto: true,
+        },
+        now,
+        policy,
+        renderer,
+    )?;
+    Ok(())
 }
 
 fn insert_revision(

@@ -5,11 +5,14 @@
 //! failing halfway; `SQLITE_BUSY` past the busy timeout is retried here and never reaches
 //! a user. The database runs in WAL mode, `synchronous=FULL` by default.
 mod audit;
+mod export;
 mod ingest;
 mod outbox;
+mod outcomes;
 mod read;
 mod review;
 mod schema;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,11 +21,13 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
-pub use audit::{AuditHead, VerifyReport, canonical_hash};
+pub use audit::{Anchor, AuditHead, VerifyReport, anchor_path, canonical_hash, read_anchor};
+pub use export::{ExportQuery, Format, csv_cell};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use outbox::{AttemptRecord, Claimed, ClaimedRow, Disposition};
+pub use outcomes::Outcome;
 pub use review::idempotency_key;
-pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
 
 use crate::model::Policy;
 use crate::queue::{Millis, QueueError};
@@ -44,6 +49,13 @@ pub struct StoreOptions {
     pub durability: Durability,
     pub busy_timeout: Duration,
     pub read_only: bool,
+}
+
+impl StoreOptions {
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
 }
 
 impl Default for StoreOptions {
@@ -94,8 +106,10 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     policy: Arc<Policy>,
-    /// Added to the system clock; tests move time forward with it.
+    /// Added to the clock; tests move time forward with it.
     clock_offset: Arc<AtomicI64>,
+    /// When not `i64::MIN`, the clock stands still here (tests with exact durations).
+    clock_frozen: Arc<AtomicI64>,
     /// Renders each action of a decision into the request it will send, stored with it.
     renderer: Option<Arc<dyn ActionRenderer>>,
 }
@@ -121,7 +135,7 @@ pub struct RenderContext<'a> {
     pub reviewer: &'a str,
 }
 
-pub(crate) fn system_now() -> Millis {
+pub fn system_now() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -170,6 +184,7 @@ impl Store {
             path: path.to_path_buf(),
             policy,
             clock_offset: Arc::new(AtomicI64::new(0)),
+            clock_frozen: Arc::new(AtomicI64::new(i64::MIN)),
             renderer: None,
         };
         if opts.read_only {
@@ -205,7 +220,20 @@ impl Store {
     }
 
     pub fn now(&self) -> Millis {
-        system_now() + self.clock_offset.load(Ordering::Relaxed)
+        let frozen = self.clock_frozen.load(Ordering::Relaxed);
+        let base = if frozen == i64::MIN {
+            system_now()
+        } else {
+            frozen
+        };
+        base + self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    /// Stops this store's clock at the current time; [`Store::advance_clock`] still moves it.
+    pub fn freeze_clock(&self) {
+        let now = self.now();
+        self.clock_offset.store(0, Ordering::Relaxed);
+        self.clock_frozen.store(now, Ordering::Relaxed);
     }
 
     /// Moves this store's clock (tests of lease expiry and undo windows).

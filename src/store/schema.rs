@@ -145,6 +145,20 @@ CREATE TABLE settings (
     updated_by  TEXT NOT NULL
 );
 "#,
+    // v4: outcomes recorded after a decision.
+    r#"
+CREATE TABLE outcomes (
+    id          INTEGER PRIMARY KEY,
+    request_id  INTEGER NOT NULL REFERENCES requests (id),
+    value       TEXT NOT NULL,
+    reason      TEXT,
+    reviewer    TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX outcomes_request ON outcomes (request_id, id);
+CREATE INDEX decisions_at ON decisions (at);
+CREATE INDEX requests_ingested ON requests (ingested_at);
+"#,
 ];
 
 /// The schema version this build writes.
