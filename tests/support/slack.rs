@@ -203,10 +203,10 @@ async fn post_message(
             }
         }
         let metadata = msg.get("metadata").cloned().unwrap_or(Value::Null);
-        if !metadata.is_null()
-            && !(metadata.get("event_type").is_some_and(Value::is_string)
-                && metadata.get("event_payload").is_some_and(Value::is_object))
-        {
+        let metadata_ok = metadata.is_null()
+            || (metadata.get("event_type").is_some_and(Value::is_string)
+                && metadata.get("event_payload").is_some_and(Value::is_object));
+        if !metadata_ok {
             return ok_false("invalid_metadata_format");
         }
         s.seq += 1;
