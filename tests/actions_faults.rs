@@ -559,3 +559,42 @@ async fn the_kill_switch_stops_all_sending() {
     cfg.paused = false;
     assert_eq!(dispatch_once(&db, &cfg).await.sent, 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_post_is_found_in_a_busy_channel_past_the_first_history_page() {
+    let f = Fakes::start().await;
+    let cfg = f.config();
+    f.fault("slack:chat.postMessage", Fault::ApplyThenDrop);
+    let (_d, db) = temp_db();
+    let mut a = lead("busy");
+    a["ai"]["intent"] = json!("partnership");
+    let store = approve_all(&db, &cfg, &[a]);
+    dispatch_once(&db, &cfg).await;
+    assert_eq!(row(&store, "slack").0, "retrying");
+    // Others keep posting: our message is now behind 450 newer ones.
+    f.with(|w| {
+        let ts = w.slack.messages[0].ts.clone();
+        for i in 0..450 {
+            w.slack.messages.push(support::slack::Message {
+                channel: support::slack::GENERAL.into(),
+                ts: format!("{ts}{i}"),
+                text: "chatter".into(),
+                blocks: Value::Null,
+                metadata: Value::Null,
+            });
+        }
+    });
+    make_due(&store);
+    dispatch_once(&db, &cfg).await;
+    let (st, _, _, resp) = row(&store, "slack");
+    assert_eq!(
+        (st.as_str(), resp["reconciled"].clone()),
+        ("sent", json!(true))
+    );
+    assert_eq!(f.with(|w| w.slack.with_key("signoff-1-1-slack").len()), 1);
+    assert_eq!(
+        f.requests("slack:conversations.history").len(),
+        3,
+        "three pages of 200"
+    );
+}

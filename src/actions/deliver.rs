@@ -276,32 +276,21 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     if reconcile {
         if cfg.history_lookup {
             let lookup = tryo!(step(r, "lookup"));
-            let oldest = p.first_sent_at.unwrap_or(now) / 1000 - 120;
-            let url = format!("{}&oldest={oldest}", lookup.url);
-            // History reads have their own, looser limit; don't spend the channel's tokens.
-            let out = match env
-                .call(lookup, &url, auth, None, ("slack:history", 0.0, 1.0))
-                .await
-            {
-                Ok(resp) => classify::slack(&resp),
-                Err(o) => o,
-            };
-            match out {
-                Outcome::Ok(h) => {
-                    if let Some(ts) = reconcile::slack_message(&h, &r.key) {
-                        p.ts = Some(ts);
-                        p.channel = Some(channel);
-                        p.reconciled = true;
-                        return Outcome::Ok(json!({"channel": p.channel, "ts": p.ts}));
-                    }
+            match slack_lookup(env, lookup, auth, p.first_sent_at.unwrap_or(now), &r.key).await {
+                Ok(Some(ts)) => {
+                    p.ts = Some(ts);
+                    p.channel = Some(channel);
+                    p.reconciled = true;
+                    return Outcome::Ok(json!({"channel": p.channel, "ts": p.ts}));
                 }
-                Outcome::Permanent(why) if !p.resent => {
+                Ok(None) => {}
+                Err(Outcome::Permanent(why)) if !p.resent => {
                     return Outcome::Permanent(format!(
                         "an earlier post may have gone out and it cannot be looked up ({why}); check the channel, then press R to post again"
                     ));
                 }
-                Outcome::Permanent(_) => {}
-                other => return other,
+                Err(Outcome::Permanent(_)) => {}
+                Err(other) => return other,
             }
         } else if !p.resent {
             return Outcome::Permanent(
@@ -327,6 +316,51 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
         }
         other => other,
     }
+}
+
+/// Pages through the channel's history since shortly before the first post, looking for
+/// our key. A busy channel has more than a page of messages in that window.
+async fn slack_lookup(
+    env: &Env,
+    lookup: &HttpRequest,
+    auth: Option<(&str, &str)>,
+    first_sent_at: i64,
+    key: &str,
+) -> Result<Option<String>, Outcome> {
+    const PAGES: usize = 50;
+    let oldest = first_sent_at / 1000 - 120;
+    let mut cursor: Option<String> = None;
+    for _ in 0..PAGES {
+        let mut url = format!("{}&oldest={oldest}", lookup.url);
+        if let Some(c) = &cursor {
+            url.push_str(&format!(
+                "&cursor={}",
+                super::render::gmail::query_escape(c)
+            ));
+        }
+        // History reads have their own, looser limit; don't spend the channel's tokens.
+        let resp = env
+            .call(lookup, &url, auth, None, ("slack:history", 0.0, 1.0))
+            .await?;
+        let page = match classify::slack(&resp) {
+            Outcome::Ok(page) => page,
+            other => return Err(other),
+        };
+        if let Some(ts) = reconcile::slack_message(&page, key) {
+            return Ok(Some(ts));
+        }
+        cursor = page
+            .pointer("/response_metadata/next_cursor")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        if cursor.is_none() {
+            return Ok(None);
+        }
+    }
+    Err(Outcome::Permanent(format!(
+        "looked through {PAGES} pages of channel history without reaching the end"
+    )))
 }
 
 async fn webhook(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {

@@ -105,6 +105,8 @@ pub struct World {
     pub random_faults: Option<(f64, Vec<Fault>)>,
     pub log: Vec<Logged>,
     pub applied_then_hung: usize,
+    /// Random faults injected so far.
+    pub injected: usize,
     pub hung: Arc<tokio::sync::Notify>,
 }
 
@@ -122,6 +124,7 @@ impl World {
             && let Some((rate, kinds)) = &self.random_faults
             && fastrand::f64() < *rate
         {
+            self.injected += 1;
             return Some(kinds[fastrand::usize(..kinds.len())].clone());
         }
         None

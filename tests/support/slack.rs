@@ -262,13 +262,23 @@ async fn history(State(world): State<Shared>, uri: Uri, headers: HeaderMap) -> R
     let oldest: f64 = q.get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
     let all_meta = q.get("include_all_metadata").map(String::as_str) == Some("true");
-    let msgs: Vec<Value> = w
+    let skip: usize = q
+        .get("cursor")
+        .and_then(|c| c.strip_prefix("page-"))
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let matching: Vec<&Message> = w
         .slack
         .messages
         .iter()
         .rev()
         .filter(|m| m.channel == channel && m.ts.parse::<f64>().unwrap_or(0.0) > oldest)
-        .take(limit)
+        .collect();
+    let has_more = matching.len() > skip + limit;
+    let msgs: Vec<Value> = matching
+        .into_iter()
+        .skip(skip)
+        .take(limit.min(999))
         .map(|m| {
             let mut v = json!({"type": "message", "ts": m.ts, "text": m.text, "bot_id": "B0FAKE", "blocks": m.blocks});
             if all_meta && !m.metadata.is_null() {
@@ -277,9 +287,15 @@ async fn history(State(world): State<Shared>, uri: Uri, headers: HeaderMap) -> R
             v
         })
         .collect();
+    let next = if has_more {
+        format!("page-{}", skip + limit)
+    } else {
+        String::new()
+    };
     reply_json(
         200,
-        json!({"ok": true, "messages": msgs, "has_more": false}),
+        json!({"ok": true, "messages": msgs, "has_more": has_more,
+        "response_metadata": {"next_cursor": next}}),
     )
 }
 

@@ -79,7 +79,7 @@ pub fn render(
             HttpRequest::get(
                 "lookup",
                 format!(
-                    "{base}/conversations.history?channel={channel}&include_all_metadata=true&limit=50"
+                    "{base}/conversations.history?channel={channel}&include_all_metadata=true&limit=200"
                 ),
             ),
         ],
