@@ -64,7 +64,10 @@ async fn one_run(run: usize, items: usize) {
     let setup = setup.elapsed();
     f.with(|w| {
         w.random_faults = Some((
-            std::env::var("DISPATCH_FAULT_RATE").ok().and_then(|v| v.parse().ok()).unwrap_or(0.10),
+            std::env::var("DISPATCH_FAULT_RATE")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0.10),
             vec![
                 Fault::json_retry(429, "0", json!({"ok": false, "error": "ratelimited"})),
                 Fault::html(503, "<html>Service Unavailable</html>"),

@@ -94,6 +94,13 @@ pub fn monday(r: &Response, field: &str) -> Outcome {
                     .and_then(seconds_in_message)
             })
     };
+    if r.status == 401 {
+        // The body of a 401 is not documented: key on the status.
+        return Outcome::Permanent(format!(
+            "monday rejected the token (HTTP 401{}): check actions.monday.token (sent bare, no Bearer) and IP restrictions",
+            body_suffix(r)
+        ));
+    }
     if let Some(j) = &json {
         // Unified errors (≥ 2025-01), by code first.
         if let Some(err) = j
@@ -175,10 +182,6 @@ pub fn monday(r: &Response, field: &str) -> Outcome {
             )),
             _ => Outcome::Permanent(format!("monday returned no {field} and no error")),
         },
-        401 => Outcome::Permanent(format!(
-            "monday rejected the token (HTTP 401{}): check actions.monday.token (sent bare, no Bearer) and IP restrictions",
-            body_suffix(r)
-        )),
         423 => Outcome::Retry {
             after: Some(r.retry_after.unwrap_or(Duration::from_secs(2))),
             why: "monday: board locked by a concurrent update (HTTP 423)".into(),
