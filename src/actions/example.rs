@@ -110,4 +110,20 @@ mod tests {
         assert!(doc.actions.slack.token.is_some());
         assert_eq!(doc.actions.monday.columns.len(), 4);
     }
+
+    #[test]
+    fn the_config_round_trips_through_toml() {
+        // `signoff config print` serializes the effective config.
+        for cfg in [ActionsConfig::default(), {
+            #[derive(serde::Deserialize)]
+            struct Doc {
+                actions: ActionsConfig,
+            }
+            toml::from_str::<Doc>(EXAMPLE).unwrap().actions
+        }] {
+            let text = toml::to_string(&cfg).unwrap();
+            let back: ActionsConfig = toml::from_str(&text).unwrap();
+            assert_eq!(back, cfg);
+        }
+    }
 }

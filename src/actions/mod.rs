@@ -18,6 +18,7 @@ mod doctor;
 mod example;
 pub mod http;
 pub mod payload;
+pub mod preview;
 pub mod ratelimit;
 pub mod reconcile;
 pub mod render;
@@ -34,6 +35,7 @@ pub use config::{
 pub use dispatcher::{DispatchError, DispatchSummary};
 pub use doctor::{DoctorCheck, Status as DoctorStatus};
 pub use example::EXAMPLE;
+pub use preview::preview_text;
 pub use render::Renderer;
 
 use crate::model::Policy;
