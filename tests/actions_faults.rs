@@ -598,3 +598,22 @@ async fn a_dropped_post_is_found_in_a_busy_channel_past_the_first_history_page()
         "three pages of 200"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncertain_create_not_yet_searchable_is_searched_again_not_recreated() {
+    let f = Fakes::start().await;
+    let cfg = f.config();
+    f.with(|w| w.monday.search_lag = 1);
+    f.fault("monday:create_item", Fault::ApplyThenDrop);
+    let (_d, db) = temp_db();
+    let mut a = lead("lag");
+    a["ai"]["intent"] = json!("other");
+    let store = approve_all(&db, &cfg, &[a]);
+    dispatch_settled(&db, &store, &cfg, 3).await;
+    assert_eq!(row(&store, "crm").0, "sent");
+    assert_eq!(f.with(|w| w.monday.items.len()), 1);
+    // First attempt: find, create (dropped). Second: find (lagging), find again, update.
+    assert_eq!(f.requests("monday:items_page_by_column_values").len(), 3);
+    assert_eq!(f.requests("monday:create_item").len(), 1);
+    assert_eq!(f.requests("monday:change_multiple_column_values").len(), 1);
+}

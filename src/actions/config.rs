@@ -128,8 +128,11 @@ pub struct MondayConfig {
     /// Columns by column id.
     pub columns: BTreeMap<String, ColumnMap>,
     pub create_labels_if_missing: bool,
-    /// Calls per minute this worker allows itself.
+    /// Calls per minute this worker allows itself (0 = no limit).
     pub requests_per_minute: u32,
+    /// After an uncertain create finds nothing, search once more after this long: a fresh
+    /// item may not be searchable at once (0 = don't).
+    pub search_settle_ms: u64,
 }
 
 impl Default for MondayConfig {
@@ -154,6 +157,7 @@ impl Default for MondayConfig {
             ]),
             create_labels_if_missing: false,
             requests_per_minute: 1_000,
+            search_settle_ms: 2_000,
         }
     }
 }

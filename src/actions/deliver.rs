@@ -158,19 +158,30 @@ async fn monday_call(
         .await
 }
 
+/// Item ids holding the key (`items_page_by_column_values`, limit 2).
+async fn monday_find(env: &Env, find: &HttpRequest) -> Result<Vec<String>, Outcome> {
+    let out = match monday_call(env, find, None).await {
+        Ok(resp) => classify::monday(&resp, "items_page_by_column_values"),
+        Err(o) => o,
+    };
+    match out {
+        Outcome::Ok(page) => Ok(reconcile::monday_items(&page)),
+        other => Err(other),
+    }
+}
+
 async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
     let call = |req, body| monday_call(env, req, body);
     if p.item_id.is_none() {
         // Always look first: an earlier create may have landed (or another decision's).
         let find = tryo!(step(r, "find"));
-        let page = match call(find, None).await {
-            Ok(resp) => classify::monday(&resp, "items_page_by_column_values"),
-            Err(o) => o,
-        };
-        let Outcome::Ok(page) = page else {
-            return page;
-        };
-        let ids = reconcile::monday_items(&page);
+        let mut ids = tryo!(monday_find(env, find).await);
+        let settle = env.cfg.monday.search_settle_ms;
+        if ids.is_empty() && reconcile && settle > 0 {
+            // An earlier create may have landed but not be searchable yet: ask once more.
+            tokio::time::sleep(Duration::from_millis(settle)).await;
+            ids = tryo!(monday_find(env, find).await);
+        }
         let key = r.meta_str("ext_key").unwrap_or(&r.key);
         match ids.as_slice() {
             [] => {

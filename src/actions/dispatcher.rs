@@ -114,6 +114,15 @@ pub async fn run(
     let poll = Duration::from_millis(cfg.dispatch.poll_ms.max(10));
     tokio::pin!(shutdown);
     loop {
+        // Ctrl-C (or the console closing) stops between rounds, never mid-batch: a batch
+        // ends with its outcomes recorded.
+        let stop = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready())
+        })
+        .await;
+        if stop {
+            break;
+        }
         if cfg.paused {
             summary.paused = true;
             if once {

@@ -39,6 +39,7 @@ item_name = "{{ request.from or request.external_id }}"
 note = "<p>{{ fields.summary }}</p><p>Next step: {{ fields.recommended_next_step }}</p><p>Approved by {{ decision.reviewer }}{% if decision.note %}: {{ decision.note }}{% endif %}</p>"
 create_labels_if_missing = false       # true needs board-structure permission
 requests_per_minute = 1000
+search_settle_ms = 2000                # after an uncertain create finds nothing, look again once
 
 # Columns by column id (not title: see `signoff doctor`). type is one of text,
 # long_text, status, date, people ("12, team:9"), dropdown ("Hot, EU").
@@ -124,6 +125,70 @@ mod tests {
             let text = toml::to_string(&cfg).unwrap();
             let back: ActionsConfig = toml::from_str(&text).unwrap();
             assert_eq!(back, cfg);
+        }
+    }
+
+    #[test]
+    fn every_setting_is_in_the_example() {
+        fn keys(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+            if let toml::Value::Table(t) = v {
+                for (k, v) in t {
+                    // Map entries (column ids, channel routes) are examples, not settings.
+                    if prefix.ends_with("columns") || prefix.ends_with("channels") {
+                        continue;
+                    }
+                    let path = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    if v.is_table() {
+                        keys(v, &path, out);
+                    }
+                    out.push(path);
+                }
+            }
+        }
+        let mut all = Vec::new();
+        keys(
+            &toml::Value::try_from(ActionsConfig::default()).unwrap(),
+            "",
+            &mut all,
+        );
+        for secret in [
+            "monday.token",
+            "slack.token",
+            "slack.webhook_url",
+            "gmail.client_id",
+            "gmail.client_secret",
+            "gmail.refresh_token",
+        ] {
+            all.push(secret.into());
+        }
+        for key in all {
+            let (section, name) = key
+                .rsplit_once('.')
+                .map_or(("", key.as_str()), |(s, n)| (s, n));
+            let table = if section.is_empty() {
+                "[actions]".to_string()
+            } else {
+                format!("[actions.{section}]")
+            };
+            let start = EXAMPLE.find(&format!("\n{table}\n"));
+            let in_table = start.is_some_and(|i| {
+                let rest = &EXAMPLE[i + table.len() + 2..];
+                let body = &rest[..rest.find("\n[").unwrap_or(rest.len())];
+                body.lines().any(|l| {
+                    let l = l.trim_start_matches("# ").trim_start();
+                    l.starts_with(&format!("{name} ="))
+                        || l.starts_with(&format!("[actions.{section}.{name}"))
+                })
+            });
+            let is_table = EXAMPLE.contains(&format!("[actions.{key}"));
+            assert!(
+                in_table || is_table,
+                "actions.{key} is not documented in EXAMPLE"
+            );
         }
     }
 }

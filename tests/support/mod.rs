@@ -196,6 +196,7 @@ impl Fakes {
         cfg.monday.token = Some(Secret::new(monday::TOKEN));
         cfg.monday.board_id = monday::BOARD.into();
         cfg.monday.key_column = "text_ext_id".into();
+        cfg.monday.search_settle_ms = 10;
         cfg.slack.api_url = self.url("/api/");
         cfg.slack.token = Some(Secret::new(slack::TOKEN));
         cfg.slack.default_channel = slack::GENERAL.into();

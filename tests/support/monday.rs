@@ -38,6 +38,10 @@ pub struct Monday {
     pub updates: Vec<Update>,
     pub next_id: u64,
     pub api_versions: Vec<String>,
+    /// A new item stays out of this many searches (monday's possible search lag).
+    pub search_lag: u32,
+    /// item id → searches it still stays hidden from.
+    pub hidden: BTreeMap<String, u32>,
 }
 
 impl Monday {
@@ -249,12 +253,19 @@ async fn handle(
                     error("InvalidBoardIdException", "Board not found", 200, &field)
                 } else {
                     let (col, val) = (s("col").unwrap_or_default(), s("val").unwrap_or_default());
-                    let items: Vec<Value> = m
+                    let found: Vec<(String, String)> = m
                         .items_with(&col, &val)
                         .into_iter()
-                        .take(2)
-                        .map(|i| json!({"id": i.id, "name": i.name}))
+                        .map(|i| (i.id.clone(), i.name.clone()))
                         .collect();
+                    let mut items = Vec::new();
+                    for (id, name) in found {
+                        match m.hidden.get_mut(&id) {
+                            Some(n) if *n > 0 => *n -= 1,
+                            _ => items.push(json!({"id": id, "name": name})),
+                        }
+                    }
+                    items.truncate(2);
                     json!({"data": {field.as_str(): {"cursor": null, "items": items}}, "account_id": 1})
                 }
             }
@@ -280,6 +291,9 @@ async fn handle(
                                 )
                             } else {
                                 let id = m.mint();
+                                if m.search_lag > 0 {
+                                    m.hidden.insert(id.clone(), m.search_lag);
+                                }
                                 m.items.push(Item {
                                     id: id.clone(),
                                     name,
