@@ -2,8 +2,7 @@
 
 /// Every action setting with a working example per provider. Secrets are `env:` (or
 /// `file:`) references, never values.
-pub const EXAMPLE: &str = r##"# ── Actions: what approval does ────────────────────────────────────────────────
-# Approval renders each action (per policy.actions) into the exact HTTP requests it will
+pub const EXAMPLE: &str = r##"# Approval renders each action (per policy.actions) into the exact HTTP requests it will
 # send, stores them with the decision, and the dispatcher sends them. Preview with `p`.
 [actions]
 # "sandbox": render and store, send nothing (the default; `signoff demo` always is).
