@@ -18,21 +18,30 @@ use crate::store::{ActionRenderer, RenderContext};
 pub struct Renderer {
     cfg: ActionsConfig,
     templates: Templates,
-    #[allow(dead_code)]
-    policy: Arc<Policy>,
 }
 
 impl Renderer {
-    /// Compiles the templates; errors are `(config key, message)`.
+    /// Compiles the templates and checks the routing against the policy; errors are
+    /// `(config key, message naming what is allowed)`.
     pub fn new(
         cfg: &ActionsConfig,
         policy: Arc<Policy>,
     ) -> Result<Renderer, Vec<(String, String)>> {
-        Ok(Renderer {
-            cfg: cfg.clone(),
-            templates: Templates::compile(cfg)?,
-            policy,
-        })
+        let mut errors = routing_errors(cfg, &policy);
+        let templates = match Templates::compile(cfg) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                errors.extend(e);
+                None
+            }
+        };
+        match templates {
+            Some(templates) if errors.is_empty() => Ok(Renderer {
+                cfg: cfg.clone(),
+                templates,
+            }),
+            _ => Err(errors),
+        }
     }
 
     /// The typed rendering of one action.
@@ -55,5 +64,59 @@ impl ActionRenderer for Renderer {
     fn render(&self, ctx: &RenderContext<'_>) -> Result<serde_json::Value, String> {
         let r = self.render_action(ctx)?;
         serde_json::to_value(r).map_err(|e| format!("cannot store the rendered request: {e}"))
+    }
+}
+
+/// Slack routes keyed by priorities and intents the policy does not have.
+pub fn routing_errors(cfg: &ActionsConfig, policy: &Policy) -> Vec<(String, String)> {
+    let mut errs = Vec::new();
+    for p in cfg.slack.channels.keys() {
+        if !policy.priorities.contains(p) {
+            errs.push((
+                format!("actions.slack.channels.{p}"),
+                format!(
+                    "'{p}' is not a priority; priorities: {}",
+                    policy.priorities.join(", ")
+                ),
+            ));
+        }
+    }
+    for i in cfg.slack.intent_channels.keys() {
+        if !policy.intents.contains(i) {
+            errs.push((
+                format!("actions.slack.intent_channels.{i}"),
+                format!(
+                    "'{i}' is not an intent; intents: {}",
+                    policy.intents.join(", ")
+                ),
+            ));
+        }
+    }
+    errs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_must_name_policy_priorities_and_intents() {
+        let mut cfg = ActionsConfig::default();
+        cfg.slack
+            .channels
+            .insert("critical".into(), "C0123ABCD".into());
+        cfg.slack
+            .intent_channels
+            .insert("complaint".into(), "C0123ABCD".into());
+        let errs = Renderer::new(&cfg, Arc::new(Policy::default()))
+            .err()
+            .unwrap();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].0, "actions.slack.channels.critical");
+        assert!(
+            errs[0]
+                .1
+                .starts_with("'critical' is not a priority; priorities: urgent, high")
+        );
     }
 }
