@@ -617,3 +617,31 @@ async fn an_uncertain_create_not_yet_searchable_is_searched_again_not_recreated(
     assert_eq!(f.requests("monday:create_item").len(), 1);
     assert_eq!(f.requests("monday:change_multiple_column_values").len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_dead_letters_saying_what_to_check() {
+    use signoff::secret::Secret;
+    let f = Fakes::start().await;
+    let mut cfg = f.config();
+    cfg.monday.token = Some(Secret::new("Bearer monday-token-123"));
+    cfg.slack.token = Some(Secret::new("xoxb-wrong"));
+    cfg.gmail.client_secret = Some(Secret::new("wrong-secret"));
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &[lead("auth")]);
+    dispatch_once(&db, &cfg).await;
+    let err = |a: &str| row(&store, a).2.unwrap();
+    assert_eq!(rows(&store).iter().filter(|r| r.1 == "dead").count(), 3);
+    assert!(
+        err("crm").contains("monday rejected the token (HTTP 401")
+            && err("crm").contains("no Bearer")
+    );
+    assert_eq!(
+        err("slack"),
+        "Slack: invalid_auth: check actions.slack.token"
+    );
+    assert!(
+        err("gmail").contains("invalid_client")
+            && err("gmail").contains("actions.gmail.client_id and client_secret")
+    );
+    assert_eq!(counts(&f), (0, 0, 0, 0));
+}
