@@ -158,6 +158,58 @@ fn text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
     })
 }
 
+const EDITED: &str = "its content does not match its hash: the row was edited";
+
+/// A range of a batch's text buffer.
+#[derive(Clone, Copy)]
+struct Span(u32, u32);
+
+/// One row queued for re-hashing; text lives in the batch's buffer.
+struct RowRef {
+    seq: i64,
+    at: Millis,
+    request_id: Option<i64>,
+    actor: Span,
+    kind: Span,
+    detail: Span,
+    prev: Span,
+    hash: Span,
+}
+
+/// Rows handed to the hashing thread, their text in one buffer (no allocation per row).
+#[derive(Default)]
+struct Batch {
+    buf: Vec<u8>,
+    rows: Vec<RowRef>,
+}
+
+impl Batch {
+    fn cleared(mut self) -> Batch {
+        self.buf.clear();
+        self.rows.clear();
+        self
+    }
+
+    fn add(&mut self, s: &str) -> Span {
+        let start = self.buf.len() as u32;
+        self.buf.extend_from_slice(s.as_bytes());
+        Span(start, self.buf.len() as u32)
+    }
+
+    fn push(&mut self, r: RowRef) {
+        self.rows.push(r);
+    }
+
+    fn bytes(&self, s: Span) -> &[u8] {
+        &self.buf[s.0 as usize..s.1 as usize]
+    }
+
+    fn text(&self, s: Span) -> &str {
+        // Copied from &str, so always UTF-8.
+        std::str::from_utf8(self.bytes(s)).unwrap_or_default()
+    }
+}
+
 /// The outcome of walking the chain.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -293,70 +345,140 @@ impl Store {
 
     /// Walks the whole chain in sequence order and reports the first broken link.
     /// `progress` is called with the number of rows checked so far, every 64k rows.
+    ///
+    /// Two threads: this one reads rows and checks the links (sequence numbers and each
+    /// row's previous-hash against the row before), a second re-hashes each row's content
+    /// against its stored hash. Together that is the sequential walk; the first broken
+    /// entry is the lower of the two findings.
     pub fn verify_audit(&self, mut progress: impl FnMut(u64)) -> Result<VerifyReport> {
+        const BATCH: usize = 4096;
         let mut stmt = self.conn.prepare(
             "SELECT seq, at, actor, request_id, kind, detail, prev_hash, hash FROM audit ORDER BY seq",
         )?;
         let mut rows = stmt.query([])?;
-        let mut prev_seq = 0i64;
-        let mut prev_hash = [0u8; 64];
-        prev_hash.copy_from_slice(GENESIS.as_bytes());
-        let mut hasher = RowHasher::default();
-        let mut computed = [0u8; 64];
-        let mut n = 0u64;
-        while let Some(r) = rows.next()? {
-            let seq: i64 = r.get(0)?;
-            n += 1;
-            let head = |seq: i64, hash: &[u8; 64]| AuditHead {
-                seq,
-                hash: String::from_utf8_lossy(hash).into_owned(),
+        let (to_worker, batches) = std::sync::mpsc::sync_channel::<Batch>(4);
+        let (recycle, spare) = std::sync::mpsc::channel::<Batch>();
+        std::thread::scope(|scope| {
+            let worker = scope.spawn(move || -> Option<i64> {
+                let mut hasher = RowHasher::default();
+                let mut computed = [0u8; 64];
+                for batch in batches {
+                    for r in &batch.rows {
+                        let digest = hasher.digest(
+                            batch.text(r.prev),
+                            r.seq,
+                            r.at,
+                            batch.text(r.actor),
+                            r.request_id,
+                            batch.text(r.kind),
+                            batch.text(r.detail),
+                        );
+                        hex_into(&digest, &mut computed);
+                        if batch.bytes(r.hash) != computed {
+                            return Some(r.seq);
+                        }
+                    }
+                    let _ = recycle.send(batch);
+                }
+                None
+            });
+
+            let mut prev_seq = 0i64;
+            let mut prev_hash = [0u8; 64];
+            prev_hash.copy_from_slice(GENESIS.as_bytes());
+            let mut n = 0u64;
+            let mut link_break: Option<(i64, String)> = None;
+            let mut batch = Batch::default();
+            let mut read_error = None;
+            loop {
+                let r = match rows.next() {
+                    Ok(Some(r)) => r,
+                    Ok(None) => break,
+                    Err(e) => {
+                        read_error = Some(e);
+                        break;
+                    }
+                };
+                let res = (|| -> rusqlite::Result<Option<(i64, String)>> {
+                    let seq: i64 = r.get(0)?;
+                    if seq != prev_seq + 1 {
+                        return Ok(Some((
+                            prev_seq + 1,
+                            format!(
+                                "missing: the log jumps from entry {prev_seq} to {seq}; entries were deleted"
+                            ),
+                        )));
+                    }
+                    let row_prev = text(r, 6)?;
+                    if row_prev.as_bytes() != prev_hash {
+                        return Ok(Some((
+                            seq,
+                            "its previous-hash does not match the row before it: a row was deleted, inserted or swapped".into(),
+                        )));
+                    }
+                    let hash = text(r, 7)?;
+                    let row = RowRef {
+                        seq,
+                        at: r.get(1)?,
+                        request_id: r.get(3)?,
+                        actor: batch.add(text(r, 2)?),
+                        kind: batch.add(text(r, 4)?),
+                        detail: batch.add(text(r, 5)?),
+                        prev: batch.add(row_prev),
+                        hash: batch.add(hash),
+                    };
+                    batch.push(row);
+                    prev_seq = seq;
+                    if hash.len() == 64 {
+                        prev_hash.copy_from_slice(hash.as_bytes());
+                    } else {
+                        prev_hash = [b'?'; 64];
+                    }
+                    Ok(None)
+                })();
+                match res {
+                    Ok(None) => {}
+                    Ok(Some(b)) => {
+                        link_break = Some(b);
+                        break;
+                    }
+                    Err(e) => {
+                        read_error = Some(e);
+                        break;
+                    }
+                }
+                n += 1;
+                if batch.rows.len() == BATCH {
+                    let next = spare.try_recv().map(Batch::cleared).unwrap_or_default();
+                    if to_worker.send(std::mem::replace(&mut batch, next)).is_err() {
+                        break; // the worker found a broken row and stopped
+                    }
+                }
+                if n.is_multiple_of(65_536) {
+                    progress(n);
+                }
+            }
+            let _ = to_worker.send(batch);
+            drop(to_worker);
+            let content_break = worker.join().unwrap_or(None);
+            if let Some(e) = read_error {
+                return Err(e.into());
+            }
+            let broken = match (link_break, content_break) {
+                (Some(l), Some(c)) if c < l.0 => Some((c, EDITED.to_string())),
+                (Some(l), _) => Some(l),
+                (None, Some(c)) => Some((c, EDITED.to_string())),
+                (None, None) => None,
             };
-            let broken = |why: String| VerifyReport {
-                entries: n,
-                head: (prev_seq > 0).then(|| head(prev_seq, &prev_hash)),
-                broken: Some((seq, why)),
-            };
-            if seq != prev_seq + 1 {
-                let mut report = broken(format!(
-                    "missing: the log jumps from entry {prev_seq} to {seq}; entries were deleted"
-                ));
-                report.broken = report.broken.map(|(_, why)| (prev_seq + 1, why));
-                return Ok(report);
-            }
-            let row_prev = text(r, 6)?;
-            if row_prev.as_bytes() != prev_hash {
-                return Ok(broken(
-                    "its previous-hash does not match the row before it: a row was deleted, inserted or swapped".into(),
-                ));
-            }
-            let digest = hasher.digest(
-                row_prev,
-                seq,
-                r.get(1)?,
-                text(r, 2)?,
-                r.get(3)?,
-                text(r, 4)?,
-                text(r, 5)?,
-            );
-            hex_into(&digest, &mut computed);
-            if text(r, 7)?.as_bytes() != computed {
-                return Ok(broken(
-                    "its content does not match its hash: the row was edited".into(),
-                ));
-            }
-            prev_seq = seq;
-            prev_hash = computed;
-            if n.is_multiple_of(65_536) {
-                progress(n);
-            }
-        }
-        Ok(VerifyReport {
-            entries: n,
-            head: (n > 0).then(|| AuditHead {
+            let head = (prev_seq > 0 && broken.is_none()).then(|| AuditHead {
                 seq: prev_seq,
                 hash: String::from_utf8_lossy(&prev_hash).into_owned(),
-            }),
-            broken: None,
+            });
+            Ok(VerifyReport {
+                entries: n,
+                head,
+                broken,
+            })
         })
     }
 }
