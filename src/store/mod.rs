@@ -50,13 +50,6 @@ pub struct StoreOptions {
     pub read_only: bool,
 }
 
-impl StoreOptions {
-    pub fn with_read_only(mut self, read_only: bool) -> Self {
-        self.read_only = read_only;
-        self
-    }
-}
-
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
@@ -79,6 +72,14 @@ pub enum StoreError {
         "the queue database {path} has schema version {found}, newer than this signoff ({supported}); upgrade signoff"
     )]
     TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "the queue database {path} has schema version {found} and this signoff needs {supported}; open it once read-write to migrate"
+    )]
+    SchemaMismatch {
         path: PathBuf,
         found: i64,
         supported: i64,
@@ -187,11 +188,13 @@ impl Store {
             renderer: None,
         };
         if opts.read_only {
-            let v = schema::version(&store.conn)?;
-            if v != SCHEMA_VERSION {
-                return Err(StoreError::Open {
+            // A read-only connection cannot migrate: the schema must already be current.
+            let found = schema::version(&store.conn)?;
+            if found != SCHEMA_VERSION {
+                return Err(StoreError::SchemaMismatch {
                     path: path.to_path_buf(),
-                    source: rusqlite::Error::InvalidQuery,
+                    found,
+                    supported: SCHEMA_VERSION,
                 });
             }
         } else {
