@@ -237,6 +237,16 @@ pub(crate) fn open_queue(
     Ok(Arc::new(q))
 }
 
+/// Prints a refused queue operation; a request the policy refuses is bad usage (2), anything
+/// else a failure (1).
+pub(crate) fn report_queue_error(e: &crate::queue::QueueError) -> i32 {
+    eprintln!("signoff: {e}");
+    match e {
+        crate::queue::QueueError::Invalid(_) => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
+}
+
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

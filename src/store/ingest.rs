@@ -1,6 +1,6 @@
 //! Ingest into the store: new items, counted duplicates, revisions of undecided items and
 //! conflicts for decided ones, in batched transactions.
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, ToSql, Transaction, params, params_from_iter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -237,6 +237,7 @@ fn ingest_one(
     let ai = item.value.get("ai").cloned().unwrap_or(Value::Null);
     match existing {
         None => {
+            let head: [&dyn ToSql; 2] = [&r.source, &r.external_id];
             let id: i64 = tx
                 .prepare_cached(
                     "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
@@ -246,26 +247,7 @@ fn ingest_one(
                      RETURNING id",
                 )?
                 .query_row(
-                    params![
-                        r.source,
-                        r.external_id,
-                        item.sha256,
-                        d.received_at,
-                        now,
-                        d.priority_rank,
-                        r.ai.intent,
-                        r.ai.priority,
-                        d.confidence,
-                        d.confidence_raw,
-                        r.raw.channel,
-                        r.raw.from,
-                        r.raw.subject,
-                        r.ai.summary,
-                        d.ai_escalation,
-                        d.flags,
-                        d.flag_count,
-                        d.hidden,
-                    ],
+                    params_from_iter(head.into_iter().chain(derived_params(item, &d, &now))),
                     |row| row.get(0),
                 )?;
             insert_revision(tx, id, 1, item, now)?;
@@ -310,6 +292,7 @@ fn ingest_one(
                 return Ok(IngestOutcome::Conflict { id, state });
             }
             let revision = revision + 1;
+            let head: [&dyn ToSql; 2] = [&id, &revision];
             tx.prepare_cached(
                 "UPDATE requests SET revision = ?2, payload_sha256 = ?3, received_at = ?4, updated_at = ?5,
                     priority_rank = ?6, intent = ?7, priority = ?8, confidence = ?9, confidence_raw = ?10,
@@ -317,26 +300,9 @@ fn ingest_one(
                     flags = ?16, flag_count = ?17, hidden_chars = ?18
                  WHERE id = ?1",
             )?
-            .execute(params![
-                id,
-                revision,
-                item.sha256,
-                d.received_at,
-                now,
-                d.priority_rank,
-                r.ai.intent,
-                r.ai.priority,
-                d.confidence,
-                d.confidence_raw,
-                r.raw.channel,
-                r.raw.from,
-                r.raw.subject,
-                r.ai.summary,
-                d.ai_escalation,
-                d.flags,
-                d.flag_count,
-                d.hidden,
-            ])?;
+            .execute(params_from_iter(
+                head.into_iter().chain(derived_params(item, &d, &now)),
+            ))?;
             insert_revision(tx, id, revision, item, now)?;
             audit.append(
                 tx,
@@ -416,6 +382,33 @@ fn route_new(
         renderer,
     )?;
     Ok(())
+}
+
+/// The columns both a new item and a revision set, in statement order from `?3`.
+fn derived_params<'a>(
+    item: &'a IngestItem,
+    d: &'a Derived,
+    now: &'a Millis,
+) -> [&'a dyn ToSql; 16] {
+    let r = &item.request;
+    [
+        &item.sha256,
+        &d.received_at,
+        now,
+        &d.priority_rank,
+        &r.ai.intent,
+        &r.ai.priority,
+        &d.confidence,
+        &d.confidence_raw,
+        &r.raw.channel,
+        &r.raw.from,
+        &r.raw.subject,
+        &r.ai.summary,
+        &d.ai_escalation,
+        &d.flags,
+        &d.flag_count,
+        &d.hidden,
+    ]
 }
 
 fn insert_revision(
