@@ -127,10 +127,10 @@ impl AuditWriter {
         actor: &str,
         request_id: Option<i64>,
         kind: &str,
-        detail: &Value,
+        detail: &impl serde::Serialize,
     ) -> Result<i64> {
         let seq = self.head.seq + 1;
-        let detail = detail.to_string();
+        let detail = serde_json::to_string(detail).unwrap_or_else(|_| "null".into());
         let hash = canonical_hash(&self.head.hash, seq, at, actor, request_id, kind, &detail);
         tx.prepare_cached(
             "INSERT INTO audit (seq, at, actor, request_id, kind, detail, prev_hash, hash)
