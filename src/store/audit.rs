@@ -8,6 +8,12 @@ use sha2::{Digest, Sha256};
 use super::{Result, Store};
 use crate::queue::{AuditEntry, Millis};
 
+/// The newest row.
+const HEAD_SQL: &str = "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1";
+
+/// Size of the anchor file's one record (JSON padded with spaces).
+const ANCHOR_RECORD: usize = 256;
+
 /// The hash before the first row.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -102,16 +108,13 @@ pub(crate) struct AuditWriter {
 impl AuditWriter {
     pub fn new(tx: &Transaction<'_>) -> Result<AuditWriter> {
         let head = tx
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| {
-                    Ok(AuditHead {
-                        seq: r.get(0)?,
-                        hash: r.get(1)?,
-                    })
-                },
-            )
+            .prepare_cached(HEAD_SQL)?
+            .query_row([], |r| {
+                Ok(AuditHead {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            })
             .optional()?
             .unwrap_or(AuditHead {
                 seq: 0,
@@ -242,35 +245,49 @@ pub fn read_anchor(db: &std::path::Path) -> Option<Anchor> {
 }
 
 impl Store {
-    /// Records the current chain head in the anchor file (only ever forward: a slower
-    /// process never moves it back). Atomic: written to a temp file, then renamed.
+    /// Records the current chain head in the anchor file: one fixed-size record
+    /// overwritten in place (a single small write, no temp file or rename, so it is cheap
+    /// enough for every decision). Several processes may write it; the last one wins, and
+    /// an anchor a little behind the head still pins everything up to it.
     pub fn write_anchor(&self) -> Result<()> {
+        use std::os::unix::fs::FileExt;
         let head: Option<(i64, String)> = self
             .conn
-            .query_row(
-                "SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1",
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .prepare_cached(HEAD_SQL)?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
         let Some((seq, hash)) = head else {
             return Ok(());
         };
-        if read_anchor(&self.path).is_some_and(|a| a.seq >= seq) {
+        if self.anchored_seq.get() >= seq {
             return Ok(());
+        }
+        let io = |e: std::io::Error| {
+            super::StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+        };
+        let mut file = self.anchor_file.borrow_mut();
+        if file.is_none() {
+            *file = Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .open(anchor_path(&self.path))
+                    .map_err(io)?,
+            );
         }
         let anchor = Anchor {
             seq,
             hash,
             at: self.now(),
         };
-        let path = anchor_path(&self.path);
-        let tmp = path.with_extension(format!("anchor.{}.tmp", std::process::id()));
-        let io = |e: std::io::Error| {
-            super::StoreError::Sql(rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-        };
-        std::fs::write(&tmp, serde_json::to_vec(&anchor).unwrap_or_default()).map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
+        let mut record = serde_json::to_vec(&anchor).unwrap_or_default();
+        record.resize(ANCHOR_RECORD - 1, b' ');
+        record.push(b'\n');
+        if let Some(f) = file.as_ref() {
+            f.write_all_at(&record, 0).map_err(io)?;
+        }
+        self.anchored_seq.set(seq);
         Ok(())
     }
 

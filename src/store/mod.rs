@@ -110,6 +110,9 @@ pub struct Store {
     clock_offset: Arc<AtomicI64>,
     /// When not `i64::MIN`, the clock stands still here (tests with exact durations).
     clock_frozen: Arc<AtomicI64>,
+    /// The anchor file, opened on first use, and the last sequence written to it.
+    anchor_file: std::cell::RefCell<Option<std::fs::File>>,
+    anchored_seq: std::cell::Cell<i64>,
     /// Renders each action of a decision into the request it will send, stored with it.
     renderer: Option<Arc<dyn ActionRenderer>>,
 }
@@ -185,6 +188,8 @@ impl Store {
             policy,
             clock_offset: Arc::new(AtomicI64::new(0)),
             clock_frozen: Arc::new(AtomicI64::new(i64::MIN)),
+            anchor_file: Default::default(),
+            anchored_seq: Default::default(),
             renderer: None,
         };
         if opts.read_only {
