@@ -1,8 +1,7 @@
 //! `signoff outcome ID VALUE` and `signoff stats`.
 use super::output::{parse_since, print_json};
-use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, open_queue, runtime};
+use super::{EXIT_OK, EXIT_USAGE, open_queue, runtime};
 use crate::config::Loaded;
-use crate::queue::QueueError;
 
 pub fn outcome(
     loaded: &Loaded,
@@ -18,14 +17,7 @@ pub fn outcome(
             println!("item {id}: outcome {value} recorded");
             Ok(EXIT_OK)
         }
-        Err(e @ QueueError::Invalid(_)) => {
-            eprintln!("signoff: {e}");
-            Ok(EXIT_USAGE)
-        }
-        Err(e) => {
-            eprintln!("signoff: {e}");
-            Ok(EXIT_FAILED)
-        }
+        Err(e) => Ok(super::report_queue_error(&e)),
     }
 }
 

@@ -39,7 +39,7 @@ fn open(loaded: &Loaded) -> anyhow::Result<Store> {
     Ok(Store::open(
         &loaded.paths.db,
         Arc::new(loaded.config.policy.clone()),
-        &store_options(loaded, false),
+        &store_options(loaded),
     )?)
 }
 

@@ -215,13 +215,12 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
 }
 
 /// Store options from config.
-pub(crate) fn store_options(loaded: &Loaded, read_only: bool) -> StoreOptions {
+pub(crate) fn store_options(loaded: &Loaded) -> StoreOptions {
     StoreOptions {
         durability: loaded.config.store.durability,
         busy_timeout: std::time::Duration::from_millis(loaded.config.store.busy_timeout_ms),
         read_only: false,
     }
-    .with_read_only(read_only)
 }
 
 /// Opens the local queue.
@@ -231,11 +230,21 @@ pub(crate) fn open_queue(
     read_only: bool,
 ) -> anyhow::Result<Arc<dyn Queue>> {
     let policy = Arc::new(loaded.config.policy.clone());
-    let mut q = LocalQueue::open(db, policy, &store_options(loaded, false))?;
+    let mut q = LocalQueue::open(db, policy, &store_options(loaded))?;
     if read_only {
         q = q.read_only();
     }
     Ok(Arc::new(q))
+}
+
+/// Prints a refused queue operation; a request the policy refuses is bad usage (2), anything
+/// else a failure (1).
+pub(crate) fn report_queue_error(e: &crate::queue::QueueError) -> i32 {
+    eprintln!("signoff: {e}");
+    match e {
+        crate::queue::QueueError::Invalid(_) => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -51,13 +51,6 @@ pub struct StoreOptions {
     pub read_only: bool,
 }
 
-impl StoreOptions {
-    pub fn with_read_only(mut self, read_only: bool) -> Self {
-        self.read_only = read_only;
-        self
-    }
-}
-
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
@@ -80,6 +73,14 @@ pub enum StoreError {
         "the queue database {path} has schema version {found}, newer than this signoff ({supported}); upgrade signoff"
     )]
     TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error(
+        "the queue database {path} has schema version {found} and this signoff needs {supported}; open it once read-write to migrate"
+    )]
+    SchemaMismatch {
         path: PathBuf,
         found: i64,
         supported: i64,
@@ -110,6 +111,9 @@ pub struct Store {
     clock_offset: Arc<AtomicI64>,
     /// When not `i64::MIN`, the clock stands still here (tests with exact durations).
     clock_frozen: Arc<AtomicI64>,
+    /// The anchor file, opened on first use, and the last sequence written to it.
+    anchor_file: std::cell::RefCell<Option<std::fs::File>>,
+    anchored_seq: std::cell::Cell<i64>,
     /// Renders each action of a decision into the request it will send, stored with it.
     renderer: Option<Arc<dyn ActionRenderer>>,
 }
@@ -185,14 +189,18 @@ impl Store {
             policy,
             clock_offset: Arc::new(AtomicI64::new(0)),
             clock_frozen: Arc::new(AtomicI64::new(i64::MIN)),
+            anchor_file: Default::default(),
+            anchored_seq: Default::default(),
             renderer: None,
         };
         if opts.read_only {
-            let v = schema::version(&store.conn)?;
-            if v != SCHEMA_VERSION {
-                return Err(StoreError::Open {
+            // A read-only connection cannot migrate: the schema must already be current.
+            let found = schema::version(&store.conn)?;
+            if found != SCHEMA_VERSION {
+                return Err(StoreError::SchemaMismatch {
                     path: path.to_path_buf(),
-                    source: rusqlite::Error::InvalidQuery,
+                    found,
+                    supported: SCHEMA_VERSION,
                 });
             }
         } else {

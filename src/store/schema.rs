@@ -50,7 +50,7 @@ CREATE TABLE revisions (
     payload_sha256  TEXT NOT NULL,
     ingested_at     INTEGER NOT NULL,
     PRIMARY KEY (request_id, revision)
-) WITHOUT ROWID;
+);
 CREATE TRIGGER revisions_immutable_update BEFORE UPDATE ON revisions
 BEGIN SELECT RAISE(ABORT, 'revisions are immutable'); END;
 CREATE TRIGGER revisions_immutable_delete BEFORE DELETE ON revisions
