@@ -95,16 +95,15 @@ pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
 pub async fn run(
     db: &Path,
     policy: Arc<Policy>,
+    opts: &StoreOptions,
     cfg: &ActionsConfig,
     once: bool,
     worker: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<DispatchSummary, DispatchError> {
-    let store = Store::open(db, policy, &StoreOptions::default()).map_err(|source| {
-        DispatchError::Store {
-            path: db.display().to_string(),
-            source,
-        }
+    let store = Store::open(db, policy, opts).map_err(|source| DispatchError::Store {
+        path: db.display().to_string(),
+        source,
     })?;
     let store = Arc::new(Mutex::new(store));
     let env = Arc::new(env(cfg)?);

@@ -39,7 +39,7 @@ pub use preview::preview_text;
 pub use render::Renderer;
 
 use crate::model::Policy;
-use crate::store::ActionRenderer;
+use crate::store::{ActionRenderer, StoreOptions};
 
 /// Templates or mapping that cannot work, by config key.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -72,7 +72,16 @@ pub async fn dispatch(
     let stop = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    Ok(dispatcher::run(db, policy, cfg, once, worker, stop).await?)
+    Ok(dispatcher::run(
+        db,
+        policy,
+        &StoreOptions::default(),
+        cfg,
+        once,
+        worker,
+        stop,
+    )
+    .await?)
 }
 
 /// Like [`dispatch`], stopping when `shutdown` resolves (the console's background task).
@@ -84,7 +93,30 @@ pub async fn dispatch_until(
     worker: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<DispatchSummary> {
-    Ok(dispatcher::run(db, policy, cfg, once, worker, shutdown).await?)
+    Ok(dispatcher::run(
+        db,
+        policy,
+        &StoreOptions::default(),
+        cfg,
+        once,
+        worker,
+        shutdown,
+    )
+    .await?)
+}
+
+/// Like [`dispatch_until`], opening the database with the configured store options
+/// (durability, busy timeout) instead of the defaults.
+pub async fn dispatch_with(
+    db: &Path,
+    policy: Arc<Policy>,
+    store: &StoreOptions,
+    cfg: &ActionsConfig,
+    once: bool,
+    worker: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<DispatchSummary> {
+    Ok(dispatcher::run(db, policy, store, cfg, once, worker, shutdown).await?)
 }
 
 /// `signoff doctor`'s checks of each configured integration.
