@@ -35,7 +35,7 @@ pub use config::{
 pub use dispatcher::{DispatchError, DispatchSummary};
 pub use doctor::{DoctorCheck, Status as DoctorStatus};
 pub use example::EXAMPLE;
-pub use preview::preview_text;
+pub use preview::{preview_text, result_text};
 pub use render::Renderer;
 
 use crate::model::Policy;

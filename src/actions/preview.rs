@@ -70,6 +70,44 @@ pub fn preview_text(payload: &str) -> String {
     out
 }
 
+/// What a row's stored `response` says about its effect, for the console's action line:
+/// `item 9876543210, note 9876543211`, `ts 1767225600.000200 in C0123ABCD`,
+/// `draft r-812… in thread 18c2…`, `sandbox: actions.mode is sandbox`; with "found by
+/// lookup" when a reconciliation found it rather than this attempt creating it.
+pub fn result_text(response: &str) -> Option<String> {
+    let p: super::deliver::Progress = serde_json::from_str(response).ok()?;
+    let mut parts = Vec::new();
+    if let Some(why) = &p.sandbox {
+        parts.push(format!("sandbox: {why}"));
+    }
+    if let Some(i) = &p.item_id {
+        parts.push(format!("item {i}"));
+    }
+    if let Some(u) = &p.update_id {
+        parts.push(format!("note {u}"));
+    }
+    if let Some(ts) = &p.ts {
+        parts.push(match &p.channel {
+            Some(c) => format!("ts {ts} in {c}"),
+            None => format!("ts {ts}"),
+        });
+    }
+    if let Some(d) = &p.draft_id {
+        parts.push(match &p.thread_id {
+            Some(t) => format!("draft {d} in thread {t}"),
+            None => format!("draft {d}"),
+        });
+    }
+    if parts.is_empty() {
+        return None;
+    }
+    let mut text = parts.join(", ");
+    if p.reconciled {
+        text.push_str(" (found by lookup)");
+    }
+    Some(text)
+}
+
 fn indent(s: &str) -> String {
     s.lines().map(|l| format!("    {l}\n")).collect()
 }
@@ -78,6 +116,19 @@ fn indent(s: &str) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn results_read_as_ids() {
+        assert_eq!(
+            result_text(r#"{"item_id":"98","update_id":"99","reconciled":true}"#).as_deref(),
+            Some("item 98, note 99 (found by lookup)")
+        );
+        assert_eq!(
+            result_text(r#"{"ts":"1.000200","channel":"C1"}"#).as_deref(),
+            Some("ts 1.000200 in C1")
+        );
+        assert_eq!(result_text("{}"), None);
+    }
 
     #[test]
     fn decodes_column_values_and_the_gmail_message() {
