@@ -367,6 +367,17 @@ async fn a_webhook_timeout_is_never_reposted_without_a_person() {
     assert_eq!(st, "dead");
     assert!(err.unwrap().contains("cannot be looked up"));
     assert_eq!(f.requests("slack:webhook").len(), 1);
+    // The webhook URL (a secret) appears in no error, response or audit entry.
+    let leaked: i64 = store
+        .connection()
+        .query_row(
+            "SELECT (SELECT COUNT(*) FROM audit WHERE detail LIKE '%XXXXSECRET%')
+                  + (SELECT COUNT(*) FROM outbox WHERE last_error LIKE '%XXXXSECRET%' OR response LIKE '%XXXXSECRET%')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(leaked, 0);
     // A person checked the channel and sends it again: posted once more, as asked.
     let id: i64 = store
         .connection()

@@ -44,7 +44,11 @@ pub async fn send(
         b = b.body(body);
     }
     let host = host_of(url);
-    let resp = b.send().await.map_err(|e| transport(&host, &e))?;
+    // Errors drop their URL: a webhook URL is itself a secret.
+    let resp = b
+        .send()
+        .await
+        .map_err(|e| transport(&host, &e.without_url()))?;
     let status = resp.status().as_u16();
     let retry_after = resp
         .headers()
@@ -54,7 +58,7 @@ pub async fn send(
     let body = resp.bytes().await.map_err(|e| {
         Outcome::Ambiguous(format!(
             "{host} answered HTTP {status} but the connection broke before the body arrived ({}); the request may have been applied",
-            root_cause(&e)
+            root_cause(&e.without_url())
         ))
     })?;
     Ok(Response {

@@ -104,7 +104,10 @@ impl Tokens {
             .await
             .map_err(|e| Outcome::Retry {
                 after: None,
-                why: format!("cannot refresh the Gmail token at {host}: {e}"),
+                why: format!(
+                    "cannot refresh the Gmail token at {host}: {}",
+                    e.without_url()
+                ),
             })?;
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap_or_default();
