@@ -192,11 +192,7 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                     Err(o) => o,
                 };
                 match out {
-                    Outcome::Ok(v) => match v.get("id").and_then(|i| {
-                        i.as_str()
-                            .map(str::to_string)
-                            .or_else(|| i.as_u64().map(|n| n.to_string()))
-                    }) {
+                    Outcome::Ok(v) => match reconcile::id_string(v.get("id")) {
                         Some(id) => p.item_id = Some(id),
                         None => {
                             return Outcome::Ambiguous(
@@ -259,13 +255,7 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                 Err(o) => o,
             };
             match out {
-                Outcome::Ok(v) => {
-                    p.update_id = v.get("id").and_then(|i| {
-                        i.as_str()
-                            .map(str::to_string)
-                            .or_else(|| i.as_u64().map(|n| n.to_string()))
-                    })
-                }
+                Outcome::Ok(v) => p.update_id = reconcile::id_string(v.get("id")),
                 other => return other,
             }
         }

@@ -68,7 +68,7 @@ pub fn gmail_draft(list: &Value) -> Option<(String, Option<String>)> {
 }
 
 /// monday ids are strings; tolerate numbers without losing digits.
-fn id_string(v: Option<&Value>) -> Option<String> {
+pub fn id_string(v: Option<&Value>) -> Option<String> {
     match v? {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
