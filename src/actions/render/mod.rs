@@ -1,7 +1,8 @@
 //! Rendering: each action of a decision becomes the exact HTTP requests it will send
-//! ([`Rendered`](super::payload::Rendered)), from the reviewed fields through the configured
-//! mapping and templates. The store calls [`Renderer`] inside the decision's transaction
-//! and keeps the result in the outbox row; the preview shows it; the dispatcher sends it.
+//! ([`payload::Rendered`](super::payload::Rendered)), from the reviewed fields through
+//! the configured mapping and templates. The store calls [`Renderer`] inside the
+//! decision's transaction and keeps the result in the outbox row; the preview shows it;
+//! the dispatcher sends it.
 pub mod crm;
 pub mod gmail;
 pub mod slack;
