@@ -309,8 +309,8 @@ async fn slack_refusals_are_dead_letters_with_slacks_code() {
 async fn timeouts_are_ambiguous_and_reconciled() {
     let f = Fakes::start().await;
     let mut cfg = f.config();
-    cfg.dispatch.timeout_ms = 300;
-    cfg.dispatch.connect_timeout_ms = 300;
+    cfg.dispatch.timeout_ms = 1_000;
+    cfg.dispatch.connect_timeout_ms = 1_000;
     for route in [
         "monday:create_item",
         "slack:chat.postMessage",
@@ -343,8 +343,8 @@ async fn a_webhook_timeout_is_never_reposted_without_a_person() {
     cfg.slack.webhook_url = Some(signoff::secret::Secret::new(
         f.url(support::slack::WEBHOOK_PATH),
     ));
-    cfg.dispatch.timeout_ms = 300;
-    cfg.dispatch.connect_timeout_ms = 300;
+    cfg.dispatch.timeout_ms = 1_000;
+    cfg.dispatch.connect_timeout_ms = 1_000;
     f.fault("slack:webhook", Fault::Hang);
     let (_d, db) = temp_db();
     let mut a = lead("w1");
