@@ -187,8 +187,8 @@ impl Fakes {
             mode: Mode::Live,
             ..ActionsConfig::default()
         };
-        cfg.dispatch.connect_timeout_ms = 1_000;
-        cfg.dispatch.timeout_ms = 1_500;
+        cfg.dispatch.connect_timeout_ms = 2_000;
+        cfg.dispatch.timeout_ms = 5_000;
         // Retries wait a minute of (pretend) time: a test moves them forward with make_due.
         cfg.dispatch.backoff_base_ms = 60_000;
         cfg.dispatch.backoff_cap_ms = 120_000;
