@@ -261,7 +261,11 @@ async fn slack_internal_error_after_storing_and_503_reconcile_through_history() 
     let history = f.requests("slack:conversations.history");
     assert_eq!(history.len(), 1);
     assert!(
-        history[0].uri.contains("include_all_metadata=true") && history[0].uri.contains("oldest=")
+        ["include_all_metadata=true", "oldest=", "latest="]
+            .iter()
+            .all(|p| history[0].uri.contains(p)),
+        "{}",
+        history[0].uri
     );
 
     // 503 with an HTML body before anything was stored: looked up, absent, posted once.

@@ -35,6 +35,9 @@ pub struct Progress {
     /// When the effect first left (ms), for Slack's history window.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub first_sent_at: Option<i64>,
+    /// When the last attempt to post started (ms): the history window's other end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sent_at: Option<i64>,
     /// An earlier attempt may have taken effect: look it up before sending.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub maybe_sent: bool,
@@ -277,7 +280,11 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     if reconcile {
         if cfg.history_lookup {
             let lookup = tryo!(step(r, "lookup"));
-            match slack_lookup(env, lookup, auth, p.first_sent_at.unwrap_or(now), &r.key).await {
+            let window = (
+                p.first_sent_at.unwrap_or(now),
+                p.last_sent_at.unwrap_or(now) + env.cfg.dispatch.timeout_ms as i64,
+            );
+            match slack_lookup(env, lookup, auth, window, &r.key).await {
                 Ok(Some(ts)) => {
                     p.ts = Some(ts);
                     p.channel = Some(channel);
@@ -301,6 +308,7 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     }
     let post = tryo!(step(r, "post"));
     p.first_sent_at.get_or_insert(now);
+    p.last_sent_at = Some(now);
     let out = match env.call(post, &post.url, auth, None, limit).await {
         Ok(resp) => classify::slack(&resp),
         Err(o) => o,
@@ -319,20 +327,23 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     }
 }
 
-/// Pages through the channel's history since shortly before the first post, looking for
-/// our key. A busy channel has more than a page of messages in that window.
+/// Pages through the channel's history between shortly before the first post and shortly
+/// after the last one could have landed (`window`, ms; two minutes either side for clock
+/// skew), looking for our key. A busy channel has more than a page in that window.
 async fn slack_lookup(
     env: &Env,
     lookup: &HttpRequest,
     auth: Option<(&str, &str)>,
-    first_sent_at: i64,
+    window: (i64, i64),
     key: &str,
 ) -> Result<Option<String>, Outcome> {
     const PAGES: usize = 50;
-    let oldest = first_sent_at / 1000 - 120;
+    const SKEW_S: i64 = 120;
+    let oldest = window.0 / 1000 - SKEW_S;
+    let latest = window.1 / 1000 + SKEW_S;
     let mut cursor: Option<String> = None;
     for _ in 0..PAGES {
-        let mut url = format!("{}&oldest={oldest}", lookup.url);
+        let mut url = format!("{}&oldest={oldest}&latest={latest}", lookup.url);
         if let Some(c) = &cursor {
             url.push_str(&format!(
                 "&cursor={}",

@@ -260,6 +260,10 @@ async fn history(State(world): State<Shared>, uri: Uri, headers: HeaderMap) -> R
         return ok_false("channel_not_found");
     }
     let oldest: f64 = q.get("oldest").and_then(|o| o.parse().ok()).unwrap_or(0.0);
+    let latest: f64 = q
+        .get("latest")
+        .and_then(|o| o.parse().ok())
+        .unwrap_or(f64::MAX);
     let limit: usize = q.get("limit").and_then(|l| l.parse().ok()).unwrap_or(100);
     let all_meta = q.get("include_all_metadata").map(String::as_str) == Some("true");
     let skip: usize = q
@@ -272,7 +276,10 @@ async fn history(State(world): State<Shared>, uri: Uri, headers: HeaderMap) -> R
         .messages
         .iter()
         .rev()
-        .filter(|m| m.channel == channel && m.ts.parse::<f64>().unwrap_or(0.0) > oldest)
+        .filter(|m| {
+            let ts = m.ts.parse::<f64>().unwrap_or(0.0);
+            m.channel == channel && ts > oldest && ts < latest
+        })
         .collect();
     let has_more = matching.len() > skip + limit;
     let msgs: Vec<Value> = matching
