@@ -14,7 +14,7 @@ fn config_example_toml_holds_the_actions_example_verbatim() {
 }
 
 #[test]
-fn live_mode_names_unreadable_credentials_and_missing_targets() {
+fn live_mode_names_missing_targets_but_not_unreadable_secrets() {
     let mut cfg = ActionsConfig {
         mode: Mode::Live,
         ..ActionsConfig::default()
@@ -32,10 +32,8 @@ fn live_mode_names_unreadable_credentials_and_missing_targets() {
             .map(|(_, m)| m.clone())
     };
     assert!(
-        find("actions.monday.token")
-            .unwrap()
-            .contains("env:SIGNOFF_TEST_UNSET_MONDAY_TOKEN (missing)"),
-        "{errs:?}"
+        find("actions.monday.token").is_none(),
+        "an unreadable secret is not a config error (reviewers run without it): {errs:?}"
     );
     assert!(
         find("actions.monday.board_id")
