@@ -86,3 +86,41 @@ async fn two_dispatchers_on_one_database_send_everything_once() {
         (30, 30, 30)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_hung_request_does_not_hold_up_the_others() {
+    let f = Fakes::start().await;
+    let mut cfg = f.config();
+    cfg.dispatch.timeout_ms = 3_000;
+    cfg.dispatch.poll_ms = 20;
+    f.fault("slack:chat.postMessage", Fault::Hang);
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &leads(3));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let (db, cfg) = (db.clone(), cfg.clone());
+        tokio::spawn(async move {
+            signoff::actions::dispatch_until(&db, policy(), &cfg, false, "console", async {
+                let _ = stopped.await;
+            })
+            .await
+        })
+    };
+    // The other eight are sent and recorded while the hung post is still out.
+    let mut seen = false;
+    for _ in 0..500 {
+        let r = rows(&store);
+        let sent = r.iter().filter(|r| r.1 == "sent").count();
+        let sending = r.iter().filter(|r| r.1 == "sending").count();
+        if sent == 8 && sending == 1 {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(seen, "{:?}", rows(&store));
+    stop.send(()).unwrap();
+    worker.await.unwrap().unwrap();
+    // Stopping let the hung request end (timeout) and recorded it.
+    assert_eq!(rows(&store).iter().filter(|r| r.1 == "retrying").count(), 1);
+}

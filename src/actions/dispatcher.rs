@@ -111,51 +111,90 @@ pub async fn run(
     let lease_ms = (cfg.dispatch.lease_seconds * 1000)
         .max(deliver::attempt_budget(cfg).as_millis() as u64 + 1000) as i64;
     let poll = Duration::from_millis(cfg.dispatch.poll_ms.max(10));
+    let batch = cfg.dispatch.batch.max(1) as usize;
+    let sem = Arc::new(tokio::sync::Semaphore::new(
+        cfg.dispatch.concurrency.max(1) as usize
+    ));
+    let mut tasks: JoinSet<Vec<AttemptRecord>> = JoinSet::new();
+    let mut stopping = false;
     tokio::pin!(shutdown);
+    // A pipeline, not rounds: rows are claimed while less than half a batch is in flight,
+    // and outcomes are recorded as they finish, so one slow request (up to its timeout)
+    // never holds up the others.
     loop {
-        // Ctrl-C (or the console closing) stops between rounds, never mid-batch: a batch
-        // ends with its outcomes recorded.
-        let stop = std::future::poll_fn(|cx| {
-            std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready())
-        })
-        .await;
-        if stop {
-            break;
-        }
-        if cfg.paused {
-            summary.paused = true;
-            if once {
-                break;
-            }
-            tokio::select! { _ = &mut shutdown => break, _ = tokio::time::sleep(poll) => continue }
-        }
-        let claimed = {
-            let (store, worker, batch) =
-                (store.clone(), worker.to_string(), cfg.dispatch.batch.max(1));
-            blocking(move || {
-                store
-                    .lock()
-                    .map_err(poisoned)?
-                    .claim_due(&worker, lease_ms, batch)
-                    .map_err(db_err)
+        if !stopping {
+            // Ctrl-C (or the console closing) stops claiming; what is in flight finishes
+            // and is recorded.
+            stopping = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready())
             })
-            .await?
-        };
-        if claimed.paused {
-            summary.paused = true;
+            .await;
         }
-        if claimed.rows.is_empty() {
-            if once {
+        let mut next_due = None;
+        // Tasks in flight (one per row, or per item for its CRM rows).
+        let in_flight = tasks.len();
+        if !stopping && in_flight * 2 <= batch {
+            if cfg.paused {
+                summary.paused = true;
+            } else {
+                let claimed = {
+                    let (store, worker, n) = (
+                        store.clone(),
+                        worker.to_string(),
+                        (batch - in_flight) as u32,
+                    );
+                    blocking(move || {
+                        store
+                            .lock()
+                            .map_err(poisoned)?
+                            .claim_due(&worker, lease_ms, n)
+                            .map_err(db_err)
+                    })
+                    .await?
+                };
+                summary.paused |= claimed.paused;
+                next_due = claimed.next_due;
+                spawn_groups(&mut tasks, &env, &sem, claimed.rows);
+            }
+        }
+        if tasks.is_empty() {
+            if once || stopping {
                 break;
             }
             let now = now_ms();
-            let wait = claimed
-                .next_due
+            let wait = next_due
                 .map(|t| Duration::from_millis((t - now).clamp(0, i64::MAX) as u64))
                 .map_or(poll, |d| d.min(poll));
-            tokio::select! { _ = &mut shutdown => break, _ = tokio::time::sleep(wait) => continue }
+            tokio::select! {
+                _ = &mut shutdown => stopping = true,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
         }
-        let records = attempt_all(&env, claimed.rows, &mut summary).await;
+        // Wait for something to finish (or, with room to claim, at most a poll interval).
+        let first = if stopping || tasks.len() * 2 > batch {
+            tasks.join_next().await
+        } else {
+            match tokio::time::timeout(poll, tasks.join_next()).await {
+                Ok(done) => done,
+                Err(_) => continue,
+            }
+        };
+        let mut records = Vec::new();
+        let mut done = first;
+        while let Some(result) = done {
+            match result {
+                Ok(recs) => records.extend(recs),
+                Err(e) => tracing::error!(
+                    "a dispatch task failed: {e}; its rows are retried when their lease runs out"
+                ),
+            }
+            done = tasks.try_join_next();
+        }
+        if records.is_empty() {
+            continue;
+        }
+        tally(&mut summary, &records);
         let (store2, worker2) = (store.clone(), worker.to_string());
         blocking(move || {
             store2
@@ -185,13 +224,15 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| DispatchError::Db(format!("dispatch task failed: {e}")))?
 }
 
-/// Sends a claimed batch, `concurrency` at a time; CRM rows of one item go one after the
-/// other (monday has no unique constraint: racing writers would make two items).
-async fn attempt_all(
+/// Starts a claimed batch; each task waits for one of `concurrency` permits. CRM rows of
+/// one item go one after the other in one task (monday has no unique constraint: racing
+/// writers would make two items).
+fn spawn_groups(
+    tasks: &mut JoinSet<Vec<AttemptRecord>>,
     env: &Arc<Env>,
+    sem: &Arc<tokio::sync::Semaphore>,
     rows: Vec<ClaimedRow>,
-    summary: &mut DispatchSummary,
-) -> Vec<AttemptRecord> {
+) {
     let mut groups: Vec<Vec<ClaimedRow>> = Vec::new();
     for row in rows {
         match groups.iter_mut().find(|g| {
@@ -201,13 +242,9 @@ async fn attempt_all(
             None => groups.push(vec![row]),
         }
     }
-    let sem = Arc::new(tokio::sync::Semaphore::new(
-        env.cfg.dispatch.concurrency.max(1) as usize,
-    ));
-    let mut set = JoinSet::new();
     for group in groups {
         let (env, sem) = (env.clone(), sem.clone());
-        set.spawn(async move {
+        tasks.spawn(async move {
             let _permit = sem.acquire_owned().await;
             let mut out = Vec::with_capacity(group.len());
             for row in group {
@@ -216,14 +253,10 @@ async fn attempt_all(
             out
         });
     }
-    let mut records = Vec::new();
-    while let Some(done) = set.join_next().await {
-        match done {
-            Ok(recs) => records.extend(recs),
-            Err(e) => tracing::error!("a dispatch task failed: {e}"),
-        }
-    }
-    for r in &records {
+}
+
+fn tally(summary: &mut DispatchSummary, records: &[AttemptRecord]) {
+    for r in records {
         summary.attempts += 1;
         match r.disposition {
             Disposition::Sent => summary.sent += 1,
@@ -235,7 +268,6 @@ async fn attempt_all(
             summary.reconciled += 1;
         }
     }
-    records
 }
 
 /// One attempt of one row, ending in the record to write.
