@@ -12,6 +12,13 @@
 //!
 //! Arguments (after `--`): `quick` shortens every phase; `full`, `normal`, `ingest` run
 //! only the named phases (`full` includes the flush probes).
+//!
+//! What-if knobs (environment; all unset for the numbers in BENCHMARKS.md):
+//! - `STORE_BENCH_SQL`: SQL run on every timed connection after `Store::open` (pragmas,
+//!   index or table changes to try before proposing them);
+//! - `STORE_BENCH_NO_ANCHOR=1`: plant an audit anchor far ahead so `decide` never
+//!   rewrites the anchor file;
+//! - `STORE_BENCH_BG_CHECKPOINT=1`: checkpoint from another thread instead of in commits.
 use std::fs::{File, OpenOptions};
 use std::io::{Cursor, Write};
 use std::os::unix::fs::FileExt;
@@ -23,7 +30,7 @@ use serde_json::{Value, json};
 use signoff::ingest::Ingester;
 use signoff::model::{DecisionKind, Policy};
 use signoff::queue::Decision;
-use signoff::store::{Durability, Store, StoreOptions};
+use signoff::store::{Anchor, Durability, Store, StoreOptions, anchor_path};
 
 /// Lines in the ingest corpus (the 100k).
 const INGEST_LINES: usize = 100_000;
@@ -472,6 +479,48 @@ fn open(path: &Path, durability: Durability) -> Store {
     store
 }
 
+/// What-if knob: STORE_BENCH_BG_CHECKPOINT=1 turns off SQLite's auto-checkpoint on the
+/// timed connection and checkpoints (PASSIVE) from a second connection on another thread
+/// every 20 ms, so no commit pays for a checkpoint. Unset for the numbers in BENCHMARKS.md.
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(store: &Store) -> Option<Checkpointer> {
+        std::env::var_os("STORE_BENCH_BG_CHECKPOINT")?;
+        store
+            .connection()
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .expect("wal_autocheckpoint");
+        let path = store.path().to_path_buf();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let conn = rusqlite::Connection::open(&path).expect("checkpointer connection");
+            conn.busy_timeout(Duration::from_secs(1)).expect("busy");
+            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Some(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 /// Copies `from` to `to` and flushes it, so writeback of the copy does not land inside
 /// the timed loop.
 fn fresh_copy(from: &Path, to: &Path) {
@@ -503,6 +552,23 @@ impl DecideRun {
     fn rate(&self) -> f64 {
         self.ops as f64 / self.secs
     }
+
+    fn cpu_us(&self) -> f64 {
+        self.sched.on_cpu as f64 / 1e3 / self.ops.max(1) as f64
+    }
+
+    fn wait_us(&self) -> f64 {
+        self.sched.run_wait as f64 / 1e3 / self.ops.max(1) as f64
+    }
+}
+
+/// Median per-op CPU and run-queue wait of some rounds, for the summary.
+fn cpu_note(runs: &[(f64, f64)]) -> String {
+    format!(
+        "per op on CPU {:.0} µs, waiting for a CPU {:.0} µs",
+        median(runs.iter().map(|r| r.0).collect()),
+        median(runs.iter().map(|r| r.1).collect())
+    )
 }
 
 fn pct(sorted: &[u64], p: f64) -> f64 {
@@ -517,12 +583,28 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 /// budget runs out, then checks every row is there.
 fn claim_decide(path: &Path, durability: Durability, budget: Duration) -> DecideRun {
     let mut store = open(path, durability);
+    // What-if knob: STORE_BENCH_NO_ANCHOR=1 plants an anchor far ahead of the chain, so
+    // `decide` still reads the anchor file but never rewrites it (shows what the per-decision
+    // anchor write costs). Unset for the numbers in BENCHMARKS.md.
+    if std::env::var_os("STORE_BENCH_NO_ANCHOR").is_some() {
+        let anchor = Anchor {
+            seq: i64::MAX,
+            hash: String::new(),
+            at: 0,
+        };
+        std::fs::write(
+            anchor_path(path),
+            serde_json::to_vec(&anchor).expect("anchor json"),
+        )
+        .expect("plant anchor");
+    }
     let approve = Decision {
         kind: DecisionKind::Approve,
         note: None,
         sets: vec![],
     };
     let audit_before = count(&store, "SELECT COUNT(*) FROM audit");
+    let checkpointer = Checkpointer::start(&store);
     let mut claim_ns = Vec::with_capacity(50_000);
     let mut decide_ns = Vec::with_capacity(50_000);
     let sched = Sched::now();
@@ -542,6 +624,7 @@ fn claim_decide(path: &Path, durability: Durability, budget: Duration) -> Decide
     }
     let secs = start.elapsed().as_secs_f64();
     let sched = Sched::now().since(sched);
+    drop(checkpointer);
     let ops = decide_ns.len();
     // Everything the decisions promised is in the database.
     assert_eq!(
@@ -568,10 +651,9 @@ fn claim_decide(path: &Path, durability: Durability, budget: Duration) -> Decide
 }
 
 fn print_run(label: &str, r: &DecideRun, extra: &str) {
-    let per = |ns: u64| ns as f64 / r.ops.max(1) as f64 / 1000.0;
     let wall = r.secs * 1e6 / r.ops.max(1) as f64;
-    let cpu = per(r.sched.on_cpu);
-    let wait = per(r.sched.run_wait);
+    let cpu = r.cpu_us();
+    let wait = r.wait_us();
     println!(
         "claim+decide {label}: {:>7.0}/s  ({} in {:.2}s){extra}",
         r.rate(),
@@ -648,6 +730,7 @@ fn full_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
         s.rounds, s.full_budget
     );
     let mut full_rates = Vec::new();
+    let mut full_cpu = Vec::new();
     let mut refs = Vec::new();
     let mut ratios = Vec::new();
     let mut fsync_rates = vec![probes.fsync.rate];
@@ -673,6 +756,7 @@ fn full_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
         println!("    probe after: fdatasync {after}");
         println!("                 fsync     {fs}");
         full_rates.push(r.rate());
+        full_cpu.push((r.cpu_us(), r.wait_us()));
         refs.push(reference);
         ratios.push(ratio);
         fsync_rates.push(fs.rate);
@@ -684,11 +768,12 @@ fn full_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
     let fd = median(refs);
     let fs = median(fsync_rates);
     format!(
-        "claim+decide FULL: {full:.0}/s (fdatasync: {fd:.0}/s, ratio {:.0}% of half; fsync: {fs:.0}/s, {:.0}% of half) target >= {:.0}% of half: {}",
+        "claim+decide FULL: {full:.0}/s (fdatasync: {fd:.0}/s, ratio {:.0}% of half; fsync: {fs:.0}/s, {:.0}% of half) target >= {:.0}% of half: {} ({})",
         ratio * 100.0,
         full / (fs / 2.0) * 100.0,
         FULL_TARGET_OF_HALF * 100.0,
-        verdict(ratio >= FULL_TARGET_OF_HALF)
+        verdict(ratio >= FULL_TARGET_OF_HALF),
+        cpu_note(&full_cpu)
     )
 }
 
@@ -699,23 +784,26 @@ fn normal_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
         s.rounds, s.normal_budget
     );
     let mut normal_rates = Vec::new();
+    let mut normal_cpu = Vec::new();
     for round in 1..=s.rounds {
         let db = dir.join(format!("normal-{round}.db"));
         fresh_copy(seed, &db);
         let r = claim_decide(&db, Durability::Normal, s.normal_budget);
         print_run(&format!("NORMAL round {round}"), &r, "");
         normal_rates.push(r.rate());
+        normal_cpu.push((r.cpu_us(), r.wait_us()));
         remove_db(&db);
     }
     let normal = median(normal_rates);
     format!(
-        "claim+decide NORMAL: {normal:.0}/s target >= {NORMAL_TARGET:.0}/s: {}",
-        verdict(normal >= NORMAL_TARGET)
+        "claim+decide NORMAL: {normal:.0}/s target >= {NORMAL_TARGET:.0}/s: {} ({})",
+        verdict(normal >= NORMAL_TARGET),
+        cpu_note(&normal_cpu)
     )
 }
 
 fn remove_db(db: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
+    for suffix in ["", "-wal", "-shm", ".anchor"] {
         let mut p = db.as_os_str().to_owned();
         p.push(suffix);
         let _ = std::fs::remove_file(PathBuf::from(p));
@@ -779,9 +867,11 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
         t.elapsed().as_secs_f64()
     );
     let mut rates = Vec::new();
+    let mut cpu = Vec::new();
     for round in 1..=s.rounds {
         let db = dir.join(format!("ingest-{round}.db"));
         let mut store = open(&db, Durability::Full);
+        let checkpointer = Checkpointer::start(&store);
         let sched = Sched::now();
         let start = Instant::now();
         let report = {
@@ -792,6 +882,7 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
         };
         let secs = start.elapsed().as_secs_f64();
         let sched = Sched::now().since(sched);
+        drop(checkpointer);
         assert_eq!(report.ingested as usize, s.ingest_lines, "{report}");
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM requests") as usize,
@@ -814,13 +905,18 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
             space_per_line(&store, s.ingest_lines);
         }
         rates.push(rate);
+        cpu.push((
+            sched.on_cpu as f64 / 1e3 / s.ingest_lines as f64,
+            sched.run_wait as f64 / 1e3 / s.ingest_lines as f64,
+        ));
         drop(store);
         remove_db(&db);
     }
     let rate = median(rates);
     format!(
-        "ingest {}k JSONL: {rate:.0} lines/s target >= {INGEST_TARGET:.0}/s: {}",
+        "ingest {}k JSONL: {rate:.0} lines/s target >= {INGEST_TARGET:.0}/s: {} ({})",
         s.ingest_lines / 1000,
-        verdict(rate >= INGEST_TARGET)
+        verdict(rate >= INGEST_TARGET),
+        cpu_note(&cpu).replace("per op", "per line")
     )
 }
