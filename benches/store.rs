@@ -28,9 +28,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use signoff::ingest::Ingester;
-use signoff::model::{DecisionKind, Policy};
+use signoff::model::{DecisionKind, Policy, Request};
 use signoff::queue::Decision;
-use signoff::store::{Anchor, Durability, Store, StoreOptions, anchor_path};
+use signoff::store::{Anchor, Durability, IngestItem, Store, StoreOptions, anchor_path};
 
 /// Lines in the ingest corpus (the 100k).
 const INGEST_LINES: usize = 100_000;
@@ -810,6 +810,56 @@ fn remove_db(db: &Path) {
     }
 }
 
+/// The same corpus in two timed parts, per batch of 2,000: parsing (JSON, typed view,
+/// canonical hash: what `Ingester` does before the store) and `Store::ingest_batch` alone.
+/// What `Ingester::read` costs beyond their sum is its own bookkeeping.
+fn ingest_parts(dir: &Path, lines: &[u8], n: usize) {
+    let db = dir.join("ingest-parts.db");
+    let mut store = open(&db, Durability::Full);
+    let (mut parse, mut write) = (Sched::default(), Sched::default());
+    let (mut parse_s, mut write_s) = (0.0, 0.0);
+    let add = |a: Sched, b: Sched| Sched {
+        on_cpu: a.on_cpu + b.on_cpu,
+        run_wait: a.run_wait + b.run_wait,
+        written: a.written + b.written,
+        writes: a.writes + b.writes,
+    };
+    let text = std::str::from_utf8(lines).expect("utf-8 corpus");
+    let mut it = text.lines().enumerate().peekable();
+    while it.peek().is_some() {
+        let s0 = Sched::now();
+        let t0 = Instant::now();
+        let items: Vec<IngestItem> = it
+            .by_ref()
+            .take(2_000)
+            .map(|(i, line)| {
+                let (value, request) = Request::from_json(line).expect("valid line");
+                IngestItem::new(line.to_string(), value, request, format!("parts:{i}"))
+            })
+            .collect();
+        let s1 = Sched::now();
+        let t1 = Instant::now();
+        store.ingest_batch(&items, "bench").expect("ingest_batch");
+        let s2 = Sched::now();
+        parse = add(parse, s1.since(s0));
+        write = add(write, s2.since(s1));
+        parse_s += (t1 - t0).as_secs_f64();
+        write_s += t1.elapsed().as_secs_f64();
+    }
+    assert_eq!(count(&store, "SELECT COUNT(*) FROM requests") as usize, n);
+    let us = |ns: u64| ns as f64 / 1e3 / n as f64;
+    println!(
+        "ingest in parts: parse+hash {:.0} µs/line on CPU ({:.0}/s of wall), Store::ingest_batch {:.0} µs/line on CPU ({:.0}/s of wall, {:.1} KiB written per line)",
+        us(parse.on_cpu),
+        n as f64 / parse_s,
+        us(write.on_cpu),
+        n as f64 / write_s,
+        write.written as f64 / 1024.0 / n as f64,
+    );
+    drop(store);
+    remove_db(&db);
+}
+
 /// Database pages per table and index after ingest (SQLite's `dbstat`), per line: where
 /// the written bytes go.
 fn space_per_line(store: &Store, lines: usize) {
@@ -912,6 +962,7 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
         drop(store);
         remove_db(&db);
     }
+    ingest_parts(dir, &lines, s.ingest_lines);
     let rate = median(rates);
     format!(
         "ingest {}k JSONL: {rate:.0} lines/s target >= {INGEST_TARGET:.0}/s: {} ({})",
