@@ -128,10 +128,13 @@ fn machine(dir: &Path) {
         .ok()
         .and_then(|o| String::from_utf8(o.stdout).ok())
         .and_then(|o| {
-            o.lines().nth(1).map(|l| {
-                let cols: Vec<&str> = l.split_whitespace().collect();
-                format!("{} on {} ({})", cols[1], cols[6], cols[0])
-            })
+            let cols: Vec<&str> = o.lines().nth(1)?.split_whitespace().collect();
+            Some(format!(
+                "{} on {} ({})",
+                cols.get(1)?,
+                cols.get(6)?,
+                cols.first()?
+            ))
         })
         .unwrap_or_else(|| "unknown".into());
     let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
