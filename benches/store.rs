@@ -16,8 +16,6 @@
 //! What-if knobs (environment; all unset for the numbers in BENCHMARKS.md):
 //! - `STORE_BENCH_SQL`: SQL run on every timed connection after `Store::open` (pragmas,
 //!   index or table changes to try before proposing them);
-//! - `STORE_BENCH_NO_ANCHOR=1`: plant an audit anchor far ahead so `decide` never
-//!   rewrites the anchor file;
 //! - `STORE_BENCH_BG_CHECKPOINT=1`: checkpoint from another thread instead of in commits.
 use std::fs::{File, OpenOptions};
 use std::io::{Cursor, Write};
@@ -30,7 +28,7 @@ use serde_json::{Value, json};
 use signoff::ingest::Ingester;
 use signoff::model::{DecisionKind, Policy, Request};
 use signoff::queue::Decision;
-use signoff::store::{Anchor, Durability, IngestItem, Store, StoreOptions, anchor_path};
+use signoff::store::{Durability, IngestItem, Store, StoreOptions};
 
 /// Lines in the ingest corpus (the 100k).
 const INGEST_LINES: usize = 100_000;
@@ -586,21 +584,6 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 /// budget runs out, then checks every row is there.
 fn claim_decide(path: &Path, durability: Durability, budget: Duration) -> DecideRun {
     let mut store = open(path, durability);
-    // What-if knob: STORE_BENCH_NO_ANCHOR=1 plants an anchor far ahead of the chain, so
-    // `decide` still reads the anchor file but never rewrites it (shows what the per-decision
-    // anchor write costs). Unset for the numbers in BENCHMARKS.md.
-    if std::env::var_os("STORE_BENCH_NO_ANCHOR").is_some() {
-        let anchor = Anchor {
-            seq: i64::MAX,
-            hash: String::new(),
-            at: 0,
-        };
-        std::fs::write(
-            anchor_path(path),
-            serde_json::to_vec(&anchor).expect("anchor json"),
-        )
-        .expect("plant anchor");
-    }
     let approve = Decision {
         kind: DecisionKind::Approve,
         note: None,
