@@ -207,6 +207,17 @@ struct Flush {
     io_us: f64,
 }
 
+impl Flush {
+    fn wait_share(&self) -> f64 {
+        self.wait_us / (self.cpu_us + self.wait_us + self.io_us)
+    }
+
+    /// One flush without the wait for a CPU.
+    fn unwaited_us(&self) -> f64 {
+        self.cpu_us + self.io_us
+    }
+}
+
 impl std::fmt::Display for Flush {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -561,7 +572,30 @@ impl DecideRun {
     fn wait_us(&self) -> f64 {
         self.sched.run_wait as f64 / 1e3 / self.ops.max(1) as f64
     }
+
+    fn wall_us(&self) -> f64 {
+        self.secs * 1e6 / self.ops.max(1) as f64
+    }
+
+    /// Off CPU and not waiting for one: I/O (flushes, page-cache writeback throttling).
+    fn io_us(&self) -> f64 {
+        (self.wall_us() - self.cpu_us() - self.wait_us()).max(0.0)
+    }
+
+    /// Share of the wall time spent waiting for a CPU (other processes' load).
+    fn wait_share(&self) -> f64 {
+        self.wait_us() / self.wall_us()
+    }
+
+    /// The rate this loop would have had without waiting for a CPU: an estimate.
+    fn unwaited_rate(&self) -> f64 {
+        1e6 / (self.cpu_us() + self.io_us())
+    }
 }
+
+/// A round counts as contended when it, or a flush probe beside it, spent more than this
+/// share of its time waiting for a CPU.
+const CONTENDED: f64 = 0.2;
 
 /// Median per-op CPU and run-queue wait of some rounds, for the summary.
 fn cpu_note(runs: &[(f64, f64)]) -> String {
@@ -720,6 +754,8 @@ fn full_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
     let mut refs = Vec::new();
     let mut ratios = Vec::new();
     let mut fsync_rates = vec![probes.fsync.rate];
+    let mut estimates = Vec::new();
+    let mut contended_rounds = 0;
     let mut before = probes.fdatasync;
     for round in 1..=s.rounds {
         let db = dir.join(format!("full-{round}.db"));
@@ -741,6 +777,24 @@ fn full_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
         );
         println!("    probe after: fdatasync {after}");
         println!("                 fsync     {fs}");
+        // Without the waits for a CPU on either side: op time vs two flushes.
+        let flush_us = (before.unwaited_us() + after.unwaited_us()) / 2.0;
+        let op_us = r.cpu_us() + r.io_us();
+        let estimate = 2.0 * flush_us / op_us;
+        let contended = [r.wait_share(), before.wait_share(), after.wait_share()]
+            .iter()
+            .any(|w| *w > CONTENDED);
+        println!(
+            "    without the waits for a CPU: op {op_us:.0} µs, flush {flush_us:.0} µs -> estimate {:.0}% of half{}",
+            estimate * 100.0,
+            if contended {
+                "  [contended round: the measured ratio is not trustworthy]"
+            } else {
+                ""
+            }
+        );
+        estimates.push(estimate);
+        contended_rounds += usize::from(contended);
         full_rates.push(r.rate());
         full_cpu.push((r.cpu_us(), r.wait_us()));
         refs.push(reference);
@@ -753,12 +807,22 @@ fn full_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
     let ratio = median(ratios);
     let fd = median(refs);
     let fs = median(fsync_rates);
+    let estimate = median(estimates);
+    let verdict = if contended_rounds * 2 > s.rounds {
+        format!(
+            "INCONCLUSIVE: {contended_rounds} of {} rounds waited for a CPU; without the waits {} ({:.0}% of half)",
+            s.rounds,
+            verdict(estimate >= FULL_TARGET_OF_HALF),
+            estimate * 100.0
+        )
+    } else {
+        verdict(ratio >= FULL_TARGET_OF_HALF).to_string()
+    };
     format!(
-        "claim+decide FULL: {full:.0}/s (fdatasync: {fd:.0}/s, ratio {:.0}% of half; fsync: {fs:.0}/s, {:.0}% of half) target >= {:.0}% of half: {} ({})",
+        "claim+decide FULL: {full:.0}/s (fdatasync: {fd:.0}/s, ratio {:.0}% of half; fsync: {fs:.0}/s, {:.0}% of half) target >= {:.0}% of half: {verdict} ({})",
         ratio * 100.0,
         full / (fs / 2.0) * 100.0,
         FULL_TARGET_OF_HALF * 100.0,
-        verdict(ratio >= FULL_TARGET_OF_HALF),
         cpu_note(&full_cpu)
     )
 }
@@ -771,6 +835,7 @@ fn normal_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
     );
     let mut normal_rates = Vec::new();
     let mut normal_cpu = Vec::new();
+    let mut normal_unwaited = Vec::new();
     for round in 1..=s.rounds {
         let db = dir.join(format!("normal-{round}.db"));
         fresh_copy(seed, &db);
@@ -778,13 +843,15 @@ fn normal_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
         print_run(&format!("NORMAL round {round}"), &r, "");
         normal_rates.push(r.rate());
         normal_cpu.push((r.cpu_us(), r.wait_us()));
+        normal_unwaited.push(r.unwaited_rate());
         remove_db(&db);
     }
     let normal = median(normal_rates);
     format!(
-        "claim+decide NORMAL: {normal:.0}/s target >= {NORMAL_TARGET:.0}/s: {} ({})",
-        verdict(normal >= NORMAL_TARGET),
-        cpu_note(&normal_cpu)
+        "claim+decide NORMAL: {normal:.0}/s target >= {NORMAL_TARGET:.0}/s: {} ({}; without the waits ~{:.0}/s)",
+        verdict_of(normal, median(normal_unwaited.clone()), NORMAL_TARGET),
+        cpu_note(&normal_cpu),
+        median(normal_unwaited)
     )
 }
 
@@ -881,6 +948,18 @@ fn space_per_line(store: &Store, lines: usize) {
     }
 }
 
+/// For throughput targets, where other processes can only slow a run down: a miss that the
+/// run would have met without waiting for a CPU is not a miss of the code.
+fn verdict_of(measured: f64, unwaited: f64, target: f64) -> &'static str {
+    if measured >= target {
+        "MET"
+    } else if unwaited >= target {
+        "INCONCLUSIVE (met only without the waits for a CPU)"
+    } else {
+        "NOT MET"
+    }
+}
+
 fn verdict(met: bool) -> &'static str {
     if met { "MET" } else { "NOT MET" }
 }
@@ -903,6 +982,7 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
         t.elapsed().as_secs_f64()
     );
     let mut rates = Vec::new();
+    let mut unwaited = Vec::new();
     let mut cpu = Vec::new();
     for round in 1..=s.rounds {
         let db = dir.join(format!("ingest-{round}.db"));
@@ -941,6 +1021,7 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
             space_per_line(&store, s.ingest_lines);
         }
         rates.push(rate);
+        unwaited.push(s.ingest_lines as f64 / (secs - sched.run_wait as f64 / 1e9));
         cpu.push((
             sched.on_cpu as f64 / 1e3 / s.ingest_lines as f64,
             sched.run_wait as f64 / 1e3 / s.ingest_lines as f64,
@@ -951,9 +1032,10 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
     ingest_parts(dir, &lines, s.ingest_lines);
     let rate = median(rates);
     format!(
-        "ingest {}k JSONL: {rate:.0} lines/s target >= {INGEST_TARGET:.0}/s: {} ({})",
+        "ingest {}k JSONL: {rate:.0} lines/s target >= {INGEST_TARGET:.0}/s: {} ({}; without the waits ~{:.0}/s)",
         s.ingest_lines / 1000,
-        verdict(rate >= INGEST_TARGET),
-        cpu_note(&cpu).replace("per op", "per line")
+        verdict_of(rate, median(unwaited.clone()), INGEST_TARGET),
+        cpu_note(&cpu).replace("per op", "per line"),
+        median(unwaited)
     )
 }
