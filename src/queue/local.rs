@@ -188,6 +188,20 @@ impl Queue for LocalQueue {
             .await
     }
 
+    async fn preview_rendered(&self, id: i64, reviewer: &str, digest: &str) -> Result<()> {
+        let (r, d) = (reviewer.to_string(), digest.to_string());
+        self.write(move |s| {
+            s.audit_event(
+                &r,
+                Some(id),
+                "preview_rendered",
+                &serde_json::json!({"digest": d}),
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
     async fn stats(&self, since: Option<crate::queue::Millis>) -> Result<crate::stats::Stats> {
         self.read(move |s| s.stats(since)).await
     }

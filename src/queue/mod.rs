@@ -290,6 +290,9 @@ pub trait Queue: Send + Sync {
         reason: Option<&str>,
         reviewer: &str,
     ) -> Result<()>;
+    /// Records that a reviewer looked at the rendered actions of an item (the preview), with
+    /// a digest of what was shown, so the audit says what the person saw before deciding.
+    async fn preview_rendered(&self, id: i64, reviewer: &str, digest: &str) -> Result<()>;
     /// Review analytics since a time (all time when `None`).
     async fn stats(&self, since: Option<Millis>) -> Result<crate::stats::Stats>;
 }

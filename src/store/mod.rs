@@ -209,6 +209,15 @@ impl Store {
         Ok(store)
     }
 
+    /// Sets SQLite's page cache for this connection. Bulk ingest wants more than the 2 MB
+    /// default (a 2,000-item batch dirties ~12 MB, and spilling the cache mid-transaction
+    /// writes pages twice); the console keeps the default to stay small.
+    pub fn set_cache_size_mib(&self, mib: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -(i64::from(mib) * 1024))?;
+        Ok(())
+    }
+
     /// Sets the renderer decisions use for their outbox payloads.
     pub fn set_renderer(&mut self, renderer: Arc<dyn ActionRenderer>) {
         self.renderer = Some(renderer);
