@@ -80,6 +80,34 @@ async fn approval_creates_one_item_one_post_one_draft() {
         assert_eq!(w.gmail.refreshes, 1);
     });
 
+    // The console's view of the item's actions.
+    let lines: Vec<String> = store
+        .outbox_rows(1)
+        .unwrap()
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} {}",
+                r.action,
+                r.status,
+                signoff::actions::result_text(r.response.as_deref().unwrap_or("{}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    assert_eq!(
+        lines[0],
+        format!(
+            "crm sent item {item_id}, note {}",
+            fakes.with(|w| w.monday.updates[0].id.clone())
+        )
+    );
+    assert!(
+        lines[1].starts_with("slack sent ts ") && lines[1].ends_with(" in C0GENERAL1"),
+        "{lines:?}"
+    );
+    assert!(lines[2].starts_with("gmail sent draft r-"), "{lines:?}");
+
     // Audit: an attempt and an outcome entry per action.
     let kinds: Vec<String> = store
         .connection()

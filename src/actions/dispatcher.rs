@@ -195,6 +195,41 @@ pub async fn run(
             continue;
         }
         tally(&mut summary, &records);
+        for r in &records {
+            let (action, key) = (
+                r.audit["action"].as_str().unwrap_or(""),
+                r.audit["key"].as_str().unwrap_or(""),
+            );
+            match (&r.disposition, &r.error) {
+                (Disposition::Dead, Some(e)) => tracing::warn!(
+                    outbox_id = r.id,
+                    action,
+                    key,
+                    attempt = r.attempt,
+                    "dead letter: {e}"
+                ),
+                (Disposition::Retry(at), Some(e)) => tracing::info!(
+                    outbox_id = r.id,
+                    action,
+                    key,
+                    attempt = r.attempt,
+                    next_attempt_at = at,
+                    "will retry: {e}"
+                ),
+                (d, _) => tracing::info!(
+                    outbox_id = r.id,
+                    action,
+                    key,
+                    attempt = r.attempt,
+                    "{}",
+                    match d {
+                        Disposition::Sent => "sent",
+                        Disposition::Sandbox => "sandbox: not sent",
+                        _ => "done",
+                    }
+                ),
+            }
+        }
         let (store2, worker2) = (store.clone(), worker.to_string());
         blocking(move || {
             store2

@@ -275,3 +275,49 @@ impl Store {
         })
     }
 }
+
+/// One outbox row in full, for the console's action lines and preview.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub decision_id: i64,
+    pub action: String,
+    pub idempotency_key: String,
+    /// queued, sending, sent, retrying, dead, sandbox, cancelled.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub last_error: Option<String>,
+    /// The rendered requests (JSON), as approved.
+    pub payload: Option<String>,
+    /// What is known about the effect (JSON: item id, Slack ts, draft id, …).
+    pub response: Option<String>,
+    pub updated_at: Millis,
+}
+
+impl Store {
+    /// Every outbox row of an item, oldest first.
+    pub fn outbox_rows(&self, request_id: i64) -> Result<Vec<OutboxRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, decision_id, action, idempotency_key, status, attempts, next_attempt_at,
+                last_error, payload, response, updated_at
+             FROM outbox WHERE request_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([request_id], |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                decision_id: r.get(1)?,
+                action: r.get(2)?,
+                idempotency_key: r.get(3)?,
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt_at: r.get(6)?,
+                last_error: r.get(7)?,
+                payload: r.get(8)?,
+                response: r.get(9)?,
+                updated_at: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
