@@ -33,11 +33,12 @@ pub struct ActionsConfig {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DispatchConfig {
-    /// Rows claimed per round.
+    /// Rows claimed at once (at most `concurrency`: no claimed row waits while its lease runs).
     pub batch: u32,
     /// Requests in flight at once.
     pub concurrency: u32,
-    /// How long a claim lasts; a worker that dies releases its rows when it runs out.
+    /// How long a claim lasts; a worker that dies releases its rows when it runs out. At
+    /// least two attempt budgets (4 × `timeout_ms` each) are used whatever is set here.
     pub lease_seconds: u64,
     /// Attempts before a row becomes a dead letter.
     pub max_attempts: u32,
@@ -55,9 +56,9 @@ pub struct DispatchConfig {
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
-            batch: 64,
+            batch: 16,
             concurrency: 16,
-            lease_seconds: 120,
+            lease_seconds: 180,
             max_attempts: 8,
             backoff_base_ms: 2_000,
             backoff_cap_ms: 600_000,

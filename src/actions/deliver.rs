@@ -472,8 +472,9 @@ async fn gmail(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     }
 }
 
-/// How long an in-flight attempt may take at most (for the lease).
+/// How long one attempt may take at most: four request timeouts (monday's find, write and
+/// note, or Gmail's lookup, refresh and create). The dispatcher cuts an attempt off there
+/// (ambiguous: it may have taken effect), so it always ends inside its lease.
 pub fn attempt_budget(cfg: &ActionsConfig) -> Duration {
-    // Up to four requests per attempt (monday), plus a token refresh.
-    Duration::from_millis(cfg.dispatch.timeout_ms.saturating_mul(5))
+    Duration::from_millis(cfg.dispatch.timeout_ms.saturating_mul(4))
 }

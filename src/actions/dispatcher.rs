@@ -108,10 +108,18 @@ pub async fn run(
     let store = Arc::new(Mutex::new(store));
     let env = Arc::new(env(cfg)?);
     let mut summary = DispatchSummary::default();
-    let lease_ms = (cfg.dispatch.lease_seconds * 1000)
-        .max(deliver::attempt_budget(cfg).as_millis() as u64 + 1000) as i64;
+    // A claimed row starts at once (claims never exceed the free permits), but CRM rows of
+    // one item share a task: the lease covers two attempt budgets.
+    let budget = deliver::attempt_budget(cfg);
+    let lease_ms =
+        (cfg.dispatch.lease_seconds * 1000).max(2 * budget.as_millis() as u64 + 1000) as i64;
     let poll = Duration::from_millis(cfg.dispatch.poll_ms.max(10));
-    let batch = cfg.dispatch.batch.max(1) as usize;
+    // No claimed row waits for a permit while its lease runs.
+    let batch = cfg
+        .dispatch
+        .batch
+        .max(1)
+        .min(cfg.dispatch.concurrency.max(1)) as usize;
     let sem = Arc::new(tokio::sync::Semaphore::new(
         cfg.dispatch.concurrency.max(1) as usize
     ));
@@ -334,7 +342,16 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
                 p.sandbox = Some(why);
                 None
             }
-            None => Some(deliver::deliver(env, r, &mut p, reconcile, now).await),
+            None => {
+                let budget = deliver::attempt_budget(&env.cfg);
+                let run = deliver::deliver(env, r, &mut p, reconcile, now);
+                Some(tokio::time::timeout(budget, run).await.unwrap_or_else(|_| {
+                    Outcome::Ambiguous(format!(
+                        "the attempt ran past its {} s budget and was cut off; it may have taken effect",
+                        budget.as_secs()
+                    ))
+                }))
+            }
         },
     };
     // A resend's permission to repost is spent by this attempt.

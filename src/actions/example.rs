@@ -14,9 +14,9 @@ mode = "sandbox"
 paused = false
 
 [actions.dispatch]
-batch = 64                 # rows claimed per round
-concurrency = 16           # requests in flight
-lease_seconds = 120        # a claim outlives a dead worker by this much
+batch = 16                 # rows claimed at once (at most `concurrency`)
+concurrency = 16           # attempts in flight
+lease_seconds = 180        # a dead worker's rows wait this long (at least 8 x timeout_ms)
 max_attempts = 8           # then the row is a dead letter (R sends it again)
 backoff_base_ms = 2000     # first retry within 0..2 s (full jitter) ...
 backoff_cap_ms = 600000    # ... doubling up to 10 min; never before Retry-After
