@@ -333,3 +333,79 @@ async fn header_injection_from_the_request_is_refused_at_approval() {
         .to_string();
     assert!(err.contains("header injection"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_preview_is_what_approval_stores() {
+    let fakes = Fakes::start().await;
+    let cfg = fakes.config();
+    let (_dir, db) = temp_db();
+    let policy = policy();
+    let mut store = signoff::store::Store::open(&db, policy.clone(), &Default::default()).unwrap();
+    store.set_renderer(signoff::actions::renderer(&cfg, policy).unwrap());
+    let text = lead("lead-8").to_string();
+    let (v, r) = signoff::model::Request::from_json(&text).unwrap();
+    store
+        .ingest_batch(
+            &[signoff::store::IngestItem::new(text, v, r, "t".into())],
+            "t",
+        )
+        .unwrap();
+    let claim = store.claim(1, "sam").unwrap();
+    let approve = signoff::model::DecisionKind::Approve;
+    let preview = store.preview_actions(1, &approve, "sam", None).unwrap();
+    assert_eq!(
+        preview
+            .iter()
+            .map(|p| p.action.as_str())
+            .collect::<Vec<_>>(),
+        ["crm", "slack", "gmail"]
+    );
+    let text = signoff::actions::preview_text(&preview[1].rendered.as_ref().unwrap().to_string());
+    assert!(
+        text.starts_with("Slack message (chat.postMessage) — key signoff-1-1-slack"),
+        "{text}"
+    );
+    store
+        .decide(
+            &claim,
+            &signoff::queue::Decision {
+                kind: approve,
+                note: None,
+                sets: vec![],
+            },
+        )
+        .unwrap();
+    let stored = store.outbox_rows(1).unwrap();
+    for (p, s) in preview.iter().zip(&stored) {
+        assert_eq!(p.idempotency_key, s.idempotency_key);
+        let s: Value = serde_json::from_str(s.payload.as_deref().unwrap()).unwrap();
+        let p = p.rendered.as_ref().unwrap();
+        if s["provider"] == "gmail" {
+            // Same message but for its Date header (rendered at a different second).
+            assert_eq!(p["meta"], s["meta"]);
+        } else {
+            assert_eq!(p, &s);
+        }
+    }
+    // An item whose Gmail action cannot render shows why before anyone approves it.
+    let mut no_draft = lead("lead-9");
+    no_draft["ai"]["draft_reply"] = Value::Null;
+    let text = no_draft.to_string();
+    let (v, r) = signoff::model::Request::from_json(&text).unwrap();
+    store
+        .ingest_batch(
+            &[signoff::store::IngestItem::new(text, v, r, "t".into())],
+            "t",
+        )
+        .unwrap();
+    let preview = store
+        .preview_actions(2, &signoff::model::DecisionKind::Approve, "sam", None)
+        .unwrap();
+    assert!(
+        preview[2]
+            .rendered
+            .as_ref()
+            .unwrap_err()
+            .contains("draft reply is empty")
+    );
+}

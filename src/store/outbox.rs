@@ -321,3 +321,80 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
+
+/// One action as it would be sent, rendered for a preview.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ActionPreview {
+    pub action: crate::model::ActionKind,
+    /// The key this preview used (the decision id is the next free one, so approval's key
+    /// matches unless someone else decides first).
+    pub idempotency_key: String,
+    /// The rendered requests, or why the action cannot be rendered (approval would fail
+    /// with this).
+    pub rendered: std::result::Result<serde_json::Value, String>,
+}
+
+impl Store {
+    /// What deciding `kind` on item `id` now would send, rendered from the current fields
+    /// with the store's renderer: the console's `p` preview. Writes nothing. Empty when no
+    /// renderer is set or the decision queues no actions.
+    pub fn preview_actions(
+        &self,
+        id: i64,
+        kind: &crate::model::DecisionKind,
+        reviewer: &str,
+        note: Option<&str>,
+    ) -> Result<Vec<ActionPreview>> {
+        use crate::model::{DecisionKind, Request};
+        let Some(renderer) = self.renderer.clone() else {
+            return Ok(Vec::new());
+        };
+        let (_, payload) = super::read::load_payload(&self.conn, id)?;
+        let fields = super::read::effective_fields(&self.conn, id, &payload)?;
+        let actions = match kind {
+            DecisionKind::Approve => self
+                .policy
+                .actions_for(fields.intent.as_deref().unwrap_or_default())
+                .to_vec(),
+            DecisionKind::Escalate { queue } => self
+                .policy
+                .escalation_queue(queue)
+                .map(|q| q.actions.clone())
+                .unwrap_or_default(),
+            DecisionKind::Reject { .. } => Vec::new(),
+        };
+        if actions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = Request::from_json(&payload)
+            .map(|(_, r)| r)
+            .map_err(|e| QueueError::Storage(format!("item {id}: {e}")))?;
+        let decision_id: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(actions
+            .into_iter()
+            .map(|action| {
+                let key = super::idempotency_key(id, decision_id, action);
+                let rendered = renderer.render(&super::RenderContext {
+                    request_id: id,
+                    decision_id,
+                    action,
+                    idempotency_key: &key,
+                    request: &request,
+                    fields: &fields,
+                    decision: kind,
+                    note,
+                    reviewer,
+                });
+                ActionPreview {
+                    action,
+                    idempotency_key: key,
+                    rendered,
+                }
+            })
+            .collect())
+    }
+}
