@@ -91,7 +91,7 @@ async fn two_dispatchers_on_one_database_send_everything_once() {
 async fn one_hung_request_does_not_hold_up_the_others() {
     let f = Fakes::start().await;
     let mut cfg = f.config();
-    cfg.dispatch.timeout_ms = 3_000;
+    cfg.dispatch.timeout_ms = 6_000;
     cfg.dispatch.poll_ms = 20;
     f.fault("slack:chat.postMessage", Fault::Hang);
     let (_d, db) = temp_db();
@@ -108,7 +108,7 @@ async fn one_hung_request_does_not_hold_up_the_others() {
     };
     // The other eight are sent and recorded while the hung post is still out.
     let mut seen = false;
-    for _ in 0..500 {
+    for _ in 0..1_000 {
         let r = rows(&store);
         let sent = r.iter().filter(|r| r.1 == "sent").count();
         let sending = r.iter().filter(|r| r.1 == "sending").count();
