@@ -307,6 +307,18 @@ async fn slack_refusals_are_dead_letters_with_slacks_code() {
         err.unwrap()
             .starts_with("Slack: not_in_channel: invite the bot")
     );
+
+    // With join_channels the bot joins the public channel and posts.
+    cfg.slack.join_channels = true;
+    let (_d2, db2) = temp_db();
+    let mut b = lead("s4");
+    b["ai"]["intent"] = json!("partnership");
+    let store2 = approve_all(&db2, &cfg, &[b]);
+    dispatch_once(&db2, &cfg).await;
+    let (st, attempts, _, _) = row(&store2, "slack");
+    assert_eq!((st.as_str(), attempts), ("sent", 1));
+    assert_eq!(f.requests("slack:conversations.join").len(), 1);
+    assert_eq!(f.with(|w| w.slack.messages.len()), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -188,6 +188,8 @@ pub struct SlackConfig {
     pub burst: u32,
     /// Look an ambiguous post up in conversations.history (needs channels:history).
     pub history_lookup: bool,
+    /// On `not_in_channel`, join the (public) channel and post again (needs channels:join).
+    pub join_channels: bool,
 }
 
 impl Default for SlackConfig {
@@ -204,6 +206,7 @@ impl Default for SlackConfig {
             per_channel_per_second: 1.0,
             burst: 3,
             history_lookup: true,
+            join_channels: false,
         }
     }
 }

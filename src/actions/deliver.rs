@@ -309,10 +309,33 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     let post = tryo!(step(r, "post"));
     p.first_sent_at.get_or_insert(now);
     p.last_sent_at = Some(now);
-    let out = match env.call(post, &post.url, auth, None, limit).await {
+    let mut out = match env.call(post, &post.url, auth, None, limit).await {
         Ok(resp) => classify::slack(&resp),
         Err(o) => o,
     };
+    // not_in_channel means nothing was posted: join (public channels, channels:join) and
+    // post once more.
+    if let (Outcome::Permanent(why), Some(join)) = (&out, r.step("join"))
+        && why.starts_with("Slack: not_in_channel")
+    {
+        let joined = match env
+            .call(join, &join.url, auth, None, ("slack:join", 0.0, 1.0))
+            .await
+        {
+            Ok(resp) => classify::slack(&resp),
+            Err(o) => o,
+        };
+        out = match joined {
+            Outcome::Ok(_) => match env.call(post, &post.url, auth, None, limit).await {
+                Ok(resp) => classify::slack(&resp),
+                Err(o) => o,
+            },
+            Outcome::Permanent(e) => Outcome::Permanent(format!(
+                "{why}; joining it failed ({e}): invite the bot, then press R"
+            )),
+            other => other,
+        };
+    }
     match out {
         Outcome::Ok(v) => {
             p.ts = v.get("ts").and_then(Value::as_str).map(str::to_string);

@@ -66,6 +66,7 @@ default_channel = "C0123ABCD"             # channel IDs, not names
 per_channel_per_second = 1.0              # Slack allows about 1 message/s per channel
 burst = 3
 history_lookup = true
+join_channels = false                     # on not_in_channel, join (public channels; channels:join)
 text = "{{ fields.priority }} {{ fields.intent }}: {{ fields.summary }}"
 blocks = "*{{ fields.intent }}* ({{ fields.priority }}) from {{ request.from }}\n{{ fields.summary }}\n_Next:_ {{ fields.recommended_next_step }} · approved by {{ decision.reviewer }}"
 

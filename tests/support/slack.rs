@@ -82,6 +82,7 @@ pub fn routes() -> Router<Shared> {
         .route("/api/chat.postMessage", post(post_message))
         .route("/api/conversations.history", get(history).post(history))
         .route("/api/auth.test", post(auth_test))
+        .route("/api/conversations.join", post(join))
         .route("/api/conversations.info", get(info))
         .route("/services/{t}/{b}/{x}", post(webhook))
 }
@@ -386,4 +387,35 @@ async fn webhook(
     }
     world.lock().unwrap().slack.webhook_posts.push(v);
     after_apply(&world, fault, text(200, "ok")).await
+}
+
+async fn join(State(world): State<Shared>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let mut w = world.lock().unwrap();
+    log(
+        &mut w,
+        "slack:conversations.join",
+        "POST",
+        &uri.to_string(),
+        &headers,
+        &body,
+    );
+    if let Err(r) = auth(&headers) {
+        return r;
+    }
+    let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let channel = v.get("channel").and_then(Value::as_str).unwrap_or("");
+    match w.slack.channels.get_mut(channel) {
+        None => ok_false("channel_not_found"),
+        Some(c) if c.archived => ok_false("is_archived"),
+        Some(c) if c.name.starts_with("private") => {
+            ok_false("method_not_supported_for_channel_type")
+        }
+        Some(c) => {
+            c.member = true;
+            reply_json(
+                200,
+                json!({"ok": true, "channel": {"id": channel, "name": c.name}}),
+            )
+        }
+    }
 }

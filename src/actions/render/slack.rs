@@ -71,18 +71,26 @@ pub fn render(
         "unfurl_links": false,
         "unfurl_media": false,
     });
+    let mut requests = vec![
+        HttpRequest::post_json("post", format!("{base}/chat.postMessage"), body),
+        HttpRequest::get(
+            "lookup",
+            format!(
+                "{base}/conversations.history?channel={channel}&include_all_metadata=true&limit=200"
+            ),
+        ),
+    ];
+    if cfg.join_channels {
+        requests.push(HttpRequest::post_json(
+            "join",
+            format!("{base}/conversations.join"),
+            json!({"channel": channel}),
+        ));
+    }
     Ok(Rendered {
         provider: Provider::Slack,
         key: key.into(),
-        requests: vec![
-            HttpRequest::post_json("post", format!("{base}/chat.postMessage"), body),
-            HttpRequest::get(
-                "lookup",
-                format!(
-                    "{base}/conversations.history?channel={channel}&include_all_metadata=true&limit=200"
-                ),
-            ),
-        ],
+        requests,
         meta: json!({"channel": channel}),
     })
 }
