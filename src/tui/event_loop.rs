@@ -1,0 +1,329 @@
+//! The event loop: terminal events, queue results and the few timers become actions;
+//! everything queued is drained and applied, then one frame is drawn if anything changed.
+//!
+//! Wake-ups while idle: the change-token poll (every [`POLL_EVERY`]) and nothing else; it
+//! redraws only when the queue changed. A one-second tick runs only while an item is claimed
+//! (lease countdown) or an edit waits for its debounced save; heartbeats run in their own
+//! task while a claim is held, so `$EDITOR` does not cost the lease.
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures_util::{FutureExt, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
+use tokio::task::JoinHandle;
+
+use super::action::{Action, Cmd, Effect, Loaded};
+use super::app::App;
+use super::terminal::TerminalGuard;
+use super::update::update;
+use super::{update, view};
+use crate::model::EditableField;
+use crate::queue::{Claim, Millis, Queue};
+
+/// How often the queue's change token is checked while idle.
+pub const POLL_EVERY: Duration = Duration::from_secs(2);
+
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Turns a terminal event into an action; `None` for what the console ignores (key
+/// releases and repeats of the kitty protocol, mouse, focus).
+pub fn event_action(ev: Event) -> Option<Action> {
+    match ev {
+        Event::Key(k) if k.kind == KeyEventKind::Press => Some(Action::Key(k)),
+        Event::Paste(s) => Some(Action::Paste(s)),
+        Event::Resize(w, h) => Some(Action::Resize(w, h)),
+        _ => None,
+    }
+}
+
+/// Draws one frame inside synchronized output (no tearing over slow links).
+pub fn draw_frame<B: Backend + Write>(terminal: &mut Terminal<B>, app: &App) -> anyhow::Result<()> {
+    crossterm::queue!(terminal.backend_mut(), crossterm::terminal::BeginSynchronizedUpdate)?;
+    terminal
+        .draw(|f| view::draw(app, f))
+        .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?;
+    crossterm::execute!(terminal.backend_mut(), crossterm::terminal::EndSynchronizedUpdate)?;
+    Ok(())
+}
+
+/// Runs an effect off the UI path; the result comes back on `tx`.
+fn spawn_effect(queue: &Arc<dyn Queue>, tx: &UnboundedSender<Action>, fx: Effect) {
+    let q = queue.clone();
+    let tx = tx.clone();
+    let send = move |l: Loaded| {
+        let _ = tx.send(Action::Loaded(l));
+    };
+    match fx {
+        Effect::LoadPage { query, generation } => {
+            tokio::spawn(async move {
+                let result = q.list(&query).await;
+                send(Loaded::Page { generation, result });
+            });
+        }
+        Effect::LoadCounts => {
+            tokio::spawn(async move { send(Loaded::Counts(q.counts().await)) });
+        }
+        Effect::LoadDetails(ids) => {
+            tokio::spawn(async move {
+                let mut out = Vec::with_capacity(ids.len());
+                for id in ids {
+                    out.push((id, q.get(id).await));
+                }
+                send(Loaded::Details(out));
+            });
+        }
+        Effect::PollToken => {
+            tokio::spawn(async move { send(Loaded::Token(q.change_token().await)) });
+        }
+        Effect::SaveEdit(claim, field, value) => {
+            tokio::spawn(async move { send(Loaded::Edited(field, q.edit(&claim, field, value).await)) });
+        }
+        Effect::Claim(_) | Effect::Decide { .. } | Effect::Undo(_) | Effect::Release(_) => {}
+        Effect::LoadTimeline(id) => {
+            tokio::spawn(async move { send(Loaded::Timeline(id, q.timeline(id).await)) });
+        }
+        Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => {}
+    }
+}
+
+/// The heartbeat task of the claim held now.
+struct Heartbeat {
+    id: i64,
+    fence: i64,
+    task: JoinHandle<()>,
+}
+
+fn start_heartbeat(
+    queue: &Arc<dyn Queue>,
+    tx: &UnboundedSender<Action>,
+    claim: Claim,
+    every: Duration,
+) -> Heartbeat {
+    let q = queue.clone();
+    let tx = tx.clone();
+    let (id, fence) = (claim.id, claim.fence);
+    let task = tokio::spawn(async move {
+        let mut claim = claim;
+        loop {
+            tokio::time::sleep(every).await;
+            let r = q.heartbeat(&claim).await;
+            let lost = r.is_err();
+            if let Ok(c) = &r {
+                claim = c.clone();
+            }
+            let _ = tx.send(Action::Loaded(Loaded::Heartbeat(r)));
+            if lost {
+                break;
+            }
+        }
+    });
+    Heartbeat { id, fence, task }
+}
+
+/// Runs `$EDITOR` (or `$VISUAL`, else `vi`) on `text`; the caller has left the terminal.
+fn run_editor(field: EditableField, text: &str) -> Result<String, String> {
+    let path = std::env::temp_dir().join(format!(
+        "signoff-{}-{}.txt",
+        std::process::id(),
+        field.as_str()
+    ));
+    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    let editor = std::env::var("VISUAL")
+        .ok()
+        .or_else(|| std::env::var("EDITOR").ok())
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or_else(|| "vi".into());
+    // `$EDITOR` may carry arguments ("code --wait").
+    let mut parts = editor.split_whitespace();
+    let prog = parts.next().unwrap_or("vi");
+    let status = std::process::Command::new(prog)
+        .args(parts)
+        .arg(&path)
+        .status()
+        .map_err(|e| format!("cannot start '{editor}': {e}; set $EDITOR"));
+    let out = match status {
+        Ok(s) if s.success() => std::fs::read(&path)
+            .map(|b| {
+                // Keep the lines; make anything hidden visible, as for request text.
+                let s = String::from_utf8_lossy(&b).into_owned();
+                crate::text::sanitize_lines(&s).join("\n")
+            })
+            .map_err(|e| format!("cannot read {}: {e}", path.display())),
+        Ok(s) => Err(format!("'{editor}' exited with {s}; the field is unchanged")),
+        Err(e) => Err(e),
+    };
+    let _ = std::fs::remove_file(&path);
+    out
+}
+
+/// Runs the console until it quits. `terminal` draws to the real terminal via `guard`.
+pub async fn run<B: Backend + Write>(
+    queue: Arc<dyn Queue>,
+    mut app: App,
+    terminal: &mut Terminal<B>,
+    guard: &mut TerminalGuard,
+) -> anyhow::Result<()> {
+    let (tx, mut rx) = unbounded_channel::<Action>();
+    let mut events = Some(EventStream::new());
+    let reviewer = app.reviewer.clone();
+    let hb_every = Duration::from_secs((app.policy.lease_seconds / 3).max(3));
+    let mut heartbeat: Option<Heartbeat> = None;
+    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_EVERY, POLL_EVERY);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigterm = signal(SignalKind::terminate())?;
+
+    let mut pending: Vec<Action> = Vec::new();
+    let fx = update::init(&mut app);
+    let mut effects = fx;
+    draw_frame(terminal, &app)?;
+    app.dirty = false;
+    loop {
+        // Run what the last batch asked for.
+        for fx in std::mem::take(&mut effects) {
+            match fx {
+                Effect::Claim(id) => {
+                    let q = queue.clone();
+                    let tx = tx.clone();
+                    let r = reviewer.clone();
+                    tokio::spawn(async move {
+                        let res = q.claim(id, &r).await;
+                        let _ = tx.send(Action::Loaded(Loaded::Claimed(id, res)));
+                    });
+                }
+                Effect::Decide { id, claim, decision } => {
+                    let q = queue.clone();
+                    let tx = tx.clone();
+                    let r = reviewer.clone();
+                    tokio::spawn(async move {
+                        let verb = decision.kind.verb();
+                        let claim = match claim {
+                            Some(c) => Ok(c),
+                            None => q.claim(id, &r).await,
+                        };
+                        let result = match claim {
+                            Ok(c) => q.decide(&c, &decision).await,
+                            Err(e) => Err(e),
+                        };
+                        let _ = tx.send(Action::Loaded(Loaded::Decided { id, verb, result }));
+                    });
+                }
+                Effect::Undo(id) => {
+                    let q = queue.clone();
+                    let tx = tx.clone();
+                    let r = reviewer.clone();
+                    tokio::spawn(async move {
+                        let res = q.undo(id, &r).await;
+                        let _ = tx.send(Action::Loaded(Loaded::Undone(id, res)));
+                    });
+                }
+                Effect::Release(claim) => {
+                    // Awaited: on quit the release must land before the process ends.
+                    let id = claim.id;
+                    let _ = queue.release(&claim).await;
+                    let _ = tx.send(Action::Loaded(Loaded::Released(id)));
+                }
+                Effect::ClearScreen => {
+                    terminal
+                        .clear()
+                        .map_err(|e| anyhow::anyhow!("clearing the screen failed: {e}"))?;
+                    app.dirty = true;
+                }
+                Effect::OpenEditor(field, text) => {
+                    // Stop reading keys first, or the stream steals the editor's input.
+                    drop(events.take());
+                    guard.suspend()?;
+                    let res = tokio::task::spawn_blocking(move || run_editor(field, &text))
+                        .await
+                        .unwrap_or_else(|e| Err(format!("editor task failed: {e}")));
+                    guard.resume()?;
+                    events = Some(EventStream::new());
+                    terminal
+                        .clear()
+                        .map_err(|e| anyhow::anyhow!("clearing the screen failed: {e}"))?;
+                    pending.push(Action::Loaded(Loaded::Editor(field, res)));
+                }
+                Effect::Quit => {}
+                other => spawn_effect(&queue, &tx, other),
+            }
+        }
+        if app.quit {
+            break;
+        }
+        // Keep exactly one heartbeat task for the claim held now.
+        let want = app.claim.as_ref().map(|c| (c.id, c.fence));
+        if heartbeat.as_ref().map(|h| (h.id, h.fence)) != want {
+            if let Some(h) = heartbeat.take() {
+                h.task.abort();
+            }
+            if let Some(c) = app.claim.clone() {
+                heartbeat = Some(start_heartbeat(&queue, &tx, c, hb_every));
+            }
+        }
+        if app.dirty {
+            draw_frame(terminal, &app)?;
+            app.dirty = false;
+        }
+        if pending.is_empty() {
+            let timer_on = app.claim.is_some()
+                || app.form.as_ref().is_some_and(|f| f.unsaved_since.is_some());
+            let first = tokio::select! {
+                ev = async {
+                    match events.as_mut() {
+                        Some(s) => s.next().await,
+                        None => std::future::pending().await,
+                    }
+                } => match ev {
+                    Some(Ok(ev)) => event_action(ev),
+                    Some(Err(e)) => return Err(anyhow::anyhow!("reading the terminal failed: {e}")),
+                    None => Some(Action::Cmd(Cmd::Quit)),
+                },
+                Some(a) = rx.recv() => Some(a),
+                _ = poll.tick() => Some(Action::Poll),
+                _ = tick.tick(), if timer_on => Some(Action::Tick(now_ms())),
+                _ = sighup.recv() => Some(Action::Cmd(Cmd::Quit)),
+                _ = sigterm.recv() => Some(Action::Cmd(Cmd::Quit)),
+            };
+            pending.extend(first);
+        }
+        // Drain everything already queued, then draw once.
+        if let Some(s) = events.as_mut() {
+            while let Some(Some(ev)) = s.next().now_or_never() {
+                match ev {
+                    Ok(ev) => pending.extend(event_action(ev)),
+                    Err(e) => return Err(anyhow::anyhow!("reading the terminal failed: {e}")),
+                }
+            }
+        }
+        while let Ok(a) = rx.try_recv() {
+            pending.push(a);
+        }
+        if pending.is_empty() {
+            continue;
+        }
+        let was_dirty = app.dirty;
+        let _ = update(&mut app, Action::Tick(now_ms()));
+        let mut dirty = was_dirty || app.dirty;
+        for a in std::mem::take(&mut pending) {
+            effects.extend(update(&mut app, a));
+            dirty |= app.dirty;
+        }
+        app.dirty = dirty;
+    }
+    if let Some(h) = heartbeat.take() {
+        h.task.abort();
+    }
+    Ok(())
+}
