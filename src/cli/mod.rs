@@ -1,4 +1,240 @@
-//! The command line.
+//! The command line (clap): the console by default, and headless commands for ingest,
+//! review, audit and configuration. Exit codes: 0 done, 1 failed, 2 bad usage or config,
+//! 3 partly done.
+mod audit;
+mod config_cmd;
+mod ingest;
+mod output;
+mod review;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Flags, Loaded};
+use crate::queue::{LocalQueue, Queue};
+use crate::store::StoreOptions;
+
+pub const EXIT_OK: i32 = 0;
+pub const EXIT_FAILED: i32 = 1;
+pub const EXIT_USAGE: i32 = 2;
+pub const EXIT_PARTIAL: i32 = 3;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "signoff",
+    version,
+    about = "Review AI-prepared requests before anything reaches a CRM, Slack or a customer's inbox",
+    long_about = None,
+)]
+pub struct Cli {
+    /// The queue database (default: <data dir>/queue.db; see `signoff info`).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// A config file instead of <config dir>/config.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Your name on claims, edits and decisions (default: your Unix user).
+    #[arg(long, global = true, value_name = "NAME")]
+    pub reviewer: Option<String>,
+    /// Show everything, decide nothing.
+    #[arg(long, global = true)]
+    pub read_only: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Seed a realistic sample queue (when it is empty) and open the console; actions stay in sandbox.
+    Demo,
+    /// Add requests from JSON (an object, an array, or JSON Lines); `-` reads stdin.
+    Ingest {
+        /// Files to read; none or `-` means stdin.
+        files: Vec<PathBuf>,
+    },
+    /// List items.
+    List {
+        /// pending, in_review, approved, rejected or escalated (repeatable; default: pending and in_review).
+        #[arg(long = "state", value_name = "S")]
+        states: Vec<String>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Skip this many rows.
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one item in full.
+    Show {
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Claim the next item in queue order (priority, then age).
+    Claim {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decide an item: approve, reject with a reason, or escalate to a queue.
+    Decide(review::DecideArgs),
+    /// Audit log tools.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
+    /// Print the example config, or the effective config with where each value came from.
+    Config {
+        #[command(subcommand)]
+        command: config_cmd::ConfigCommand,
+    },
+    /// Print every resolved path: config, data, database, logs, themes.
+    Info,
+}
+
+/// Runs the command line and returns the exit code.
 pub fn main() -> i32 {
-    0
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { EXIT_USAGE } else { EXIT_OK };
+        }
+    };
+    run(cli)
+}
+
+pub fn run(cli: Cli) -> i32 {
+    // `config example` needs no config at all (it is how you write one).
+    if let Some(Command::Config {
+        command: config_cmd::ConfigCommand::Example,
+    }) = &cli.command
+    {
+        print!("{}", config::EXAMPLE);
+        return EXIT_OK;
+    }
+    let flags = Flags {
+        config: cli.config.clone(),
+        db: cli.db.clone(),
+        reviewer: cli.reviewer.clone(),
+    };
+    let loaded = match config::load(&flags) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("signoff: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let _log = crate::logging::init(
+        &loaded.paths.log_dir,
+        &loaded.config.log.level,
+        loaded.config.log.max_files,
+    );
+    tracing::info!(command = ?cli.command.as_ref().map(command_name), "start");
+    let result = dispatch(&cli, &loaded);
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("signoff: error: {e:#}");
+            EXIT_FAILED
+        }
+    }
+}
+
+fn command_name(c: &Command) -> &'static str {
+    match c {
+        Command::Demo => "demo",
+        Command::Ingest { .. } => "ingest",
+        Command::List { .. } => "list",
+        Command::Show { .. } => "show",
+        Command::Claim { .. } => "claim",
+        Command::Decide(_) => "decide",
+        Command::Audit { .. } => "audit",
+        Command::Config { .. } => "config",
+        Command::Info => "info",
+    }
+}
+
+fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
+    match &cli.command {
+        None => console(cli, loaded, &loaded.paths.db, false),
+        Some(Command::Demo) => {
+            let db = cli
+                .db
+                .clone()
+                .unwrap_or_else(|| loaded.paths.data_dir.join("demo.db"));
+            let seeded = crate::demo::seed(&db, loaded)?;
+            if seeded > 0 {
+                tracing::info!(seeded, db = %db.display(), "demo queue seeded");
+            }
+            console(cli, loaded, &db, true)
+        }
+        Some(Command::Ingest { files }) => ingest::run(loaded, files),
+        Some(Command::List {
+            states,
+            limit,
+            offset,
+            json,
+        }) => review::list(loaded, states, *limit, *offset, *json),
+        Some(Command::Show { id, json }) => review::show(loaded, *id, *json),
+        Some(Command::Claim { json }) => review::claim(loaded, *json, cli.read_only),
+        Some(Command::Decide(args)) => review::decide(loaded, args, cli.read_only),
+        Some(Command::Audit { command }) => audit::run(loaded, command),
+        Some(Command::Config { command }) => config_cmd::run(loaded, command),
+        Some(Command::Info) => config_cmd::info(loaded),
+    }
+}
+
+/// Store options from config.
+pub(crate) fn store_options(loaded: &Loaded, read_only: bool) -> StoreOptions {
+    StoreOptions {
+        durability: loaded.config.store.durability,
+        busy_timeout: std::time::Duration::from_millis(loaded.config.store.busy_timeout_ms),
+        read_only: false,
+    }
+    .with_read_only(read_only)
+}
+
+/// Opens the local queue.
+pub(crate) fn open_queue(
+    loaded: &Loaded,
+    db: &std::path::Path,
+    read_only: bool,
+) -> anyhow::Result<Arc<dyn Queue>> {
+    let policy = Arc::new(loaded.config.policy.clone());
+    let mut q = LocalQueue::open(db, policy, &store_options(loaded, false))?;
+    if read_only {
+        q = q.read_only();
+    }
+    Ok(Arc::new(q))
+}
+
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn console(cli: &Cli, loaded: &Loaded, db: &std::path::Path, demo: bool) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let queue = open_queue(loaded, db, cli.read_only)?;
+    let opts = crate::tui::TuiOptions {
+        reviewer: loaded.reviewer(),
+        read_only: cli.read_only,
+        policy: Arc::new(loaded.config.policy.clone()),
+        ui: loaded.config.ui.clone(),
+        actions_mode: if demo {
+            "sandbox".into()
+        } else {
+            format!("{:?}", loaded.config.actions.mode).to_lowercase()
+        },
+        themes_dir: Some(loaded.paths.themes_dir.clone()),
+    };
+    rt.block_on(crate::tui::run(queue, opts))?;
+    Ok(EXIT_OK)
 }

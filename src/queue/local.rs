@@ -38,6 +38,14 @@ impl LocalQueue {
         })
     }
 
+    /// Renders decisions' actions with `renderer` (stored with each outbox row).
+    pub fn with_renderer(self, renderer: Arc<dyn crate::store::ActionRenderer>) -> Self {
+        if let Ok(mut w) = self.writer.lock() {
+            w.set_renderer(renderer);
+        }
+        self
+    }
+
     /// Marks the queue read-only: every change is refused.
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
@@ -138,5 +146,19 @@ impl Queue for LocalQueue {
 
     async fn change_token(&self) -> Result<u64> {
         self.read(|s| s.change_token()).await
+    }
+
+    async fn actions_paused(&self) -> Result<bool> {
+        self.read(|s| s.actions_paused()).await
+    }
+
+    async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()> {
+        let r = reviewer.to_string();
+        self.write(move |s| s.set_actions_paused(paused, &r)).await
+    }
+
+    async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()> {
+        let r = reviewer.to_string();
+        self.write(move |s| s.resend(action_id, &r)).await
     }
 }

@@ -276,4 +276,10 @@ pub trait Queue: Send + Sync {
     async fn timeline(&self, id: i64) -> Result<Vec<AuditEntry>>;
     /// Changes whenever anything in the queue changed (any writer); cheap to poll.
     async fn change_token(&self) -> Result<u64>;
+    /// Whether the actions kill switch is on.
+    async fn actions_paused(&self) -> Result<bool>;
+    /// Turns the kill switch on or off for everyone using this queue.
+    async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()>;
+    /// Queues a dead letter (an outbox entry, [`ActionStatus::id`]) to be sent again.
+    async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()>;
 }

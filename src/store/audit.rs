@@ -193,7 +193,7 @@ impl Store {
                 ));
             }
             prev = AuditHead { seq, hash };
-            if n % 65_536 == 0 {
+            if n.is_multiple_of(65_536) {
                 progress(n);
             }
         }

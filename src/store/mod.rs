@@ -6,6 +6,7 @@
 //! a user. The database runs in WAL mode, `synchronous=FULL` by default.
 mod audit;
 mod ingest;
+mod outbox;
 mod read;
 mod review;
 mod schema;
@@ -19,7 +20,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 
 pub use audit::{AuditHead, VerifyReport, canonical_hash};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
-pub use schema::{MIGRATIONS, SCHEMA_VERSION};
+pub use review::idempotency_key;
+pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
 
 use crate::model::Policy;
 use crate::queue::{Millis, QueueError};
@@ -41,6 +43,13 @@ pub struct StoreOptions {
     pub durability: Durability,
     pub busy_timeout: Duration,
     pub read_only: bool,
+}
+
+impl StoreOptions {
+    pub fn with_read_only(mut self, read_only: bool) -> Self {
+        self.read_only = read_only;
+        self
+    }
 }
 
 impl Default for StoreOptions {
@@ -93,9 +102,32 @@ pub struct Store {
     policy: Arc<Policy>,
     /// Added to the system clock; tests move time forward with it.
     clock_offset: Arc<AtomicI64>,
+    /// Renders each action of a decision into the request it will send, stored with it.
+    renderer: Option<Arc<dyn ActionRenderer>>,
 }
 
-pub(crate) fn system_now() -> Millis {
+/// Renders one action of a decision into the exact request the dispatcher will send
+/// (the actions module implements it). The result is stored in the outbox row in the
+/// decision's transaction: the preview is the payload.
+pub trait ActionRenderer: Send + Sync {
+    fn render(&self, ctx: &RenderContext<'_>) -> std::result::Result<serde_json::Value, String>;
+}
+
+/// What a renderer sees: the reviewed fields, never the raw AI output alone.
+pub struct RenderContext<'a> {
+    pub request_id: i64,
+    pub decision_id: i64,
+    pub action: crate::model::ActionKind,
+    pub idempotency_key: &'a str,
+    pub request: &'a crate::model::Request,
+    /// The AI's fields with the reviewer's edits on top.
+    pub fields: &'a crate::model::FieldValues,
+    pub decision: &'a crate::model::DecisionKind,
+    pub note: Option<&'a str>,
+    pub reviewer: &'a str,
+}
+
+pub fn system_now() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -144,6 +176,7 @@ impl Store {
             path: path.to_path_buf(),
             policy,
             clock_offset: Arc::new(AtomicI64::new(0)),
+            renderer: None,
         };
         if opts.read_only {
             let v = schema::version(&store.conn)?;
@@ -157,6 +190,11 @@ impl Store {
             schema::migrate(&mut store.conn, path)?;
         }
         Ok(store)
+    }
+
+    /// Sets the renderer decisions use for their outbox payloads.
+    pub fn set_renderer(&mut self, renderer: Arc<dyn ActionRenderer>) {
+        self.renderer = Some(renderer);
     }
 
     pub fn path(&self) -> &Path {

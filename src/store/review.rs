@@ -5,9 +5,9 @@ use serde_json::json;
 
 use super::audit::AuditWriter;
 use super::read::{effective_fields, load_payload};
-use super::{Result, Store};
+use super::{RenderContext, Result, Store};
 use crate::model::{
-    ActionKind, DecisionKind, EditableField, FieldValues, Policy, State, check_fields,
+    ActionKind, DecisionKind, EditableField, FieldValues, Policy, Request, State, check_fields,
 };
 use crate::queue::{ActionStatus, Claim, Decision, Millis, QueueError, Receipt};
 
@@ -316,13 +316,15 @@ impl Store {
 
     /// Records a decision with its edits, audit rows and outbox rows, in one transaction.
     pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+        let renderer = self.renderer.clone();
         self.write(|tx, now, policy| {
             check_claim(tx, claim, now)?;
             let mut audit = AuditWriter::new(tx)?;
             for (field, value) in &decision.sets {
                 apply_edit(tx, &mut audit, claim, *field, value.clone(), now, policy)?;
             }
-            let (revision, fields) = current_fields(tx, claim.id)?;
+            let (revision, payload) = load_payload(tx, claim.id)?;
+            let fields = effective_fields(tx, claim.id, &payload)?;
             let (reason, queue, actions): (Option<&str>, Option<&str>, Vec<ActionKind>) =
                 match &decision.kind {
                     DecisionKind::Approve => {
@@ -394,13 +396,45 @@ impl Store {
             let mut statuses = Vec::with_capacity(actions.len());
             let mut insert = tx.prepare_cached(
                 "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
-                    next_attempt_at, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6) RETURNING id",
+                    next_attempt_at, created_at, updated_at, payload)
+                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7) RETURNING id",
             )?;
+            let request = match &renderer {
+                Some(_) if !actions.is_empty() => Some(
+                    Request::from_json(&payload)
+                        .map(|(_, r)| r)
+                        .map_err(|e| QueueError::Storage(format!("item {}: {e}", claim.id)))?,
+                ),
+                _ => None,
+            };
             for action in &actions {
                 let key = idempotency_key(claim.id, decision_id, *action);
+                let rendered = match (&renderer, &request) {
+                    (Some(r), Some(request)) => Some(
+                        r.render(&RenderContext {
+                            request_id: claim.id,
+                            decision_id,
+                            action: *action,
+                            idempotency_key: &key,
+                            request,
+                            fields: &fields,
+                            decision: &decision.kind,
+                            note,
+                            reviewer: &claim.reviewer,
+                        })
+                        .map_err(|e| {
+                            QueueError::Invalid(format!(
+                                "cannot render the {} action of item {}: {e}",
+                                action.as_str(),
+                                claim.id
+                            ))
+                        })?
+                        .to_string(),
+                    ),
+                    _ => None,
+                };
                 let id: i64 = insert.query_row(
-                    params![claim.id, decision_id, action.as_str(), key, undo_until, now],
+                    params![claim.id, decision_id, action.as_str(), key, undo_until, now, rendered],
                     |r| r.get(0),
                 )?;
                 statuses.push(ActionStatus {

@@ -136,6 +136,15 @@ CREATE TABLE outbox (
 CREATE INDEX outbox_due ON outbox (status, next_attempt_at);
 CREATE INDEX outbox_request ON outbox (request_id);
 "#,
+    // v3: shared settings (the actions kill switch, seen by every dispatcher and console).
+    r#"
+CREATE TABLE settings (
+    key         TEXT PRIMARY KEY,
+    value       TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    updated_by  TEXT NOT NULL
+);
+"#,
 ];
 
 /// The schema version this build writes.

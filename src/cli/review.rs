@@ -1,0 +1,427 @@
+//! Headless review: list, show, claim, decide — through the Queue trait, like the console.
+use std::io::IsTerminal;
+
+use anyhow::Context;
+
+use super::output::{Table, age, print_json, timestamp};
+use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, open_queue, runtime};
+use crate::config::Loaded;
+use crate::model::{DecisionKind, EditableField, State};
+use crate::queue::{Claim, Decision, ItemDetail, ListQuery, QueueError};
+use crate::text::sanitize_lines;
+
+#[derive(clap::Args, Debug)]
+#[command(group(clap::ArgGroup::new("decision").required(true).args(["approve", "reject", "escalate"])))]
+pub struct DecideArgs {
+    /// The item id.
+    pub id: i64,
+    /// Approve (with any --set edits).
+    #[arg(long)]
+    pub approve: bool,
+    /// Reject with a reason key from the policy's taxonomy.
+    #[arg(long, value_name = "REASON")]
+    pub reject: Option<String>,
+    /// Escalate to a named queue.
+    #[arg(long, value_name = "QUEUE")]
+    pub escalate: Option<String>,
+    /// Edit a field first: summary, intent, priority, recommended_next_step (next_step),
+    /// escalation_reason, draft_reply. An empty VALUE clears it.
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub sets: Vec<String>,
+    /// A note for the record.
+    #[arg(long)]
+    pub note: Option<String>,
+    /// The fence of your claim (from `signoff claim`); without it the item is claimed now.
+    #[arg(long)]
+    pub fence: Option<i64>,
+}
+
+pub fn list(
+    loaded: &Loaded,
+    states: &[String],
+    limit: u32,
+    offset: u64,
+    json: bool,
+) -> anyhow::Result<i32> {
+    let states = match states
+        .iter()
+        .map(|s| s.parse::<State>())
+        .collect::<Result<Vec<_>, _>>()
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("signoff: --state: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let rt = runtime()?;
+    let queue = open_queue(loaded, &loaded.paths.db, true)?;
+    let page = rt.block_on(queue.list(&ListQuery {
+        states,
+        limit,
+        offset,
+        ..Default::default()
+    }))?;
+    if json {
+        print_json(&page.items)?;
+        return Ok(EXIT_OK);
+    }
+    let now = crate::store::system_now();
+    let wide = std::io::stdout().is_terminal();
+    let mut t = Table::new(&[
+        ("ID", 0),
+        ("STATE", 0),
+        ("PRIORITY", 10),
+        ("CONF", 0),
+        ("INTENT", 18),
+        ("FROM / SUBJECT", if wide { 48 } else { 80 }),
+        ("AGE", 0),
+        ("FLAGS", 0),
+    ]);
+    for i in &page.items {
+        let conf = match (&i.confidence, &i.confidence_invalid) {
+            (Some(c), _) => format!("{c:.2}"),
+            (None, Some(bad)) => format!("!{bad}"),
+            _ => "?".into(),
+        };
+        let who = match (&i.sender, &i.subject) {
+            (Some(s), Some(sub)) => format!("{s} — {sub}"),
+            (Some(s), None) => s.clone(),
+            (None, Some(sub)) => sub.clone(),
+            (None, None) => i.summary.clone().unwrap_or_default(),
+        };
+        let mut flags = Vec::new();
+        if i.ai_escalation {
+            flags.push("esc".to_string());
+        }
+        if i.flag_count > 0 {
+            flags.push(format!("invalid:{}", i.flag_count));
+        }
+        if i.hidden_chars {
+            flags.push("hidden-chars".into());
+        }
+        if i.edited {
+            flags.push("edited".into());
+        }
+        if let (State::InReview, Some(by)) = (i.state, &i.claimed_by) {
+            let left = i.lease_expires.map_or(0, |e| (e - now) / 1000).max(0);
+            flags.push(format!("claimed:{by}({left}s)"));
+        }
+        t.row(vec![
+            i.id.to_string(),
+            i.state.to_string(),
+            i.priority.clone().unwrap_or_else(|| "?".into()),
+            conf,
+            i.intent.clone().unwrap_or_else(|| "?".into()),
+            who,
+            age(now, i.received_at),
+            flags.join(" "),
+        ]);
+    }
+    print!("{}", t.render());
+    if page.total > page.items.len() as u64 + offset {
+        eprintln!(
+            "({} of {} shown; --offset {} for more)",
+            page.items.len(),
+            page.total,
+            offset + page.items.len() as u64
+        );
+    }
+    Ok(EXIT_OK)
+}
+
+/// `show --json`: the payload as ingested, the reviewed fields and the record.
+#[derive(serde::Serialize)]
+struct ShowJson<'a> {
+    id: i64,
+    state: State,
+    revision: i64,
+    fence: i64,
+    payload: serde_json::Value,
+    fields: &'a crate::model::FieldValues,
+    flags: &'a [crate::model::Flag],
+    hidden_chars: bool,
+    edits: &'a [crate::queue::Edit],
+    decision: &'a Option<crate::queue::DecisionRecord>,
+    actions: &'a [crate::queue::ActionStatus],
+    claimed_by: &'a Option<String>,
+    lease_expires: Option<i64>,
+}
+
+pub fn show(loaded: &Loaded, id: i64, json: bool) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let queue = open_queue(loaded, &loaded.paths.db, true)?;
+    let d = match rt.block_on(queue.get(id)) {
+        Ok(d) => d,
+        Err(e @ QueueError::NotFound(_)) => {
+            eprintln!("signoff: {e}");
+            return Ok(EXIT_FAILED);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        let payload: serde_json::Value =
+            serde_json::from_str(&d.payload).context("stored payload is not JSON")?;
+        print_json(&ShowJson {
+            id: d.summary.id,
+            state: d.summary.state,
+            revision: d.summary.revision,
+            fence: d.fence,
+            payload,
+            fields: &d.fields,
+            flags: &d.flags,
+            hidden_chars: d.summary.hidden_chars,
+            edits: &d.edits,
+            decision: &d.decision,
+            actions: &d.actions,
+            claimed_by: &d.summary.claimed_by,
+            lease_expires: d.summary.lease_expires,
+        })?;
+    } else {
+        print!("{}", render_detail(&d));
+    }
+    Ok(EXIT_OK)
+}
+
+fn render_detail(d: &ItemDetail) -> String {
+    let mut out = String::new();
+    let mut kv = |k: &str, v: &str| {
+        let lines = sanitize_lines(v);
+        match lines.split_first() {
+            None => out.push_str(&format!("{k:<14}\n")),
+            Some((first, rest)) => {
+                out.push_str(&format!("{k:<14}{first}\n"));
+                for l in rest {
+                    out.push_str(&format!("{:<14}{l}\n", ""));
+                }
+            }
+        }
+    };
+    let s = &d.summary;
+    let r = &d.request;
+    kv(
+        "item",
+        &format!(
+            "{}  {}  ({} / {}, revision {})",
+            s.id, s.state, r.source, r.external_id, s.revision
+        ),
+    );
+    if s.hidden_chars {
+        kv(
+            "warning",
+            "this request holds hidden characters (shown as ␛, ⟨U+…⟩)",
+        );
+    }
+    if let Some(by) = &s.claimed_by {
+        kv("claimed by", by);
+    }
+    kv("received", &timestamp(s.received_at));
+    kv("channel", r.raw.channel.as_deref().unwrap_or("-"));
+    kv("from", r.raw.from.as_deref().unwrap_or("-"));
+    kv("subject", r.raw.subject.as_deref().unwrap_or("-"));
+    for (k, v) in &r.raw.fields {
+        let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
+        kv(&format!("  {k}"), &v);
+    }
+    out.push('\n');
+    out.push_str("── body ");
+    out.push_str(&"─".repeat(40));
+    out.push('\n');
+    for l in sanitize_lines(r.raw.body.as_deref().unwrap_or("")) {
+        out.push_str(&l);
+        out.push('\n');
+    }
+    out.push_str("── AI triage ");
+    out.push_str(&"─".repeat(35));
+    out.push('\n');
+    let mut kv = |k: &str, v: &str| {
+        let lines = sanitize_lines(v);
+        match lines.split_first() {
+            None => out.push_str(&format!("{k:<14}-\n")),
+            Some((first, rest)) => {
+                out.push_str(&format!("{k:<14}{first}\n"));
+                for l in rest {
+                    out.push_str(&format!("{:<14}{l}\n", ""));
+                }
+            }
+        }
+    };
+    let edited = |f: EditableField| d.edits.iter().any(|e| e.field == f.as_str());
+    for f in EditableField::ALL {
+        let mark = if edited(f) { " *" } else { "" };
+        kv(
+            &format!("{}{mark}", f.label()),
+            d.fields.get(f).unwrap_or(""),
+        );
+        if f == EditableField::Priority {
+            kv("Confidence", &d.confidence.display());
+        }
+    }
+    if !r.ai.missing_info.is_empty() {
+        kv("Missing info", &r.ai.missing_info.join("; "));
+    }
+    kv(
+        "Model",
+        &format!(
+            "{} / {}",
+            r.ai.model.as_deref().unwrap_or("-"),
+            r.ai.prompt_version.as_deref().unwrap_or("-")
+        ),
+    );
+    for f in &d.flags {
+        kv("Flag", &f.message);
+    }
+    for e in &d.edits {
+        kv(
+            "Edit",
+            &format!(
+                "{} by {}: {:?} → {:?}",
+                e.field,
+                e.reviewer,
+                e.old.as_deref().unwrap_or(""),
+                e.new.as_deref().unwrap_or("")
+            ),
+        );
+    }
+    if let Some(dec) = &d.decision {
+        let what = match &dec.kind {
+            DecisionKind::Approve => "approved".to_string(),
+            DecisionKind::Reject { reason } => format!("rejected ({reason})"),
+            DecisionKind::Escalate { queue } => format!("escalated to {queue}"),
+        };
+        kv(
+            "Decision",
+            &format!(
+                "{what} by {} at {}{}{}",
+                dec.reviewer,
+                timestamp(dec.at),
+                dec.note
+                    .as_deref()
+                    .map(|n| format!(" — {n}"))
+                    .unwrap_or_default(),
+                if dec.undone { " (undone)" } else { "" }
+            ),
+        );
+    }
+    for a in &d.actions {
+        kv(
+            "Action",
+            &format!(
+                "{} {} (attempts {}){}",
+                a.action.as_str(),
+                a.status,
+                a.attempts,
+                a.last_error
+                    .as_deref()
+                    .map(|e| format!(": {e}"))
+                    .unwrap_or_default()
+            ),
+        );
+    }
+    out
+}
+
+pub fn claim(loaded: &Loaded, json: bool, read_only: bool) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    let queue = open_queue(loaded, &loaded.paths.db, read_only)?;
+    let reviewer = loaded.reviewer();
+    let claim = rt.block_on(queue.claim_next(&reviewer))?;
+    if json {
+        print_json(&claim)?;
+    } else {
+        match &claim {
+            Some(c) => println!(
+                "claimed item {} (fence {}) for {} until {}",
+                c.id,
+                c.fence,
+                crate::text::sanitize(&c.reviewer),
+                timestamp(c.lease_expires)
+            ),
+            None => println!("nothing to claim: no pending items"),
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+pub fn decide(loaded: &Loaded, args: &DecideArgs, read_only: bool) -> anyhow::Result<i32> {
+    let kind = match (&args.reject, &args.escalate) {
+        (Some(reason), _) => DecisionKind::Reject {
+            reason: reason.clone(),
+        },
+        (_, Some(queue)) => DecisionKind::Escalate {
+            queue: queue.clone(),
+        },
+        _ => DecisionKind::Approve,
+    };
+    let mut sets = Vec::new();
+    for s in &args.sets {
+        let Some((field, value)) = s.split_once('=') else {
+            eprintln!(
+                "signoff: --set {s:?}: expected FIELD=VALUE, e.g. --set intent=billing_question"
+            );
+            return Ok(EXIT_USAGE);
+        };
+        let field: EditableField = match field.parse() {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("signoff: --set {field}: {e}");
+                return Ok(EXIT_USAGE);
+            }
+        };
+        sets.push((field, Some(value.to_string()).filter(|v| !v.is_empty())));
+    }
+    let decision = Decision {
+        kind,
+        note: args.note.clone(),
+        sets,
+    };
+    let rt = runtime()?;
+    let queue = open_queue(loaded, &loaded.paths.db, read_only)?;
+    let reviewer = loaded.reviewer();
+    let result = rt.block_on(async {
+        let (claim, claimed_here) = match args.fence {
+            Some(fence) => (
+                Claim {
+                    id: args.id,
+                    reviewer: reviewer.clone(),
+                    fence,
+                    lease_expires: 0,
+                },
+                false,
+            ),
+            None => (queue.claim(args.id, &reviewer).await?, true),
+        };
+        let res = queue.decide(&claim, &decision).await;
+        if res.is_err() && claimed_here {
+            // Our own claim for this command: give the item back rather than leave it
+            // locked until the lease runs out.
+            let _ = queue.release(&claim).await;
+        }
+        res
+    });
+    match result {
+        Ok(receipt) => {
+            let actions: Vec<&str> = receipt.actions.iter().map(|a| a.action.as_str()).collect();
+            println!(
+                "item {} {}{}; undo until {}",
+                receipt.id,
+                receipt.state,
+                if actions.is_empty() {
+                    String::new()
+                } else {
+                    format!(", queued: {}", actions.join(", "))
+                },
+                timestamp(receipt.undo_until)
+            );
+            Ok(EXIT_OK)
+        }
+        Err(e @ QueueError::Invalid(_)) => {
+            eprintln!("signoff: {e}");
+            Ok(EXIT_USAGE)
+        }
+        Err(e) => {
+            eprintln!("signoff: {e}");
+            Ok(EXIT_FAILED)
+        }
+    }
+}

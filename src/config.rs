@@ -1,0 +1,686 @@
+//! Configuration: built-in defaults in the binary, the user's TOML file with overrides
+//! only, `SIGNOFF_*` environment variables, then flags (each overriding the one before).
+//!
+//! Any key can come from the environment as `SIGNOFF_<SECTION>__<KEY>` (double underscore
+//! between levels, e.g. `SIGNOFF_POLICY__CONFIDENCE_THRESHOLD=0.8`); a few have short
+//! names: `SIGNOFF_DB`, `SIGNOFF_REVIEWER`. Paths follow the XDG base directories
+//! (`directories`), overridable with `SIGNOFF_CONFIG_DIR`, `SIGNOFF_DATA_DIR` and
+//! `SIGNOFF_STATE_DIR`. A bad config fails with file, line, key and what is allowed.
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::actions::ActionsConfig;
+use crate::model::Policy;
+use crate::secret::Secret;
+use crate::store::Durability;
+use crate::tui::UiConfig;
+
+/// The commented example config (`signoff config example`); config.example.toml is this text.
+pub const EXAMPLE: &str = include_str!("../config.example.toml");
+
+/// `[store]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// The queue database; default `<data dir>/queue.db`.
+    pub path: Option<PathBuf>,
+    /// full: every commit on disk before it returns; normal: faster, may lose the last
+    /// commits on power loss (never corrupts).
+    pub durability: Durability,
+    /// How long a writer waits for another's lock before retrying.
+    pub busy_timeout_ms: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            path: None,
+            durability: Durability::Full,
+            busy_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// `[reviewer]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReviewerConfig {
+    /// Name recorded on claims, edits and decisions; default: the Unix user.
+    pub name: Option<String>,
+}
+
+/// One reviewer's API token for `signoff serve`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerToken {
+    pub reviewer: String,
+    pub token: Secret,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub bind: String,
+    pub tokens: Vec<ServerToken>,
+    pub webhook_secret: Option<Secret>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            bind: "127.0.0.1:8787".into(),
+            tokens: Vec::new(),
+            webhook_secret: None,
+        }
+    }
+}
+
+/// `[log]`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// A tracing filter (`info`, `signoff=debug`); `SIGNOFF_LOG` overrides it.
+    pub level: String,
+    /// Daily log files kept.
+    pub max_files: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            max_files: 14,
+        }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub store: StoreConfig,
+    pub reviewer: ReviewerConfig,
+    pub policy: Policy,
+    pub actions: ActionsConfig,
+    pub ui: UiConfig,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+}
+
+/// Where a value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Default,
+    File(PathBuf),
+    Env(String),
+    Flag(String),
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Source::Default => f.write_str("default"),
+            Source::File(p) => write!(f, "file {}", p.display()),
+            Source::Env(v) => write!(f, "env {v}"),
+            Source::Flag(n) => write!(f, "flag {n}"),
+        }
+    }
+}
+
+/// A config problem: where, which key, what is wrong and what is allowed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    /// The file, or `environment variable X`, or `flag --x`.
+    pub origin: String,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "config error in {}", self.origin)?;
+        if let Some(l) = self.line {
+            write!(f, ":{l}")?;
+        }
+        if let Some(k) = &self.key {
+            write!(f, ": key `{k}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Resolved directories and files.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Paths {
+    pub config_dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub state_dir: PathBuf,
+    /// The config file read (or that would be read: it may not exist).
+    pub config_file: PathBuf,
+    pub db: PathBuf,
+    pub log_dir: PathBuf,
+    pub themes_dir: PathBuf,
+}
+
+/// What flags override.
+#[derive(Clone, Debug, Default)]
+pub struct Flags {
+    pub config: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+    pub reviewer: Option<String>,
+}
+
+/// A loaded configuration with its paths and where each value came from.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub paths: Paths,
+    /// Whether the config file exists and was read.
+    pub file_read: bool,
+    /// Dotted key → source, for keys not at their default.
+    pub sources: BTreeMap<String, Source>,
+}
+
+impl Loaded {
+    pub fn source_of(&self, key: &str) -> Source {
+        // The most specific recorded key that is `key` or one of its parents.
+        let mut k = key;
+        loop {
+            if let Some(s) = self.sources.get(k) {
+                return s.clone();
+            }
+            match k.rfind('.') {
+                Some(i) => k = &k[..i],
+                None => return Source::Default,
+            }
+        }
+    }
+
+    /// The reviewer name: flag, env, config, then the Unix user.
+    pub fn reviewer(&self) -> String {
+        self.config
+            .reviewer
+            .name
+            .clone()
+            .filter(|n| !n.trim().is_empty())
+            .unwrap_or_else(unix_user)
+    }
+}
+
+/// The login name of the user running signoff.
+pub fn unix_user() -> String {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(u) = std::env::var(var)
+            && !u.is_empty()
+        {
+            return u;
+        }
+    }
+    // No login variables (cron, containers, some SSH setups): the uid's name in /etc/passwd.
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        });
+    if let (Some(uid), Ok(passwd)) = (uid, std::fs::read_to_string("/etc/passwd")) {
+        for line in passwd.lines() {
+            let mut parts = line.split(':');
+            if let (Some(name), Some(_), Some(id)) = (parts.next(), parts.next(), parts.next())
+                && id == uid
+            {
+                return name.to_string();
+            }
+        }
+    }
+    "unknown".into()
+}
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Resolves the directories from the environment and XDG.
+pub fn base_dirs() -> (PathBuf, PathBuf, PathBuf) {
+    let proj = directories::ProjectDirs::from("", "", "signoff");
+    let home_fallback = || {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+    };
+    let config_dir = env_path("SIGNOFF_CONFIG_DIR").unwrap_or_else(|| {
+        proj.as_ref()
+            .map(|p| p.config_dir().to_path_buf())
+            .unwrap_or_else(|| home_fallback().join(".config/signoff"))
+    });
+    let data_override = env_path("SIGNOFF_DATA_DIR");
+    let data_dir = data_override.clone().unwrap_or_else(|| {
+        proj.as_ref()
+            .map(|p| p.data_dir().to_path_buf())
+            .unwrap_or_else(|| home_fallback().join(".local/share/signoff"))
+    });
+    // With SIGNOFF_DATA_DIR set, state (logs) goes beside the data unless told otherwise,
+    // so one variable isolates a whole installation (tests, demos).
+    let state_dir = env_path("SIGNOFF_STATE_DIR").unwrap_or_else(|| match data_override {
+        Some(d) => d.join("state"),
+        None => proj
+            .as_ref()
+            .and_then(|p| p.state_dir().map(Path::to_path_buf))
+            .unwrap_or_else(|| data_dir.join("state")),
+    });
+    (config_dir, data_dir, state_dir)
+}
+
+/// Loads the configuration: defaults, file, environment, flags.
+pub fn load(flags: &Flags) -> Result<Loaded, ConfigError> {
+    let env: Vec<(String, String)> = std::env::vars()
+        .filter(|(k, _)| k.starts_with("SIGNOFF_"))
+        .collect();
+    load_with(flags, &env)
+}
+
+/// [`load`] with an explicit environment (tests).
+pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, ConfigError> {
+    let (config_dir, data_dir, state_dir) = base_dirs();
+    let env_file = env
+        .iter()
+        .find(|(k, _)| k == "SIGNOFF_CONFIG")
+        .map(|(_, v)| PathBuf::from(v));
+    let explicit = flags.config.clone().or(env_file);
+    let config_file = explicit
+        .clone()
+        .unwrap_or_else(|| config_dir.join("config.toml"));
+    let mut sources = BTreeMap::new();
+
+    // 1. The file, checked alone first so its errors carry its own lines.
+    let (mut table, text) = match std::fs::read_to_string(&config_file) {
+        Ok(text) => {
+            let table = parse_file(&text, &config_file)?;
+            (table, Some(text))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => {
+            (toml::Table::new(), None)
+        }
+        Err(e) => {
+            return Err(ConfigError {
+                origin: config_file.display().to_string(),
+                line: None,
+                key: None,
+                message: format!("cannot read the config file: {e}"),
+            });
+        }
+    };
+    for key in leaf_keys(&toml::Value::Table(table.clone())) {
+        sources.insert(key, Source::File(config_file.clone()));
+    }
+
+    // 2. The environment.
+    let mut env_keys: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in env {
+        let key = match name.as_str() {
+            "SIGNOFF_DB" => "store.path".to_string(),
+            "SIGNOFF_REVIEWER" => "reviewer.name".to_string(),
+            n => match n.strip_prefix("SIGNOFF_") {
+                Some(rest) if rest.contains("__") => rest.to_ascii_lowercase().replace("__", "."),
+                _ => continue,
+            },
+        };
+        let parsed = parse_env_value(&key, value);
+        let env_err = |message: String| ConfigError {
+            origin: format!("environment variable {name}"),
+            line: None,
+            key: Some(key.clone()),
+            message,
+        };
+        set_path(&mut table, &key, parsed).map_err(env_err)?;
+        // Checked one variable at a time, so a bad value names its variable.
+        toml::Value::Table(table.clone())
+            .try_into::<Config>()
+            .map_err(|e| env_err(e.message().trim().to_string()))?;
+        env_keys.insert(key.clone(), name.clone());
+        sources.insert(key, Source::Env(name.clone()));
+    }
+    let mut config: Config =
+        toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError {
+                origin: "the environment (SIGNOFF_* variables)".into(),
+                line: None,
+                key: None,
+                message: e.message().trim().to_string(),
+            })?;
+
+    // 3. Flags.
+    if let Some(db) = &flags.db {
+        config.store.path = Some(db.clone());
+        sources.insert("store.path".into(), Source::Flag("--db".into()));
+    }
+    if let Some(r) = &flags.reviewer {
+        config.reviewer.name = Some(r.clone());
+        sources.insert("reviewer.name".into(), Source::Flag("--reviewer".into()));
+    }
+
+    // 4. Meaning: contradictions in the policy, keymap, actions.
+    let mut problems: Vec<(String, String)> = config
+        .policy
+        .check()
+        .into_iter()
+        .map(|p| (p.key, p.message))
+        .collect();
+    problems.extend(crate::tui::check_ui(&config.ui));
+    problems.extend(crate::actions::check_config(&config.actions));
+    if config.store.busy_timeout_ms == 0 {
+        problems.push((
+            "store.busy_timeout_ms".into(),
+            "must be more than 0 (milliseconds, e.g. 10000)".into(),
+        ));
+    }
+    if config.log.max_files == 0 {
+        problems.push(("log.max_files".into(), "must keep at least 1 file".into()));
+    }
+    if let Some((key, message)) = problems.into_iter().next() {
+        let (origin, line) = match sources.get(&key).or_else(|| {
+            sources
+                .iter()
+                .find(|(k, _)| key.starts_with(k.as_str()) || k.starts_with(&key))
+                .map(|(_, s)| s)
+        }) {
+            Some(Source::Env(n)) => (format!("environment variable {n}"), None),
+            Some(Source::Flag(n)) => (format!("flag {n}"), None),
+            _ => (
+                config_file.display().to_string(),
+                text.as_deref().and_then(|t| find_key_line(t, &key)),
+            ),
+        };
+        return Err(ConfigError {
+            origin,
+            line,
+            key: Some(key),
+            message,
+        });
+    }
+
+    let db = config
+        .store
+        .path
+        .clone()
+        .map(|p| PathBuf::from(crate::secret::expand_home(&p.to_string_lossy())))
+        .unwrap_or_else(|| data_dir.join("queue.db"));
+    let paths = Paths {
+        themes_dir: config_dir.join("themes"),
+        log_dir: state_dir.join("logs"),
+        config_file,
+        db,
+        config_dir,
+        data_dir,
+        state_dir,
+    };
+    Ok(Loaded {
+        config,
+        paths,
+        file_read: text.is_some(),
+        sources,
+    })
+}
+
+/// Parses and checks the file alone, mapping errors to line and key.
+fn parse_file(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
+    let err = |e: toml::de::Error| {
+        let (line, key) = match e.span() {
+            Some(span) => {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                (Some(line), key_at_line(text, line))
+            }
+            None => (None, None),
+        };
+        ConfigError {
+            origin: path.display().to_string(),
+            line,
+            key,
+            message: e.message().trim().to_string(),
+        }
+    };
+    let table: toml::Table = toml::from_str(text).map_err(err)?;
+    let _: Config = toml::from_str(text).map_err(err)?;
+    Ok(table)
+}
+
+/// The dotted key defined at a 1-based line: `[table]` headers plus the line's key.
+fn key_at_line(text: &str, line: usize) -> Option<String> {
+    let mut table = String::new();
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if let Some(h) = header(t) {
+            table = h;
+        }
+        if i + 1 == line {
+            if let Some(h) = header(t) {
+                return Some(h);
+            }
+            let k = t.split('=').next()?.trim().trim_matches('"');
+            if k.is_empty() || t.starts_with('#') {
+                return (!table.is_empty()).then_some(table);
+            }
+            return Some(if table.is_empty() {
+                k.to_string()
+            } else {
+                format!("{table}.{k}")
+            });
+        }
+    }
+    None
+}
+
+fn header(line: &str) -> Option<String> {
+    let l = line.split('#').next()?.trim();
+    let inner = l.strip_prefix("[[").and_then(|x| x.strip_suffix("]]"));
+    let inner = inner.or_else(|| l.strip_prefix('[').and_then(|x| x.strip_suffix(']')))?;
+    Some(inner.trim().replace(['"', ' '], ""))
+}
+
+/// The 1-based line where a dotted key (or its nearest parent) is set in the file.
+pub fn find_key_line(text: &str, key: &str) -> Option<usize> {
+    let mut table = String::new();
+    let mut best: Option<(usize, usize)> = None; // (matched length, line)
+    for (i, l) in text.lines().enumerate() {
+        let t = l.trim();
+        if t.starts_with('#') || t.is_empty() {
+            continue;
+        }
+        let full = if let Some(h) = header(t) {
+            table = h.clone();
+            h
+        } else if let Some((k, _)) = t.split_once('=') {
+            let k = k.trim().trim_matches('"');
+            if table.is_empty() {
+                k.to_string()
+            } else {
+                format!("{table}.{k}")
+            }
+        } else {
+            continue;
+        };
+        let matches = key == full || key.starts_with(&format!("{full}."));
+        if matches && best.is_none_or(|(len, _)| full.len() > len) {
+            best = Some((full.len(), i + 1));
+        }
+    }
+    best.map(|(_, line)| line)
+}
+
+/// An environment value as TOML (numbers, booleans, arrays), or a plain string.
+fn parse_env_value(key: &str, raw: &str) -> toml::Value {
+    if key.ends_with("path") || key.ends_with("name") || key.ends_with("level") {
+        return toml::Value::String(raw.to_string());
+    }
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+fn set_path(table: &mut toml::Table, key: &str, value: toml::Value) -> Result<(), String> {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().ok_or("empty key")?;
+    let mut t = table;
+    for p in parts {
+        let entry = t
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{p}` is not a table"))?;
+    }
+    t.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// Every leaf key of a TOML value (arrays are leaves).
+pub fn leaf_keys(v: &toml::Value) -> Vec<String> {
+    fn walk(v: &toml::Value, prefix: &str, out: &mut Vec<String>) {
+        match v {
+            toml::Value::Table(t) if !t.is_empty() || prefix.is_empty() => {
+                for (k, v) in t {
+                    let p = if prefix.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{prefix}.{k}")
+                    };
+                    walk(v, &p, out);
+                }
+            }
+            _ => out.push(prefix.to_string()),
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, "", &mut out);
+    out
+}
+
+/// Keys whose values are secrets (masked when printed).
+fn is_secret_key(key: &str) -> bool {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    ["token", "secret", "password", "webhook_url", "api_key"]
+        .iter()
+        .any(|s| last.contains(s))
+}
+
+fn mask(key: &str, v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) if is_secret_key(key) => Secret::new(s.clone()).describe(),
+        toml::Value::Array(items) if key.ends_with("tokens") => {
+            let n = items.len();
+            format!(
+                "[{n} token{}, values hidden]",
+                if n == 1 { "" } else { "s" }
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The effective configuration as TOML-like lines, each with where it came from; secrets
+/// masked.
+pub fn render_effective(loaded: &Loaded) -> String {
+    let value =
+        toml::Value::try_from(&loaded.config).unwrap_or(toml::Value::Table(Default::default()));
+    let mut out = String::new();
+    out.push_str(&format!(
+        "# effective configuration; file: {} ({})\n",
+        loaded.paths.config_file.display(),
+        if loaded.file_read {
+            "read"
+        } else {
+            "not present: defaults"
+        }
+    ));
+    let mut section = String::new();
+    for key in leaf_keys(&value) {
+        let (sec, rest) = key.split_once('.').unwrap_or(("", key.as_str()));
+        if sec != section {
+            out.push_str(&format!("\n[{sec}]\n"));
+            section = sec.to_string();
+        }
+        let mut v = &value;
+        for p in key.split('.') {
+            v = match v.get(p) {
+                Some(x) => x,
+                None => break,
+            };
+        }
+        let line = format!("{rest} = {}", mask(&key, v));
+        out.push_str(&format!("{line:<60} # {}\n", loaded.source_of(&key)));
+    }
+    if loaded.config.store.path.is_none() {
+        out.push_str(&format!(
+            "\n# store.path unset: the queue is {}\n",
+            loaded.paths.db.display()
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_found_at_their_lines() {
+        let text = "# c\n[policy]\nintents = [\"a\"]\n\n[policy.review]\nintents = [\"x\"]\n";
+        assert_eq!(find_key_line(text, "policy.intents"), Some(3));
+        assert_eq!(find_key_line(text, "policy.review.intents"), Some(6));
+        assert_eq!(find_key_line(text, "policy.lease_seconds"), Some(2));
+        assert_eq!(
+            key_at_line(text, 6).as_deref(),
+            Some("policy.review.intents")
+        );
+    }
+
+    #[test]
+    fn env_values_parse_as_toml_or_strings() {
+        assert_eq!(
+            parse_env_value("policy.confidence_threshold", "0.8"),
+            toml::Value::Float(0.8)
+        );
+        assert_eq!(
+            parse_env_value("policy.intents", "[\"a\",\"b\"]"),
+            toml::Value::Array(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            parse_env_value("store.path", "123"),
+            toml::Value::String("123".into())
+        );
+        assert_eq!(
+            parse_env_value("ui.theme", "light"),
+            toml::Value::String("light".into())
+        );
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        assert_eq!(
+            mask(
+                "actions.slack.bot_token",
+                &toml::Value::String("xoxb-1".into())
+            ),
+            "******** (inline)"
+        );
+        assert!(
+            mask(
+                "actions.slack.bot_token",
+                &toml::Value::String("env:NOPE_NOT_SET".into())
+            )
+            .starts_with("env:NOPE_NOT_SET")
+        );
+    }
+}

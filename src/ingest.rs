@@ -1,0 +1,457 @@
+//! Reading requests to ingest: a JSON object, a JSON array or JSON Lines, streamed from a
+//! file or stdin (a 1 GB file is never held in memory), written to the store in batched
+//! transactions. A bad entry is reported as `FILE:LINE: reason` and kept in quarantine
+//! with its raw text; it never stops the good ones.
+use std::cell::Cell;
+use std::fmt;
+use std::io::{BufRead, Read};
+use std::rc::Rc;
+
+use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::model::Request;
+use crate::store::{IngestItem, IngestOutcome, Store, StoreError};
+
+/// Items per transaction.
+const BATCH_ITEMS: usize = 2_000;
+/// Payload bytes per transaction (a few huge bodies flush early).
+const BATCH_BYTES: usize = 16 << 20;
+
+/// Totals of one ingest run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub ingested: u64,
+    pub duplicates: u64,
+    pub revised: u64,
+    pub rejected: u64,
+    pub conflicts: u64,
+}
+
+impl Report {
+    /// Everything was taken.
+    pub fn clean(&self) -> bool {
+        self.rejected == 0 && self.conflicts == 0
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ingested {}, duplicates {}, revised {}, rejected {}",
+            self.ingested, self.duplicates, self.revised, self.rejected
+        )?;
+        if self.conflicts > 0 {
+            write!(f, ", conflicts {}", self.conflicts)?;
+        }
+        Ok(())
+    }
+}
+
+/// One entry that was not taken.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub origin: String,
+    pub line: u64,
+    pub reason: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.origin, self.line, self.reason)
+    }
+}
+
+/// Collects entries into batches and writes them to the store.
+pub struct Ingester<'s> {
+    store: &'s mut Store,
+    actor: String,
+    batch: Vec<(IngestItem, u64)>,
+    batch_bytes: usize,
+    quarantine: Vec<(String, Option<u64>, String, String)>,
+    pub report: Report,
+    on_problem: Box<dyn FnMut(&Problem) + 's>,
+    on_progress: Box<dyn FnMut(u64, u64) + 's>,
+    bytes_read: u64,
+    entries: u64,
+}
+
+impl<'s> Ingester<'s> {
+    pub fn new(store: &'s mut Store, actor: &str) -> Ingester<'s> {
+        Ingester {
+            store,
+            actor: actor.to_string(),
+            batch: Vec::new(),
+            batch_bytes: 0,
+            quarantine: Vec::new(),
+            report: Report::default(),
+            on_problem: Box::new(|_| {}),
+            on_progress: Box::new(|_, _| {}),
+            bytes_read: 0,
+            entries: 0,
+        }
+    }
+
+    /// Called for every entry not taken.
+    pub fn on_problem(mut self, f: impl FnMut(&Problem) + 's) -> Self {
+        self.on_problem = Box::new(f);
+        self
+    }
+
+    /// Called after each batch with (entries seen, bytes read).
+    pub fn on_progress(mut self, f: impl FnMut(u64, u64) + 's) -> Self {
+        self.on_progress = Box::new(f);
+        self
+    }
+
+    fn reject(&mut self, origin: &str, line: u64, reason: String, raw: String) {
+        let p = Problem {
+            origin: origin.to_string(),
+            line,
+            reason,
+        };
+        (self.on_problem)(&p);
+        self.report.rejected += 1;
+        self.quarantine
+            .push((origin.to_string(), Some(line), p.reason, raw));
+    }
+
+    /// Takes one entry's JSON text.
+    fn entry(&mut self, origin: &str, line: u64, text: &str) -> Result<(), StoreError> {
+        self.entries += 1;
+        let value: Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(e) => {
+                self.reject(
+                    origin,
+                    line,
+                    format!("not valid JSON: {e}"),
+                    text.to_string(),
+                );
+                return self.maybe_flush();
+            }
+        };
+        match Request::from_value(&value) {
+            Ok(request) => {
+                self.batch_bytes += text.len();
+                let item =
+                    IngestItem::new(text.to_string(), value, request, format!("{origin}:{line}"));
+                self.batch.push((item, line));
+            }
+            Err(e) => self.reject(origin, line, e.to_string(), text.to_string()),
+        }
+        self.maybe_flush()
+    }
+
+    fn maybe_flush(&mut self) -> Result<(), StoreError> {
+        if self.batch.len() >= BATCH_ITEMS
+            || self.batch_bytes >= BATCH_BYTES
+            || self.quarantine.len() >= BATCH_ITEMS
+        {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending.
+    pub fn flush(&mut self) -> Result<(), StoreError> {
+        if !self.quarantine.is_empty() {
+            self.store.quarantine(&self.quarantine)?;
+            self.quarantine.clear();
+        }
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.batch_bytes = 0;
+        let items: Vec<IngestItem> = batch.iter().map(|(i, _)| i.clone()).collect();
+        let outcomes = self.store.ingest_batch(&items, &self.actor)?;
+        for ((item, line), outcome) in batch.into_iter().zip(outcomes) {
+            match outcome {
+                IngestOutcome::Inserted { .. } => self.report.ingested += 1,
+                IngestOutcome::Duplicate { .. } => self.report.duplicates += 1,
+                IngestOutcome::Revised { .. } => self.report.revised += 1,
+                IngestOutcome::Conflict { id, state } => {
+                    self.report.conflicts += 1;
+                    let origin = item.origin.rsplit_once(':').map_or("", |(o, _)| o);
+                    (self.on_problem)(&Problem {
+                        origin: origin.to_string(),
+                        line,
+                        reason: format!(
+                            "conflict: item {id} ({} / {}) is already {state}; the changed payload was kept in quarantine",
+                            item.request.source, item.request.external_id
+                        ),
+                    });
+                }
+            }
+        }
+        (self.on_progress)(self.entries, self.bytes_read);
+        Ok(())
+    }
+
+    /// Reads one input to its end. `origin` names it in reports (a path, or `<stdin>`).
+    pub fn read(&mut self, origin: &str, input: impl Read) -> Result<(), StoreError> {
+        let bytes = Rc::new(Cell::new(0u64));
+        let mut reader = std::io::BufReader::with_capacity(
+            1 << 16,
+            Counting {
+                inner: input,
+                lines: Rc::new(Cell::new(0)),
+                bytes: bytes.clone(),
+            },
+        );
+        let start = self.bytes_read;
+        let mut skipped_lines = 0u64;
+        // Peek at the first meaningful byte: `[` is an array, anything else lines/objects.
+        let first = loop {
+            let buf = match reader.fill_buf() {
+                Ok(b) => b,
+                Err(e) => {
+                    self.reject(origin, 1, format!("cannot read: {e}"), String::new());
+                    return self.flush();
+                }
+            };
+            if buf.is_empty() {
+                return self.flush();
+            }
+            let skip = buf
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(buf.len());
+            let bom = buf[skip..].starts_with(b"\xEF\xBB\xBF");
+            skipped_lines += buf[..skip].iter().filter(|b| **b == b'\n').count() as u64;
+            if skip < buf.len() && !bom {
+                let first = buf[skip];
+                reader.consume(skip);
+                break first;
+            }
+            reader.consume(if bom { skip + 3 } else { skip });
+        };
+        if first == b'[' {
+            self.read_array(origin, &mut reader, skipped_lines)?;
+        } else {
+            // The blank lines before the first entry were consumed: count them.
+            self.read_lines(origin, &mut reader, skipped_lines)?;
+        }
+        self.bytes_read = start + bytes.get();
+        self.flush()
+    }
+
+    fn read_lines<R: BufRead>(
+        &mut self,
+        origin: &str,
+        reader: &mut R,
+        skipped_lines: u64,
+    ) -> Result<(), StoreError> {
+        let mut buf = Vec::new();
+        let mut line_no = skipped_lines;
+        let mut first = true;
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => {
+                    self.reject(
+                        origin,
+                        line_no + 1,
+                        format!("cannot read: {e}"),
+                        String::new(),
+                    );
+                    return Ok(());
+                }
+            }
+            line_no += 1;
+            let text = match std::str::from_utf8(&buf) {
+                Ok(t) => t.trim(),
+                Err(e) => {
+                    self.reject(
+                        origin,
+                        line_no,
+                        format!("not valid UTF-8 (byte {})", e.valid_up_to()),
+                        String::from_utf8_lossy(&buf).into_owned(),
+                    );
+                    self.maybe_flush()?;
+                    continue;
+                }
+            };
+            if text.is_empty() {
+                continue;
+            }
+            // A first object spread over several lines: the input is pretty-printed JSON
+            // (one object, or several one after another), not JSON Lines. Unless the next
+            // line is a whole object by itself: then this is JSON Lines whose first line
+            // is broken.
+            if first && is_unfinished(text) {
+                first = false;
+                let mut next = Vec::new();
+                let mut blank = 0u64;
+                loop {
+                    next.clear();
+                    match reader.read_until(b'\n', &mut next) {
+                        Ok(n) if n > 0 && next.iter().all(u8::is_ascii_whitespace) => blank += 1,
+                        _ => break,
+                    }
+                }
+                let next_is_whole = std::str::from_utf8(&next).is_ok_and(|t| {
+                    let t = t.trim();
+                    t.starts_with('{') && serde_json::from_str::<de::IgnoredAny>(t).is_ok()
+                });
+                if !next_is_whole {
+                    let mut head = std::mem::take(&mut buf);
+                    head.extend(std::iter::repeat_n(b'\n', blank as usize));
+                    head.extend_from_slice(&next);
+                    let chained = std::io::Cursor::new(head).chain(reader);
+                    return self.read_stream(origin, chained, line_no);
+                }
+                let text = text.to_string();
+                self.entry(origin, line_no, &text)?;
+                line_no += blank + 1;
+                if let Ok(t) = std::str::from_utf8(&next) {
+                    self.entry(origin, line_no, t.trim())?;
+                }
+                continue;
+            }
+            first = false;
+            self.entry(origin, line_no, text)?;
+        }
+    }
+
+    /// Values one after another (pretty-printed objects), first one starting at `first_line`.
+    fn read_stream(
+        &mut self,
+        origin: &str,
+        input: impl Read,
+        first_line: u64,
+    ) -> Result<(), StoreError> {
+        let lines = Rc::new(Cell::new(0u64));
+        let counting = Counting {
+            inner: input,
+            lines: lines.clone(),
+            bytes: Rc::new(Cell::new(0)),
+        };
+        let mut stream =
+            serde_json::Deserializer::from_reader(counting).into_iter::<Box<RawValue>>();
+        loop {
+            match stream.next() {
+                None => return Ok(()),
+                Some(Ok(raw)) => {
+                    let text = raw.get();
+                    let end = first_line + lines.get();
+                    let start = end.saturating_sub(text.matches('\n').count() as u64);
+                    self.entry(origin, start, text)?;
+                }
+                Some(Err(e)) => {
+                    let line = first_line + (e.line() as u64).saturating_sub(1);
+                    self.reject(
+                        origin,
+                        line,
+                        format!("not valid JSON: {e}; the rest of this input was not read"),
+                        String::new(),
+                    );
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn read_array<R: BufRead>(
+        &mut self,
+        origin: &str,
+        reader: &mut R,
+        skipped_lines: u64,
+    ) -> Result<(), StoreError> {
+        // serde_json reads byte by byte from its reader, so counting here tracks exactly
+        // how far the parser has got (the BufReader below does the real buffering).
+        let lines = Rc::new(Cell::new(skipped_lines));
+        let counting = Counting {
+            inner: reader,
+            lines: lines.clone(),
+            bytes: Rc::new(Cell::new(0)),
+        };
+        let mut de = serde_json::Deserializer::from_reader(counting);
+        let mut failure: Option<StoreError> = None;
+        let seed = ArraySeed {
+            ingester: self,
+            origin,
+            lines: lines.clone(),
+            failure: &mut failure,
+        };
+        let res = de::Deserializer::deserialize_seq(&mut de, seed).and_then(|_| de.end());
+        if let Some(f) = failure {
+            return Err(f);
+        }
+        if let Err(e) = res {
+            let line = skipped_lines + e.line() as u64;
+            self.reject(
+                origin,
+                line.max(1),
+                format!("not valid JSON: {e}; the rest of this array was not read"),
+                String::new(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// True when a line is the start of a JSON object that continues on later lines.
+fn is_unfinished(text: &str) -> bool {
+    text.starts_with('{')
+        && matches!(
+            serde_json::from_str::<de::IgnoredAny>(text),
+            Err(e) if e.is_eof()
+        )
+}
+
+/// Feeds each array element to the ingester as it is parsed.
+struct ArraySeed<'a, 's> {
+    ingester: &'a mut Ingester<'s>,
+    origin: &'a str,
+    lines: Rc<Cell<u64>>,
+    failure: &'a mut Option<StoreError>,
+}
+
+impl<'de> DeserializeSeed<'de> for ArraySeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ArraySeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array of request objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(raw) = seq.next_element::<Box<RawValue>>()? {
+            let text = raw.get();
+            let end = self.lines.get() + 1;
+            let start = end.saturating_sub(text.matches('\n').count() as u64);
+            if let Err(e) = self.ingester.entry(self.origin, start, text) {
+                *self.failure = Some(e);
+                return Err(de::Error::custom("storage failed"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Counts lines and bytes as they are read.
+struct Counting<R> {
+    inner: R,
+    lines: Rc<Cell<u64>>,
+    bytes: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let nl = buf[..n].iter().filter(|b| **b == b'\n').count() as u64;
+        self.lines.set(self.lines.get() + nl);
+        self.bytes.set(self.bytes.get() + n as u64);
+        Ok(n)
+    }
+}

@@ -1,0 +1,554 @@
+//! The store against a real SQLite file: migrations, claims and fences, leases, decisions
+//! with their audit and outbox rows, undo, edits, ingest outcomes, the audit chain.
+mod common;
+
+use common::{count, item, open, request};
+use serde_json::json;
+use signoff::model::{DecisionKind, EditableField, Policy, State};
+use signoff::queue::{Decision, ListQuery, QueueError, Sort};
+use signoff::store::{IngestOutcome, MIGRATIONS, SCHEMA_VERSION, Store, StoreError, migrate_to};
+
+fn approve() -> Decision {
+    Decision {
+        kind: DecisionKind::Approve,
+        note: None,
+        sets: vec![],
+    }
+}
+
+fn queue_err(e: StoreError) -> QueueError {
+    QueueError::from(e)
+}
+
+fn seeded(n: usize) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("q.db"));
+    let items: Vec<_> = (0..n)
+        .map(|i| item(&request(&format!("e{i}"), json!({}))))
+        .collect();
+    s.ingest_batch(&items, "system").unwrap();
+    (dir, s)
+}
+
+#[test]
+fn migrates_an_empty_file_to_the_current_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(&dir.path().join("q.db"));
+    let v: i64 = s
+        .connection()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(v, SCHEMA_VERSION);
+    let mode: String = s
+        .connection()
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(mode, "wal");
+    let sync: i64 = s
+        .connection()
+        .query_row("PRAGMA synchronous", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(sync, 2, "synchronous=FULL");
+}
+
+#[test]
+fn migrates_from_each_earlier_version_keeping_data() {
+    for from in 1..SCHEMA_VERSION {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        {
+            let mut conn = rusqlite::Connection::open(&path).unwrap();
+            migrate_to(&mut conn, &path, from).unwrap();
+            conn.execute(
+                "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
+                    updated_at, priority_rank, summary) VALUES ('s', 'old', 'x', 1, 1, 1, 2, 'kept')",
+                [],
+            )
+            .unwrap();
+            conn.execute(
+                "INSERT INTO revisions (request_id, revision, payload, payload_sha256, ingested_at)
+                 VALUES (1, 1, '{\"source\":\"s\",\"external_id\":\"old\"}', 'x', 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let s = open(&path);
+        let v: i64 = s
+            .connection()
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, SCHEMA_VERSION, "from v{from}");
+        let d = s.get(1).unwrap();
+        assert_eq!(d.summary.summary.as_deref(), Some("kept"), "from v{from}");
+        assert!(!d.summary.edited);
+    }
+    assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
+}
+
+#[test]
+fn a_newer_database_is_refused_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "user_version", 99).unwrap();
+    }
+    let err = Store::open(&path, Default::default(), &Default::default())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("schema version 99") && err.contains("upgrade signoff"),
+        "{err}"
+    );
+}
+
+#[test]
+fn claims_follow_priority_then_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("q.db"));
+    let mk = |ext: &str, p: &str, at: &str| {
+        item(&request(
+            ext,
+            json!({"received_at": at, "ai": {"priority": p}}),
+        ))
+    };
+    s.ingest_batch(
+        &[
+            mk("low-old", "low", "2026-11-01T00:00:00Z"),
+            mk("high-new", "high", "2026-11-20T00:00:00Z"),
+            mk("high-old", "high", "2026-11-19T00:00:00Z"),
+            mk("urgent", "urgent", "2026-11-20T05:00:00Z"),
+        ],
+        "system",
+    )
+    .unwrap();
+    let mut order = Vec::new();
+    while let Some(c) = s.claim_next("r").unwrap() {
+        order.push(s.get(c.id).unwrap().summary.external_id);
+    }
+    assert_eq!(order, ["urgent", "high-old", "high-new", "low-old"]);
+    assert_eq!(s.claim_next("r").unwrap(), None);
+}
+
+#[test]
+fn a_stale_fence_changes_nothing_and_says_lease_lost() {
+    let (_d, mut s) = seeded(1);
+    let first = s.claim(1, "ana").unwrap();
+    // Ana re-opens the item elsewhere: a new fence; the old claim is stale.
+    let second = s.claim(1, "ana").unwrap();
+    assert_eq!(second.fence, first.fence + 1);
+    let before = (
+        count(&s, "SELECT COUNT(*) FROM audit"),
+        count(&s, "SELECT COUNT(*) FROM outbox"),
+    );
+    let err = queue_err(s.decide(&first, &approve()).unwrap_err());
+    assert!(matches!(err, QueueError::LeaseLost { id: 1, .. }), "{err}");
+    assert!(err.to_string().contains("lease lost"));
+    let err = queue_err(
+        s.edit(&first, EditableField::Summary, Some("x".into()))
+            .unwrap_err(),
+    );
+    assert!(matches!(err, QueueError::LeaseLost { .. }));
+    assert_eq!(
+        before,
+        (
+            count(&s, "SELECT COUNT(*) FROM audit"),
+            count(&s, "SELECT COUNT(*) FROM outbox")
+        )
+    );
+    assert_eq!(s.get(1).unwrap().summary.state, State::InReview);
+    s.decide(&second, &approve()).unwrap();
+}
+
+#[test]
+fn someone_elses_claim_blocks_until_its_lease_expires() {
+    let (_d, mut s) = seeded(1);
+    let ana = s.claim(1, "ana").unwrap();
+    match queue_err(s.claim(1, "ben").unwrap_err()) {
+        QueueError::HeldBy { reviewer, .. } => assert_eq!(reviewer, "ana"),
+        other => panic!("{other}"),
+    }
+    assert_eq!(s.claim_next("ben").unwrap(), None);
+    // Heartbeat keeps it.
+    s.advance_clock(200_000);
+    let ana = s.heartbeat(&ana).unwrap();
+    s.advance_clock(200_000);
+    assert!(s.claim(1, "ben").is_err());
+    // No heartbeat for longer than the lease: back in the queue.
+    s.advance_clock(Policy::default().lease_seconds as i64 * 1000);
+    let ben = s
+        .claim_next("ben")
+        .unwrap()
+        .expect("expired lease puts the item back");
+    assert!(ben.fence > ana.fence);
+    let err = queue_err(s.decide(&ana, &approve()).unwrap_err());
+    match err {
+        QueueError::LeaseLost { holder, .. } => assert_eq!(holder.as_deref(), Some("ben")),
+        other => panic!("{other}"),
+    }
+    let kinds: Vec<String> = s.timeline(1).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            "ingested",
+            "claimed",
+            "lease_renewed",
+            "lease_expired",
+            "claimed"
+        ]
+    );
+    s.decide(&ben, &approve()).unwrap();
+}
+
+#[test]
+fn release_returns_the_item() {
+    let (_d, mut s) = seeded(1);
+    let c = s.claim_next("ana").unwrap().unwrap();
+    s.release(&c).unwrap();
+    assert_eq!(s.get(1).unwrap().summary.state, State::Pending);
+    assert!(s.release(&c).is_err(), "a released claim is gone");
+    assert!(s.claim(1, "ben").is_ok());
+}
+
+#[test]
+fn an_approval_writes_decision_audit_and_one_outbox_row_per_action_together() {
+    let (_d, mut s) = seeded(1);
+    let c = s.claim_next("ana").unwrap().unwrap();
+    let receipt = s
+        .decide(
+            &c,
+            &Decision {
+                kind: DecisionKind::Approve,
+                note: Some("looks right".into()),
+                sets: vec![(EditableField::Priority, Some("high".into()))],
+            },
+        )
+        .unwrap();
+    assert_eq!(receipt.state, State::Approved);
+    let actions: Vec<&str> = receipt.actions.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        Policy::default()
+            .actions_for("sales_lead")
+            .iter()
+            .map(|a| a.as_str())
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM outbox WHERE status = 'queued'"),
+        3
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(DISTINCT idempotency_key) FROM outbox"),
+        3
+    );
+    let d = s.get(1).unwrap();
+    assert_eq!(d.fields.priority.as_deref(), Some("high"));
+    assert_eq!(d.edits.len(), 1);
+    assert_eq!(d.edits[0].old.as_deref(), Some("normal"));
+    assert_eq!(d.summary.claimed_by, None);
+    let kinds: Vec<String> = s.timeline(1).unwrap().into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, ["ingested", "claimed", "edited", "decided"]);
+    // Outbox rows wait out the undo window.
+    let next: i64 = s
+        .connection()
+        .query_row("SELECT MIN(next_attempt_at) FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(next, receipt.undo_until);
+}
+
+#[test]
+fn a_refused_decision_rolls_back_its_edits_too() {
+    let (_d, mut s) = seeded(1);
+    let c = s.claim_next("ana").unwrap().unwrap();
+    let audit_before = count(&s, "SELECT COUNT(*) FROM audit");
+    let err = queue_err(
+        s.decide(
+            &c,
+            &Decision {
+                kind: DecisionKind::Reject {
+                    reason: "because".into(),
+                },
+                note: None,
+                sets: vec![(EditableField::Summary, Some("changed".into()))],
+            },
+        )
+        .unwrap_err(),
+    );
+    assert!(
+        err.to_string()
+            .contains("'because' is not a reject reason; reasons: wrong_intent"),
+        "{err}"
+    );
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM edits"), 0);
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM audit"), audit_before);
+    let err = queue_err(
+        s.decide(
+            &c,
+            &Decision {
+                kind: DecisionKind::Escalate {
+                    queue: "nowhere".into(),
+                },
+                note: None,
+                sets: vec![],
+            },
+        )
+        .unwrap_err(),
+    );
+    assert!(err.to_string().contains("queues: legal, billing"), "{err}");
+    let receipt = s
+        .decide(
+            &c,
+            &Decision {
+                kind: DecisionKind::Escalate {
+                    queue: "legal".into(),
+                },
+                note: Some("threat".into()),
+                sets: vec![],
+            },
+        )
+        .unwrap();
+    assert_eq!(receipt.state, State::Escalated);
+    assert_eq!(receipt.actions.len(), 1, "legal escalations alert Slack");
+}
+
+#[test]
+fn an_invalid_intent_cannot_be_approved_until_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("q.db"));
+    s.ingest_batch(
+        &[item(&request("bad", json!({"ai": {"intent": "refund"}})))],
+        "system",
+    )
+    .unwrap();
+    let d = s.get(1).unwrap();
+    assert_eq!(
+        d.flags[0].message,
+        "intent 'refund' is not an allowed intent"
+    );
+    assert_eq!(d.summary.flag_count, 1);
+    let c = s.claim_next("ana").unwrap().unwrap();
+    let err = queue_err(s.decide(&c, &approve()).unwrap_err());
+    assert!(
+        err.to_string()
+            .contains("intent 'refund' is not an allowed intent"),
+        "{err}"
+    );
+    let err = queue_err(
+        s.edit(&c, EditableField::Intent, Some("refunds".into()))
+            .unwrap_err(),
+    );
+    assert!(err.to_string().contains("allowed: sales_lead"), "{err}");
+    assert!(
+        s.edit(&c, EditableField::Intent, Some("billing_question".into()))
+            .unwrap()
+    );
+    assert!(
+        !s.edit(&c, EditableField::Intent, Some("billing_question".into()))
+            .unwrap(),
+        "no-op edit"
+    );
+    let r = s.decide(&c, &approve()).unwrap();
+    assert_eq!(r.actions.len(), 2);
+    // The raw payload is untouched.
+    assert!(s.get(1).unwrap().payload.contains("\"refund\""));
+}
+
+#[test]
+fn undo_inside_the_window_reopens_the_item_and_cancels_its_actions() {
+    let (_d, mut s) = seeded(2);
+    let c = s.claim(1, "ana").unwrap();
+    s.decide(&c, &approve()).unwrap();
+    assert!(matches!(
+        queue_err(s.undo(1, "ben").unwrap_err()),
+        QueueError::CannotUndo { .. }
+    ));
+    let again = s.undo(1, "ana").unwrap();
+    assert_eq!(s.get(1).unwrap().summary.state, State::InReview);
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM outbox WHERE status = 'cancelled'"),
+        3
+    );
+    assert!(s.undo(1, "ana").is_err(), "nothing left to undo");
+    s.decide(&again, &approve()).unwrap();
+
+    let c = s.claim(2, "ana").unwrap();
+    s.decide(&c, &approve()).unwrap();
+    s.advance_clock(Policy::default().undo_seconds as i64 * 1000 + 1);
+    let err = queue_err(s.undo(2, "ana").unwrap_err()).to_string();
+    assert!(err.contains("undo window closed"), "{err}");
+}
+
+#[test]
+fn undo_is_refused_once_an_action_has_started() {
+    let (_d, mut s) = seeded(1);
+    let c = s.claim(1, "ana").unwrap();
+    s.decide(&c, &approve()).unwrap();
+    s.connection()
+        .execute(
+            "UPDATE outbox SET attempts = 1, status = 'retrying' WHERE action = 'slack'",
+            [],
+        )
+        .unwrap();
+    let err = queue_err(s.undo(1, "ana").unwrap_err()).to_string();
+    assert!(err.contains("started to go out"), "{err}");
+}
+
+#[test]
+fn ingest_counts_duplicates_revises_pending_and_refuses_decided() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("q.db"));
+    let v1 = request("a", json!({}));
+    // Same payload, other key order and spacing: a duplicate.
+    let reordered: serde_json::Value = serde_json::from_str(&format!(" {} ", v1)).unwrap();
+    let v2 = request("a", json!({"ai": {"summary": "Wants a demo next week"}}));
+    let out = s
+        .ingest_batch(&[item(&v1), item(&reordered), item(&v2)], "system")
+        .unwrap();
+    assert_eq!(
+        out,
+        [
+            IngestOutcome::Inserted { id: 1 },
+            IngestOutcome::Duplicate { id: 1 },
+            IngestOutcome::Revised { id: 1, revision: 2 }
+        ]
+    );
+    assert_eq!(
+        s.get(1).unwrap().fields.summary.as_deref(),
+        Some("Wants a demo next week")
+    );
+    let c = s.claim_next("ana").unwrap().unwrap();
+    s.decide(&c, &approve()).unwrap();
+    let v3 = request("a", json!({"ai": {"summary": "third"}}));
+    let out = s.ingest_batch(&[item(&v3)], "system").unwrap();
+    assert_eq!(
+        out,
+        [IngestOutcome::Conflict {
+            id: 1,
+            state: State::Approved
+        }]
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM quarantine"),
+        1,
+        "nothing is lost"
+    );
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM revisions"), 2);
+}
+
+#[test]
+fn the_audit_log_refuses_update_and_delete_and_verifies() {
+    let (_d, mut s) = seeded(3);
+    let c = s.claim_next("ana").unwrap().unwrap();
+    s.decide(&c, &approve()).unwrap();
+    for sql in [
+        "UPDATE audit SET actor = 'mallory'",
+        "DELETE FROM audit WHERE seq = 1",
+    ] {
+        let err = s.connection().execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("append-only"), "{err}");
+    }
+    let err = s
+        .connection()
+        .execute("UPDATE revisions SET payload = '{}'", [])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("immutable"), "{err}");
+    let report = s.verify_audit(|_| {}).unwrap();
+    assert_eq!(report.broken, None);
+    assert_eq!(report.entries, 5);
+    // Someone with the file drops the trigger and edits a row: detected at that row.
+    s.connection()
+        .execute_batch(
+            "DROP TRIGGER audit_append_only_update; UPDATE audit SET actor = 'mallory' WHERE seq = 4;",
+        )
+        .unwrap();
+    let report = s.verify_audit(|_| {}).unwrap();
+    assert_eq!(report.broken.as_ref().map(|b| b.0), Some(4), "{report:?}");
+}
+
+#[test]
+fn lists_are_paged_filtered_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("q.db"));
+    let items: Vec<_> = (0..30)
+        .map(|i| {
+            let p = ["urgent", "high", "normal", "low"][i % 4];
+            item(&request(
+                &format!("e{i:02}"),
+                json!({"received_at": "2020-01-01T00:00:00Z",
+                       "ai": {"priority": p, "confidence": (i as f64) / 30.0,
+                              "intent": if i % 5 == 0 { "billing_question" } else { "sales_lead" }},
+                       "raw": {"from": format!("sender{i}@example.com")}}),
+            ))
+        })
+        .collect();
+    s.ingest_batch(&items, "system").unwrap();
+    let page = s
+        .list(&ListQuery {
+            limit: 10,
+            offset: 5,
+            ..Default::default()
+        })
+        .unwrap();
+    assert_eq!(page.total, 30);
+    assert_eq!(page.items.len(), 10);
+    assert!(page.items.windows(2).all(|w| w[0].state == State::Pending));
+    let mut q = ListQuery::default();
+    q.filter.priorities = vec!["high".into()];
+    q.filter.conf_below = Some(0.5);
+    let page = s.list(&q).unwrap();
+    assert!(
+        page.items
+            .iter()
+            .all(|i| i.priority.as_deref() == Some("high") && i.confidence.unwrap() < 0.5)
+    );
+    assert_eq!(page.total, 4);
+    let mut q = ListQuery::default();
+    q.filter.text = Some("SENDER1".into());
+    assert_eq!(s.list(&q).unwrap().total, 11, "sender1, sender10..19");
+    let mut q = ListQuery {
+        sort: Sort::Confidence,
+        ..Default::default()
+    };
+    q.filter.intent = Some("billing_question".into());
+    let page = s.list(&q).unwrap();
+    assert_eq!(page.total, 6);
+    assert!(
+        page.items
+            .windows(2)
+            .all(|w| w[0].confidence <= w[1].confidence)
+    );
+    let counts = s.counts().unwrap();
+    assert_eq!(counts.pending, 30);
+    assert!(counts.oldest_open.is_some());
+    assert_eq!(
+        counts.sla_breaches, 30,
+        "received in 2020: every SLA is breached"
+    );
+}
+
+#[test]
+fn the_kill_switch_and_resend_are_audited() {
+    let (_d, mut s) = seeded(1);
+    assert!(!s.actions_paused().unwrap());
+    s.set_actions_paused(true, "ana").unwrap();
+    assert!(s.actions_paused().unwrap());
+    let c = s.claim_next("ana").unwrap().unwrap();
+    s.decide(&c, &approve()).unwrap();
+    let err = queue_err(s.resend(1, "ana").unwrap_err()).to_string();
+    assert!(err.contains("only dead letters"), "{err}");
+    s.connection()
+        .execute("UPDATE outbox SET status = 'dead' WHERE id = 1", [])
+        .unwrap();
+    s.resend(1, "ana").unwrap();
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM audit WHERE kind IN ('kill_switch_on', 'resend')"
+        ),
+        2
+    );
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+}
