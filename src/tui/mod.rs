@@ -116,17 +116,3 @@ pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> 
     result
 }
 
-/// Problems in the `[ui]` section, as (dotted key, message).
-pub fn check_ui(ui: &UiConfig) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if !["auto", "16", "256", "truecolor", "none"].contains(&ui.color.as_str()) {
-        out.push((
-            "ui.color".into(),
-            format!(
-                "'{}' is not a colour mode; allowed: auto, 16, 256, truecolor, none",
-                ui.color
-            ),
-        ));
-    }
-    out
-}
