@@ -4,7 +4,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph, Wrap};
+use ratatui::widgets::{Block, Paragraph};
 
 use super::fmt;
 use crate::model::EditableField;
@@ -35,20 +35,57 @@ fn placeholder(app: &App, frame: &mut Frame, area: Rect, title: &'static str, fo
     );
 }
 
-fn field<'a>(app: &App, label: &'a str, value: String, style: Style) -> Line<'a> {
-    let t = &app.theme;
-    Line::from(vec![
-        Span::styled(format!("{label:<9}"), t.muted),
-        Span::styled(value, style),
-    ])
+/// `label value…` with the value wrapped under itself (hanging indent of `indent`).
+fn labelled(
+    label: String,
+    label_style: Style,
+    value: &str,
+    style: Style,
+    indent: usize,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let mut first = true;
+    let parts = text::sanitize_lines(value);
+    let parts = if parts.is_empty() {
+        vec![std::borrow::Cow::Borrowed("")]
+    } else {
+        parts
+    };
+    for part in parts {
+        for piece in fmt::wrap(&part, width.saturating_sub(indent)) {
+            let head = if first {
+                fmt::pad(&label, indent)
+            } else {
+                " ".repeat(indent)
+            };
+            out.push(Line::from(vec![
+                Span::styled(head, label_style),
+                Span::styled(piece, style),
+            ]));
+            first = false;
+        }
+    }
+    out
 }
 
-/// Multi-line request text, sanitised line by line.
-fn body_lines(s: &str, style: Style) -> Vec<Line<'static>> {
+fn field(app: &App, label: &str, value: String, style: Style, width: usize) -> Vec<Line<'static>> {
+    labelled(label.to_string(), app.theme.muted, &value, style, 9, width)
+}
+
+/// Multi-line request text, sanitised line by line and wrapped.
+fn body_lines(s: &str, style: Style, width: usize) -> Vec<Line<'static>> {
     text::sanitize_lines(s)
         .into_iter()
-        .map(|l| Line::styled(l.into_owned(), style))
+        .flat_map(|l| fmt::wrap(&l, width))
+        .map(|l| Line::styled(l, style))
         .collect()
+}
+
+/// Paragraph of pre-wrapped lines, scrolled but never past the end.
+fn scrolled<'a>(lines: Vec<Line<'a>>, block: Block<'a>, scroll: u16, height: u16) -> Paragraph<'a> {
+    let max = (lines.len() as u16).saturating_sub(height.saturating_sub(2).max(1));
+    Paragraph::new(lines).block(block).scroll((scroll.min(max), 0))
 }
 
 pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
@@ -59,14 +96,16 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
         return;
     };
     let raw = &d.request.raw;
+    let w = usize::from(area.width.saturating_sub(2));
     let mut title = vec![Span::styled(format!(" Request #{} ", d.summary.id), t.title)];
     if d.summary.hidden_chars {
         title.push(Span::styled(" ⚠ hidden characters ", t.badge));
     }
-    let mut lines: Vec<Line> = vec![
-        field(app, "channel", fmt::clean_opt(raw.channel.as_deref()).into_owned(), t.base),
-        field(app, "from", fmt::clean_opt(raw.from.as_deref()).into_owned(), t.accent),
-        field(app, "subject", fmt::clean_opt(raw.subject.as_deref()).into_owned(), t.base),
+    let mut lines: Vec<Line> = Vec::new();
+    for part in [
+        field(app, "channel", raw.channel.clone().unwrap_or_default(), t.base, w),
+        field(app, "from", raw.from.clone().unwrap_or_default(), t.accent, w),
+        field(app, "subject", raw.subject.clone().unwrap_or_default(), t.base, w),
         field(
             app,
             "received",
@@ -80,17 +119,21 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
                 app.now.saturating_sub(d.summary.received_at),
                 app.policy.sla_minutes_for(d.summary.priority.as_deref()),
             ),
+            w,
         ),
         field(
             app,
             "id",
-            fmt::clean(&format!("{}:{}", d.summary.source, d.summary.external_id), 80),
+            format!("{}:{}", d.summary.source, d.summary.external_id),
             t.muted,
+            w,
         ),
-        Line::raw(""),
-    ];
+    ] {
+        lines.extend(part);
+    }
+    lines.push(Line::raw(""));
     match raw.body.as_deref() {
-        Some(b) if !b.is_empty() => lines.extend(body_lines(b, t.base)),
+        Some(b) if !b.is_empty() => lines.extend(body_lines(b, t.base, w)),
         _ => lines.push(Line::styled("(no body)", t.muted)),
     }
     if !raw.fields.is_empty() {
@@ -101,16 +144,17 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
                 serde_json::Value::String(s) => s.clone(),
                 other => other.to_string(),
             };
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {}: ", fmt::clean(k, 30)), t.muted),
-                Span::styled(text::sanitize(&v).into_owned(), t.base),
-            ]));
+            lines.extend(labelled(
+                format!("  {}: ", fmt::clean(k, 30)),
+                t.muted,
+                &v,
+                t.base,
+                (text::width(&fmt::clean(k, 30)) + 4).min(w / 2),
+                w,
+            ));
         }
     }
-    let p = Paragraph::new(lines)
-        .block(block(app, title, focused))
-        .wrap(Wrap { trim: false })
-        .scroll((app.raw_scroll, 0));
+    let p = scrolled(lines, block(app, title, focused), app.raw_scroll, area.height);
     frame.render_widget(p, area);
 }
 
@@ -148,6 +192,7 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
             t.accent,
         ));
     }
+    let w = usize::from(area.width.saturating_sub(2));
     let mut lines: Vec<Line> = Vec::new();
     let label = |f: EditableField| -> (String, Style) {
         if edited(d, f) {
@@ -158,22 +203,9 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
     };
     let push_field = |lines: &mut Vec<Line>, f: EditableField, style: Style| {
         let (l, ls) = label(f);
-        let v = d.fields.get(f).unwrap_or("—");
-        let mut first = true;
-        for part in text::sanitize_lines(v) {
-            let head = if first { format!("{l:<12}") } else { " ".repeat(12) };
-            let hs = if first { ls } else { t.muted };
-            first = false;
-            lines.push(Line::from(vec![
-                Span::styled(head, hs),
-                Span::styled(part.into_owned(), style),
-            ]));
-        }
-        if first {
-            lines.push(Line::from(vec![
-                Span::styled(format!("{l:<12}"), ls),
-                Span::styled("—", t.muted),
-            ]));
+        match d.fields.get(f) {
+            Some(v) => lines.extend(labelled(l, ls, v, style, 12, w)),
+            None => lines.extend(labelled(l, ls, "—", t.muted, 12, w)),
         }
     };
     push_field(&mut lines, EditableField::Summary, t.base);
@@ -198,10 +230,14 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
     ]));
     push_field(&mut lines, EditableField::EscalationReason, t.warn);
     for flag in &d.flags {
-        lines.push(Line::from(vec![
-            Span::styled(" ".repeat(12), t.muted),
-            Span::styled(format!("⚠ {}", text::sanitize(&flag.message)), t.error),
-        ]));
+        lines.extend(labelled(
+            String::new(),
+            t.muted,
+            &format!("⚠ {}", flag.message),
+            t.error,
+            12,
+            w,
+        ));
     }
     push_field(&mut lines, EditableField::RecommendedNextStep, t.base);
     if !d.request.ai.missing_info.is_empty() {
@@ -212,10 +248,7 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
             .iter()
             .map(|s| text::sanitize(s).into_owned())
             .collect();
-        lines.push(Line::from(vec![
-            Span::styled(format!("{:<12}", "Missing"), t.muted),
-            Span::styled(m.join("; "), t.warn),
-        ]));
+        lines.extend(labelled("Missing".into(), t.muted, &m.join("; "), t.warn, 12, w));
     }
     push_field(&mut lines, EditableField::DraftReply, t.base);
     lines.push(Line::from(vec![
@@ -240,9 +273,6 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(a.join(" · "), t.accent),
         ]));
     }
-    let p = Paragraph::new(lines)
-        .block(block(app, title, focused))
-        .wrap(Wrap { trim: false })
-        .scroll((app.ai_scroll, 0));
+    let p = scrolled(lines, block(app, title, focused), app.ai_scroll, area.height);
     frame.render_widget(p, area);
 }

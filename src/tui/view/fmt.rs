@@ -87,3 +87,71 @@ pub fn time(ms: Millis) -> String {
     let f = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
     t.format(&f).map(|s| format!("{s} UTC")).unwrap_or_default()
 }
+
+/// Greedy word wrap of one sanitized line to `width` cells; words wider than a line are
+/// cut by grapheme. Never returns an empty vector.
+pub fn wrap(s: &str, width: usize) -> Vec<String> {
+    use unicode_segmentation::UnicodeSegmentation;
+    let width = width.max(1);
+    let mut out = Vec::new();
+    let mut line = String::new();
+    let mut used = 0usize;
+    for word in s.split_word_bounds() {
+        let w = text::width(word);
+        if used + w <= width {
+            line.push_str(word);
+            used += w;
+            continue;
+        }
+        if word.trim().is_empty() {
+            // A space at the break: drop it.
+            out.push(std::mem::take(&mut line));
+            used = 0;
+            continue;
+        }
+        if used > 0 && w <= width {
+            out.push(std::mem::take(&mut line));
+            line.push_str(word);
+            used = w;
+            continue;
+        }
+        for g in word.graphemes(true) {
+            let gw = text::width(g);
+            if used + gw > width && used > 0 {
+                out.push(std::mem::take(&mut line));
+                used = 0;
+            }
+            line.push_str(g);
+            used += gw;
+        }
+    }
+    if !line.is_empty() || out.is_empty() {
+        out.push(line);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_by_width_never_splits_graphemes() {
+        assert_eq!(wrap("the quick brown fox", 9), vec!["the quick", "brown fox"]);
+        assert_eq!(wrap("", 5), vec![""]);
+        for l in wrap("東京都の配送センターで👩‍👩‍👧‍👦が待っています", 7) {
+            assert!(text::width(&l) <= 7, "{l}");
+        }
+        assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
+    }
+
+    #[test]
+    fn ages_and_bars() {
+        assert_eq!(age(59_000), "59s");
+        assert_eq!(age(3_600_000 * 5), "5h");
+        assert_eq!(age(-5), "0s");
+        assert_eq!(conf_text(Some(0.5), 4), "0.50 ▰▰▱▱");
+        assert_eq!(conf_text(None, 2), "  ?  ▱▱");
+        assert_eq!(pad("日本", 5), "日本 ");
+    }
+}

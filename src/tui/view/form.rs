@@ -44,7 +44,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         }
         frame.render_widget(Paragraph::new(Line::from(label)), Rect::new(inner.x, y, inner.width, 1));
         y += 1;
-        let h = if focused { 1 + spare } else { 1 }.min(bottom.saturating_sub(y));
+        let h = if focused { (1 + spare).min(12) } else { 1 }.min(bottom.saturating_sub(y));
         if h == 0 {
             break;
         }
