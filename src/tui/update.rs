@@ -950,7 +950,8 @@ fn paste(app: &mut App, text: &str) -> Vec<Effect> {
     // Pasted text goes only to a focused text field, never to shortcuts.
     match app.mode {
         Mode::Filter | Mode::Note | Mode::Help => {
-            let line: String = text.split(['\n', '\r']).collect::<Vec<_>>().join(" ");
+            // Pasted text is outside text too: hidden characters become visible marks.
+            let line: String = crate::text::sanitize_lines(text).join(" ");
             let input = match app.mode {
                 Mode::Filter => &mut app.filter_input,
                 Mode::Note => &mut app.note,
@@ -966,7 +967,7 @@ fn paste(app: &mut App, text: &str) -> Vec<Effect> {
                     ..
                 }) = form.fields.get_mut(form.focus)
             {
-                t.insert_str(text.replace("\r\n", "\n").replace('\r', "\n"));
+                t.insert_str(crate::text::sanitize_lines(text).join("\n"));
                 form.unsaved_since = Some(now);
             }
         }
