@@ -470,9 +470,10 @@ fn reload(app: &mut App) -> Vec<Effect> {
 fn ensure_window(app: &mut App) -> Vec<Effect> {
     let rows = u64::from(list_rows(app).max(1));
     let l = &app.list;
-    let want = (l.top, (l.top + rows).min(l.page.total.max(l.top + 1)));
+    // Rows that exist on screen; none (an empty result) needs no fetch.
+    let want = (l.top, (l.top + rows).min(l.page.total));
     let have = (l.page.offset, l.page.offset + l.page.items.len() as u64);
-    let covered = |r: (u64, u64)| r.0 <= want.0 && want.1 <= r.1;
+    let covered = |r: (u64, u64)| want.0 >= want.1 || (r.0 <= want.0 && want.1 <= r.1);
     let mut fx = Vec::new();
     if !covered(have) && !l.requested.is_some_and(covered) {
         fx.push(page_effect(app));

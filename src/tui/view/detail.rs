@@ -218,7 +218,7 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(format!("{:<12}", "Confidence"), t.muted),
         Span::styled(
             match &d.confidence {
-                crate::model::Confidence::Invalid(s) => format!("{} (not a number)", fmt::clean(s, 20)),
+                crate::model::Confidence::Invalid(s) => format!("{} (invalid)", fmt::clean(s, 20)),
                 _ => fmt::conf_text(conf, 10),
             },
             fmt::conf_style(t, conf, app.policy.confidence_threshold),
