@@ -20,7 +20,7 @@ use super::action::{Action, Cmd, Effect, Loaded};
 use super::app::App;
 use super::terminal::TerminalGuard;
 use super::update::update;
-use super::{update, view};
+use super::{effects, update, view};
 use crate::model::EditableField;
 use crate::queue::{Claim, Millis, Queue};
 
@@ -55,44 +55,16 @@ pub fn draw_frame<B: Backend + Write>(terminal: &mut Terminal<B>, app: &App) -> 
     Ok(())
 }
 
-/// Runs an effect off the UI path; the result comes back on `tx`.
-fn spawn_effect(queue: &Arc<dyn Queue>, tx: &UnboundedSender<Action>, fx: Effect) {
+/// Runs a queue effect off the UI path; the result comes back on `tx`.
+fn spawn_effect(queue: &Arc<dyn Queue>, reviewer: &str, tx: &UnboundedSender<Action>, fx: Effect) {
     let q = queue.clone();
     let tx = tx.clone();
-    let send = move |l: Loaded| {
-        let _ = tx.send(Action::Loaded(l));
-    };
-    match fx {
-        Effect::LoadPage { query, generation } => {
-            tokio::spawn(async move {
-                let result = q.list(&query).await;
-                send(Loaded::Page { generation, result });
-            });
+    let reviewer = reviewer.to_string();
+    tokio::spawn(async move {
+        if let Some(l) = effects::perform(q.as_ref(), &reviewer, fx).await {
+            let _ = tx.send(Action::Loaded(l));
         }
-        Effect::LoadCounts => {
-            tokio::spawn(async move { send(Loaded::Counts(q.counts().await)) });
-        }
-        Effect::LoadDetails(ids) => {
-            tokio::spawn(async move {
-                let mut out = Vec::with_capacity(ids.len());
-                for id in ids {
-                    out.push((id, q.get(id).await));
-                }
-                send(Loaded::Details(out));
-            });
-        }
-        Effect::PollToken => {
-            tokio::spawn(async move { send(Loaded::Token(q.change_token().await)) });
-        }
-        Effect::SaveEdit(claim, field, value) => {
-            tokio::spawn(async move { send(Loaded::Edited(field, q.edit(&claim, field, value).await)) });
-        }
-        Effect::Claim(_) | Effect::Decide { .. } | Effect::Undo(_) | Effect::Release(_) => {}
-        Effect::LoadTimeline(id) => {
-            tokio::spawn(async move { send(Loaded::Timeline(id, q.timeline(id).await)) });
-        }
-        Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => {}
-    }
+    });
 }
 
 /// The heartbeat task of the claim held now.
@@ -194,46 +166,13 @@ pub async fn run<B: Backend + Write>(
         // Run what the last batch asked for.
         for fx in std::mem::take(&mut effects) {
             match fx {
-                Effect::Claim(id) => {
-                    let q = queue.clone();
-                    let tx = tx.clone();
-                    let r = reviewer.clone();
-                    tokio::spawn(async move {
-                        let res = q.claim(id, &r).await;
-                        let _ = tx.send(Action::Loaded(Loaded::Claimed(id, res)));
-                    });
-                }
-                Effect::Decide { id, claim, decision } => {
-                    let q = queue.clone();
-                    let tx = tx.clone();
-                    let r = reviewer.clone();
-                    tokio::spawn(async move {
-                        let verb = decision.kind.verb();
-                        let claim = match claim {
-                            Some(c) => Ok(c),
-                            None => q.claim(id, &r).await,
-                        };
-                        let result = match claim {
-                            Ok(c) => q.decide(&c, &decision).await,
-                            Err(e) => Err(e),
-                        };
-                        let _ = tx.send(Action::Loaded(Loaded::Decided { id, verb, result }));
-                    });
-                }
-                Effect::Undo(id) => {
-                    let q = queue.clone();
-                    let tx = tx.clone();
-                    let r = reviewer.clone();
-                    tokio::spawn(async move {
-                        let res = q.undo(id, &r).await;
-                        let _ = tx.send(Action::Loaded(Loaded::Undone(id, res)));
-                    });
-                }
                 Effect::Release(claim) => {
                     // Awaited: on quit the release must land before the process ends.
-                    let id = claim.id;
-                    let _ = queue.release(&claim).await;
-                    let _ = tx.send(Action::Loaded(Loaded::Released(id)));
+                    if let Some(l) =
+                        effects::perform(queue.as_ref(), &reviewer, Effect::Release(claim)).await
+                    {
+                        pending.push(Action::Loaded(l));
+                    }
                 }
                 Effect::ClearScreen => {
                     terminal
@@ -256,7 +195,7 @@ pub async fn run<B: Backend + Write>(
                     pending.push(Action::Loaded(Loaded::Editor(field, res)));
                 }
                 Effect::Quit => {}
-                other => spawn_effect(&queue, &tx, other),
+                other => spawn_effect(&queue, &reviewer, &tx, other),
             }
         }
         if app.quit {

@@ -14,6 +14,7 @@ use crate::queue::Queue;
 pub mod action;
 pub mod app;
 mod config;
+pub mod effects;
 pub mod event_loop;
 pub mod filter;
 pub mod keymap;

@@ -331,57 +331,20 @@ impl Headless {
     async fn run_effects(&mut self, fx: Vec<Effect>) {
         let mut queue_fx: std::collections::VecDeque<Effect> = fx.into();
         while let Some(e) = queue_fx.pop_front() {
-            let q = &self.queue;
-            let reviewer = self.app.reviewer.clone();
             let mut loaded = match e {
-                Effect::LoadPage { query, generation } => Loaded::Page {
-                    generation,
-                    result: q.list(&query).await,
-                },
-                Effect::LoadCounts => Loaded::Counts(q.counts().await),
-                Effect::LoadDetails(ids) => {
-                    let mut v = Vec::new();
-                    for id in ids {
-                        v.push((id, q.get(id).await));
-                    }
-                    Loaded::Details(v)
-                }
-                Effect::PollToken => Loaded::Token(q.change_token().await),
-                Effect::Claim(id) => Loaded::Claimed(id, q.claim(id, &reviewer).await),
-                Effect::Release(c) => {
-                    let _ = q.release(&c).await;
-                    Loaded::Released(c.id)
-                }
-                Effect::SaveEdit(c, f, v) => Loaded::Edited(f, q.edit(&c, f, v).await),
-                Effect::Decide {
-                    id,
-                    claim,
-                    decision,
-                } => {
-                    let claim = match claim {
-                        Some(c) => Ok(c),
-                        None => q.claim(id, &reviewer).await,
-                    };
-                    let result = match claim {
-                        Ok(c) => q.decide(&c, &decision).await,
-                        Err(e) => Err(e),
-                    };
-                    Loaded::Decided {
-                        id,
-                        verb: decision.kind.verb(),
-                        result,
-                    }
-                }
-                Effect::Undo(id) => Loaded::Undone(id, q.undo(id, &reviewer).await),
-                Effect::LoadTimeline(id) => Loaded::Timeline(id, q.timeline(id).await),
                 Effect::OpenEditor(_, text) => {
                     self.editor_requests.push(text);
                     continue;
                 }
-                Effect::ClearScreen => continue,
                 Effect::Quit => {
                     self.quit = true;
                     continue;
+                }
+                other => {
+                    match signoff::tui::effects::perform(self.queue.as_ref(), &self.app.reviewer, other).await {
+                        Some(l) => l,
+                        None => continue,
+                    }
                 }
             };
             pin_times(&mut loaded);
