@@ -162,6 +162,10 @@ pub async fn run<B: Backend + Write>(
     let mut effects = fx;
     draw_frame(terminal, &app)?;
     app.dirty = false;
+    // For the end-to-end test that a panic leaves the terminal sane.
+    if std::env::var_os("SIGNOFF_TUI_TEST_PANIC").is_some() {
+        panic!("SIGNOFF_TUI_TEST_PANIC is set: panicking after the first frame");
+    }
     loop {
         // Run what the last batch asked for.
         for fx in std::mem::take(&mut effects) {
