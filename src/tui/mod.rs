@@ -108,7 +108,11 @@ pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> 
     use ratatui::backend::CrosstermBackend;
     let mut guard = terminal::TerminalGuard::enter()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
-    let backend = CrosstermBackend::new(std::io::stdout());
+    // One write per frame instead of one per escape sequence (stdout's own buffer is small).
+    let backend = CrosstermBackend::new(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stdout(),
+    ));
     let mut term = ratatui::Terminal::new(backend)?;
     let size = term.size()?;
     let app = initial_app(queue.as_ref(), &opts, size.width, size.height);

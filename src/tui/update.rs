@@ -482,10 +482,13 @@ fn ensure_window(app: &mut App) -> Vec<Effect> {
     fx
 }
 
-/// Details of the visible rows that are not cached or asked for yet.
+/// Details of the rows on screen and half a screen either side (so `j` past the edge finds
+/// its detail already there) that are not cached or asked for yet.
 fn fetch_details(app: &mut App) -> Vec<Effect> {
     let rows = u64::from(list_rows(app).max(1));
+    let margin = rows / 2 + 1;
     let l = &app.list;
+    let (lo, hi) = (l.top.saturating_sub(margin), l.top + rows + margin);
     let ids: Vec<i64> = l
         .page
         .items
@@ -493,7 +496,7 @@ fn fetch_details(app: &mut App) -> Vec<Effect> {
         .enumerate()
         .filter(|(i, _)| {
             let abs = l.page.offset + *i as u64;
-            abs >= l.top && abs < l.top + rows
+            abs >= lo && abs < hi
         })
         .map(|(_, r)| r.id)
         .filter(|id| !app.details.contains_key(id) && !app.details_requested.contains(id))
