@@ -22,6 +22,7 @@ use signoff::queue::{LocalQueue, Queue};
 use signoff::store::{Durability, IngestItem, Store, StoreOptions};
 use signoff::tui::action::{Action, Effect};
 use signoff::tui::app::App;
+use signoff::tui::gapfill::GapFill;
 use signoff::tui::{TuiOptions, UiConfig, effects, event_loop, update, view};
 
 /// A terminal that counts what it is sent and throws it away (keeping the last bytes
@@ -156,13 +157,16 @@ fn loaded_app(rt: &tokio::runtime::Runtime, q: &dyn Queue, w: u16, h: u16) -> Ap
 }
 
 /// `event_loop::draw_frame`, keeping the frame's buffer to count changed cells.
-type Term = Terminal<CrosstermBackend<io::BufWriter<Counting>>>;
+type Term = Terminal<GapFill<CrosstermBackend<io::BufWriter<Counting>>>>;
 
 /// The console's terminal over a counting writer. A fixed viewport: the real console asks
 /// the tty for its size each frame (one ioctl); off a tty crossterm would run `tput`.
 fn terminal(counter: &Counting, w: u16, h: u16) -> Term {
     Terminal::with_options(
-        CrosstermBackend::new(io::BufWriter::with_capacity(64 * 1024, counter.clone())),
+        GapFill::new(CrosstermBackend::new(io::BufWriter::with_capacity(
+            64 * 1024,
+            counter.clone(),
+        ))),
         ratatui::TerminalOptions {
             viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, w, h)),
         },

@@ -17,6 +17,7 @@ mod config;
 pub mod effects;
 pub mod event_loop;
 pub mod filter;
+pub mod gapfill;
 pub mod keymap;
 pub mod terminal;
 pub mod theme;
@@ -109,10 +110,10 @@ pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> 
     let mut guard = terminal::TerminalGuard::enter()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     // One write per frame instead of one per escape sequence (stdout's own buffer is small).
-    let backend = CrosstermBackend::new(std::io::BufWriter::with_capacity(
+    let backend = gapfill::GapFill::new(CrosstermBackend::new(std::io::BufWriter::with_capacity(
         64 * 1024,
         std::io::stdout(),
-    ));
+    )));
     let mut term = ratatui::Terminal::new(backend)?;
     let size = term.size()?;
     let app = initial_app(queue.as_ref(), &opts, size.width, size.height);

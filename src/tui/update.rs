@@ -433,10 +433,13 @@ fn follow_selection(app: &mut App) {
     } else {
         l.selected = 0;
     }
+    // Past an edge the list jumps half a screen rather than one row: the rows move on
+    // screen once per half page instead of on every key, which over a slow link is most
+    // of the bytes a `j` costs.
     if l.selected < l.top {
-        l.top = l.selected;
+        l.top = l.selected.saturating_sub(rows / 2);
     } else if l.selected >= l.top + rows {
-        l.top = l.selected + 1 - rows;
+        l.top = (l.selected + 1 + rows / 2).saturating_sub(rows);
     }
     let max_top = l.page.total.saturating_sub(rows);
     l.top = l.top.min(max_top);
