@@ -120,7 +120,7 @@ fn seeded_db() -> PathBuf {
             .collect();
         store.ingest_batch(&batch, "bench").expect("ingest");
         i += batch.len() as u64;
-        if i % 100_000 == 0 {
+        if i.is_multiple_of(100_000) {
             eprintln!("  {i} ({:.0?})", t0.elapsed());
         }
     }
@@ -175,11 +175,21 @@ fn terminal(counter: &Counting, w: u16, h: u16) -> Term {
 }
 
 fn frame(term: &mut Term, app: &App) -> Buffer {
-    crossterm::queue!(term.backend_mut(), crossterm::terminal::BeginSynchronizedUpdate)
-        .expect("sync");
-    let b = term.draw(|f| view::draw(app, f)).expect("draw").buffer.clone();
-    crossterm::execute!(term.backend_mut(), crossterm::terminal::EndSynchronizedUpdate)
-        .expect("sync");
+    crossterm::queue!(
+        term.backend_mut(),
+        crossterm::terminal::BeginSynchronizedUpdate
+    )
+    .expect("sync");
+    let b = term
+        .draw(|f| view::draw(app, f))
+        .expect("draw")
+        .buffer
+        .clone();
+    crossterm::execute!(
+        term.backend_mut(),
+        crossterm::terminal::EndSynchronizedUpdate
+    )
+    .expect("sync");
     b
 }
 
@@ -223,7 +233,8 @@ fn report() {
     let dump = std::env::var_os("SIGNOFF_BENCH_DUMP").map(PathBuf::from);
     let counter = Counting(
         Arc::new(AtomicU64::new(0)),
-        dump.as_ref().map(|_| Arc::new(std::sync::Mutex::new(Vec::new()))),
+        dump.as_ref()
+            .map(|_| Arc::new(std::sync::Mutex::new(Vec::new()))),
     );
     let mut term = terminal(&counter, 120, 40);
     event_loop::draw_frame(&mut term, &app).expect("draw");
@@ -394,12 +405,23 @@ fn process_report(db: &Path) {
     );
     let t0 = Instant::now();
     tmux(&[
-        "-f", "/dev/null", "new-session", "-d", "-x", "120", "-y", "40", "-s", "b", &cmd,
+        "-f",
+        "/dev/null",
+        "new-session",
+        "-d",
+        "-x",
+        "120",
+        "-y",
+        "40",
+        "-s",
+        "b",
+        &cmd,
     ]);
     let mut first_frame = None;
     let mut first_data = None;
     while t0.elapsed() < Duration::from_secs(30) {
-        let s = String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "b"]).stdout).into_owned();
+        let s =
+            String::from_utf8_lossy(&tmux(&["capture-pane", "-p", "-t", "b"]).stdout).into_owned();
         if first_frame.is_none() && s.contains("Queue ·") {
             first_frame = Some(t0.elapsed());
         }
@@ -417,7 +439,8 @@ fn process_report(db: &Path) {
         first_frame.unwrap_or_default(),
         first_data.unwrap_or_default()
     );
-    let status = |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let status =
+        |pid: &str| std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let field = |s: &str, k: &str| {
         s.lines()
             .find(|l| l.starts_with(k))
@@ -447,7 +470,8 @@ fn process_report(db: &Path) {
         if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for t in rd.flatten() {
                 let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-                n += field(&s, "voluntary_ctxt_switches:") + field(&s, "nonvoluntary_ctxt_switches:");
+                n += field(&s, "voluntary_ctxt_switches:")
+                    + field(&s, "nonvoluntary_ctxt_switches:");
             }
         }
         n

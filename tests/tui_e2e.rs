@@ -47,7 +47,16 @@ impl Tmux {
         };
         let status = t
             .tmux()
-            .args(["-f", "/dev/null", "new-session", "-d", "-x", "100", "-y", "30"])
+            .args([
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "100",
+                "-y",
+                "30",
+            ])
             .args(["-s", &t.session, "-c"])
             .arg(dir)
             .arg(shell_cmd)

@@ -153,9 +153,20 @@ async fn after_approve_and_reject_120x40() {
 async fn tiny_sizes_do_not_panic() {
     let (_db, mut h) = at(20, 5).await;
     insta::assert_snapshot!("tiny_20x5", h.screen());
-    for (w, hgt) in [(1, 1), (0, 0), (39, 9), (40, 10), (41, 14), (60, 17), (99, 30), (250, 80)] {
+    for (w, hgt) in [
+        (1, 1),
+        (0, 0),
+        (39, 9),
+        (40, 10),
+        (41, 14),
+        (60, 17),
+        (99, 30),
+        (250, 80),
+    ] {
         h.send(Action::Resize(w, hgt)).await;
-        for k in ["enter", "e", "tab", "esc", "d", "esc", "p", "esc", "?", "esc", "r", "esc", "esc"] {
+        for k in [
+            "enter", "e", "tab", "esc", "d", "esc", "p", "esc", "?", "esc", "r", "esc", "esc",
+        ] {
             h.keys(k).await;
             let _ = h.screen();
         }

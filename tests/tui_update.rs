@@ -78,7 +78,10 @@ fn moves_keep_the_selection_in_range() {
     key(&mut a, "home");
     assert_eq!(a.list.selected, 0);
     key(&mut a, "ctrl-d");
-    assert_eq!(a.list.selected, 5, "half a page of 12 rows is past the 6 items");
+    assert_eq!(
+        a.list.selected, 5,
+        "half a page of 12 rows is past the 6 items"
+    );
     key(&mut a, "ctrl-u");
     assert_eq!(a.list.selected, 0);
     key(&mut a, "pgdn");
@@ -204,7 +207,10 @@ fn approve_from_the_list_is_one_key() {
             }
         }]
     );
-    assert!(key(&mut a, "a").is_empty(), "no second decision while one is out");
+    assert!(
+        key(&mut a, "a").is_empty(),
+        "no second decision while one is out"
+    );
     let fx = update(&mut a, Action::Loaded(decided(1, State::Approved)));
     assert!(fx.contains(&Effect::LoadCounts));
     assert!(a.message.as_ref().unwrap().0.starts_with("approved #1"));
@@ -353,7 +359,17 @@ fn a_lost_lease_keeps_the_edits_and_decides_after_a_new_claim() {
     assert_eq!(a.claim, None);
     assert!(a.message.clone().unwrap().0.contains("lease lost"));
     let fx = key(&mut a, "a");
-    assert!(matches!(&fx[..], [Effect::Decide { id: 1, claim: None, .. }]), "{fx:?}");
+    assert!(
+        matches!(
+            &fx[..],
+            [Effect::Decide {
+                id: 1,
+                claim: None,
+                ..
+            }]
+        ),
+        "{fx:?}"
+    );
     update(
         &mut a,
         Action::Loaded(Loaded::Decided {
@@ -444,7 +460,10 @@ fn paste_goes_to_the_focused_text_field_only() {
     assert_eq!(a.mode, Mode::List);
     let mut a = opened();
     key(&mut a, "e");
-    update(&mut a, Action::Paste("line one\r\nline two\u{1b}[31m".into()));
+    update(
+        &mut a,
+        Action::Paste("line one\r\nline two\u{1b}[31m".into()),
+    );
     let f = &a.form.as_ref().unwrap().fields[0];
     let v = f.value().unwrap();
     assert!(v.starts_with("line one\nline two␛[31m"), "{v:?}");
@@ -549,7 +568,9 @@ fn filter_parses_tokens_and_reloads() {
     assert_eq!(a.list.filter_text, "p:high c<0.9");
     // Esc in the list clears it.
     let fx = key(&mut a, "esc");
-    assert!(matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.filter == Default::default()));
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.filter == Default::default())
+    );
     // A bad token stays in the input with a message.
     key(&mut a, "/");
     for act in type_text("c<7") {
@@ -566,7 +587,9 @@ fn filter_parses_tokens_and_reloads() {
 fn sort_cycles() {
     let mut a = loaded_app(120, 40);
     let fx = key(&mut a, "s");
-    assert!(matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.sort == signoff::queue::Sort::Oldest));
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.sort == signoff::queue::Sort::Oldest)
+    );
     key(&mut a, "s s s");
     assert_eq!(a.list.query.sort, signoff::queue::Sort::Queue);
 }
@@ -629,7 +652,10 @@ fn read_only_shows_and_decides_nothing() {
     }
     let fx = key(&mut a, "enter");
     assert!(!fx.contains(&Effect::Claim(1)));
-    assert_eq!((a.mode, a.open, a.claim.clone()), (Mode::Review, Some(1), None));
+    assert_eq!(
+        (a.mode, a.open, a.claim.clone()),
+        (Mode::Review, Some(1), None)
+    );
 }
 
 #[test]
@@ -707,7 +733,10 @@ fn heartbeat_renews_the_claim() {
     let mut a = opened();
     let mut renewed = claim(1);
     renewed.lease_expires += 100_000;
-    update(&mut a, Action::Loaded(Loaded::Heartbeat(Ok(renewed.clone()))));
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat(Ok(renewed.clone()))),
+    );
     assert_eq!(a.claim, Some(renewed));
 }
 

@@ -136,8 +136,8 @@ impl Cmd {
             Cmd::ExternalEditor => "external_editor",
             Cmd::Pick(n) => {
                 const N: [&str; 10] = [
-                    "pick_0", "pick_1", "pick_2", "pick_3", "pick_4", "pick_5", "pick_6",
-                    "pick_7", "pick_8", "pick_9",
+                    "pick_0", "pick_1", "pick_2", "pick_3", "pick_4", "pick_5", "pick_6", "pick_7",
+                    "pick_8", "pick_9",
                 ];
                 N[usize::from(n.min(9))]
             }
@@ -204,7 +204,10 @@ pub enum Action {
 /// Work `update` asks for; the event loop runs it off the UI path.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
-    LoadPage { query: ListQuery, generation: u64 },
+    LoadPage {
+        query: ListQuery,
+        generation: u64,
+    },
     LoadCounts,
     LoadDetails(Vec<i64>),
     PollToken,

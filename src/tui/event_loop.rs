@@ -47,11 +47,17 @@ pub fn event_action(ev: Event) -> Option<Action> {
 
 /// Draws one frame inside synchronized output (no tearing over slow links).
 pub fn draw_frame<B: Backend + Write>(terminal: &mut Terminal<B>, app: &App) -> anyhow::Result<()> {
-    crossterm::queue!(terminal.backend_mut(), crossterm::terminal::BeginSynchronizedUpdate)?;
+    crossterm::queue!(
+        terminal.backend_mut(),
+        crossterm::terminal::BeginSynchronizedUpdate
+    )?;
     terminal
         .draw(|f| view::draw(app, f))
         .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?;
-    crossterm::execute!(terminal.backend_mut(), crossterm::terminal::EndSynchronizedUpdate)?;
+    crossterm::execute!(
+        terminal.backend_mut(),
+        crossterm::terminal::EndSynchronizedUpdate
+    )?;
     Ok(())
 }
 
@@ -130,7 +136,9 @@ fn run_editor(field: EditableField, text: &str) -> Result<String, String> {
                 crate::text::sanitize_lines(&s).join("\n")
             })
             .map_err(|e| format!("cannot read {}: {e}", path.display())),
-        Ok(s) => Err(format!("'{editor}' exited with {s}; the field is unchanged")),
+        Ok(s) => Err(format!(
+            "'{editor}' exited with {s}; the field is unchanged"
+        )),
         Err(e) => Err(e),
     };
     let _ = std::fs::remove_file(&path);
@@ -220,8 +228,8 @@ pub async fn run<B: Backend + Write>(
             app.dirty = false;
         }
         if pending.is_empty() {
-            let timer_on = app.claim.is_some()
-                || app.form.as_ref().is_some_and(|f| f.unsaved_since.is_some());
+            let timer_on =
+                app.claim.is_some() || app.form.as_ref().is_some_and(|f| f.unsaved_since.is_some());
             let first = tokio::select! {
                 ev = async {
                     match events.as_mut() {

@@ -52,9 +52,15 @@ pub fn parse(input: &str) -> Result<Filter, String> {
             f.escalation = true;
         } else if lower == "hidden" || lower == "hid" {
             f.hidden = true;
-        } else if let Some(v) = lower.strip_prefix("c<=").or_else(|| lower.strip_prefix("c<")) {
+        } else if let Some(v) = lower
+            .strip_prefix("c<=")
+            .or_else(|| lower.strip_prefix("c<"))
+        {
             f.conf_below = Some(number(v)?);
-        } else if let Some(v) = lower.strip_prefix("c>=").or_else(|| lower.strip_prefix("c>")) {
+        } else if let Some(v) = lower
+            .strip_prefix("c>=")
+            .or_else(|| lower.strip_prefix("c>"))
+        {
             f.conf_at_least = Some(number(v)?);
         } else if let Some(v) = lower.strip_prefix("age>") {
             f.older_than = Some(duration(v)?);

@@ -59,7 +59,10 @@ fn digits(n: u16) -> usize {
 }
 
 fn same_style(a: &Cell, b: &Cell) -> bool {
-    a.fg == b.fg && a.bg == b.bg && a.modifier == b.modifier && a.underline_color == b.underline_color
+    a.fg == b.fg
+        && a.bg == b.bg
+        && a.modifier == b.modifier
+        && a.underline_color == b.underline_color
 }
 
 impl<B: Backend> Backend for GapFill<B> {
@@ -214,7 +217,10 @@ mod tests {
 
     #[test]
     fn small_gaps_are_reprinted_not_jumped() {
-        let texts = ["Nadia Kowalczyk <nadia@kestrel>", "Nadia Kowalczak <nadie@kestrex>"];
+        let texts = [
+            "Nadia Kowalczyk <nadia@kestrel>",
+            "Nadia Kowalczak <nadie@kestrex>",
+        ];
         let plain = frames(&texts, false);
         let filled = frames(&texts, true);
         assert!(filled < plain, "{filled} vs {plain}");
@@ -232,7 +238,8 @@ mod tests {
         )
         .unwrap();
         for t in texts {
-            term.draw(|f| f.render_widget(Paragraph::new(t), f.area())).unwrap();
+            term.draw(|f| f.render_widget(Paragraph::new(t), f.area()))
+                .unwrap();
             let shown = term.backend().inner().buffer().clone();
             let mut want = Buffer::empty(Rect::new(0, 0, 40, 1));
             ratatui::widgets::Widget::render(Paragraph::new(t), want.area, &mut want);

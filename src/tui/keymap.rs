@@ -162,10 +162,7 @@ pub fn parse_seq(s: &str) -> Result<KeySeq, String> {
 }
 
 pub fn seq_label(seq: &[Key]) -> String {
-    seq.iter()
-        .map(Key::to_string)
-        .collect::<Vec<_>>()
-        .join("")
+    seq.iter().map(Key::to_string).collect::<Vec<_>>().join("")
 }
 
 /// One row of a mode's table.
@@ -315,10 +312,7 @@ impl Keymap {
                 let names: Vec<&str> = Cmd::ALL.iter().map(|c| c.name()).collect();
                 issues.push((
                     dotted,
-                    format!(
-                        "unknown action '{name}'; actions: {}",
-                        names.join(", ")
-                    ),
+                    format!("unknown action '{name}'; actions: {}", names.join(", ")),
                 ));
                 continue;
             };
@@ -337,9 +331,10 @@ impl Keymap {
                 .into_iter()
                 .map(|(cmd, keys, label, footer)| Binding {
                     cmd,
-                    keys: parsed.get(&cmd).cloned().unwrap_or_else(|| {
-                        keys.iter().filter_map(|k| parse_seq(k).ok()).collect()
-                    }),
+                    keys: parsed
+                        .get(&cmd)
+                        .cloned()
+                        .unwrap_or_else(|| keys.iter().filter_map(|k| parse_seq(k).ok()).collect()),
                     label,
                     footer,
                 })
@@ -449,7 +444,11 @@ mod tests {
             ("space", "space"),
             ("?", "?"),
         ] {
-            assert_eq!(Key::parse(s).map(|k| k.to_string()), Ok(shown.to_string()), "{s}");
+            assert_eq!(
+                Key::parse(s).map(|k| k.to_string()),
+                Ok(shown.to_string()),
+                "{s}"
+            );
         }
         assert!(Key::parse("hyper-x").is_err());
         assert!(Key::parse("f13").is_err());

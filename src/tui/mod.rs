@@ -69,12 +69,20 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
     let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     let colorterm = std::env::var("COLORTERM").ok();
     let term = std::env::var("TERM").ok();
-    let mut problems: Vec<String> = issues.into_iter().map(|(k, m)| format!("{k}: {m}")).collect();
-    let mode = theme::ColorMode::resolve(&opts.ui.color, no_color, colorterm.as_deref(), term.as_deref())
-        .unwrap_or_else(|e| {
-            problems.push(format!("ui.color: {e}"));
-            theme::ColorMode::Ansi16
-        });
+    let mut problems: Vec<String> = issues
+        .into_iter()
+        .map(|(k, m)| format!("{k}: {m}"))
+        .collect();
+    let mode = theme::ColorMode::resolve(
+        &opts.ui.color,
+        no_color,
+        colorterm.as_deref(),
+        term.as_deref(),
+    )
+    .unwrap_or_else(|e| {
+        problems.push(format!("ui.color: {e}"));
+        theme::ColorMode::Ansi16
+    });
     let theme = theme::Theme::load(&opts.ui.theme, opts.themes_dir.as_deref(), mode)
         .unwrap_or_else(|e| {
             problems.push(format!("ui.theme: {e}"));
@@ -95,7 +103,10 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
     if let Some(p) = problems.first() {
         a.message = Some((p.clone(), app::Level::Warn));
     } else {
-        let help = a.keymap.key_for(app::Mode::List, action::Cmd::Help).unwrap_or_else(|| "?".into());
+        let help = a
+            .keymap
+            .key_for(app::Mode::List, action::Cmd::Help)
+            .unwrap_or_else(|| "?".into());
         a.message = Some((
             format!("welcome, {} · {help} lists every key", a.reviewer),
             app::Level::Info,
@@ -121,4 +132,3 @@ pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> 
     drop(guard);
     result
 }
-

@@ -36,7 +36,12 @@ impl TerminalGuard {
         if !self.active {
             enable_raw_mode()?;
             let mut out = io::stdout();
-            if let Err(e) = execute!(out, EnterAlternateScreen, EnableBracketedPaste, cursor::Hide) {
+            if let Err(e) = execute!(
+                out,
+                EnterAlternateScreen,
+                EnableBracketedPaste,
+                cursor::Hide
+            ) {
                 let _ = restore();
                 return Err(e);
             }

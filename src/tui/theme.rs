@@ -9,7 +9,10 @@ use ratatui::style::{Color, Modifier, Style};
 const BUILTIN: [(&str, &str); 4] = [
     ("dark", include_str!("../../themes/dark.toml")),
     ("light", include_str!("../../themes/light.toml")),
-    ("high-contrast", include_str!("../../themes/high-contrast.toml")),
+    (
+        "high-contrast",
+        include_str!("../../themes/high-contrast.toml"),
+    ),
     ("mono", include_str!("../../themes/mono.toml")),
 ];
 
@@ -187,7 +190,9 @@ pub fn parse_style(spec: &str) -> Result<Style, String> {
             style = style.fg(c);
             fg_set = true;
         } else {
-            return Err(format!("'{spec}': two foreground colours; write 'fg on bg'"));
+            return Err(format!(
+                "'{spec}': two foreground colours; write 'fg on bg'"
+            ));
         }
     }
     Ok(style)
@@ -476,11 +481,7 @@ mod tests {
         let t = Theme::load("ocean", Some(dir.path()), ColorMode::TrueColor).unwrap();
         assert_eq!(t.accent.fg, Some(Color::Rgb(0, 0x88, 0xff)));
         assert_eq!(t.border_focus.fg, Some(Color::Blue), "from light");
-        std::fs::write(
-            dir.path().join("bad.toml"),
-            "[styles]\nacent = \"red\"\n",
-        )
-        .unwrap();
+        std::fs::write(dir.path().join("bad.toml"), "[styles]\nacent = \"red\"\n").unwrap();
         let e = Theme::load("bad", Some(dir.path()), ColorMode::Ansi16).unwrap_err();
         assert!(e.contains("unknown style 'acent'"), "{e}");
         assert!(Theme::load("nope", None, ColorMode::Ansi16).is_err());

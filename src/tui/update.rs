@@ -146,7 +146,12 @@ pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
 }
 
 fn why_disabled(app: &App, c: Cmd) -> String {
-    if app.read_only && matches!(c, Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit | Cmd::Undo) {
+    if app.read_only
+        && matches!(
+            c,
+            Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit | Cmd::Undo
+        )
+    {
         return "read-only: this console shows everything and decides nothing".into();
     }
     if let Some((who, left)) = app.current_id().and_then(|id| held_by_other(app, id)) {
@@ -194,7 +199,11 @@ fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 Cmd::Submit => {
                     let reason = app.reject_reason.clone().unwrap_or_default();
                     let note = app.note.text.trim().to_string();
-                    decide(app, DecisionKind::Reject { reason }, Some(note).filter(|n| !n.is_empty()))
+                    decide(
+                        app,
+                        DecisionKind::Reject { reason },
+                        Some(note).filter(|n| !n.is_empty()),
+                    )
                 }
                 Cmd::Back => {
                     app.mode = Mode::Reject;
@@ -320,7 +329,18 @@ fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 (Mode::Escalate, app.policy.escalation_queues.len())
             };
             if n == 0 {
-                say(app, Level::Warn, format!("the policy lists no {}", if c == Cmd::Reject { "reject reasons" } else { "escalation queues" }));
+                say(
+                    app,
+                    Level::Warn,
+                    format!(
+                        "the policy lists no {}",
+                        if c == Cmd::Reject {
+                            "reject reasons"
+                        } else {
+                            "escalation queues"
+                        }
+                    ),
+                );
                 return Vec::new();
             }
             app.return_mode = app.mode;
@@ -340,19 +360,17 @@ fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             }
             start_edit(app)
         }
-        Cmd::Undo => {
-            match app.last_decision.clone() {
-                Some((id, until, _)) if until > app.now && !app.read_only => {
-                    say(app, Level::Info, format!("undoing the decision on #{id}…"));
-                    vec![Effect::Undo(id)]
-                }
-                _ => {
-                    let why = why_disabled(app, Cmd::Undo);
-                    say(app, Level::Warn, why);
-                    Vec::new()
-                }
+        Cmd::Undo => match app.last_decision.clone() {
+            Some((id, until, _)) if until > app.now && !app.read_only => {
+                say(app, Level::Info, format!("undoing the decision on #{id}…"));
+                vec![Effect::Undo(id)]
             }
-        }
+            _ => {
+                let why = why_disabled(app, Cmd::Undo);
+                say(app, Level::Warn, why);
+                Vec::new()
+            }
+        },
         Cmd::Diff | Cmd::Preview | Cmd::Timeline => {
             let Some(id) = app.current_id() else {
                 say(app, Level::Warn, "no item selected");
@@ -528,7 +546,10 @@ fn open(app: &mut App, then: Option<Cmd>) -> Vec<Effect> {
         say(
             app,
             Level::Warn,
-            format!("{who} is reviewing #{id} ({} left); pick another", fmt_left(left)),
+            format!(
+                "{who} is reviewing #{id} ({} left); pick another",
+                fmt_left(left)
+            ),
         );
         return Vec::new();
     }
@@ -587,9 +608,16 @@ fn decide(app: &mut App, kind: DecisionKind, note: Option<String>) -> Vec<Effect
     if app.claim.is_none()
         && let Some(f) = &app.form
     {
-        sets = f.fields.iter().map(|x| (x.field, x.value())).filter(|(field, v)| {
-            app.details.get(&id).is_none_or(|d| d.fields.get(*field) != v.as_deref())
-        }).collect();
+        sets = f
+            .fields
+            .iter()
+            .map(|x| (x.field, x.value()))
+            .filter(|(field, v)| {
+                app.details
+                    .get(&id)
+                    .is_none_or(|d| d.fields.get(*field) != v.as_deref())
+            })
+            .collect();
     }
     let claim = app.claim.clone().filter(|c| c.id == id);
     let verb = kind.verb();
@@ -753,7 +781,6 @@ fn edit_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                     (f.focus + n - 1) % n
                 };
             }
-            fx.extend(Vec::new());
             fx
         }
         Cmd::PickNext | Cmd::PickPrev => {
@@ -801,7 +828,11 @@ fn edit_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 }
                 fx
             } else {
-                say(app, Level::Error, "some fields are not valid; see the marks beside them");
+                say(
+                    app,
+                    Level::Error,
+                    "some fields are not valid; see the marks beside them",
+                );
                 fx
             }
         }
@@ -1010,7 +1041,10 @@ fn describe(e: &QueueError) -> String {
     match e {
         QueueError::LeaseLost { id, holder, .. } => format!(
             "lease lost on #{id}{}: nothing was decided; your edits are kept here — press a to claim again and decide",
-            holder.as_ref().map(|h| format!(" (now held by {h})")).unwrap_or_default()
+            holder
+                .as_ref()
+                .map(|h| format!(" (now held by {h})"))
+                .unwrap_or_default()
         ),
         other => other.to_string(),
     }
@@ -1055,8 +1089,14 @@ fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                     follow_selection(app);
                     let mut fx = ensure_window(app);
                     // Keep details of rows near the page only; bounded memory at any queue size.
-                    let keep: std::collections::HashSet<i64> =
-                        app.list.page.items.iter().map(|r| r.id).chain(app.open).collect();
+                    let keep: std::collections::HashSet<i64> = app
+                        .list
+                        .page
+                        .items
+                        .iter()
+                        .map(|r| r.id)
+                        .chain(app.open)
+                        .collect();
                     app.details.retain(|id, _| keep.contains(id));
                     app.dirty = changed || !fx.is_empty();
                     fx.extend(fetch_details(app));
@@ -1176,7 +1216,9 @@ fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         app.form = None;
                         app.focus = Pane::List;
                     }
-                    if matches!(app.mode, Mode::Review | Mode::Edit) || app.open.is_none() && app.mode != Mode::Help {
+                    if matches!(app.mode, Mode::Review | Mode::Edit)
+                        || app.open.is_none() && app.mode != Mode::Help
+                    {
                         app.mode = Mode::List;
                     }
                     app.details.remove(&id);
@@ -1228,7 +1270,11 @@ fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                     form.fields[i].input = FieldInput::Text(FormField::text_area(Some(text)));
                     form.focus = i;
                 }
-                say(app, Level::Ok, format!("{} updated from $EDITOR", field.label()));
+                say(
+                    app,
+                    Level::Ok,
+                    format!("{} updated from $EDITOR", field.label()),
+                );
                 save_focused(app)
             }
             Err(e) => {

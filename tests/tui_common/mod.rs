@@ -341,7 +341,13 @@ impl Headless {
                     continue;
                 }
                 other => {
-                    match signoff::tui::effects::perform(self.queue.as_ref(), &self.app.reviewer, other).await {
+                    match signoff::tui::effects::perform(
+                        self.queue.as_ref(),
+                        &self.app.reviewer,
+                        other,
+                    )
+                    .await
+                    {
                         Some(l) => l,
                         None => continue,
                     }

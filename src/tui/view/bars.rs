@@ -18,17 +18,33 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
     let mut spans: Vec<Span> = Vec::new();
     match &app.counts {
         Some(c) => {
-            spans.push(Span::styled(format!(" {} pending", group(c.pending)), t.status));
-            spans.push(Span::styled(format!(" · {} in review", group(c.in_review)), t.status));
-            spans.push(Span::styled(format!(" · {} escalated", group(c.escalated)), t.status));
+            spans.push(Span::styled(
+                format!(" {} pending", group(c.pending)),
+                t.status,
+            ));
+            spans.push(Span::styled(
+                format!(" · {} in review", group(c.in_review)),
+                t.status,
+            ));
+            spans.push(Span::styled(
+                format!(" · {} escalated", group(c.escalated)),
+                t.status,
+            ));
             if let Some(o) = c.oldest_open {
                 spans.push(Span::styled(
                     format!(" · oldest {}", fmt::age(app.now.saturating_sub(o))),
                     t.status,
                 ));
             }
-            let st = if c.sla_breaches > 0 { t.error } else { t.status };
-            spans.push(Span::styled(format!(" · {} over SLA", group(c.sla_breaches)), st));
+            let st = if c.sla_breaches > 0 {
+                t.error
+            } else {
+                t.status
+            };
+            spans.push(Span::styled(
+                format!(" · {} over SLA", group(c.sla_breaches)),
+                st,
+            ));
         }
         None => spans.push(Span::styled(" counting…", t.status)),
     }
@@ -100,7 +116,11 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
         }
         used += need;
         let on = enabled(app, app.mode, b.cmd);
-        let (ks, ls) = if on { (t.key, t.base) } else { (t.muted, t.muted) };
+        let (ks, ls) = if on {
+            (t.key, t.base)
+        } else {
+            (t.muted, t.muted)
+        };
         let (kpart, lpart) = label.split_once(' ').unwrap_or((label.as_str(), ""));
         spans.push(Span::raw("  "));
         spans.push(Span::styled(kpart.to_string(), ks));

@@ -29,10 +29,7 @@ fn placeholder(app: &App, frame: &mut Frame, area: Rect, title: &'static str, fo
         "no item selected"
     };
     let b = block(app, vec![Span::styled(title, t.title)], focused);
-    frame.render_widget(
-        Paragraph::new(Line::styled(msg, t.muted)).block(b),
-        area,
-    );
+    frame.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);
 }
 
 /// `label value…` with the value wrapped under itself (hanging indent of `indent`).
@@ -74,10 +71,12 @@ fn field(app: &App, label: &str, value: String, style: Style, width: usize) -> V
 }
 
 /// Multi-line request text, sanitised line by line and wrapped.
-fn body_lines(s: &str, style: Style, width: usize) -> Vec<Line<'static>> {
+/// Stops after `limit` lines: a long body is wrapped only as far as the screen shows.
+fn body_lines(s: &str, style: Style, width: usize, limit: usize) -> Vec<Line<'static>> {
     text::sanitize_lines(s)
         .into_iter()
         .flat_map(|l| fmt::wrap(&l, width))
+        .take(limit)
         .map(|l| Line::styled(l, style))
         .collect()
 }
@@ -85,7 +84,9 @@ fn body_lines(s: &str, style: Style, width: usize) -> Vec<Line<'static>> {
 /// Paragraph of pre-wrapped lines, scrolled but never past the end.
 fn scrolled<'a>(lines: Vec<Line<'a>>, block: Block<'a>, scroll: u16, height: u16) -> Paragraph<'a> {
     let max = (lines.len() as u16).saturating_sub(height.saturating_sub(2).max(1));
-    Paragraph::new(lines).block(block).scroll((scroll.min(max), 0))
+    Paragraph::new(lines)
+        .block(block)
+        .scroll((scroll.min(max), 0))
 }
 
 pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
@@ -97,15 +98,36 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
     };
     let raw = &d.request.raw;
     let w = usize::from(area.width.saturating_sub(2));
-    let mut title = vec![Span::styled(format!(" Request #{} ", d.summary.id), t.title)];
+    let mut title = vec![Span::styled(
+        format!(" Request #{} ", d.summary.id),
+        t.title,
+    )];
     if d.summary.hidden_chars {
         title.push(Span::styled(" ⚠ hidden characters ", t.badge));
     }
     let mut lines: Vec<Line> = Vec::new();
     for part in [
-        field(app, "channel", raw.channel.clone().unwrap_or_default(), t.base, w),
-        field(app, "from", raw.from.clone().unwrap_or_default(), t.accent, w),
-        field(app, "subject", raw.subject.clone().unwrap_or_default(), t.base, w),
+        field(
+            app,
+            "channel",
+            raw.channel.clone().unwrap_or_default(),
+            t.base,
+            w,
+        ),
+        field(
+            app,
+            "from",
+            raw.from.clone().unwrap_or_default(),
+            t.accent,
+            w,
+        ),
+        field(
+            app,
+            "subject",
+            raw.subject.clone().unwrap_or_default(),
+            t.base,
+            w,
+        ),
         field(
             app,
             "received",
@@ -133,7 +155,12 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
     }
     lines.push(Line::raw(""));
     match raw.body.as_deref() {
-        Some(b) if !b.is_empty() => lines.extend(body_lines(b, t.base, w)),
+        Some(b) if !b.is_empty() => {
+            // One line more than fits tells `scrolled` there is more below.
+            let limit = (usize::from(app.raw_scroll) + usize::from(area.height) + 1)
+                .saturating_sub(lines.len());
+            lines.extend(body_lines(b, t.base, w, limit));
+        }
         _ => lines.push(Line::styled("(no body)", t.muted)),
     }
     if !raw.fields.is_empty() {
@@ -154,7 +181,12 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
             ));
         }
     }
-    let p = scrolled(lines, block(app, title, focused), app.raw_scroll, area.height);
+    let p = scrolled(
+        lines,
+        block(app, title, focused),
+        app.raw_scroll,
+        area.height,
+    );
     frame.render_widget(p, area);
 }
 
@@ -176,12 +208,16 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
             format!(" yours · {} ", fmt_left(c.lease_expires - now)),
             t.ok,
         )),
-        (_, Some(who), Some(until)) if until > now && *who != app.reviewer => title.push(
-            Span::styled(
-                format!(" held by {} · {} ", fmt::clean(who, 16), fmt_left(until - now)),
+        (_, Some(who), Some(until)) if until > now && *who != app.reviewer => {
+            title.push(Span::styled(
+                format!(
+                    " held by {} · {} ",
+                    fmt::clean(who, 16),
+                    fmt_left(until - now)
+                ),
                 t.warn,
-            ),
-        ),
+            ))
+        }
         _ => {}
     }
     if let Some(dec) = &d.decision
@@ -212,7 +248,11 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
     let prio = d.fields.get(EditableField::Priority);
     let rank = prio.and_then(|p| app.policy.priorities.iter().position(|x| x == p));
     push_field(&mut lines, EditableField::Intent, t.accent);
-    push_field(&mut lines, EditableField::Priority, t.priority(rank.unwrap_or(0)));
+    push_field(
+        &mut lines,
+        EditableField::Priority,
+        t.priority(rank.unwrap_or(0)),
+    );
     let conf = d.confidence.value();
     lines.push(Line::from(vec![
         Span::styled(format!("{:<12}", "Confidence"), t.muted),
@@ -248,7 +288,14 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
             .iter()
             .map(|s| text::sanitize(s).into_owned())
             .collect();
-        lines.extend(labelled("Missing".into(), t.muted, &m.join("; "), t.warn, 12, w));
+        lines.extend(labelled(
+            "Missing".into(),
+            t.muted,
+            &m.join("; "),
+            t.warn,
+            12,
+            w,
+        ));
     }
     push_field(&mut lines, EditableField::DraftReply, t.base);
     lines.push(Line::from(vec![
@@ -273,6 +320,11 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(a.join(" · "), t.accent),
         ]));
     }
-    let p = scrolled(lines, block(app, title, focused), app.ai_scroll, area.height);
+    let p = scrolled(
+        lines,
+        block(app, title, focused),
+        app.ai_scroll,
+        area.height,
+    );
     frame.render_widget(p, area);
 }

@@ -51,7 +51,11 @@ pub fn conf_text(conf: Option<f64>, cells: usize) -> String {
     match conf {
         Some(c) => {
             let filled = ((c.clamp(0.0, 1.0) * cells as f64).round() as usize).min(cells);
-            format!("{c:.2} {}{}", "▰".repeat(filled), "▱".repeat(cells - filled))
+            format!(
+                "{c:.2} {}{}",
+                "▰".repeat(filled),
+                "▱".repeat(cells - filled)
+            )
         }
         None => format!("  ?  {}", "▱".repeat(cells)),
     }
@@ -137,9 +141,13 @@ mod tests {
 
     #[test]
     fn wrap_by_width_never_splits_graphemes() {
-        assert_eq!(wrap("the quick brown fox", 9), vec!["the quick", "brown fox"]);
+        assert_eq!(
+            wrap("the quick brown fox", 9),
+            vec!["the quick", "brown fox"]
+        );
         assert_eq!(wrap("", 5), vec![""]);
-        for l in wrap("東京都の配送センターで👩‍👩‍👧‍👦が待っています", 7) {
+        for l in wrap("東京都の配送センターで👩‍👩‍👧‍👦が待っています", 7)
+        {
             assert!(text::width(&l) <= 7, "{l}");
         }
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);

@@ -16,7 +16,10 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .border_style(t.border_focus)
         .title(Span::styled(format!(" Edit #{} ", form.id), t.title))
-        .title_bottom(Span::styled(" saved as you type · confidence is read-only ", t.muted));
+        .title_bottom(Span::styled(
+            " saved as you type · confidence is read-only ",
+            t.muted,
+        ));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let n = form.fields.len() as u16;
@@ -31,18 +34,24 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         let focused = i == form.focus;
         let mut label = vec![
             Span::styled(if focused { "▶ " } else { "  " }, t.accent),
-            Span::styled(
-                f.field.label(),
-                if focused { t.title } else { t.muted },
-            ),
+            Span::styled(f.field.label(), if focused { t.title } else { t.muted }),
         ];
-        if f.value() != f.saved || f.saved.as_deref() != app.details.get(&form.id).and_then(|d| f.field.ai_value(&d.request.ai)) {
+        if f.value() != f.saved
+            || f.saved.as_deref()
+                != app
+                    .details
+                    .get(&form.id)
+                    .and_then(|d| f.field.ai_value(&d.request.ai))
+        {
             label.push(Span::styled(" ✎", t.edited));
         }
         if let Some(e) = form.errors.get(&f.field) {
             label.push(Span::styled(format!("  ✗ {}", text::sanitize(e)), t.error));
         }
-        frame.render_widget(Paragraph::new(Line::from(label)), Rect::new(inner.x, y, inner.width, 1));
+        frame.render_widget(
+            Paragraph::new(Line::from(label)),
+            Rect::new(inner.x, y, inner.width, 1),
+        );
         y += 1;
         let h = if focused { (1 + spare).min(12) } else { 1 }.min(bottom.saturating_sub(y));
         if h == 0 {
@@ -50,7 +59,11 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         }
         let r = Rect::new(inner.x + 2, y, inner.width.saturating_sub(2), h);
         match &f.input {
-            FieldInput::Pick { options, index, original } => {
+            FieldInput::Pick {
+                options,
+                index,
+                original,
+            } => {
                 let v = match index.and_then(|i| options.get(i)) {
                     Some(v) => v.clone(),
                     None => format!(

@@ -65,7 +65,7 @@ pub fn group(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -141,11 +141,7 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
             badges.push(("@you".into(), t.ok));
         } else {
             badges.push((
-                format!(
-                    "@{} {}",
-                    fmt::clean(who, 10),
-                    fmt::age(until - app.now)
-                ),
+                format!("@{} {}", fmt::clean(who, 10), fmt::age(until - app.now)),
                 t.warn,
             ));
         }

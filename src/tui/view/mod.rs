@@ -24,10 +24,7 @@ pub fn draw(app: &App, frame: &mut Frame) {
             layout::MIN_WIDTH,
             layout::MIN_HEIGHT
         );
-        let line = Line::styled(
-            fmt::pad(&msg, usize::from(tiny.width)),
-            app.theme.warn,
-        );
+        let line = Line::styled(fmt::pad(&msg, usize::from(tiny.width)), app.theme.warn);
         frame.render_widget(Paragraph::new(line), tiny);
         return;
     }

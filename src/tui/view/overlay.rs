@@ -53,12 +53,22 @@ pub fn draw(app: &App, frame: &mut Frame, body: Rect) {
 fn picker(app: &App, frame: &mut Frame, body: Rect, reject: bool) {
     let t = &app.theme;
     let items: Vec<String> = if reject {
-        app.policy.reject_reasons.iter().map(|r| r.label.clone()).collect()
+        app.policy
+            .reject_reasons
+            .iter()
+            .map(|r| r.label.clone())
+            .collect()
     } else {
         app.policy
             .escalation_queues
             .iter()
-            .map(|q| if q.label.is_empty() { q.name.clone() } else { q.label.clone() })
+            .map(|q| {
+                if q.label.is_empty() {
+                    q.name.clone()
+                } else {
+                    q.label.clone()
+                }
+            })
             .collect()
     };
     let mut lines: Vec<Line> = items
@@ -83,8 +93,15 @@ fn picker(app: &App, frame: &mut Frame, body: Rect, reject: bool) {
         },
         t.muted,
     ));
-    let title = if reject { " Reject: why? " } else { " Escalate to " };
-    let id = app.current_id().map(|i| format!("#{i}")).unwrap_or_default();
+    let title = if reject {
+        " Reject: why? "
+    } else {
+        " Escalate to "
+    };
+    let id = app
+        .current_id()
+        .map(|i| format!("#{i}"))
+        .unwrap_or_default();
     let h = lines.len() as u16 + 2;
     let area = centered(body, 50, h);
     panel(app, frame, area, format!("{title}{id} "), lines, 0);
@@ -129,7 +146,10 @@ fn help(app: &App, frame: &mut Frame, body: Rect) {
         app,
         frame,
         area,
-        format!(" Help · {} mode · type to filter, enter runs ", app.return_mode.name()),
+        format!(
+            " Help · {} mode · type to filter, enter runs ",
+            app.return_mode.name()
+        ),
         lines,
         0,
     );
@@ -159,7 +179,14 @@ fn current_value(app: &App, f: EditableField) -> Option<String> {
 fn diff(app: &App, frame: &mut Frame, body: Rect) {
     let t = &app.theme;
     let Some(d) = app.current_detail() else {
-        panel(app, frame, body, " Diff ".into(), vec![Line::styled("loading…", t.muted)], 0);
+        panel(
+            app,
+            frame,
+            body,
+            " Diff ".into(),
+            vec![Line::styled("loading…", t.muted)],
+            0,
+        );
         return;
     };
     let mut lines = Vec::new();
@@ -175,7 +202,10 @@ fn diff(app: &App, frame: &mut Frame, body: Rect) {
         lines.push(Line::raw(""));
     }
     if lines.is_empty() {
-        lines.push(Line::styled("no edits: the AI's proposal stands as it is", t.muted));
+        lines.push(Line::styled(
+            "no edits: the AI's proposal stands as it is",
+            t.muted,
+        ));
     }
     for e in &d.edits {
         lines.push(Line::styled(
@@ -201,7 +231,14 @@ fn diff(app: &App, frame: &mut Frame, body: Rect) {
 fn preview(app: &App, frame: &mut Frame, body: Rect) {
     let t = &app.theme;
     let Some(d) = app.current_detail() else {
-        panel(app, frame, body, " Preview ".into(), vec![Line::styled("loading…", t.muted)], 0);
+        panel(
+            app,
+            frame,
+            body,
+            " Preview ".into(),
+            vec![Line::styled("loading…", t.muted)],
+            0,
+        );
         return;
     };
     let v = |f: EditableField| current_value(app, f);
@@ -228,10 +265,7 @@ fn preview(app: &App, frame: &mut Frame, body: Rect) {
     ];
     if actions.is_empty() {
         lines.push(Line::styled(
-            format!(
-                "intent '{}' triggers no actions",
-                fmt::clean(&intent, 40)
-            ),
+            format!("intent '{}' triggers no actions", fmt::clean(&intent, 40)),
             t.warn,
         ));
     }
@@ -249,7 +283,13 @@ fn preview(app: &App, frame: &mut Frame, body: Rect) {
                 lines.push(Line::styled("CRM · monday.com", t.title));
                 lines.push(kv(
                     "find item",
-                    fmt::clean(&format!("external id = {}:{}", d.summary.source, d.summary.external_id), 200),
+                    fmt::clean(
+                        &format!(
+                            "external id = {}:{}",
+                            d.summary.source, d.summary.external_id
+                        ),
+                        200,
+                    ),
                 ));
                 lines.push(kv("intent", one(EditableField::Intent)));
                 lines.push(kv("priority", one(EditableField::Priority)));
@@ -297,7 +337,10 @@ fn preview(app: &App, frame: &mut Frame, body: Rect) {
 fn timeline(app: &App, frame: &mut Frame, body: Rect) {
     let t = &app.theme;
     let (title, lines) = match &app.timeline {
-        None => (" Timeline ".to_string(), vec![Line::styled("loading…", t.muted)]),
+        None => (
+            " Timeline ".to_string(),
+            vec![Line::styled("loading…", t.muted)],
+        ),
         Some((id, entries)) => {
             let mut lines: Vec<Line> = entries
                 .iter()
@@ -323,4 +366,3 @@ fn timeline(app: &App, frame: &mut Frame, body: Rect) {
     };
     panel(app, frame, body, title, lines, app.overlay_scroll);
 }
-
