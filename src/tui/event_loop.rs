@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crossterm::event::{Event, EventStream, KeyEventKind};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use ratatui::Terminal;
 use ratatui::backend::Backend;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
@@ -250,11 +250,21 @@ pub async fn run<B: Backend + Write>(
             pending.extend(first);
         }
         // Drain everything already queued, then draw once.
-        if let Some(s) = events.as_mut() {
-            while let Some(Some(ev)) = s.next().now_or_never() {
-                match ev {
-                    Ok(ev) => pending.extend(event_action(ev)),
-                    Err(e) => return Err(anyhow::anyhow!("reading the terminal failed: {e}")),
+        // Polled in this task's own context (not `now_or_never`, whose no-op waker would
+        // leave crossterm's wake-up thread waking nobody: the next key would then wait for
+        // the following event or timer).
+        while let Some(s) = events.as_mut() {
+            let ev = tokio::select! {
+                biased;
+                ev = s.next() => ev,
+                _ = std::future::ready(()) => break,
+            };
+            match ev {
+                Some(Ok(ev)) => pending.extend(event_action(ev)),
+                Some(Err(e)) => return Err(anyhow::anyhow!("reading the terminal failed: {e}")),
+                None => {
+                    pending.push(Action::Cmd(Cmd::Quit));
+                    break;
                 }
             }
         }

@@ -773,7 +773,7 @@ fn edit_command(app: &mut App, c: Cmd) -> Vec<Effect> {
     };
     match c {
         Cmd::NextField | Cmd::PrevField => {
-            let mut fx = save_focused(app);
+            let fx = save_focused(app);
             if let Some(f) = app.form.as_mut() {
                 f.focus = if c == Cmd::NextField {
                     (f.focus + 1) % n
