@@ -1,8 +1,9 @@
 //! The event loop: terminal events, queue results and the few timers become actions;
 //! everything queued is drained and applied, then one frame is drawn if anything changed.
 //!
-//! Wake-ups while idle: the change-token poll (every [`POLL_EVERY`]) and nothing else; it
-//! redraws only when the queue changed. A one-second tick runs only while an item is claimed
+//! Wake-ups while idle: the change-token poll and nothing else; it redraws only when the
+//! queue changed. The poll runs every [`POLL_EVERY`] after a key or a change and backs off
+//! (doubling) to [`POLL_IDLE_MAX`] while nothing happens. A one-second tick runs only while an item is claimed
 //! (lease countdown) or an edit waits for its debounced save; heartbeats run in their own
 //! task while a claim is held, so `$EDITOR` does not cost the lease.
 use std::io::Write;
@@ -26,6 +27,8 @@ use crate::queue::{Claim, Millis, Queue};
 
 /// How often the queue's change token is checked while idle.
 pub const POLL_EVERY: Duration = Duration::from_secs(2);
+/// The longest wait between polls of an idle console.
+pub const POLL_IDLE_MAX: Duration = Duration::from_secs(30);
 
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -157,8 +160,8 @@ pub async fn run<B: Backend + Write>(
     let reviewer = app.reviewer.clone();
     let hb_every = Duration::from_secs((app.policy.lease_seconds / 3).max(3));
     let mut heartbeat: Option<Heartbeat> = None;
-    let mut poll = tokio::time::interval_at(tokio::time::Instant::now() + POLL_EVERY, POLL_EVERY);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut poll_gap = POLL_EVERY;
+    let mut next_poll = tokio::time::Instant::now() + poll_gap;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     use tokio::signal::unix::{SignalKind, signal};
@@ -242,7 +245,7 @@ pub async fn run<B: Backend + Write>(
                     None => Some(Action::Cmd(Cmd::Quit)),
                 },
                 Some(a) = rx.recv() => Some(a),
-                _ = poll.tick() => Some(Action::Poll),
+                _ = tokio::time::sleep_until(next_poll) => Some(Action::Poll),
                 _ = tick.tick(), if timer_on => Some(Action::Tick(now_ms())),
                 _ = sighup.recv() => Some(Action::Cmd(Cmd::Quit)),
                 _ = sigterm.recv() => Some(Action::Cmd(Cmd::Quit)),
@@ -274,6 +277,12 @@ pub async fn run<B: Backend + Write>(
         if pending.is_empty() {
             continue;
         }
+        // Poll back-off: fast after a key or a change, slower and slower while idle.
+        let token_before = app.token;
+        let active = pending
+            .iter()
+            .any(|a| matches!(a, Action::Key(_) | Action::Paste(_) | Action::Resize(..)));
+        let polled = pending.iter().any(|a| matches!(a, Action::Poll));
         let was_dirty = app.dirty;
         let _ = update(&mut app, Action::Tick(now_ms()));
         let mut dirty = was_dirty || app.dirty;
@@ -282,6 +291,13 @@ pub async fn run<B: Backend + Write>(
             dirty |= app.dirty;
         }
         app.dirty = dirty;
+        if active || app.token != token_before {
+            poll_gap = POLL_EVERY;
+            next_poll = tokio::time::Instant::now() + poll_gap;
+        } else if polled {
+            poll_gap = (poll_gap * 2).min(POLL_IDLE_MAX);
+            next_poll = tokio::time::Instant::now() + poll_gap;
+        }
     }
     if let Some(h) = heartbeat.take() {
         h.task.abort();

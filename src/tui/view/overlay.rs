@@ -345,11 +345,7 @@ fn timeline(app: &App, frame: &mut Frame, body: Rect) {
             let mut lines: Vec<Line> = entries
                 .iter()
                 .map(|e| {
-                    let detail = match &e.detail {
-                        serde_json::Value::Null => String::new(),
-                        serde_json::Value::Object(m) if m.is_empty() => String::new(),
-                        other => other.to_string(),
-                    };
+                    let detail = compact(&e.detail);
                     Line::from(vec![
                         Span::styled(format!("{}  ", fmt::time(e.at)), t.muted),
                         Span::styled(format!("{:<12} ", fmt::clean(&e.actor, 12)), t.accent),
@@ -365,4 +361,28 @@ fn timeline(app: &App, frame: &mut Frame, body: Rect) {
         }
     };
     panel(app, frame, body, title, lines, app.overlay_scroll);
+}
+
+/// An audit entry's detail on one line: scalar fields as `key=value` (long text cut),
+/// nested values as `{…}` / `[n]`. The full entry is in `signoff audit export`.
+fn compact(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let one = |v: &Value| -> String {
+        match v {
+            Value::String(s) => fmt::clean(s, 40),
+            Value::Array(a) => format!("[{}]", a.len()),
+            Value::Object(_) => "{…}".into(),
+            other => other.to_string(),
+        }
+    };
+    match v {
+        Value::Null => String::new(),
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, v)| !v.is_null() && !k.ends_with("sha256"))
+            .map(|(k, v)| format!("{}={}", fmt::clean(k, 24), one(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => one(other),
+    }
 }
