@@ -68,7 +68,9 @@ impl fmt::Display for Problem {
 pub struct Ingester<'s> {
     store: &'s mut Store,
     actor: String,
-    batch: Vec<(IngestItem, u64)>,
+    batch: Vec<IngestItem>,
+    /// The line of each batched item.
+    lines: Vec<u64>,
     batch_bytes: usize,
     quarantine: Vec<(String, Option<u64>, String, String)>,
     pub report: Report,
@@ -84,6 +86,7 @@ impl<'s> Ingester<'s> {
             store,
             actor: actor.to_string(),
             batch: Vec::new(),
+            lines: Vec::new(),
             batch_bytes: 0,
             quarantine: Vec::new(),
             report: Report::default(),
@@ -138,7 +141,8 @@ impl<'s> Ingester<'s> {
                 self.batch_bytes += text.len();
                 let item =
                     IngestItem::new(text.to_string(), value, request, format!("{origin}:{line}"));
-                self.batch.push((item, line));
+                self.batch.push(item);
+                self.lines.push(line);
             }
             Err(e) => self.reject(origin, line, e.to_string(), text.to_string()),
         }
@@ -165,10 +169,10 @@ impl<'s> Ingester<'s> {
             return Ok(());
         }
         let batch = std::mem::take(&mut self.batch);
+        let lines = std::mem::take(&mut self.lines);
         self.batch_bytes = 0;
-        let items: Vec<IngestItem> = batch.iter().map(|(i, _)| i.clone()).collect();
-        let outcomes = self.store.ingest_batch(&items, &self.actor)?;
-        for ((item, line), outcome) in batch.into_iter().zip(outcomes) {
+        let outcomes = self.store.ingest_batch(&batch, &self.actor)?;
+        for ((item, line), outcome) in batch.into_iter().zip(lines).zip(outcomes) {
             match outcome {
                 IngestOutcome::Inserted { .. } => self.report.ingested += 1,
                 IngestOutcome::Duplicate { .. } => self.report.duplicates += 1,

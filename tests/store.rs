@@ -552,3 +552,76 @@ fn the_kill_switch_and_resend_are_audited() {
     );
     assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
 }
+
+#[test]
+fn auto_approval_is_off_by_default_and_samples_when_on() {
+    // Off by default: everything waits for a person.
+    let (_d, s) = seeded(5);
+    assert_eq!(s.counts().unwrap().pending, 5);
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy {
+        auto_approve: true,
+        sample_rate: 0.5,
+        ..Default::default()
+    };
+    let mut s = Store::open(
+        &dir.path().join("q.db"),
+        std::sync::Arc::new(policy),
+        &Default::default(),
+    )
+    .unwrap();
+    // partnership (crm + slack: nothing that must never auto-send), confident, no rules.
+    let clean = |i: usize| {
+        item(&request(
+            &format!("p{i}"),
+            json!({"ai": {"intent": "partnership", "confidence": 0.97, "priority": "normal"}}),
+        ))
+    };
+    let mut items: Vec<_> = (0..40).map(clean).collect();
+    items.push(item(&request(
+        "low",
+        json!({"ai": {"intent": "partnership", "confidence": 0.4}}),
+    )));
+    items.push(item(&request(
+        "gmail",
+        json!({"ai": {"intent": "sales_lead", "confidence": 0.99}}),
+    )));
+    items.push(item(&request("esc", json!({"ai": {"intent": "partnership", "confidence": 0.99, "escalation_reason": "legal threat"}}))));
+    s.ingest_batch(&items, "system").unwrap();
+    let sampled = count(&s, "SELECT COUNT(*) FROM requests WHERE sample = 1");
+    let auto = count(
+        &s,
+        "SELECT COUNT(*) FROM decisions WHERE reviewer = 'system'",
+    );
+    assert_eq!(
+        sampled + auto,
+        40,
+        "every clean item is sampled or auto-approved"
+    );
+    assert!((8..=32).contains(&sampled), "about half sampled: {sampled}");
+    assert_eq!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM requests WHERE state = 'pending' AND sample = 0"
+        ),
+        3,
+        "low confidence, a gmail intent and an escalation reason all wait for a person"
+    );
+    assert_eq!(
+        count(&s, "SELECT COUNT(*) FROM outbox WHERE action = 'gmail'"),
+        0
+    );
+    let (id,): (i64,) = s
+        .connection()
+        .query_row(
+            "SELECT request_id FROM decisions WHERE reviewer = 'system' LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?,)),
+        )
+        .unwrap();
+    let decided = s.timeline(id).unwrap().pop().unwrap();
+    assert_eq!(decided.kind, "decided");
+    assert_eq!(decided.detail["auto"], true);
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+}

@@ -14,7 +14,7 @@ use crate::text::sanitize;
 
 pub fn run(loaded: &Loaded, files: &[PathBuf]) -> anyhow::Result<i32> {
     let policy = Arc::new(loaded.config.policy.clone());
-    let mut store = Store::open(&loaded.paths.db, policy, &store_options(loaded, false))
+    let mut store = Store::open(&loaded.paths.db, policy, &store_options(loaded))
         .with_context(|| format!("opening {}", loaded.paths.db.display()))?;
     let progress_tty = std::io::stderr().is_terminal();
     let started = Instant::now();

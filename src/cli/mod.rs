@@ -1,6 +1,7 @@
 //! The command line (clap): the console by default, and headless commands for ingest,
 //! review, audit and configuration. Exit codes: 0 done, 1 failed, 2 bad usage or config,
 //! 3 partly done.
+mod analytics;
 mod audit;
 mod config_cmd;
 mod ingest;
@@ -81,6 +82,24 @@ pub enum Command {
     },
     /// Decide an item: approve, reject with a reason, or escalate to a queue.
     Decide(review::DecideArgs),
+    /// Record what happened after a decision (qualified, meeting_booked, lost, …).
+    Outcome {
+        id: i64,
+        /// A value from the policy's outcome list.
+        value: String,
+        /// Why (required for some outcomes, e.g. lost).
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Review analytics: queue depth and age, decisions, edit rates, agreement with the AI
+    /// by confidence, volume against baseline, actions, outcomes.
+    Stats {
+        /// From this time: RFC 3339, or an age like 24h or 7d.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -153,6 +172,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Show { .. } => "show",
         Command::Claim { .. } => "claim",
         Command::Decide(_) => "decide",
+        Command::Outcome { .. } => "outcome",
+        Command::Stats { .. } => "stats",
         Command::Audit { .. } => "audit",
         Command::Config { .. } => "config",
         Command::Info => "info",
@@ -183,6 +204,10 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
         Some(Command::Show { id, json }) => review::show(loaded, *id, *json),
         Some(Command::Claim { json }) => review::claim(loaded, *json, cli.read_only),
         Some(Command::Decide(args)) => review::decide(loaded, args, cli.read_only),
+        Some(Command::Outcome { id, value, reason }) => {
+            analytics::outcome(loaded, *id, value, reason.as_deref(), cli.read_only)
+        }
+        Some(Command::Stats { since, json }) => analytics::stats(loaded, since.as_deref(), *json),
         Some(Command::Audit { command }) => audit::run(loaded, command),
         Some(Command::Config { command }) => config_cmd::run(loaded, command),
         Some(Command::Info) => config_cmd::info(loaded),
@@ -190,13 +215,12 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
 }
 
 /// Store options from config.
-pub(crate) fn store_options(loaded: &Loaded, read_only: bool) -> StoreOptions {
+pub(crate) fn store_options(loaded: &Loaded) -> StoreOptions {
     StoreOptions {
         durability: loaded.config.store.durability,
         busy_timeout: std::time::Duration::from_millis(loaded.config.store.busy_timeout_ms),
         read_only: false,
     }
-    .with_read_only(read_only)
 }
 
 /// Opens the local queue.
@@ -206,11 +230,21 @@ pub(crate) fn open_queue(
     read_only: bool,
 ) -> anyhow::Result<Arc<dyn Queue>> {
     let policy = Arc::new(loaded.config.policy.clone());
-    let mut q = LocalQueue::open(db, policy, &store_options(loaded, false))?;
+    let mut q = LocalQueue::open(db, policy, &store_options(loaded))?;
     if read_only {
         q = q.read_only();
     }
     Ok(Arc::new(q))
+}
+
+/// Prints a refused queue operation; a request the policy refuses is bad usage (2), anything
+/// else a failure (1).
+pub(crate) fn report_queue_error(e: &crate::queue::QueueError) -> i32 {
+    eprintln!("signoff: {e}");
+    match e {
+        crate::queue::QueueError::Invalid(_) => EXIT_USAGE,
+        _ => EXIT_FAILED,
+    }
 }
 
 pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

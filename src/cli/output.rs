@@ -173,6 +173,31 @@ pub fn timestamp(ms: i64) -> String {
         .unwrap_or_else(|| ms.to_string())
 }
 
+/// `--since`: an RFC 3339 time, or an age like `30m`, `24h`, `7d` (that long ago).
+pub fn parse_since(s: &str, now: i64) -> Result<i64, String> {
+    let s = s.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
+    }
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: i64 = num.parse().map_err(|_| {
+        format!("--since {s:?}: expected an RFC 3339 time or an age like 30m, 24h, 7d")
+    })?;
+    let ms = match unit {
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => {
+            return Err(format!(
+                "--since {s:?}: unknown unit {unit:?}; use s, m, h, d or w"
+            ));
+        }
+    };
+    Ok(now - n.saturating_mul(ms))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

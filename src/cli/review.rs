@@ -183,20 +183,21 @@ pub fn show(loaded: &Loaded, id: i64, json: bool) -> anyhow::Result<i32> {
     Ok(EXIT_OK)
 }
 
+/// `label        value`, continuation lines indented; `empty` stands in for no value.
+fn field_line(out: &mut String, label: &str, value: &str, empty: &str) {
+    let lines = sanitize_lines(value);
+    let (first, rest) = lines
+        .split_first()
+        .map_or((empty, &[][..]), |(f, r)| (f.as_ref(), r));
+    out.push_str(&format!("{label:<14}{first}\n"));
+    for l in rest {
+        out.push_str(&format!("{:<14}{l}\n", ""));
+    }
+}
+
 fn render_detail(d: &ItemDetail) -> String {
     let mut out = String::new();
-    let mut kv = |k: &str, v: &str| {
-        let lines = sanitize_lines(v);
-        match lines.split_first() {
-            None => out.push_str(&format!("{k:<14}\n")),
-            Some((first, rest)) => {
-                out.push_str(&format!("{k:<14}{first}\n"));
-                for l in rest {
-                    out.push_str(&format!("{:<14}{l}\n", ""));
-                }
-            }
-        }
-    };
+    let mut kv = |k: &str, v: &str| field_line(&mut out, k, v, "");
     let s = &d.summary;
     let r = &d.request;
     kv(
@@ -234,18 +235,7 @@ fn render_detail(d: &ItemDetail) -> String {
     out.push_str("── AI triage ");
     out.push_str(&"─".repeat(35));
     out.push('\n');
-    let mut kv = |k: &str, v: &str| {
-        let lines = sanitize_lines(v);
-        match lines.split_first() {
-            None => out.push_str(&format!("{k:<14}-\n")),
-            Some((first, rest)) => {
-                out.push_str(&format!("{k:<14}{first}\n"));
-                for l in rest {
-                    out.push_str(&format!("{:<14}{l}\n", ""));
-                }
-            }
-        }
-    };
+    let mut kv = |k: &str, v: &str| field_line(&mut out, k, v, "-");
     let edited = |f: EditableField| d.edits.iter().any(|e| e.field == f.as_str());
     for f in EditableField::ALL {
         let mark = if edited(f) { " *" } else { "" };
@@ -415,13 +405,6 @@ pub fn decide(loaded: &Loaded, args: &DecideArgs, read_only: bool) -> anyhow::Re
             );
             Ok(EXIT_OK)
         }
-        Err(e @ QueueError::Invalid(_)) => {
-            eprintln!("signoff: {e}");
-            Ok(EXIT_USAGE)
-        }
-        Err(e) => {
-            eprintln!("signoff: {e}");
-            Ok(EXIT_FAILED)
-        }
+        Err(e) => Ok(super::report_queue_error(&e)),
     }
 }

@@ -7,7 +7,7 @@ mod state;
 mod validate;
 
 pub use fields::{EditableField, FieldValues};
-pub use policy::{ActionKind, EscalationQueue, Policy, RejectReason, ReviewRules};
+pub use policy::{ActionKind, EscalationQueue, OutcomeKind, Policy, RejectReason, ReviewRules};
 pub use request::{Confidence, IngestError, Raw, Request, Triage};
 pub use state::{DecisionKind, State};
-pub use validate::{Flag, check_fields, validate};
+pub use validate::{Flag, check_fields, review_reasons, validate};

@@ -53,6 +53,17 @@ pub struct EscalationQueue {
     pub actions: Vec<ActionKind>,
 }
 
+/// One value of the outcome list (what happened after a decision).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutcomeKind {
+    pub key: String,
+    pub label: String,
+    /// The reviewer must say why (e.g. "lost").
+    #[serde(default)]
+    pub needs_reason: bool,
+}
+
 /// Rules that force human review even where auto-approval is on.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -108,6 +119,13 @@ pub struct Policy {
     pub sample_rate: f64,
     /// Service level per priority, in minutes from receipt to decision.
     pub sla_minutes: BTreeMap<String, u64>,
+    /// What can be recorded after the fact (`o` in the console, `signoff outcome`).
+    pub outcomes: Vec<OutcomeKind>,
+    /// An hour whose ingest volume exceeds this many times the baseline (the median
+    /// hourly volume of the previous 7 days) raises a volume alert.
+    pub volume_alert_factor: f64,
+    /// ... and at least this many requests (quiet queues do not alert on 3 vs 1).
+    pub volume_alert_min: u64,
 }
 
 impl Default for Policy {
@@ -181,6 +199,25 @@ impl Default for Policy {
                 .iter()
                 .map(|(p, m)| (p.to_string(), *m))
                 .collect(),
+            outcomes: [
+                ("qualified", "Qualified", false),
+                ("disqualified", "Disqualified", true),
+                ("reply_received", "Reply received", false),
+                ("meeting_booked", "Meeting booked", false),
+                ("won", "Won", false),
+                ("lost", "Lost", true),
+                ("wrong_intent", "Intent was wrong", true),
+                ("no_response", "No response", false),
+            ]
+            .iter()
+            .map(|(k, l, r)| OutcomeKind {
+                key: k.to_string(),
+                label: l.to_string(),
+                needs_reason: *r,
+            })
+            .collect(),
+            volume_alert_factor: 3.0,
+            volume_alert_min: 20,
         }
     }
 }
@@ -213,6 +250,10 @@ impl Policy {
     /// Actions an approval of this intent triggers.
     pub fn actions_for(&self, intent: &str) -> &[ActionKind] {
         self.actions.get(intent).map_or(&[], Vec::as_slice)
+    }
+
+    pub fn outcome(&self, key: &str) -> Option<&OutcomeKind> {
+        self.outcomes.iter().find(|o| o.key == key)
     }
 
     pub fn sla_minutes_for(&self, priority: Option<&str>) -> Option<u64> {
@@ -329,6 +370,18 @@ impl Policy {
         }
         if let Some(d) = first_duplicate(self.reject_reasons.iter().map(|r| r.key.as_str())) {
             err("reject_reasons", format!("key '{d}' is listed twice"));
+        }
+        if let Some(d) = first_duplicate(self.outcomes.iter().map(|o| o.key.as_str())) {
+            err("outcomes", format!("key '{d}' is listed twice"));
+        }
+        if self.volume_alert_factor <= 1.0 {
+            err(
+                "volume_alert_factor",
+                format!(
+                    "{} would alert on ordinary hours; use a factor above 1, like 3",
+                    self.volume_alert_factor
+                ),
+            );
         }
         if let Some(d) = first_duplicate(self.escalation_queues.iter().map(|q| q.name.as_str())) {
             err("escalation_queues", format!("queue '{d}' is listed twice"));

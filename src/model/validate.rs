@@ -65,6 +65,55 @@ pub fn validate(req: &Request, policy: &Policy) -> Vec<Flag> {
     flags
 }
 
+/// Why an item needs a person, under the policy's review rules (empty: it may be
+/// auto-approved where the policy turns that on).
+pub fn review_reasons(req: &Request, flags: &[Flag], policy: &Policy) -> Vec<String> {
+    let mut why = Vec::new();
+    match req.ai.confidence.value() {
+        None => why.push("confidence unknown".to_string()),
+        Some(c) if c < policy.confidence_threshold => why.push(format!(
+            "confidence {c:.2} below the threshold {:.2}",
+            policy.confidence_threshold
+        )),
+        _ => {}
+    }
+    let r = &policy.review;
+    if let Some(i) = req.ai.intent.as_deref() {
+        if r.intents.iter().any(|x| x == i) {
+            why.push(format!("intent '{i}' always needs review"));
+        }
+        for a in policy.actions_for(i) {
+            if policy.never_auto_send.contains(a) {
+                why.push(format!(
+                    "intent '{i}' triggers {}, which never goes out without review",
+                    a.as_str()
+                ));
+            }
+        }
+    }
+    if let Some(p) = req.ai.priority.as_deref()
+        && r.priorities.iter().any(|x| x == p)
+    {
+        why.push(format!("priority '{p}' always needs review"));
+    }
+    if r.escalation_reason
+        && req
+            .ai
+            .escalation_reason
+            .as_deref()
+            .is_some_and(|e| !e.trim().is_empty())
+    {
+        why.push("the AI gave an escalation reason".into());
+    }
+    if r.ai_requests_review && req.ai.human_review_required == Some(true) {
+        why.push("the AI asked for human review".into());
+    }
+    if r.flagged && !flags.is_empty() {
+        why.push(format!("{} validation flag(s)", flags.len()));
+    }
+    why
+}
+
 /// Flags for field values (the AI's, or after a reviewer's edits).
 pub fn check_fields(v: &FieldValues, policy: &Policy) -> Vec<Flag> {
     let mut flags = Vec::new();

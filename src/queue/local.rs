@@ -154,11 +154,55 @@ impl Queue for LocalQueue {
 
     async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()> {
         let r = reviewer.to_string();
-        self.write(move |s| s.set_actions_paused(paused, &r)).await
+        self.write(move |s| {
+            s.set_actions_paused(paused, &r)?;
+            s.anchor_quietly();
+            Ok(())
+        })
+        .await
     }
 
     async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()> {
         let r = reviewer.to_string();
-        self.write(move |s| s.resend(action_id, &r)).await
+        self.write(move |s| {
+            s.resend(action_id, &r)?;
+            s.anchor_quietly();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn record_outcome(
+        &self,
+        id: i64,
+        value: &str,
+        reason: Option<&str>,
+        reviewer: &str,
+    ) -> Result<()> {
+        let (v, why, r) = (
+            value.to_string(),
+            reason.map(str::to_owned),
+            reviewer.to_string(),
+        );
+        self.write(move |s| s.record_outcome(id, &v, why.as_deref(), &r).map(|_| ()))
+            .await
+    }
+
+    async fn preview_rendered(&self, id: i64, reviewer: &str, digest: &str) -> Result<()> {
+        let (r, d) = (reviewer.to_string(), digest.to_string());
+        self.write(move |s| {
+            s.audit_event(
+                &r,
+                Some(id),
+                "preview_rendered",
+                &serde_json::json!({"digest": d}),
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn stats(&self, since: Option<crate::queue::Millis>) -> Result<crate::stats::Stats> {
+        self.read(move |s| s.stats(since)).await
     }
 }

@@ -282,4 +282,17 @@ pub trait Queue: Send + Sync {
     async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()>;
     /// Queues a dead letter (an outbox entry, [`ActionStatus::id`]) to be sent again.
     async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()>;
+    /// Records what happened after a decision (a value from the policy's outcome list).
+    async fn record_outcome(
+        &self,
+        id: i64,
+        value: &str,
+        reason: Option<&str>,
+        reviewer: &str,
+    ) -> Result<()>;
+    /// Records that a reviewer looked at the rendered actions of an item (the preview), with
+    /// a digest of what was shown, so the audit says what the person saw before deciding.
+    async fn preview_rendered(&self, id: i64, reviewer: &str, digest: &str) -> Result<()>;
+    /// Review analytics since a time (all time when `None`).
+    async fn stats(&self, since: Option<Millis>) -> Result<crate::stats::Stats>;
 }

@@ -1,6 +1,6 @@
 //! Ingest into the store: new items, counted duplicates, revisions of undecided items and
 //! conflicts for decided ones, in batched transactions.
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, ToSql, Transaction, params, params_from_iter};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -60,39 +60,58 @@ pub enum IngestOutcome {
 /// SHA-256 of the payload's canonical JSON (object keys sorted, no whitespace): the same
 /// request re-sent with other formatting or key order is a duplicate, not a revision.
 pub fn payload_hash(v: &Value) -> String {
-    let mut s = String::with_capacity(256);
-    canonical(v, &mut s);
-    hex(&Sha256::digest(s.as_bytes()))
+    let mut buf = Vec::with_capacity(1024);
+    canonical(v, &mut buf);
+    hex(&Sha256::digest(&buf))
 }
 
-fn canonical(v: &Value, out: &mut String) {
+fn canonical(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
+            let mut entries: Vec<(&String, &Value)> = m.iter().collect();
+            entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            out.push(b'{');
+            for (i, (k, v)) in entries.into_iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
-                out.push_str(&Value::String(k.clone()).to_string());
-                out.push(':');
-                canonical(&m[k], out);
+                let _ = serde_json::to_writer(&mut *out, k);
+                out.push(b':');
+                canonical(v, out);
             }
-            out.push('}');
+            out.push(b'}');
         }
         Value::Array(a) => {
-            out.push('[');
+            out.push(b'[');
             for (i, x) in a.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical(x, out);
             }
-            out.push(']');
+            out.push(b']');
         }
-        other => out.push_str(&other.to_string()),
+        leaf => {
+            let _ = serde_json::to_writer(&mut *out, leaf);
+        }
     }
+}
+
+/// The audit detail of an ingest or a revision: the AI output as received (borrowed, not
+/// copied: bodies and drafts can be large) and the policy version it was checked against.
+#[derive(serde::Serialize)]
+struct IngestDetail<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    external_id: Option<&'a str>,
+    revision: i64,
+    payload_sha256: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_sha256: Option<&'a str>,
+    policy_version: &'a str,
+    ai: &'a Value,
+    flags: &'a [String],
 }
 
 /// Columns derived from a payload for listing and ordering.
@@ -173,13 +192,22 @@ impl Store {
         items: &[IngestItem],
         actor: &str,
     ) -> Result<Vec<IngestOutcome>> {
+        let renderer = self.renderer.clone();
         self.write(|tx, now, policy| {
             let mut audit = AuditWriter::new(tx)?;
             let policy_version = policy.version();
-            items
-                .iter()
-                .map(|item| ingest_one(tx, &mut audit, item, actor, now, policy, &policy_version))
-                .collect()
+            let mut outcomes = Vec::with_capacity(items.len());
+            for item in items {
+                let outcome =
+                    ingest_one(tx, &mut audit, item, actor, now, policy, &policy_version)?;
+                if let IngestOutcome::Inserted { id } = outcome
+                    && policy.auto_approve
+                {
+                    route_new(tx, &mut audit, id, item, now, policy, renderer.as_ref())?;
+                }
+                outcomes.push(outcome);
+            }
+            Ok(outcomes)
         })
     }
 
@@ -225,9 +253,10 @@ fn ingest_one(
         })
         .optional()?;
     let d = derive(r, policy, now);
-    let ai = item.value.get("ai").cloned().unwrap_or(Value::Null);
+    let ai = item.value.get("ai").unwrap_or(&Value::Null);
     match existing {
         None => {
+            let head: [&dyn ToSql; 2] = [&r.source, &r.external_id];
             let id: i64 = tx
                 .prepare_cached(
                     "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
@@ -237,26 +266,7 @@ fn ingest_one(
                      RETURNING id",
                 )?
                 .query_row(
-                    params![
-                        r.source,
-                        r.external_id,
-                        item.sha256,
-                        d.received_at,
-                        now,
-                        d.priority_rank,
-                        r.ai.intent,
-                        r.ai.priority,
-                        d.confidence,
-                        d.confidence_raw,
-                        r.raw.channel,
-                        r.raw.from,
-                        r.raw.subject,
-                        r.ai.summary,
-                        d.ai_escalation,
-                        d.flags,
-                        d.flag_count,
-                        d.hidden,
-                    ],
+                    params_from_iter(head.into_iter().chain(derived_params(item, &d, &now))),
                     |row| row.get(0),
                 )?;
             insert_revision(tx, id, 1, item, now)?;
@@ -266,11 +276,16 @@ fn ingest_one(
                 actor,
                 Some(id),
                 "ingested",
-                &json!({
-                    "source": r.source, "external_id": r.external_id, "revision": 1,
-                    "payload_sha256": item.sha256, "policy_version": policy_version,
-                    "ai": ai, "flags": d.flag_messages,
-                }),
+                &IngestDetail {
+                    source: Some(&r.source),
+                    external_id: Some(&r.external_id),
+                    revision: 1,
+                    payload_sha256: &item.sha256,
+                    previous_sha256: None,
+                    policy_version,
+                    ai,
+                    flags: &d.flag_messages,
+                },
             )?;
             Ok(IngestOutcome::Inserted { id })
         }
@@ -301,6 +316,7 @@ fn ingest_one(
                 return Ok(IngestOutcome::Conflict { id, state });
             }
             let revision = revision + 1;
+            let head: [&dyn ToSql; 2] = [&id, &revision];
             tx.prepare_cached(
                 "UPDATE requests SET revision = ?2, payload_sha256 = ?3, received_at = ?4, updated_at = ?5,
                     priority_rank = ?6, intent = ?7, priority = ?8, confidence = ?9, confidence_raw = ?10,
@@ -308,26 +324,9 @@ fn ingest_one(
                     flags = ?16, flag_count = ?17, hidden_chars = ?18
                  WHERE id = ?1",
             )?
-            .execute(params![
-                id,
-                revision,
-                item.sha256,
-                d.received_at,
-                now,
-                d.priority_rank,
-                r.ai.intent,
-                r.ai.priority,
-                d.confidence,
-                d.confidence_raw,
-                r.raw.channel,
-                r.raw.from,
-                r.raw.subject,
-                r.ai.summary,
-                d.ai_escalation,
-                d.flags,
-                d.flag_count,
-                d.hidden,
-            ])?;
+            .execute(params_from_iter(
+                head.into_iter().chain(derived_params(item, &d, &now)),
+            ))?;
             insert_revision(tx, id, revision, item, now)?;
             audit.append(
                 tx,
@@ -335,14 +334,111 @@ fn ingest_one(
                 actor,
                 Some(id),
                 "revised",
-                &json!({
-                    "revision": revision, "payload_sha256": item.sha256, "previous_sha256": sha,
-                    "policy_version": policy_version, "ai": ai, "flags": d.flag_messages,
-                }),
+                &IngestDetail {
+                    source: None,
+                    external_id: None,
+                    revision,
+                    payload_sha256: &item.sha256,
+                    previous_sha256: Some(&sha),
+                    policy_version,
+                    ai,
+                    flags: &d.flag_messages,
+                },
             )?;
             Ok(IngestOutcome::Revised { id, revision })
         }
     }
+}
+
+/// Under `auto_approve`: an item no review rule holds back is either drawn for the random
+/// audit sample (stays in the queue, marked "sample") or approved by policy.
+fn route_new(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    id: i64,
+    item: &IngestItem,
+    now: Millis,
+    policy: &Policy,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> Result<()> {
+    let r = &item.request;
+    let flags = validate(r, policy);
+    if !crate::model::review_reasons(r, &flags, policy).is_empty() {
+        return Ok(());
+    }
+    // Deterministic draw from the payload hash: the same request always draws the same.
+    let draw = u64::from_str_radix(&item.sha256[..16], 16).unwrap_or(0) as f64 / u64::MAX as f64;
+    if draw < policy.sample_rate {
+        tx.prepare_cached("UPDATE requests SET sample = 1 WHERE id = ?1")?
+            .execute([id])?;
+        audit.append(
+            tx,
+            now,
+            "system",
+            Some(id),
+            "sampled",
+            &json!({"sample_rate": policy.sample_rate, "why": "random audit sample of items that would be auto-approved"}),
+        )?;
+        return Ok(());
+    }
+    let fields = crate::model::FieldValues::from_ai(&r.ai);
+    let actions = policy
+        .actions_for(fields.intent.as_deref().unwrap_or_default())
+        .to_vec();
+    let note = format!(
+        "auto-approved by policy: confidence {} at or above {:.2}, no review rule applies",
+        r.ai.confidence.display(),
+        policy.confidence_threshold
+    );
+    super::review::record_decision(
+        tx,
+        audit,
+        &super::review::NewDecision {
+            id,
+            revision: 1,
+            fence: 0,
+            reviewer: "system",
+            kind: &crate::model::DecisionKind::Approve,
+            reason: None,
+            queue: None,
+            note: Some(&note),
+            payload: &item.payload,
+            fields: &fields,
+            actions: &actions,
+            auto: true,
+        },
+        now,
+        policy,
+        renderer,
+    )?;
+    Ok(())
+}
+
+/// The columns both a new item and a revision set, in statement order from `?3`.
+fn derived_params<'a>(
+    item: &'a IngestItem,
+    d: &'a Derived,
+    now: &'a Millis,
+) -> [&'a dyn ToSql; 16] {
+    let r = &item.request;
+    [
+        &item.sha256,
+        &d.received_at,
+        now,
+        &d.priority_rank,
+        &r.ai.intent,
+        &r.ai.priority,
+        &d.confidence,
+        &d.confidence_raw,
+        &r.raw.channel,
+        &r.raw.from,
+        &r.raw.subject,
+        &r.ai.summary,
+        &d.ai_escalation,
+        &d.flags,
+        &d.flag_count,
+        &d.hidden,
+    ]
 }
 
 fn insert_revision(

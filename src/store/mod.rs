@@ -5,11 +5,14 @@
 //! failing halfway; `SQLITE_BUSY` past the busy timeout is retried here and never reaches
 //! a user. The database runs in WAL mode, `synchronous=FULL` by default.
 mod audit;
+mod export;
 mod ingest;
 mod outbox;
+mod outcomes;
 mod read;
 mod review;
 mod schema;
+mod stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,8 +21,10 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
-pub use audit::{AuditHead, VerifyReport, canonical_hash};
+pub use audit::{Anchor, AuditHead, VerifyReport, anchor_path, canonical_hash, read_anchor};
+pub use export::{ExportQuery, Format, csv_cell};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
+pub use outcomes::Outcome;
 pub use review::idempotency_key;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
 
@@ -43,13 +48,6 @@ pub struct StoreOptions {
     pub durability: Durability,
     pub busy_timeout: Duration,
     pub read_only: bool,
-}
-
-impl StoreOptions {
-    pub fn with_read_only(mut self, read_only: bool) -> Self {
-        self.read_only = read_only;
-        self
-    }
 }
 
 impl Default for StoreOptions {
@@ -78,6 +76,14 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    #[error(
+        "the queue database {path} has schema version {found} and this signoff needs {supported}; open it once read-write to migrate"
+    )]
+    SchemaMismatch {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("database error: {0}")]
@@ -100,8 +106,13 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     policy: Arc<Policy>,
-    /// Added to the system clock; tests move time forward with it.
+    /// Added to the clock; tests move time forward with it.
     clock_offset: Arc<AtomicI64>,
+    /// When not `i64::MIN`, the clock stands still here (tests with exact durations).
+    clock_frozen: Arc<AtomicI64>,
+    /// The anchor file, opened on first use, and the last sequence written to it.
+    anchor_file: std::cell::RefCell<Option<std::fs::File>>,
+    anchored_seq: std::cell::Cell<i64>,
     /// Renders each action of a decision into the request it will send, stored with it.
     renderer: Option<Arc<dyn ActionRenderer>>,
 }
@@ -176,14 +187,19 @@ impl Store {
             path: path.to_path_buf(),
             policy,
             clock_offset: Arc::new(AtomicI64::new(0)),
+            clock_frozen: Arc::new(AtomicI64::new(i64::MIN)),
+            anchor_file: Default::default(),
+            anchored_seq: Default::default(),
             renderer: None,
         };
         if opts.read_only {
-            let v = schema::version(&store.conn)?;
-            if v != SCHEMA_VERSION {
-                return Err(StoreError::Open {
+            // A read-only connection cannot migrate: the schema must already be current.
+            let found = schema::version(&store.conn)?;
+            if found != SCHEMA_VERSION {
+                return Err(StoreError::SchemaMismatch {
                     path: path.to_path_buf(),
-                    source: rusqlite::Error::InvalidQuery,
+                    found,
+                    supported: SCHEMA_VERSION,
                 });
             }
         } else {
@@ -211,7 +227,20 @@ impl Store {
     }
 
     pub fn now(&self) -> Millis {
-        system_now() + self.clock_offset.load(Ordering::Relaxed)
+        let frozen = self.clock_frozen.load(Ordering::Relaxed);
+        let base = if frozen == i64::MIN {
+            system_now()
+        } else {
+            frozen
+        };
+        base + self.clock_offset.load(Ordering::Relaxed)
+    }
+
+    /// Stops this store's clock at the current time; [`Store::advance_clock`] still moves it.
+    pub fn freeze_clock(&self) {
+        let now = self.now();
+        self.clock_offset.store(0, Ordering::Relaxed);
+        self.clock_frozen.store(now, Ordering::Relaxed);
     }
 
     /// Moves this store's clock (tests of lease expiry and undo windows).

@@ -199,6 +199,149 @@ fn current_fields(tx: &Transaction<'_>, id: i64) -> Result<(i64, FieldValues)> {
     Ok((revision, fields))
 }
 
+/// A decision about to be recorded.
+pub(crate) struct NewDecision<'a> {
+    pub id: i64,
+    pub revision: i64,
+    pub fence: i64,
+    pub reviewer: &'a str,
+    pub kind: &'a DecisionKind,
+    pub reason: Option<&'a str>,
+    pub queue: Option<&'a str>,
+    pub note: Option<&'a str>,
+    /// The revision's payload (for rendering actions).
+    pub payload: &'a str,
+    /// The reviewed fields.
+    pub fields: &'a FieldValues,
+    pub actions: &'a [ActionKind],
+    /// Approved by policy, not a person.
+    pub auto: bool,
+}
+
+/// Writes a decision, the item's new state, one outbox row per action (rendered when a
+/// renderer is set) and the audit row, inside the caller's transaction.
+pub(crate) fn record_decision(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter,
+    d: &NewDecision<'_>,
+    now: Millis,
+    policy: &Policy,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> Result<Receipt> {
+    let undo_until = now + policy.undo_seconds as i64 * 1000;
+    let fields_json = serde_json::to_string(d.fields).unwrap_or_else(|_| "{}".into());
+    let decision_id: i64 = tx
+        .prepare_cached(
+            "INSERT INTO decisions (request_id, revision, fence, kind, reason, queue, note, reviewer,
+                at, fields, undo_until)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+        )?
+        .query_row(
+            params![
+                d.id,
+                d.revision,
+                d.fence,
+                d.kind.verb(),
+                d.reason,
+                d.queue,
+                d.note,
+                d.reviewer,
+                now,
+                fields_json,
+                undo_until
+            ],
+            |r| r.get(0),
+        )?;
+    let state = d.kind.state();
+    tx.prepare_cached(
+        "UPDATE requests SET state = ?2, claimed_by = NULL, lease_expires = NULL,
+            decision_id = ?3, updated_at = ?4 WHERE id = ?1",
+    )?
+    .execute(params![d.id, state.as_str(), decision_id, now])?;
+    let mut statuses = Vec::with_capacity(d.actions.len());
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
+            next_attempt_at, created_at, updated_at, payload)
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7) RETURNING id",
+    )?;
+    let request = match renderer {
+        Some(_) if !d.actions.is_empty() => Some(
+            Request::from_json(d.payload)
+                .map(|(_, r)| r)
+                .map_err(|e| QueueError::Storage(format!("item {}: {e}", d.id)))?,
+        ),
+        _ => None,
+    };
+    for action in d.actions {
+        let key = idempotency_key(d.id, decision_id, *action);
+        let rendered = match (renderer, &request) {
+            (Some(r), Some(request)) => Some(
+                r.render(&RenderContext {
+                    request_id: d.id,
+                    decision_id,
+                    action: *action,
+                    idempotency_key: &key,
+                    request,
+                    fields: d.fields,
+                    decision: d.kind,
+                    note: d.note,
+                    reviewer: d.reviewer,
+                })
+                .map_err(|e| {
+                    QueueError::Invalid(format!(
+                        "cannot render the {} action of item {}: {e}",
+                        action.as_str(),
+                        d.id
+                    ))
+                })?
+                .to_string(),
+            ),
+            _ => None,
+        };
+        let id: i64 = insert.query_row(
+            params![
+                d.id,
+                decision_id,
+                action.as_str(),
+                key,
+                undo_until,
+                now,
+                rendered
+            ],
+            |r| r.get(0),
+        )?;
+        statuses.push(ActionStatus {
+            id,
+            action: *action,
+            idempotency_key: key,
+            status: "queued".into(),
+            attempts: 0,
+            next_attempt_at: Some(undo_until),
+            last_error: None,
+        });
+    }
+    audit.append(
+        tx,
+        now,
+        d.reviewer,
+        Some(d.id),
+        "decided",
+        &json!({
+            "decision_id": decision_id, "decision": d.kind.verb(),
+            "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
+            "revision": d.revision, "fields": d.fields, "auto": d.auto,
+            "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
+        }),
+    )?;
+    Ok(Receipt {
+        decision_id,
+        id: d.id,
+        state,
+        actions: statuses,
+        undo_until,
+    })
+}
+
 /// A stable idempotency key for one action of one decision.
 pub fn idempotency_key(request_id: i64, decision_id: i64, action: ActionKind) -> String {
     format!("signoff-{request_id}-{decision_id}-{}", action.as_str())
@@ -316,6 +459,20 @@ impl Store {
 
     /// Records a decision with its edits, audit rows and outbox rows, in one transaction.
     pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+        let receipt = self.decide_tx(claim, decision)?;
+        self.anchor_quietly();
+        Ok(receipt)
+    }
+
+    /// Updates the anchor file; a failure is logged, never fails the decision (which is
+    /// committed already).
+    pub(crate) fn anchor_quietly(&self) {
+        if let Err(e) = self.write_anchor() {
+            tracing::warn!(error = %e, "could not update the audit anchor file");
+        }
+    }
+
+    fn decide_tx(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
         let renderer = self.renderer.clone();
         self.write(|tx, now, policy| {
             check_claim(tx, claim, now)?;
@@ -362,117 +519,40 @@ impl Store {
                         (None, Some(queue.as_str()), q.actions.clone())
                     }
                 };
-            let undo_until = now + policy.undo_seconds as i64 * 1000;
-            let fields_json = serde_json::to_string(&fields).unwrap_or_else(|_| "{}".into());
             let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
-            let decision_id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO decisions (request_id, revision, fence, kind, reason, queue, note, reviewer,
-                        at, fields, undo_until)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
-                )?
-                .query_row(
-                    params![
-                        claim.id,
-                        revision,
-                        claim.fence,
-                        decision.kind.verb(),
-                        reason,
-                        queue,
-                        note,
-                        claim.reviewer,
-                        now,
-                        fields_json,
-                        undo_until
-                    ],
-                    |r| r.get(0),
-                )?;
-            let state = decision.kind.state();
-            tx.prepare_cached(
-                "UPDATE requests SET state = ?2, claimed_by = NULL, lease_expires = NULL,
-                    decision_id = ?3, updated_at = ?4 WHERE id = ?1",
-            )?
-            .execute(params![claim.id, state.as_str(), decision_id, now])?;
-            let mut statuses = Vec::with_capacity(actions.len());
-            let mut insert = tx.prepare_cached(
-                "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
-                    next_attempt_at, created_at, updated_at, payload)
-                 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7) RETURNING id",
-            )?;
-            let request = match &renderer {
-                Some(_) if !actions.is_empty() => Some(
-                    Request::from_json(&payload)
-                        .map(|(_, r)| r)
-                        .map_err(|e| QueueError::Storage(format!("item {}: {e}", claim.id)))?,
-                ),
-                _ => None,
-            };
-            for action in &actions {
-                let key = idempotency_key(claim.id, decision_id, *action);
-                let rendered = match (&renderer, &request) {
-                    (Some(r), Some(request)) => Some(
-                        r.render(&RenderContext {
-                            request_id: claim.id,
-                            decision_id,
-                            action: *action,
-                            idempotency_key: &key,
-                            request,
-                            fields: &fields,
-                            decision: &decision.kind,
-                            note,
-                            reviewer: &claim.reviewer,
-                        })
-                        .map_err(|e| {
-                            QueueError::Invalid(format!(
-                                "cannot render the {} action of item {}: {e}",
-                                action.as_str(),
-                                claim.id
-                            ))
-                        })?
-                        .to_string(),
-                    ),
-                    _ => None,
-                };
-                let id: i64 = insert.query_row(
-                    params![claim.id, decision_id, action.as_str(), key, undo_until, now, rendered],
-                    |r| r.get(0),
-                )?;
-                statuses.push(ActionStatus {
-                    id,
-                    action: *action,
-                    idempotency_key: key,
-                    status: "queued".into(),
-                    attempts: 0,
-                    next_attempt_at: Some(undo_until),
-                    last_error: None,
-                });
-            }
-            audit.append(
+            record_decision(
                 tx,
+                &mut audit,
+                &NewDecision {
+                    id: claim.id,
+                    revision,
+                    fence: claim.fence,
+                    reviewer: &claim.reviewer,
+                    kind: &decision.kind,
+                    reason,
+                    queue,
+                    note,
+                    payload: &payload,
+                    fields: &fields,
+                    actions: &actions,
+                    auto: false,
+                },
                 now,
-                &claim.reviewer,
-                Some(claim.id),
-                "decided",
-                &json!({
-                    "decision_id": decision_id, "decision": decision.kind.verb(),
-                    "reason": reason, "queue": queue, "note": note, "fence": claim.fence,
-                    "revision": revision, "fields": fields,
-                    "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
-                }),
-            )?;
-            Ok(Receipt {
-                decision_id,
-                id: claim.id,
-                state,
-                actions: statuses,
-                undo_until,
-            })
+                policy,
+                renderer.as_ref(),
+            )
         })
     }
 
     /// Takes back the reviewer's latest decision on an item inside its undo window, while
     /// none of its actions has been attempted. The item returns claimed by the reviewer.
     pub fn undo(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
+        let claim = self.undo_tx(id, reviewer)?;
+        self.anchor_quietly();
+        Ok(claim)
+    }
+
+    fn undo_tx(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
         self.write(|tx, now, policy| {
             let last: Option<(i64, String, i64, Option<i64>)> = tx
                 .prepare_cached(

@@ -50,7 +50,7 @@ CREATE TABLE revisions (
     payload_sha256  TEXT NOT NULL,
     ingested_at     INTEGER NOT NULL,
     PRIMARY KEY (request_id, revision)
-) WITHOUT ROWID;
+);
 CREATE TRIGGER revisions_immutable_update BEFORE UPDATE ON revisions
 BEGIN SELECT RAISE(ABORT, 'revisions are immutable'); END;
 CREATE TRIGGER revisions_immutable_delete BEFORE DELETE ON revisions
@@ -144,6 +144,20 @@ CREATE TABLE settings (
     updated_at  INTEGER NOT NULL,
     updated_by  TEXT NOT NULL
 );
+"#,
+    // v4: outcomes recorded after a decision.
+    r#"
+CREATE TABLE outcomes (
+    id          INTEGER PRIMARY KEY,
+    request_id  INTEGER NOT NULL REFERENCES requests (id),
+    value       TEXT NOT NULL,
+    reason      TEXT,
+    reviewer    TEXT NOT NULL,
+    at          INTEGER NOT NULL
+);
+CREATE INDEX outcomes_request ON outcomes (request_id, id);
+CREATE INDEX decisions_at ON decisions (at);
+CREATE INDEX requests_ingested ON requests (ingested_at);
 "#,
 ];
 

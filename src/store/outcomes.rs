@@ -1,0 +1,97 @@
+//! Outcomes: what happened after a decision (qualified, meeting booked, lost…), recorded
+//! by a reviewer, audited, and counted in stats.
+use rusqlite::{OptionalExtension, params};
+use serde_json::json;
+
+use super::audit::AuditWriter;
+use super::{Result, Store};
+use crate::queue::{Millis, QueueError};
+
+/// A recorded outcome.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Outcome {
+    pub value: String,
+    pub reason: Option<String>,
+    pub reviewer: String,
+    pub at: Millis,
+}
+
+impl Store {
+    /// Records an outcome for a decided item. The value must be in the policy's list; a
+    /// value that needs a reason must have one.
+    pub fn record_outcome(
+        &mut self,
+        id: i64,
+        value: &str,
+        reason: Option<&str>,
+        reviewer: &str,
+    ) -> Result<Outcome> {
+        let out = self.write(|tx, now, policy| {
+            let Some(kind) = policy.outcome(value) else {
+                return Err(QueueError::Invalid(format!(
+                    "'{value}' is not an outcome; outcomes: {}",
+                    policy.outcomes.iter().map(|o| o.key.as_str()).collect::<Vec<_>>().join(", ")
+                ))
+                .into());
+            };
+            let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+            if kind.needs_reason && reason.is_none() {
+                return Err(QueueError::Invalid(format!(
+                    "the outcome '{value}' needs a reason (--reason TEXT)"
+                ))
+                .into());
+            }
+            let state: Option<String> = tx
+                .prepare_cached("SELECT state FROM requests WHERE id = ?1")?
+                .query_row([id], |r| r.get(0))
+                .optional()?;
+            match state.as_deref() {
+                None => return Err(QueueError::NotFound(id).into()),
+                Some("approved" | "rejected" | "escalated") => {}
+                Some(s) => {
+                    return Err(QueueError::Invalid(format!(
+                        "item {id} is {s}: outcomes are recorded after a decision"
+                    ))
+                    .into());
+                }
+            }
+            tx.prepare_cached(
+                "INSERT INTO outcomes (request_id, value, reason, reviewer, at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![id, value, reason, reviewer, now])?;
+            let mut audit = AuditWriter::new(tx)?;
+            audit.append(
+                tx,
+                now,
+                reviewer,
+                Some(id),
+                "outcome_recorded",
+                &json!({"outcome": value, "reason": reason}),
+            )?;
+            Ok(Outcome {
+                value: value.to_string(),
+                reason: reason.map(str::to_owned),
+                reviewer: reviewer.to_string(),
+                at: now,
+            })
+        })?;
+        self.anchor_quietly();
+        Ok(out)
+    }
+
+    /// An item's outcomes, oldest first.
+    pub fn outcomes(&self, id: i64) -> Result<Vec<Outcome>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT value, reason, reviewer, at FROM outcomes WHERE request_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id], |r| {
+            Ok(Outcome {
+                value: r.get(0)?,
+                reason: r.get(1)?,
+                reviewer: r.get(2)?,
+                at: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}

@@ -1,0 +1,294 @@
+//! Review analytics computed from the store's tables (see `crate::stats` for the types).
+use std::collections::BTreeMap;
+
+use rusqlite::params;
+
+use super::{Result, Store};
+use crate::model::EditableField;
+use crate::queue::Millis;
+use crate::stats::{
+    Bucket, Decisions, FieldEdits, OutcomeCount, Percentiles, ProviderStats, ReviewerStats, Stats,
+    Volume, ratio,
+};
+
+const HOUR: Millis = 3_600_000;
+
+/// Confidence buckets, high to low: (label, lower bound inclusive, upper bound exclusive).
+const BUCKETS: [(&str, f64, f64); 6] = [
+    ("0.9–1.0", 0.9, 1.01),
+    ("0.8–0.9", 0.8, 0.9),
+    ("0.7–0.8", 0.7, 0.8),
+    ("0.6–0.7", 0.6, 0.7),
+    ("0.5–0.6", 0.5, 0.6),
+    ("< 0.5", -0.01, 0.5),
+];
+
+impl Store {
+    /// Stats over decisions, edits, actions and outcomes since `since` (all time if None).
+    pub fn stats(&self, since: Option<Millis>) -> Result<Stats> {
+        let now = self.now();
+        let from = since.unwrap_or(i64::MIN);
+        let c = &self.conn;
+        let mut s = Stats {
+            now,
+            since,
+            queue: self.counts()?,
+            ..Default::default()
+        };
+
+        let ages: Vec<Millis> = c
+            .prepare(
+                "SELECT ?1 - received_at FROM requests WHERE state IN ('pending', 'in_review')",
+            )?
+            .query_map([now], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?;
+        s.open_age = Percentiles::of(ages);
+
+        // Decisions in force (not undone), with the AI's confidence and whether intent or
+        // priority were changed before them.
+        struct Row {
+            kind: String,
+            reason: Option<String>,
+            queue: Option<String>,
+            reviewer: String,
+            handle: Option<Millis>,
+            confidence: Option<f64>,
+            changed_class: bool,
+        }
+        let rows: Vec<Row> = c
+            .prepare(
+                "SELECT d.kind, d.reason, d.queue, d.reviewer,
+                    d.at - (SELECT MAX(a.at) FROM audit a WHERE a.request_id = d.request_id
+                            AND a.kind = 'claimed' AND json_extract(a.detail, '$.fence') = d.fence
+                            AND a.at <= d.at),
+                    r.confidence,
+                    EXISTS (SELECT 1 FROM edits e WHERE e.request_id = d.request_id
+                            AND e.field IN ('intent', 'priority') AND e.at <= d.at)
+                 FROM decisions d JOIN requests r ON r.id = d.request_id
+                 WHERE d.undone_at IS NULL AND d.at >= ?1",
+            )?
+            .query_map([from], |r| {
+                Ok(Row {
+                    kind: r.get(0)?,
+                    reason: r.get(1)?,
+                    queue: r.get(2)?,
+                    reviewer: r.get(3)?,
+                    handle: r.get(4)?,
+                    confidence: r.get(5)?,
+                    changed_class: r.get(6)?,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut d = Decisions::default();
+        let mut reviewers: BTreeMap<String, (u64, Vec<Millis>)> = BTreeMap::new();
+        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+        let mut queues: BTreeMap<String, u64> = BTreeMap::new();
+        let mut buckets: Vec<(u64, u64)> = vec![(0, 0); BUCKETS.len() + 1];
+        for r in &rows {
+            d.total += 1;
+            match r.kind.as_str() {
+                "approve" => d.approved += 1,
+                "reject" => {
+                    d.rejected += 1;
+                    *reasons
+                        .entry(r.reason.clone().unwrap_or_default())
+                        .or_default() += 1;
+                }
+                _ => {
+                    d.escalated += 1;
+                    *queues
+                        .entry(r.queue.clone().unwrap_or_default())
+                        .or_default() += 1;
+                }
+            }
+            let e = reviewers.entry(r.reviewer.clone()).or_default();
+            e.0 += 1;
+            e.1.extend(r.handle);
+            let b = match r.confidence {
+                Some(conf) => BUCKETS
+                    .iter()
+                    .position(|(_, lo, hi)| conf >= *lo && conf < *hi)
+                    .unwrap_or(BUCKETS.len()),
+                None => BUCKETS.len(),
+            };
+            buckets[b].0 += 1;
+            if r.kind == "approve" && !r.changed_class {
+                buckets[b].1 += 1;
+            }
+        }
+        d.undone = c.query_row(
+            "SELECT COUNT(*) FROM decisions WHERE undone_at IS NOT NULL AND at >= ?1",
+            [from],
+            |r| r.get(0),
+        )?;
+        s.reviewers = reviewers
+            .into_iter()
+            .map(|(reviewer, (n, handles))| ReviewerStats {
+                reviewer,
+                decisions: n,
+                median_handle_ms: Percentiles::of(handles).map(|p| p.p50),
+            })
+            .collect();
+        let by_count = |m: BTreeMap<String, u64>| {
+            let mut v: Vec<(String, u64)> = m.into_iter().collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v
+        };
+        s.reject_reasons = by_count(reasons);
+        s.escalation_queues = by_count(queues);
+        s.agreement = BUCKETS
+            .iter()
+            .map(|b| b.0)
+            .chain(["unknown"])
+            .zip(&buckets)
+            .filter(|(_, (n, _))| *n > 0)
+            .map(|(label, (n, agreed))| Bucket {
+                bucket: label.to_string(),
+                decided: *n,
+                agreed: *agreed,
+                rate: ratio(*agreed, *n),
+            })
+            .collect();
+
+        // Edit rate per field over the decided items.
+        let mut edited: BTreeMap<String, u64> = c
+            .prepare(
+                "SELECT e.field, COUNT(DISTINCT e.request_id) FROM edits e
+                 JOIN decisions d ON d.request_id = e.request_id
+                 WHERE d.undone_at IS NULL AND d.at >= ?1 AND e.at <= d.at GROUP BY e.field",
+            )?
+            .query_map([from], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        s.edits = EditableField::ALL
+            .iter()
+            .map(|f| {
+                let n = edited.remove(f.as_str()).unwrap_or(0);
+                FieldEdits {
+                    field: f.as_str().to_string(),
+                    edited: n,
+                    rate: ratio(n, d.total),
+                }
+            })
+            .collect();
+        s.decisions = d;
+
+        // Volume per hour: the last 24 hours against the 7 days before.
+        let this_hour = now - now.rem_euclid(HOUR);
+        let start = this_hour - 23 * HOUR;
+        let base_start = start - 7 * 24 * HOUR;
+        let hourly = |sql: &str, from: Millis, hours: usize| -> Result<Vec<u64>> {
+            let mut v = vec![0u64; hours];
+            let mut stmt = c.prepare(sql)?;
+            let rows = stmt.query_map(params![from, from + hours as i64 * HOUR], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (at, n) = row?;
+                let h = ((at - from) / HOUR) as usize;
+                if h < hours {
+                    v[h] += n as u64;
+                }
+            }
+            Ok(v)
+        };
+        let ingest_sql = "SELECT ingested_at - (ingested_at - ?1) % 3600000, COUNT(*) FROM requests
+                          WHERE ingested_at >= ?1 AND ingested_at < ?2 GROUP BY 1";
+        let per_hour = hourly(ingest_sql, start, 24)?;
+        let mut baseline_hours = hourly(ingest_sql, base_start, 7 * 24)?;
+        baseline_hours.sort_unstable();
+        let baseline = baseline_hours
+            .get(baseline_hours.len() / 2)
+            .copied()
+            .unwrap_or(0) as f64;
+        let escalations = hourly(
+            "SELECT at - (at - ?1) % 3600000, COUNT(*) FROM decisions
+             WHERE kind = 'escalate' AND undone_at IS NULL AND at >= ?1 AND at < ?2 GROUP BY 1",
+            start,
+            24,
+        )?;
+        let policy = &self.policy;
+        let alert = per_hour
+            .iter()
+            .rev()
+            .take(2)
+            .enumerate()
+            .find_map(|(i, &n)| {
+                let limit = policy.volume_alert_factor * baseline.max(1.0);
+                (n >= policy.volume_alert_min && n as f64 > limit).then(|| {
+                    format!(
+                        "{} {n} requests in an hour, {:.1}× the baseline of {baseline:.0}/h",
+                        if i == 0 { "this hour:" } else { "last hour:" },
+                        n as f64 / baseline.max(1.0)
+                    )
+                })
+            });
+        s.volume = Volume {
+            per_hour,
+            baseline_per_hour: baseline,
+            escalations_per_hour: escalations,
+            alert,
+        };
+
+        // Actions per provider.
+        let mut providers: BTreeMap<String, ProviderStats> = BTreeMap::new();
+        let mut stmt = c.prepare(
+            "SELECT action, status, COUNT(*) FROM outbox WHERE created_at >= ?1 GROUP BY action, status",
+        )?;
+        let rows = stmt.query_map([from], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)? as u64,
+            ))
+        })?;
+        for row in rows {
+            let (action, status, n) = row?;
+            let p = providers.entry(action.clone()).or_insert(ProviderStats {
+                action,
+                total: 0,
+                sent: 0,
+                dead: 0,
+                pending: 0,
+                sandbox: 0,
+                cancelled: 0,
+                success_rate: 0.0,
+                dead_rate: 0.0,
+            });
+            p.total += n;
+            match status.as_str() {
+                "sent" => p.sent += n,
+                "dead" => p.dead += n,
+                "sandbox" => p.sandbox += n,
+                "cancelled" => p.cancelled += n,
+                _ => p.pending += n,
+            }
+        }
+        s.actions = providers
+            .into_values()
+            .map(|mut p| {
+                p.success_rate = ratio(p.sent, p.sent + p.dead);
+                p.dead_rate = ratio(p.dead, p.sent + p.dead);
+                p
+            })
+            .collect();
+
+        // Outcomes by (reviewed) intent: the latest outcome of each item.
+        s.outcomes = c
+            .prepare(
+                "SELECT COALESCE(r.intent, '?'), o.value, COUNT(*) FROM outcomes o
+                 JOIN requests r ON r.id = o.request_id
+                 WHERE o.id = (SELECT MAX(id) FROM outcomes WHERE request_id = o.request_id)
+                   AND o.at >= ?1
+                 GROUP BY 1, 2 ORDER BY 1, 3 DESC, 2",
+            )?
+            .query_map([from], |r| {
+                Ok(OutcomeCount {
+                    intent: r.get(0)?,
+                    outcome: r.get(1)?,
+                    count: r.get::<_, i64>(2)? as u64,
+                })
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(s)
+    }
+}
