@@ -536,8 +536,14 @@ fn diff_preview_timeline_are_overlays() {
     assert_eq!(a.overlay_scroll, 2);
     key(&mut a, "esc");
     assert_eq!((a.mode, a.overlay_scroll), (Mode::List, 0));
-    key(&mut a, "p");
+    let fx = key(&mut a, "p");
     assert_eq!(a.mode, Mode::Preview);
+    assert!(
+        matches!(&fx[..], [Effect::RecordPreview(1, d)] if d.len() == 64),
+        "the audit records what was previewed: {fx:?}"
+    );
+    update(&mut a, Action::Loaded(Loaded::PreviewRecorded(1, Ok(()))));
+    assert!(!a.dirty);
     key(&mut a, "esc");
     assert_eq!(key(&mut a, "L"), vec![Effect::LoadTimeline(1)]);
     assert_eq!(a.mode, Mode::Timeline);

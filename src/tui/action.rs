@@ -180,6 +180,7 @@ pub enum Loaded {
     },
     Undone(i64, Result<Claim, QueueError>),
     Timeline(i64, Result<Vec<AuditEntry>, QueueError>),
+    PreviewRecorded(i64, Result<(), QueueError>),
     /// `$EDITOR` came back with this text (or failed).
     Editor(EditableField, Result<String, String>),
 }
@@ -222,6 +223,8 @@ pub enum Effect {
     },
     Undo(i64),
     LoadTimeline(i64),
+    /// Record in the audit that the preview (with this digest) was shown.
+    RecordPreview(i64, String),
     /// Open `$EDITOR` on this text for this field.
     OpenEditor(EditableField, String),
     /// Clear and repaint the whole screen.

@@ -55,6 +55,9 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
         }
         Effect::Undo(id) => Loaded::Undone(id, q.undo(id, reviewer).await),
         Effect::LoadTimeline(id) => Loaded::Timeline(id, q.timeline(id).await),
+        Effect::RecordPreview(id, digest) => {
+            Loaded::PreviewRecorded(id, q.preview_rendered(id, reviewer, &digest).await)
+        }
         Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => return None,
     })
 }

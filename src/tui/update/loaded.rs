@@ -250,6 +250,14 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                 Vec::new()
             }
         },
+        Loaded::PreviewRecorded(_, r) => {
+            // Only a record; a failure is logged, never in the reviewer's way.
+            if let Err(e) = r {
+                tracing::warn!("recording the preview failed: {e}");
+            }
+            app.dirty = false;
+            Vec::new()
+        }
         Loaded::Timeline(id, r) => {
             match r {
                 Ok(entries) => app.timeline = Some((id, entries)),
