@@ -379,7 +379,7 @@ fn compact(v: &serde_json::Value) -> String {
         Value::Null => String::new(),
         Value::Object(m) => m
             .iter()
-            .filter(|(k, v)| !v.is_null() && !k.ends_with("sha256"))
+            .filter(|(k, v)| !v.is_null() && !k.ends_with("sha256") && *k != "policy_version")
             .map(|(k, v)| format!("{}={}", fmt::clean(k, 24), one(v)))
             .collect::<Vec<_>>()
             .join(" "),
