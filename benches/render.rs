@@ -465,31 +465,42 @@ fn process_report(db: &Path) {
             })
             .unwrap_or(0)
     };
-    let switches = |pid: &str| -> u64 {
-        let mut n = 0;
+    // Per thread: tokio's blocking threads come and go, so a plain sum can go down.
+    type PerThread = std::collections::HashMap<String, u64>;
+    let switches = |pid: &str| -> PerThread {
+        let mut n = PerThread::new();
         if let Ok(rd) = std::fs::read_dir(format!("/proc/{pid}/task")) {
             for t in rd.flatten() {
                 let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-                n += field(&s, "voluntary_ctxt_switches:")
-                    + field(&s, "nonvoluntary_ctxt_switches:");
+                n.insert(
+                    t.file_name().to_string_lossy().into_owned(),
+                    field(&s, "voluntary_ctxt_switches:")
+                        + field(&s, "nonvoluntary_ctxt_switches:"),
+                );
             }
         }
         n
+    };
+    let delta = |a: &PerThread, b: &PerThread| -> u64 {
+        b.iter()
+            .map(|(tid, after)| after.saturating_sub(a.get(tid).copied().unwrap_or(0)))
+            .sum()
     };
     // Let start-up settle, then measure idle.
     std::thread::sleep(Duration::from_secs(3));
     let (c0, w0, i0) = (ticks(&pid), switches(&pid), Instant::now());
     std::thread::sleep(Duration::from_secs(idle));
     let (c1, w1, el) = (ticks(&pid), switches(&pid), i0.elapsed());
+    let woke = delta(&w0, &w1);
     let hz = 100.0; // USER_HZ on Linux
     let cpu = (c1 - c0) as f64 / hz / el.as_secs_f64() * 100.0;
     println!(
-        "idle over {:.0?}: CPU {:.2}% ({} ticks of 10 ms), {} context switches (all threads) = {:.1} wake-ups/s",
+        "idle over {:.0?}: CPU {:.2}% ({} ticks of 10 ms); {} context switches in all threads = {:.2} wake-ups/s",
         el,
         cpu,
-        c1 - c0,
-        w1 - w0,
-        (w1 - w0) as f64 / el.as_secs_f64()
+        c1.saturating_sub(c0),
+        woke,
+        woke as f64 / el.as_secs_f64()
     );
     tmux(&["send-keys", "-t", "b", "q"]);
     std::thread::sleep(Duration::from_millis(300));
