@@ -57,9 +57,9 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
     if app.read_only {
         right.push_str("│ READ-ONLY ");
     }
-    let left_w: usize = spans.iter().map(|s| text::width(&s.content)).sum();
+    let left_w: usize = spans.iter().map(|s| fmt::cells(&s.content)).sum();
     let right = fmt::clean(&right, w.saturating_sub(left_w));
-    let gap = w.saturating_sub(left_w + text::width(&right));
+    let gap = w.saturating_sub(left_w + fmt::cells(&right));
     spans.push(Span::styled(" ".repeat(gap), t.status));
     spans.push(Span::styled(right, t.status));
     let line1 = Line::from(spans);
@@ -99,7 +99,7 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
     let mut used = 0usize;
     if let Some(k) = app.pending_key {
         let s = format!(" {k}…");
-        used += text::width(&s);
+        used += fmt::cells(&s);
         spans.push(Span::styled(s, t.key));
     }
     for b in app.keymap.table(app.mode).iter().filter(|b| b.footer) {
@@ -110,7 +110,7 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
         } else {
             format!("{key} {}", b.label)
         };
-        let need = text::width(&label) + 2;
+        let need = fmt::cells(&label) + 2;
         if used + need > w {
             break;
         }

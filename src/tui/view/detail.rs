@@ -176,7 +176,7 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
                 t.muted,
                 &v,
                 t.base,
-                (text::width(&fmt::clean(k, 30)) + 4).min(w / 2),
+                (fmt::cells(&fmt::clean(k, 30)) + 4).min(w / 2),
                 w,
             ));
         }

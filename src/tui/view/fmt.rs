@@ -61,10 +61,42 @@ pub fn conf_text(conf: Option<f64>, cells: usize) -> String {
     }
 }
 
+/// Cells a string takes on screen as ratatui places it: the sum of its graphemes' widths.
+///
+/// Not `text::width` of the whole string: unicode-width counts an Arabic lam-alef pair as
+/// one cell, while ratatui (and terminals without shaping) give each letter its own.
+pub fn cells(s: &str) -> usize {
+    use unicode_segmentation::UnicodeSegmentation;
+    s.graphemes(true).map(text::width).sum()
+}
+
+/// `s` cut to at most `max` cells as [`cells`] counts them, with `…` when cut.
+pub fn cut(s: &str, max: usize) -> String {
+    use unicode_segmentation::UnicodeSegmentation;
+    if cells(s) <= max {
+        return s.to_string();
+    }
+    if max == 0 {
+        return String::new();
+    }
+    let mut out = String::new();
+    let mut used = 0;
+    for g in s.graphemes(true) {
+        let w = text::width(g);
+        if used + w + 1 > max {
+            break;
+        }
+        out.push_str(g);
+        used += w;
+    }
+    out.push('…');
+    out
+}
+
 /// Request text made safe and cut to `max` cells.
 pub fn clean(s: &str, max: usize) -> String {
     let s = text::sanitize(s);
-    text::truncate(&s, max).into_owned()
+    cut(&s, max)
 }
 
 pub fn clean_opt(s: Option<&str>) -> Cow<'_, str> {
@@ -76,9 +108,8 @@ pub fn clean_opt(s: Option<&str>) -> Cow<'_, str> {
 
 /// `s` padded with spaces (or cut) to exactly `w` cells.
 pub fn pad(s: &str, w: usize) -> String {
-    let t = text::truncate(s, w);
-    let used = text::width(&t);
-    let mut out = t.into_owned();
+    let mut out = cut(s, w);
+    let used = cells(&out);
     out.extend(std::iter::repeat_n(' ', w.saturating_sub(used)));
     out
 }
@@ -101,7 +132,7 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
     let mut line = String::new();
     let mut used = 0usize;
     for word in s.split_word_bounds() {
-        let w = text::width(word);
+        let w = cells(word);
         if used + w <= width {
             line.push_str(word);
             used += w;
@@ -148,7 +179,7 @@ mod tests {
         assert_eq!(wrap("", 5), vec![""]);
         for l in wrap("東京都の配送センターで👩‍👩‍👧‍👦が待っています", 7)
         {
-            assert!(text::width(&l) <= 7, "{l}");
+            assert!(cells(&l) <= 7, "{l}");
         }
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
     }
@@ -161,5 +192,9 @@ mod tests {
         assert_eq!(conf_text(Some(0.5), 4), "0.50 ▰▰▱▱");
         assert_eq!(conf_text(None, 2), "  ?  ▱▱");
         assert_eq!(pad("日本", 5), "日本 ");
+        // Lam-alef: two cells on screen, whatever unicode-width says of the pair.
+        assert_eq!(cells("لا"), 2);
+        assert_eq!(pad("لا", 3), "لا ");
+        assert_eq!(cut("abcdef", 4), "abc…");
     }
 }

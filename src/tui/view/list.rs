@@ -7,7 +7,6 @@ use ratatui::widgets::{Block, Paragraph};
 
 use super::fmt;
 use crate::queue::ItemSummary;
-use crate::text;
 use crate::tui::action::Pane;
 use crate::tui::app::App;
 
@@ -80,7 +79,7 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
     let mut spans: Vec<Span<'static>> = Vec::new();
     let mut used = 0usize;
     fn push_at(spans: &mut Vec<Span<'static>>, used: &mut usize, s: String, st: Style) {
-        *used += text::width(&s);
+        *used += fmt::cells(&s);
         spans.push(Span::styled(s, st));
     }
     macro_rules! push {
@@ -161,8 +160,8 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
     if it.sample {
         badges.push(("smp".into(), t.muted));
     }
-    let badge_w: usize = badges.iter().map(|(b, _)| text::width(b) + 1).sum();
-    let right_w = text::width(&age) + 1 + badge_w;
+    let badge_w: usize = badges.iter().map(|(b, _)| fmt::cells(b) + 1).sum();
+    let right_w = fmt::cells(&age) + 1 + badge_w;
     let avail = width.saturating_sub(used + right_w + 1);
     let who = fmt::clean_opt(it.sender.as_deref());
     let subj = fmt::clean_opt(it.subject.as_deref().or(it.summary.as_deref()));
