@@ -256,7 +256,12 @@ fn report() {
     for i in 0..5000 {
         let app = if i % 2 == 0 { &a } else { &b };
         let t = Instant::now();
-        term.draw(|f| view::draw(app, f)).expect("draw");
+        let b = term
+            .draw(|f| view::draw(app, f))
+            .expect("draw")
+            .buffer
+            .clone();
+        term.backend_mut().sync(&b);
         term.backend_mut().flush().expect("flush");
         frames.push(t.elapsed());
     }

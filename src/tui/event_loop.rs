@@ -19,6 +19,7 @@ use tokio::task::JoinHandle;
 
 use super::action::{Action, Cmd, Effect, Loaded};
 use super::app::App;
+use super::gapfill::GapFill;
 use super::terminal::TerminalGuard;
 use super::update::update;
 use super::{effects, update, view};
@@ -49,14 +50,21 @@ pub fn event_action(ev: Event) -> Option<Action> {
 }
 
 /// Draws one frame inside synchronized output (no tearing over slow links).
-pub fn draw_frame<B: Backend + Write>(terminal: &mut Terminal<B>, app: &App) -> anyhow::Result<()> {
+pub fn draw_frame<B: Backend + Write>(
+    terminal: &mut Terminal<GapFill<B>>,
+    app: &App,
+) -> anyhow::Result<()> {
     crossterm::queue!(
         terminal.backend_mut(),
         crossterm::terminal::BeginSynchronizedUpdate
     )?;
-    terminal
+    let frame = terminal
         .draw(|f| view::draw(app, f))
-        .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?
+        .buffer
+        .clone();
+    // The gap filler reprints unchanged cells from exactly this frame.
+    terminal.backend_mut().sync(&frame);
     crossterm::execute!(
         terminal.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate
@@ -152,7 +160,7 @@ fn run_editor(field: EditableField, text: &str) -> Result<String, String> {
 pub async fn run<B: Backend + Write>(
     queue: Arc<dyn Queue>,
     mut app: App,
-    terminal: &mut Terminal<B>,
+    terminal: &mut Terminal<GapFill<B>>,
     guard: &mut TerminalGuard,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = unbounded_channel::<Action>();

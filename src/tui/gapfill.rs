@@ -1,7 +1,8 @@
 //! A backend wrapper that sends fewer bytes over slow links: where two changed cells on a
-//! row are separated by a few unchanged ones, it reprints those (known from a shadow copy
-//! of the screen) instead of a cursor move (`ESC[row;colH`, 6–8 bytes), when that is
-//! shorter and needs no colour change.
+//! row are separated by a few unchanged ones, it reprints those instead of a cursor move
+//! (`ESC[row;colH`, 6–8 bytes), when that is shorter and needs no colour change. What the
+//! unchanged cells hold comes from the previous frame, handed over with [`GapFill::sync`];
+//! without a synced frame nothing is filled.
 use std::io::{self, Write};
 
 use ratatui::backend::{Backend, ClearType, WindowSize};
@@ -16,6 +17,8 @@ pub struct GapFill<B: Backend> {
     inner: B,
     /// What the terminal shows, as far as this backend drew it.
     shadow: Buffer,
+    /// Off: pass cells through untouched.
+    pub enabled: bool,
 }
 
 impl<B: Backend> GapFill<B> {
@@ -23,7 +26,17 @@ impl<B: Backend> GapFill<B> {
         GapFill {
             inner,
             shadow: Buffer::empty(Rect::default()),
+            enabled: true,
         }
+    }
+
+    /// Takes the frame just drawn as what the screen shows. Called after each
+    /// `Terminal::draw` with its completed buffer, so the cells reprinted in a gap are
+    /// exactly what ratatui believes is on screen (hidden halves of wide characters
+    /// included, which a copy built from drawn cells alone would get wrong).
+    pub fn sync(&mut self, frame: &Buffer) {
+        self.shadow.area = frame.area;
+        self.shadow.content.clone_from(&frame.content);
     }
 
     pub fn inner(&self) -> &B {
@@ -32,20 +45,6 @@ impl<B: Backend> GapFill<B> {
 
     pub fn inner_mut(&mut self) -> &mut B {
         &mut self.inner
-    }
-
-    fn ensure(&mut self, x: u16, y: u16) {
-        let a = self.shadow.area;
-        if x >= a.width || y >= a.height {
-            let grown = Rect::new(0, 0, a.width.max(x + 1), a.height.max(y + 1));
-            let mut b = Buffer::empty(grown);
-            for yy in 0..a.height {
-                for xx in 0..a.width {
-                    b[(xx, yy)] = self.shadow[(xx, yy)].clone();
-                }
-            }
-            self.shadow = b;
-        }
     }
 }
 
@@ -72,17 +71,17 @@ impl<B: Backend> Backend for GapFill<B> {
     where
         I: Iterator<Item = (u16, u16, &'a Cell)>,
     {
-        let changed: Vec<(u16, u16, Cell)> = content.map(|(x, y, c)| (x, y, c.clone())).collect();
-        for (x, y, c) in &changed {
-            self.ensure(*x, *y);
-            self.shadow[(*x, *y)] = c.clone();
+        if !self.enabled {
+            return self.inner.draw(content);
         }
+        let changed: Vec<(u16, u16, Cell)> = content.map(|(x, y, c)| (x, y, c.clone())).collect();
+        let area = self.shadow.area;
         let mut out: Vec<(u16, u16, Cell)> = Vec::with_capacity(changed.len());
         let mut last: Option<(u16, u16, u16)> = None; // x, y, width of the last cell sent
         for (x, y, c) in changed {
             if let Some((lx, ly, lw)) = last {
                 let next = lx.saturating_add(lw.max(1));
-                if ly == y && x > next && x - next <= MAX_GAP {
+                if ly == y && x > next && x - next <= MAX_GAP && x < area.width && y < area.height {
                     // The cells in between, as the terminal shows them.
                     let prev = out.last().map(|(_, _, c)| c.clone());
                     let mut fill = Vec::new();
@@ -203,7 +202,8 @@ mod tests {
             let backend = GapFill::new(CrosstermBackend::new(count.clone()));
             let mut term = Terminal::with_options(backend, fixed()).unwrap();
             for t in texts {
-                term.draw(|f| draw(f, t)).unwrap();
+                let b = term.draw(|f| draw(f, t)).unwrap().buffer.clone();
+                term.backend_mut().sync(&b);
             }
         } else {
             let mut term =
@@ -217,10 +217,7 @@ mod tests {
 
     #[test]
     fn small_gaps_are_reprinted_not_jumped() {
-        let texts = [
-            "Nadia Kowalczyk <nadia@kestrel>",
-            "Nadia Kowalczak <nadie@kestrex>",
-        ];
+        let texts = ["order 41 of 57 at 19h", "order 42 of 58 at 18h"];
         let plain = frames(&texts, false);
         let filled = frames(&texts, true);
         assert!(filled < plain, "{filled} vs {plain}");
@@ -229,7 +226,19 @@ mod tests {
     #[test]
     fn the_screen_ends_up_the_same() {
         // Wide characters next to a gap are never split.
-        let texts = ["日本語 abc 東京 xyz", "日本人 abd 東京 xyz", "a"];
+        // Wide characters replaced by narrow text with small gaps: the hidden right halves
+        // must never be reprinted from stale content (a bug a shadow built from drawn cells
+        // alone had).
+        let texts = [
+            "日本語 abc 東京 xyz",
+            "日本人 abd 東京 xyz",
+            "a",
+            "佐藤 美咲 <misaki@kanto.example> 18h",
+            "at our last QBR.   a  p  e  a  s  o",
+            "at our last QBR.                   ",
+            "陈志远 <chen@huaxin> 合作意向",
+            "nobody mentioned this at our last",
+        ];
         let mut term = Terminal::with_options(
             GapFill::new(ratatui::backend::TestBackend::new(40, 1)),
             ratatui::TerminalOptions {
@@ -243,7 +252,17 @@ mod tests {
             let shown = term.backend().inner().buffer().clone();
             let mut want = Buffer::empty(Rect::new(0, 0, 40, 1));
             ratatui::widgets::Widget::render(Paragraph::new(t), want.area, &mut want);
-            assert_eq!(shown.content, want.content, "{t}");
+            // Compare what a terminal shows: symbols, skipping the hidden right halves of
+            // wide characters (TestBackend keeps stale text there, with or without gap fill).
+            let mut hidden = 0;
+            for (i, (a, b)) in shown.content.iter().zip(want.content.iter()).enumerate() {
+                if hidden > 0 {
+                    hidden -= 1;
+                    continue;
+                }
+                assert_eq!(a.symbol(), b.symbol(), "{t}: cell {i}");
+                hidden = crate::text::width(b.symbol()).saturating_sub(1);
+            }
         }
     }
 }

@@ -121,10 +121,11 @@ pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> 
     let mut guard = terminal::TerminalGuard::enter()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     // One write per frame instead of one per escape sequence (stdout's own buffer is small).
-    let backend = gapfill::GapFill::new(CrosstermBackend::new(std::io::BufWriter::with_capacity(
-        64 * 1024,
-        std::io::stdout(),
-    )));
+    let mut backend = gapfill::GapFill::new(CrosstermBackend::new(
+        std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+    ));
+    // An escape hatch should a terminal disagree with the shadow copy.
+    backend.enabled = std::env::var_os("SIGNOFF_TUI_NO_GAPFILL").is_none();
     let mut term = ratatui::Terminal::new(backend)?;
     let size = term.size()?;
     let app = initial_app(queue.as_ref(), &opts, size.width, size.height);
