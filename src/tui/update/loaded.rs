@@ -128,7 +128,7 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                     app.ai_scroll = 0;
                     say(app, Level::Ok, format!("#{id} is yours while it is open"));
                     app.details_requested.insert(id);
-                    let mut fx = vec![Effect::LoadDetails(vec![id])];
+                    let mut fx = vec![Effect::LoadDetails(vec![id]), Effect::LoadCounts];
                     if then == Some(Cmd::Edit) {
                         // Edit on the cached detail; the fresh one arrives right after.
                         fx.extend(start_edit(app));
