@@ -1,11 +1,29 @@
-//! The review console (issue 3). Entry point: [`run`].
+//! The review console (issue 3): a keyboard-driven TUI over the [`Queue`].
+//!
+//! The shape follows STYLE.md: one state ([`app::App`]), a closed action enum
+//! ([`action::Action`]), a pure `update` that returns effects, a pure
+//! `draw(&App, &mut Frame)`, and one keymap table per mode that feeds dispatch, the footer
+//! and the help palette. The event loop ([`event_loop`]) runs effects in tokio tasks and
+//! draws only when something changed.
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::model::Policy;
 use crate::queue::Queue;
 
+pub mod action;
+pub mod app;
 mod config;
+pub mod effects;
+pub mod event_loop;
+pub mod filter;
+pub mod gapfill;
+pub mod keymap;
+pub mod terminal;
+pub mod theme;
+pub mod update;
+pub mod view;
+
 pub use config::UiConfig;
 
 /// What the console needs besides the queue.
@@ -23,23 +41,95 @@ pub struct TuiOptions {
     pub themes_dir: Option<PathBuf>,
 }
 
-/// Runs the console until the reviewer quits.
-pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> {
-    let _ = (queue, opts);
-    anyhow::bail!("the review console is not built yet")
+/// Problems in `[ui]` as (dotted key, message): unknown actions, keys that do not parse,
+/// keys bound twice in one mode, a bad colour mode or theme.
+pub fn check_ui(ui: &UiConfig) -> Vec<(String, String)> {
+    let (_, mut issues) = keymap::Keymap::build(&ui.keymap);
+    if let Err(e) = theme::ColorMode::resolve(&ui.color, false, None, None) {
+        issues.push(("ui.color".into(), e));
+    }
+    if !theme::builtin_names().any(|n| n == ui.theme) {
+        // A user theme lives in the config dir; only the file's absence is known later.
+        if ui.theme.trim().is_empty() || ui.theme.contains(['/', '\\']) {
+            issues.push((
+                "ui.theme".into(),
+                format!(
+                    "'{}' is not a theme name; use dark, light, high-contrast, mono or the name of a file in <config dir>/themes",
+                    ui.theme
+                ),
+            ));
+        }
+    }
+    issues
 }
 
-/// Problems in the `[ui]` section, as (dotted key, message).
-pub fn check_ui(ui: &UiConfig) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if !["auto", "16", "256", "truecolor", "none"].contains(&ui.color.as_str()) {
-        out.push((
-            "ui.color".into(),
-            format!(
-                "'{}' is not a colour mode; allowed: auto, 16, 256, truecolor, none",
-                ui.color
-            ),
+/// The console's state as it starts, from the options and the environment.
+pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16) -> app::App {
+    let (km, issues) = keymap::Keymap::build(&opts.ui.keymap);
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    let colorterm = std::env::var("COLORTERM").ok();
+    let term = std::env::var("TERM").ok();
+    let mut problems: Vec<String> = issues
+        .into_iter()
+        .map(|(k, m)| format!("{k}: {m}"))
+        .collect();
+    let mode = theme::ColorMode::resolve(
+        &opts.ui.color,
+        no_color,
+        colorterm.as_deref(),
+        term.as_deref(),
+    )
+    .unwrap_or_else(|e| {
+        problems.push(format!("ui.color: {e}"));
+        theme::ColorMode::Ansi16
+    });
+    let theme = theme::Theme::load(&opts.ui.theme, opts.themes_dir.as_deref(), mode)
+        .unwrap_or_else(|e| {
+            problems.push(format!("ui.theme: {e}"));
+            theme::Theme::load("dark", None, mode).unwrap_or_else(|_| theme::Theme::fallback())
+        });
+    let mut a = app::App::new(app::AppInit {
+        policy: opts.policy.clone(),
+        reviewer: opts.reviewer.clone(),
+        read_only: opts.read_only,
+        location: queue.location(),
+        actions_mode: opts.actions_mode.clone(),
+        theme,
+        keymap: km,
+        now: event_loop::now_ms(),
+        width,
+        height,
+    });
+    if let Some(p) = problems.first() {
+        a.message = Some((p.clone(), app::Level::Warn));
+    } else {
+        let help = a
+            .keymap
+            .key_for(app::Mode::List, action::Cmd::Help)
+            .unwrap_or_else(|| "?".into());
+        a.message = Some((
+            format!("welcome, {} · {help} lists every key", a.reviewer),
+            app::Level::Info,
         ));
     }
-    out
+    a
+}
+
+/// Runs the console until the reviewer quits.
+pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> {
+    use ratatui::backend::CrosstermBackend;
+    let mut guard = terminal::TerminalGuard::enter()
+        .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
+    // One write per frame instead of one per escape sequence (stdout's own buffer is small).
+    let mut backend = gapfill::GapFill::new(CrosstermBackend::new(
+        std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+    ));
+    // An escape hatch should a terminal disagree with the shadow copy.
+    backend.enabled = std::env::var_os("SIGNOFF_TUI_NO_GAPFILL").is_none();
+    let mut term = ratatui::Terminal::new(backend)?;
+    let size = term.size()?;
+    let app = initial_app(queue.as_ref(), &opts, size.width, size.height);
+    let result = event_loop::run(queue, app, &mut term, &mut guard).await;
+    drop(guard);
+    result
 }

@@ -1,0 +1,233 @@
+//! Everything that can happen to the console: the closed [`Action`] enum (keys already
+//! resolved to commands, text input, queue results, time) and the [`Effect`]s that
+//! [`update`](super::update::update) asks the event loop to run.
+use crossterm::event::KeyEvent;
+
+use crate::model::EditableField;
+use crate::queue::{
+    AuditEntry, Claim, Counts, Decision, ItemDetail, ListQuery, Millis, Page, QueueError, Receipt,
+};
+
+/// A command a key can be bound to. Its [`Cmd::name`] is the name used in `[ui.keymap]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Cmd {
+    Down,
+    Up,
+    Top,
+    Bottom,
+    HalfPageDown,
+    HalfPageUp,
+    PageDown,
+    PageUp,
+    SwitchPane,
+    Open,
+    Approve,
+    Edit,
+    Reject,
+    Escalate,
+    Undo,
+    Diff,
+    Preview,
+    Filter,
+    Sort,
+    Help,
+    Palette,
+    Timeline,
+    Back,
+    Quit,
+    ForceQuit,
+    Redraw,
+    /// Enter in a picker, form or input line.
+    Submit,
+    NextField,
+    PrevField,
+    /// Cycle a picker (intent, priority) in the edit form.
+    PickNext,
+    PickPrev,
+    /// Save the edit form (validates).
+    Save,
+    ExternalEditor,
+    /// Pick entry 1..=9 of a list (reject reasons, escalation queues).
+    Pick(u8),
+}
+
+impl Cmd {
+    /// Every command, in help order.
+    pub const ALL: [Cmd; 42] = [
+        Cmd::Down,
+        Cmd::Up,
+        Cmd::Top,
+        Cmd::Bottom,
+        Cmd::HalfPageDown,
+        Cmd::HalfPageUp,
+        Cmd::PageDown,
+        Cmd::PageUp,
+        Cmd::SwitchPane,
+        Cmd::Open,
+        Cmd::Approve,
+        Cmd::Edit,
+        Cmd::Reject,
+        Cmd::Escalate,
+        Cmd::Undo,
+        Cmd::Diff,
+        Cmd::Preview,
+        Cmd::Filter,
+        Cmd::Sort,
+        Cmd::Help,
+        Cmd::Palette,
+        Cmd::Timeline,
+        Cmd::Back,
+        Cmd::Quit,
+        Cmd::ForceQuit,
+        Cmd::Redraw,
+        Cmd::Submit,
+        Cmd::NextField,
+        Cmd::PrevField,
+        Cmd::PickNext,
+        Cmd::PickPrev,
+        Cmd::Save,
+        Cmd::ExternalEditor,
+        Cmd::Pick(1),
+        Cmd::Pick(2),
+        Cmd::Pick(3),
+        Cmd::Pick(4),
+        Cmd::Pick(5),
+        Cmd::Pick(6),
+        Cmd::Pick(7),
+        Cmd::Pick(8),
+        Cmd::Pick(9),
+    ];
+
+    /// The name used in the config's keymap.
+    pub fn name(self) -> &'static str {
+        match self {
+            Cmd::Down => "down",
+            Cmd::Up => "up",
+            Cmd::Top => "top",
+            Cmd::Bottom => "bottom",
+            Cmd::HalfPageDown => "half_page_down",
+            Cmd::HalfPageUp => "half_page_up",
+            Cmd::PageDown => "page_down",
+            Cmd::PageUp => "page_up",
+            Cmd::SwitchPane => "switch_pane",
+            Cmd::Open => "open",
+            Cmd::Approve => "approve",
+            Cmd::Edit => "edit",
+            Cmd::Reject => "reject",
+            Cmd::Escalate => "escalate",
+            Cmd::Undo => "undo",
+            Cmd::Diff => "diff",
+            Cmd::Preview => "preview",
+            Cmd::Filter => "filter",
+            Cmd::Sort => "sort",
+            Cmd::Help => "help",
+            Cmd::Palette => "palette",
+            Cmd::Timeline => "timeline",
+            Cmd::Back => "back",
+            Cmd::Quit => "quit",
+            Cmd::ForceQuit => "force_quit",
+            Cmd::Redraw => "redraw",
+            Cmd::Submit => "submit",
+            Cmd::NextField => "next_field",
+            Cmd::PrevField => "prev_field",
+            Cmd::PickNext => "pick_next",
+            Cmd::PickPrev => "pick_prev",
+            Cmd::Save => "save",
+            Cmd::ExternalEditor => "external_editor",
+            Cmd::Pick(n) => {
+                const N: [&str; 10] = [
+                    "pick_0", "pick_1", "pick_2", "pick_3", "pick_4", "pick_5", "pick_6", "pick_7",
+                    "pick_8", "pick_9",
+                ];
+                N[usize::from(n.min(9))]
+            }
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Cmd> {
+        Cmd::ALL.into_iter().find(|c| c.name() == name)
+    }
+}
+
+/// Which part of the detail a scroll goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Pane {
+    #[default]
+    List,
+    Raw,
+    Ai,
+}
+
+/// A queue result, sent back by a task the event loop ran for an [`Effect`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Loaded {
+    Token(Result<u64, QueueError>),
+    /// `generation` tells a stale page (an older query) from the current one.
+    Page {
+        generation: u64,
+        result: Result<Page, QueueError>,
+    },
+    Counts(Result<Counts, QueueError>),
+    Details(Vec<(i64, Result<ItemDetail, QueueError>)>),
+    Claimed(i64, Result<Claim, QueueError>),
+    Heartbeat(Result<Claim, QueueError>),
+    Released(i64),
+    Edited(EditableField, Result<(), QueueError>),
+    Decided {
+        id: i64,
+        verb: &'static str,
+        result: Result<Receipt, QueueError>,
+    },
+    Undone(i64, Result<Claim, QueueError>),
+    Timeline(i64, Result<Vec<AuditEntry>, QueueError>),
+    PreviewRecorded(i64, Result<(), QueueError>),
+    /// `$EDITOR` came back with this text (or failed).
+    Editor(EditableField, Result<String, String>),
+}
+
+/// Everything that can happen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Action {
+    /// A key press: resolved through the current mode's table, else text for a focused field.
+    Key(KeyEvent),
+    /// A command, as a key resolves to or the palette runs.
+    Cmd(Cmd),
+    /// Bracketed paste (goes only to a focused text field).
+    Paste(String),
+    Resize(u16, u16),
+    /// Time passed (lease countdown, debounce); carries the wall clock.
+    Tick(Millis),
+    /// Low-frequency check whether the queue changed.
+    Poll,
+    Loaded(Loaded),
+}
+
+/// Work `update` asks for; the event loop runs it off the UI path.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    LoadPage {
+        query: ListQuery,
+        generation: u64,
+    },
+    LoadCounts,
+    LoadDetails(Vec<i64>),
+    PollToken,
+    Claim(i64),
+    Release(Claim),
+    SaveEdit(Claim, EditableField, Option<String>),
+    /// Decide with a held claim, or claim first (one-key approve from the list).
+    Decide {
+        id: i64,
+        claim: Option<Claim>,
+        decision: Decision,
+    },
+    Undo(i64),
+    LoadTimeline(i64),
+    /// Record in the audit that the preview (with this digest) was shown.
+    RecordPreview(i64, String),
+    /// Open `$EDITOR` on this text for this field.
+    OpenEditor(EditableField, String),
+    /// Clear and repaint the whole screen.
+    ClearScreen,
+    Quit,
+}

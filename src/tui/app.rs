@@ -1,0 +1,322 @@
+//! The console's one state: everything `draw` reads and `update` changes.
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use ratatui_textarea::{TextArea, WrapMode};
+
+use super::action::Pane;
+use super::keymap::{Key, Keymap};
+use super::theme::Theme;
+use crate::model::{EditableField, Policy};
+use crate::queue::{AuditEntry, Claim, Counts, ItemDetail, ListQuery, Millis, Page};
+
+/// What the keys do now. Each mode has its own table in the keymap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Mode {
+    /// The queue list with a preview of the selected item.
+    List,
+    /// One item open (claimed): the detail fills the screen.
+    Review,
+    Edit,
+    /// Picking a reject reason.
+    Reject,
+    /// Typing the optional note of a rejection.
+    Note,
+    Escalate,
+    Filter,
+    /// Help and command palette.
+    Help,
+    Diff,
+    Preview,
+    Timeline,
+}
+
+impl Mode {
+    pub const ALL: [Mode; 11] = [
+        Mode::List,
+        Mode::Review,
+        Mode::Edit,
+        Mode::Reject,
+        Mode::Note,
+        Mode::Escalate,
+        Mode::Filter,
+        Mode::Help,
+        Mode::Diff,
+        Mode::Preview,
+        Mode::Timeline,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::List => "list",
+            Mode::Review => "review",
+            Mode::Edit => "edit",
+            Mode::Reject => "reject",
+            Mode::Note => "note",
+            Mode::Escalate => "escalate",
+            Mode::Filter => "filter",
+            Mode::Help => "help",
+            Mode::Diff => "diff",
+            Mode::Preview => "preview",
+            Mode::Timeline => "timeline",
+        }
+    }
+
+    /// Modes where unbound keys are typed into a text field.
+    pub fn takes_text(self) -> bool {
+        matches!(self, Mode::Edit | Mode::Note | Mode::Filter | Mode::Help)
+    }
+}
+
+/// A one-line text input (filter, note, palette).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct LineInput {
+    pub text: String,
+}
+
+impl LineInput {
+    pub fn with(text: &str) -> LineInput {
+        LineInput { text: text.into() }
+    }
+}
+
+/// Severity of the message line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Level {
+    Info,
+    Ok,
+    Warn,
+    Error,
+}
+
+/// One field of the edit form.
+#[derive(Clone, Debug)]
+pub enum FieldInput {
+    Text(Box<TextArea<'static>>),
+    /// One of the policy's allowed values; `None` when the current value is not allowed.
+    Pick {
+        options: Vec<String>,
+        index: Option<usize>,
+        /// The value as it came when it is not one of the options.
+        original: Option<String>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct FormField {
+    pub field: EditableField,
+    pub input: FieldInput,
+    /// The value last sent to the queue (or loaded), to save only what changed.
+    pub saved: Option<String>,
+}
+
+impl FormField {
+    pub fn value(&self) -> Option<String> {
+        match &self.input {
+            FieldInput::Text(t) => {
+                let v = t.lines().join("\n");
+                (!v.trim().is_empty()).then_some(v)
+            }
+            FieldInput::Pick {
+                options,
+                index,
+                original,
+            } => index
+                .and_then(|i| options.get(i).cloned())
+                .or_else(|| original.clone()),
+        }
+    }
+
+    pub fn text_area(text: Option<&str>) -> Box<TextArea<'static>> {
+        // Request text may hold escape sequences: the editor gets it made visible.
+        let lines: Vec<String> = crate::text::sanitize_lines(text.unwrap_or(""))
+            .into_iter()
+            .map(|l| l.into_owned())
+            .collect();
+        let lines = if lines.is_empty() {
+            vec![String::new()]
+        } else {
+            lines
+        };
+        let mut t = TextArea::new(lines);
+        t.set_wrap_mode(WrapMode::WordOrGlyph);
+        Box::new(t)
+    }
+}
+
+/// The edit form over the AI fields of the open item.
+#[derive(Clone, Debug)]
+pub struct EditForm {
+    pub id: i64,
+    pub fields: Vec<FormField>,
+    pub focus: usize,
+    /// Validation messages shown beside their field.
+    pub errors: BTreeMap<EditableField, String>,
+    /// When the focused text last changed without being saved (debounced save).
+    pub unsaved_since: Option<Millis>,
+}
+
+/// The list: a window over the queue.
+#[derive(Clone, Debug, Default)]
+pub struct ListState {
+    pub query: ListQuery,
+    /// Rows fetched around the selection (offset `page.offset`).
+    pub page: Page,
+    /// Bumped with each new query; older pages are dropped when they arrive.
+    pub generation: u64,
+    /// A page request is out.
+    pub loading: bool,
+    /// Absolute index of the selected row, and of the first row on screen.
+    pub selected: u64,
+    pub top: u64,
+    /// The text of the filter as typed (shown in the status bar).
+    pub filter_text: String,
+    /// Rows [start, end) of the page request that is out.
+    pub requested: Option<(u64, u64)>,
+}
+
+/// The console's state.
+#[derive(Clone, Debug)]
+pub struct App {
+    pub policy: Arc<Policy>,
+    pub reviewer: String,
+    pub read_only: bool,
+    /// Where the queue lives (status bar).
+    pub location: String,
+    pub actions_mode: String,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    /// Wall clock, set by the event loop; tests set it by hand.
+    pub now: Millis,
+    /// Terminal size.
+    pub width: u16,
+    pub height: u16,
+    pub mode: Mode,
+    /// The mode an overlay returns to.
+    pub return_mode: Mode,
+    pub list: ListState,
+    /// Details of rows near the selection, fetched with the page.
+    pub details: HashMap<i64, ItemDetail>,
+    /// Detail requests that are out.
+    pub details_requested: HashSet<i64>,
+    /// What to do once a claim comes back (`e` on an unopened item opens the form).
+    pub after_claim: Option<super::action::Cmd>,
+    /// The open item and the claim on it.
+    pub open: Option<i64>,
+    pub claim: Option<Claim>,
+    /// A claim request is out for this item.
+    pub claiming: Option<i64>,
+    pub focus: Pane,
+    pub raw_scroll: u16,
+    pub ai_scroll: u16,
+    pub overlay_scroll: u16,
+    pub form: Option<EditForm>,
+    /// Reject reason / escalation queue highlighted in the picker.
+    pub pick: usize,
+    pub reject_reason: Option<String>,
+    pub note: LineInput,
+    pub filter_input: LineInput,
+    pub palette: LineInput,
+    pub palette_sel: usize,
+    pub timeline: Option<(i64, Vec<AuditEntry>)>,
+    /// The last decision this reviewer made and until when it can be undone.
+    pub last_decision: Option<(i64, Millis, String)>,
+    pub counts: Option<Counts>,
+    pub token: Option<u64>,
+    pub message: Option<(String, Level)>,
+    /// First key of a sequence (`g` of `g g`).
+    pub pending_key: Option<Key>,
+    /// A decision is on its way.
+    pub deciding: Option<i64>,
+    pub quit: bool,
+    /// Something visible changed since the last frame.
+    pub dirty: bool,
+}
+
+/// What the console is started with.
+#[derive(Clone, Debug)]
+pub struct AppInit {
+    pub policy: Arc<Policy>,
+    pub reviewer: String,
+    pub read_only: bool,
+    pub location: String,
+    pub actions_mode: String,
+    pub theme: Theme,
+    pub keymap: Keymap,
+    pub now: Millis,
+    pub width: u16,
+    pub height: u16,
+}
+
+impl App {
+    pub fn new(init: AppInit) -> App {
+        App {
+            policy: init.policy,
+            reviewer: init.reviewer,
+            read_only: init.read_only,
+            location: init.location,
+            actions_mode: init.actions_mode,
+            theme: init.theme,
+            keymap: init.keymap,
+            now: init.now,
+            width: init.width,
+            height: init.height,
+            mode: Mode::List,
+            return_mode: Mode::List,
+            list: ListState::default(),
+            details: HashMap::new(),
+            details_requested: HashSet::new(),
+            after_claim: None,
+            open: None,
+            claim: None,
+            claiming: None,
+            focus: Pane::List,
+            raw_scroll: 0,
+            ai_scroll: 0,
+            overlay_scroll: 0,
+            form: None,
+            pick: 0,
+            reject_reason: None,
+            note: LineInput::default(),
+            filter_input: LineInput::default(),
+            palette: LineInput::default(),
+            palette_sel: 0,
+            timeline: None,
+            last_decision: None,
+            counts: None,
+            token: None,
+            message: None,
+            pending_key: None,
+            deciding: None,
+            quit: false,
+            dirty: true,
+        }
+    }
+
+    /// The row the selection is on, if it is in the fetched page.
+    pub fn selected_row(&self) -> Option<&crate::queue::ItemSummary> {
+        let l = &self.list;
+        l.selected
+            .checked_sub(l.page.offset)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| l.page.items.get(i))
+    }
+
+    /// The item the detail pane shows: the open one, else the selected row.
+    pub fn current_id(&self) -> Option<i64> {
+        self.open.or_else(|| self.selected_row().map(|r| r.id))
+    }
+
+    pub fn current_detail(&self) -> Option<&ItemDetail> {
+        self.current_id().and_then(|id| self.details.get(&id))
+    }
+
+    /// The mode beneath overlays: `Review` while an item is open, else `List`.
+    pub fn base_mode(&self) -> Mode {
+        if self.open.is_some() {
+            Mode::Review
+        } else {
+            Mode::List
+        }
+    }
+}

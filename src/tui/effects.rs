@@ -1,0 +1,63 @@
+//! Runs the queue side of an [`Effect`] and says what came back. The event loop spawns
+//! this in a tokio task; the headless test runner awaits it, so both use one code path.
+use super::action::{Effect, Loaded};
+use crate::queue::Queue;
+
+/// Performs a queue effect. `None` for effects that belong to the terminal
+/// (`OpenEditor`, `ClearScreen`, `Quit`), which the caller handles.
+pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded> {
+    Some(match fx {
+        Effect::LoadPage { query, generation } => Loaded::Page {
+            generation,
+            result: q.list(&query).await,
+        },
+        Effect::LoadCounts => Loaded::Counts(q.counts().await),
+        Effect::LoadDetails(ids) => {
+            let mut out = Vec::with_capacity(ids.len());
+            for id in ids {
+                out.push((id, q.get(id).await));
+            }
+            Loaded::Details(out)
+        }
+        Effect::PollToken => Loaded::Token(q.change_token().await),
+        Effect::Claim(id) => Loaded::Claimed(id, q.claim(id, reviewer).await),
+        Effect::Release(c) => {
+            let _ = q.release(&c).await;
+            Loaded::Released(c.id)
+        }
+        Effect::SaveEdit(c, field, value) => Loaded::Edited(field, q.edit(&c, field, value).await),
+        Effect::Decide {
+            id,
+            claim,
+            decision,
+        } => {
+            let took = claim.is_none();
+            let claim = match claim {
+                Some(c) => Ok(c),
+                None => q.claim(id, reviewer).await,
+            };
+            let result = match &claim {
+                Ok(c) => q.decide(c, &decision).await,
+                Err(e) => Err(e.clone()),
+            };
+            // A claim taken just for this decision goes back when the decision fails.
+            if took
+                && result.is_err()
+                && let Ok(c) = &claim
+            {
+                let _ = q.release(c).await;
+            }
+            Loaded::Decided {
+                id,
+                verb: decision.kind.verb(),
+                result,
+            }
+        }
+        Effect::Undo(id) => Loaded::Undone(id, q.undo(id, reviewer).await),
+        Effect::LoadTimeline(id) => Loaded::Timeline(id, q.timeline(id).await),
+        Effect::RecordPreview(id, digest) => {
+            Loaded::PreviewRecorded(id, q.preview_rendered(id, reviewer, &digest).await)
+        }
+        Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => return None,
+    })
+}

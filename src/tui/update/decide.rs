@@ -1,0 +1,109 @@
+//! Decisions: approve, reject with a reason (and note), escalate to a queue.
+
+use super::*;
+use crate::model::{DecisionKind, EditableField};
+use crate::queue::Decision;
+use crate::tui::action::{Cmd, Effect};
+use crate::tui::app::{App, Level, LineInput, Mode};
+
+/// Field edits the form holds that the queue has not confirmed, for a decision's `sets`.
+pub(super) fn unsaved_sets(app: &App) -> Vec<(EditableField, Option<String>)> {
+    app.form
+        .as_ref()
+        .map(|f| {
+            f.fields
+                .iter()
+                .filter(|x| x.value() != x.saved)
+                .map(|x| (x.field, x.value()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub(super) fn decide(app: &mut App, kind: DecisionKind, note: Option<String>) -> Vec<Effect> {
+    if !can_decide(app) {
+        let why = why_disabled(app, Cmd::Approve);
+        say(app, Level::Warn, why);
+        if matches!(app.mode, Mode::Reject | Mode::Escalate | Mode::Note) {
+            app.mode = app.return_mode;
+        }
+        return Vec::new();
+    }
+    let Some(id) = app.current_id() else {
+        return Vec::new();
+    };
+    let mut sets = unsaved_sets(app);
+    // Fields saved while the lease was lost are in the form, not the queue: send them all.
+    if app.claim.is_none()
+        && let Some(f) = &app.form
+    {
+        sets = f
+            .fields
+            .iter()
+            .map(|x| (x.field, x.value()))
+            .filter(|(field, v)| {
+                app.details
+                    .get(&id)
+                    .is_none_or(|d| d.fields.get(*field) != v.as_deref())
+            })
+            .collect();
+    }
+    let claim = app.claim.clone().filter(|c| c.id == id);
+    let verb = kind.verb();
+    app.deciding = Some(id);
+    if matches!(app.mode, Mode::Reject | Mode::Escalate | Mode::Note) {
+        app.mode = app.return_mode;
+    }
+    say(app, Level::Info, format!("{verb}: #{id}…"));
+    vec![Effect::Decide {
+        id,
+        claim,
+        decision: Decision { kind, note, sets },
+    }]
+}
+
+pub(super) fn picker_command(app: &mut App, c: Cmd) -> Vec<Effect> {
+    let reject = app.mode == Mode::Reject;
+    let n = if reject {
+        app.policy.reject_reasons.len()
+    } else {
+        app.policy.escalation_queues.len()
+    };
+    let chosen = match c {
+        Cmd::Down => {
+            app.pick = (app.pick + 1).min(n.saturating_sub(1));
+            return Vec::new();
+        }
+        Cmd::Up => {
+            app.pick = app.pick.saturating_sub(1);
+            return Vec::new();
+        }
+        Cmd::Back => {
+            app.mode = app.return_mode;
+            return Vec::new();
+        }
+        Cmd::Pick(k) => usize::from(k).checked_sub(1),
+        Cmd::Submit => Some(app.pick),
+        _ => {
+            app.dirty = false;
+            return Vec::new();
+        }
+    };
+    let Some(i) = chosen.filter(|i| *i < n) else {
+        say(app, Level::Warn, format!("choose 1–{n}"));
+        return Vec::new();
+    };
+    if reject {
+        let key = app.policy.reject_reasons[i].key.clone();
+        if c == Cmd::Submit {
+            app.reject_reason = Some(key);
+            app.note = LineInput::default();
+            app.mode = Mode::Note;
+            return Vec::new();
+        }
+        decide(app, DecisionKind::Reject { reason: key }, None)
+    } else {
+        let queue = app.policy.escalation_queues[i].name.clone();
+        decide(app, DecisionKind::Escalate { queue }, None)
+    }
+}

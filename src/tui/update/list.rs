@@ -1,0 +1,370 @@
+//! The list and the item lifecycle: moving the selection over a window of the queue,
+//! paging, prefetching details, opening (claiming) and closing (releasing), filter and sort.
+
+use super::*;
+use crate::model::DecisionKind;
+use crate::queue::ListQuery;
+use crate::tui::action::{Cmd, Effect, Pane};
+use crate::tui::app::{App, Level, LineInput, Mode};
+use crate::tui::filter;
+use crate::tui::view::layout::list_rows;
+
+pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
+    if is_move(c) {
+        if app.mode == Mode::Review || app.focus != Pane::List {
+            let h = app.height;
+            match app.focus {
+                Pane::Raw => scroll(&mut app.raw_scroll, c, h),
+                _ => scroll(&mut app.ai_scroll, c, h),
+            }
+            return Vec::new();
+        }
+        return move_selection(app, c);
+    }
+    match c {
+        Cmd::SwitchPane => {
+            app.focus = match (app.mode, app.focus) {
+                (Mode::Review, Pane::Raw) => Pane::Ai,
+                (Mode::Review, _) => Pane::Raw,
+                (_, Pane::List) => Pane::Raw,
+                (_, Pane::Raw) => Pane::Ai,
+                (_, Pane::Ai) => Pane::List,
+            };
+            Vec::new()
+        }
+        Cmd::Open => open(app, None),
+        Cmd::Back => {
+            if app.mode == Mode::Review {
+                close(app)
+            } else if !app.list.filter_text.is_empty() {
+                app.list.filter_text.clear();
+                app.filter_input = LineInput::default();
+                app.list.query.filter = Default::default();
+                app.list.selected = 0;
+                app.list.top = 0;
+                say(app, Level::Info, "filter cleared");
+                reload(app)
+            } else {
+                app.dirty = false;
+                Vec::new()
+            }
+        }
+        Cmd::Approve => decide(app, DecisionKind::Approve, None),
+        Cmd::Reject | Cmd::Escalate => {
+            if !can_decide(app) {
+                let why = why_disabled(app, c);
+                say(app, Level::Warn, why);
+                return Vec::new();
+            }
+            let (mode, n) = if c == Cmd::Reject {
+                (Mode::Reject, app.policy.reject_reasons.len())
+            } else {
+                (Mode::Escalate, app.policy.escalation_queues.len())
+            };
+            if n == 0 {
+                say(
+                    app,
+                    Level::Warn,
+                    format!(
+                        "the policy lists no {}",
+                        if c == Cmd::Reject {
+                            "reject reasons"
+                        } else {
+                            "escalation queues"
+                        }
+                    ),
+                );
+                return Vec::new();
+            }
+            app.return_mode = app.mode;
+            app.mode = mode;
+            app.pick = 0;
+            app.note = LineInput::default();
+            Vec::new()
+        }
+        Cmd::Edit => {
+            if !can_decide(app) {
+                let why = why_disabled(app, c);
+                say(app, Level::Warn, why);
+                return Vec::new();
+            }
+            if app.open.is_none() || app.claim.is_none() {
+                return open(app, Some(Cmd::Edit));
+            }
+            start_edit(app)
+        }
+        Cmd::Undo => match app.last_decision.clone() {
+            Some((id, until, _)) if until > app.now && !app.read_only => {
+                say(app, Level::Info, format!("undoing the decision on #{id}…"));
+                vec![Effect::Undo(id)]
+            }
+            _ => {
+                let why = why_disabled(app, Cmd::Undo);
+                say(app, Level::Warn, why);
+                Vec::new()
+            }
+        },
+        Cmd::Diff | Cmd::Preview | Cmd::Timeline => {
+            let Some(id) = app.current_id() else {
+                say(app, Level::Warn, "no item selected");
+                return Vec::new();
+            };
+            app.return_mode = app.mode;
+            app.overlay_scroll = 0;
+            app.mode = match c {
+                Cmd::Diff => Mode::Diff,
+                Cmd::Preview => Mode::Preview,
+                _ => Mode::Timeline,
+            };
+            if c == Cmd::Timeline {
+                app.timeline = None;
+                return vec![Effect::LoadTimeline(id)];
+            }
+            if c == Cmd::Preview
+                && !app.read_only
+                && let Some(digest) = preview_digest(app, id)
+            {
+                // The audit records what the reviewer saw before deciding.
+                return vec![Effect::RecordPreview(id, digest)];
+            }
+            Vec::new()
+        }
+        Cmd::Filter => {
+            app.mode = Mode::Filter;
+            app.filter_input = LineInput::with(&app.list.filter_text);
+            Vec::new()
+        }
+        Cmd::Sort => {
+            app.list.query.sort = app.list.query.sort.next();
+            app.list.selected = 0;
+            app.list.top = 0;
+            let label = app.list.query.sort.label();
+            say(app, Level::Info, format!("sorted by {label}"));
+            reload(app)
+        }
+        _ => {
+            app.dirty = false;
+            Vec::new()
+        }
+    }
+}
+
+pub(super) fn move_selection(app: &mut App, c: Cmd) -> Vec<Effect> {
+    let total = app.list.page.total;
+    if total == 0 {
+        app.dirty = false;
+        return Vec::new();
+    }
+    let rows = u64::from(list_rows(app).max(1));
+    let half = (rows / 2).max(1);
+    let last = total - 1;
+    let sel = app.list.selected;
+    let new = match c {
+        Cmd::Down => sel.saturating_add(1),
+        Cmd::Up => sel.saturating_sub(1),
+        Cmd::Top => 0,
+        Cmd::Bottom => last,
+        Cmd::HalfPageDown => sel.saturating_add(half),
+        Cmd::HalfPageUp => sel.saturating_sub(half),
+        Cmd::PageDown => sel.saturating_add(rows),
+        Cmd::PageUp => sel.saturating_sub(rows),
+        _ => sel,
+    }
+    .min(last);
+    if new == sel {
+        app.dirty = false;
+        return Vec::new();
+    }
+    app.list.selected = new;
+    app.raw_scroll = 0;
+    app.ai_scroll = 0;
+    follow_selection(app);
+    ensure_window(app)
+}
+
+/// Keeps the selection on screen.
+pub(super) fn follow_selection(app: &mut App) {
+    let rows = u64::from(list_rows(app).max(1));
+    let l = &mut app.list;
+    if l.page.total > 0 {
+        l.selected = l.selected.min(l.page.total - 1);
+    } else {
+        l.selected = 0;
+    }
+    // Past an edge the list jumps half a screen rather than one row: the rows move on
+    // screen once per half page instead of on every key, which over a slow link is most
+    // of the bytes a `j` costs.
+    if l.selected < l.top {
+        l.top = l.selected.saturating_sub(rows / 2);
+    } else if l.selected >= l.top + rows {
+        l.top = (l.selected + 1 + rows / 2).saturating_sub(rows);
+    }
+    let max_top = l.page.total.saturating_sub(rows);
+    l.top = l.top.min(max_top);
+}
+
+/// The page request for the rows around the screen.
+pub(super) fn page_effect(app: &mut App) -> Effect {
+    let rows = u64::from(list_rows(app).max(1));
+    // Two screens either side of the one shown; `ensure_window` asks again once the
+    // selection comes within a screen of either end.
+    let offset = app.list.top.saturating_sub(2 * rows);
+    let limit = (rows * 5).clamp(50, 1000);
+    app.list.generation += 1;
+    app.list.loading = true;
+    app.list.requested = Some((offset, offset + limit));
+    let query = ListQuery {
+        offset,
+        limit: limit as u32,
+        ..app.list.query.clone()
+    };
+    Effect::LoadPage {
+        query,
+        generation: app.list.generation,
+    }
+}
+
+/// Asks again for the rows on screen (the query or the queue changed).
+pub(super) fn reload(app: &mut App) -> Vec<Effect> {
+    vec![page_effect(app)]
+}
+
+/// Fetches the rows on screen when the page does not hold them, and their details.
+pub(super) fn ensure_window(app: &mut App) -> Vec<Effect> {
+    let rows = u64::from(list_rows(app).max(1));
+    let l = &app.list;
+    // Rows on screen and a screen either side, so the next page is asked for before the
+    // selection reaches the edge of the fetched one; none (an empty result) needs no fetch.
+    let want = (
+        l.top.saturating_sub(rows),
+        (l.top + 2 * rows).min(l.page.total),
+    );
+    let have = (l.page.offset, l.page.offset + l.page.items.len() as u64);
+    let covered = |r: (u64, u64)| want.0 >= want.1 || (r.0 <= want.0 && want.1 <= r.1);
+    let mut fx = Vec::new();
+    if !covered(have) && !l.requested.is_some_and(covered) {
+        fx.push(page_effect(app));
+    }
+    fx.extend(fetch_details(app));
+    fx
+}
+
+/// Details of the rows on screen and half a screen either side (so `j` past the edge finds
+/// its detail already there) that are not cached or asked for yet.
+pub(super) fn fetch_details(app: &mut App) -> Vec<Effect> {
+    let rows = u64::from(list_rows(app).max(1));
+    let margin = rows / 2 + 1;
+    let l = &app.list;
+    let (lo, hi) = (l.top.saturating_sub(margin), l.top + rows + margin);
+    let ids: Vec<i64> = l
+        .page
+        .items
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| {
+            let abs = l.page.offset + *i as u64;
+            abs >= lo && abs < hi
+        })
+        .map(|(_, r)| r.id)
+        .filter(|id| !app.details.contains_key(id) && !app.details_requested.contains(id))
+        .collect();
+    if ids.is_empty() {
+        return Vec::new();
+    }
+    app.details_requested.extend(ids.iter().copied());
+    vec![Effect::LoadDetails(ids)]
+}
+
+pub(super) fn open(app: &mut App, then: Option<Cmd>) -> Vec<Effect> {
+    let Some(row) = app.selected_row() else {
+        say(app, Level::Warn, "no item selected");
+        return Vec::new();
+    };
+    let id = row.id;
+    if app.read_only {
+        app.open = Some(id);
+        app.mode = Mode::Review;
+        app.focus = Pane::Ai;
+        say(app, Level::Info, "read-only: viewing, not claiming");
+        return fetch_details(app);
+    }
+    if let Some((who, left)) = held_by_other(app, id) {
+        say(
+            app,
+            Level::Warn,
+            format!(
+                "{who} is reviewing #{id} ({} left); pick another",
+                fmt_left(left)
+            ),
+        );
+        return Vec::new();
+    }
+    app.claiming = Some(id);
+    app.after_claim = then;
+    say(app, Level::Info, format!("claiming #{id}…"));
+    vec![Effect::Claim(id)]
+}
+
+pub(super) fn close(app: &mut App) -> Vec<Effect> {
+    let mut fx = save_form(app);
+    if let Some(id) = app.open.take() {
+        app.details.remove(&id);
+        app.details_requested.remove(&id);
+    }
+    app.form = None;
+    if let Some(claim) = app.claim.take() {
+        fx.push(Effect::Release(claim));
+    }
+    app.mode = Mode::List;
+    app.focus = Pane::List;
+    app.raw_scroll = 0;
+    app.ai_scroll = 0;
+    fx.extend(reload(app));
+    fx
+}
+
+pub(super) fn apply_filter(app: &mut App) -> Vec<Effect> {
+    match filter::parse(&app.filter_input.text) {
+        Ok(f) => {
+            app.list.query.filter = f;
+            app.list.filter_text = app.filter_input.text.trim().to_string();
+            app.list.selected = 0;
+            app.list.top = 0;
+            app.mode = Mode::List;
+            if app.list.filter_text.is_empty() {
+                say(app, Level::Info, "filter cleared");
+            } else {
+                let t = app.list.filter_text.clone();
+                say(app, Level::Info, format!("filter: {t}"));
+            }
+            reload(app)
+        }
+        Err(e) => {
+            say(app, Level::Error, e);
+            Vec::new()
+        }
+    }
+}
+
+/// SHA-256 of what the preview shows: the actions the intent triggers and the reviewed
+/// fields they are rendered from (edits in the open form included).
+pub(super) fn preview_digest(app: &App, id: i64) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let d = app.details.get(&id)?;
+    let mut fields = d.fields.clone();
+    if let Some(form) = app.form.as_ref().filter(|f| f.id == id) {
+        for f in &form.fields {
+            fields.set(f.field, f.value());
+        }
+    }
+    let intent = fields.intent.clone().unwrap_or_default();
+    let shown = serde_json::json!({
+        "actions": app.policy.actions_for(&intent).iter().map(|a| a.as_str()).collect::<Vec<_>>(),
+        "fields": fields,
+        "to": d.request.raw.from,
+        "subject": d.request.raw.subject,
+        "external_id": format!("{}:{}", d.summary.source, d.summary.external_id),
+    });
+    let digest = Sha256::digest(shown.to_string().as_bytes());
+    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
+}

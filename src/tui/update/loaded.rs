@@ -1,0 +1,290 @@
+//! Results coming back from the queue, and time passing.
+
+use super::*;
+use crate::queue::QueueError;
+use crate::tui::action::{Cmd, Effect, Loaded, Pane};
+use crate::tui::app::{App, FieldInput, FormField, Level, Mode};
+
+pub(super) fn tick(app: &mut App, now: i64) -> Vec<Effect> {
+    let old_secs = app.now / 1000;
+    app.now = now;
+    // Only a visible countdown (an open, claimed item) or an expired undo window redraws.
+    let undo_closed = app
+        .last_decision
+        .as_ref()
+        .is_some_and(|(_, until, _)| *until <= now && *until > old_secs * 1000);
+    app.dirty = (app.claim.is_some() && now / 1000 != old_secs) || undo_closed;
+    let due = app
+        .form
+        .as_ref()
+        .and_then(|f| f.unsaved_since)
+        .is_some_and(|t| now - t >= SAVE_DEBOUNCE_MS);
+    if due {
+        return save_focused(app);
+    }
+    Vec::new()
+}
+
+pub(super) fn describe(e: &QueueError) -> String {
+    match e {
+        QueueError::LeaseLost { id, holder, .. } => format!(
+            "lease lost on #{id}{}: nothing was decided; your edits are kept here — press a to claim again and decide",
+            holder
+                .as_ref()
+                .map(|h| format!(" (now held by {h})"))
+                .unwrap_or_default()
+        ),
+        other => other.to_string(),
+    }
+}
+
+pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
+    match l {
+        Loaded::Token(Ok(t)) => {
+            if app.token == Some(t) {
+                app.dirty = false;
+                return Vec::new();
+            }
+            let first = app.token.is_none();
+            app.token = Some(t);
+            app.dirty = false;
+            if first {
+                return Vec::new();
+            }
+            // Someone changed the queue: refresh what is on screen.
+            let keep = app.open;
+            app.details.retain(|id, _| Some(*id) == keep);
+            app.details_requested.clear();
+            let mut fx = reload(app);
+            fx.push(Effect::LoadCounts);
+            fx
+        }
+        Loaded::Token(Err(e)) => {
+            say(app, Level::Error, format!("cannot reach the queue: {e}"));
+            Vec::new()
+        }
+        Loaded::Page { generation, result } => {
+            if generation != app.list.generation {
+                app.dirty = false;
+                return Vec::new();
+            }
+            app.list.loading = false;
+            app.list.requested = None;
+            match result {
+                Ok(page) => {
+                    let changed = page != app.list.page;
+                    app.list.page = page;
+                    follow_selection(app);
+                    let mut fx = ensure_window(app);
+                    // Keep details of rows near the page only; bounded memory at any queue size.
+                    let keep: std::collections::HashSet<i64> = app
+                        .list
+                        .page
+                        .items
+                        .iter()
+                        .map(|r| r.id)
+                        .chain(app.open)
+                        .collect();
+                    app.details.retain(|id, _| keep.contains(id));
+                    app.dirty = changed || !fx.is_empty();
+                    fx.extend(fetch_details(app));
+                    fx
+                }
+                Err(e) => {
+                    say(app, Level::Error, format!("cannot load the queue: {e}"));
+                    Vec::new()
+                }
+            }
+        }
+        Loaded::Counts(r) => {
+            match r {
+                Ok(c) => {
+                    app.dirty = app.counts.as_ref() != Some(&c);
+                    app.counts = Some(c);
+                }
+                Err(e) => say(app, Level::Error, format!("cannot count the queue: {e}")),
+            }
+            Vec::new()
+        }
+        Loaded::Details(list) => {
+            for (id, r) in list {
+                app.details_requested.remove(&id);
+                if let Ok(d) = r {
+                    app.details.insert(id, d);
+                }
+            }
+            Vec::new()
+        }
+        Loaded::Claimed(id, r) => {
+            app.claiming = None;
+            let then = app.after_claim.take();
+            match r {
+                Ok(claim) => {
+                    app.open = Some(id);
+                    app.claim = Some(claim);
+                    app.mode = Mode::Review;
+                    app.focus = Pane::Ai;
+                    app.raw_scroll = 0;
+                    app.ai_scroll = 0;
+                    say(app, Level::Ok, format!("#{id} is yours while it is open"));
+                    app.details_requested.insert(id);
+                    let mut fx = vec![Effect::LoadDetails(vec![id]), Effect::LoadCounts];
+                    if then == Some(Cmd::Edit) {
+                        // Edit on the cached detail; the fresh one arrives right after.
+                        fx.extend(start_edit(app));
+                    }
+                    fx
+                }
+                Err(e) => {
+                    say(app, Level::Warn, describe(&e));
+                    reload(app)
+                }
+            }
+        }
+        Loaded::Heartbeat(r) => match r {
+            Ok(c) => {
+                if app.claim.as_ref().is_some_and(|x| x.id == c.id) {
+                    app.claim = Some(c);
+                }
+                Vec::new()
+            }
+            Err(e) => {
+                app.claim = None;
+                say(app, Level::Error, describe(&e));
+                Vec::new()
+            }
+        },
+        Loaded::Released(_) => {
+            app.dirty = false;
+            Vec::new()
+        }
+        Loaded::Edited(field, r) => {
+            if let Err(e) = r {
+                if matches!(e, QueueError::LeaseLost { .. }) {
+                    app.claim = None;
+                }
+                say(
+                    app,
+                    Level::Error,
+                    format!("{} not saved: {}", field.label(), describe(&e)),
+                );
+                Vec::new()
+            } else if app.form.is_none()
+                && let Some(id) = app.open
+            {
+                // Saves and the detail reload race; the last save to land reloads again.
+                app.dirty = false;
+                app.details_requested.insert(id);
+                vec![Effect::LoadDetails(vec![id])]
+            } else {
+                app.dirty = false;
+                Vec::new()
+            }
+        }
+        Loaded::Decided { id, verb, result } => {
+            app.deciding = None;
+            match result {
+                Ok(receipt) => {
+                    let past = match verb {
+                        "approve" => "approved",
+                        "reject" => "rejected",
+                        _ => "escalated",
+                    };
+                    let n = receipt.actions.len();
+                    let undo = app
+                        .keymap
+                        .key_for(Mode::List, Cmd::Undo)
+                        .unwrap_or_else(|| "undo".into());
+                    let secs = ((receipt.undo_until - app.now).max(0) + 999) / 1000;
+                    say(
+                        app,
+                        Level::Ok,
+                        format!(
+                            "{past} #{id} · {n} action{} queued ({}) · {undo} to undo ({secs}s)",
+                            if n == 1 { "" } else { "s" },
+                            app.actions_mode
+                        ),
+                    );
+                    app.last_decision = Some((id, receipt.undo_until, past.to_string()));
+                    if app.open == Some(id) {
+                        app.open = None;
+                        app.claim = None;
+                        app.form = None;
+                        app.focus = Pane::List;
+                    }
+                    if matches!(app.mode, Mode::Review | Mode::Edit)
+                        || app.open.is_none() && app.mode != Mode::Help
+                    {
+                        app.mode = Mode::List;
+                    }
+                    app.details.remove(&id);
+                    let mut fx = reload(app);
+                    fx.push(Effect::LoadCounts);
+                    fx
+                }
+                Err(e) => {
+                    if matches!(e, QueueError::LeaseLost { .. }) {
+                        app.claim = None;
+                    }
+                    say(app, Level::Error, describe(&e));
+                    reload(app)
+                }
+            }
+        }
+        Loaded::Undone(id, r) => match r {
+            Ok(claim) => {
+                app.last_decision = None;
+                app.open = Some(id);
+                app.claim = Some(claim);
+                app.mode = Mode::Review;
+                app.focus = Pane::Ai;
+                say(app, Level::Ok, format!("undone: #{id} is back with you"));
+                app.details.remove(&id);
+                app.details_requested.insert(id);
+                let mut fx = vec![Effect::LoadDetails(vec![id]), Effect::LoadCounts];
+                fx.extend(reload(app));
+                fx
+            }
+            Err(e) => {
+                say(app, Level::Error, describe(&e));
+                Vec::new()
+            }
+        },
+        Loaded::PreviewRecorded(_, r) => {
+            // Only a record; a failure is logged, never in the reviewer's way.
+            if let Err(e) = r {
+                tracing::warn!("recording the preview failed: {e}");
+            }
+            app.dirty = false;
+            Vec::new()
+        }
+        Loaded::Timeline(id, r) => {
+            match r {
+                Ok(entries) => app.timeline = Some((id, entries)),
+                Err(e) => say(app, Level::Error, format!("timeline of #{id}: {e}")),
+            }
+            Vec::new()
+        }
+        Loaded::Editor(field, r) => match r {
+            Ok(text) => {
+                if let Some(form) = app.form.as_mut()
+                    && let Some(i) = form.fields.iter().position(|f| f.field == field)
+                {
+                    let text = text.trim_end_matches('\n');
+                    form.fields[i].input = FieldInput::Text(FormField::text_area(Some(text)));
+                    form.focus = i;
+                }
+                say(
+                    app,
+                    Level::Ok,
+                    format!("{} updated from $EDITOR", field.label()),
+                );
+                save_focused(app)
+            }
+            Err(e) => {
+                say(app, Level::Error, format!("$EDITOR: {e}"));
+                Vec::new()
+            }
+        },
+    }
+}

@@ -1,0 +1,287 @@
+//! `update(&mut App, Action) -> Vec<Effect>`: the only place state changes. Pure: no I/O,
+//! no clock (time arrives as `Action::Tick`), so every action is testable without a terminal.
+use crossterm::event::KeyEvent;
+
+mod decide;
+mod edit;
+mod list;
+mod loaded;
+mod palette;
+
+use decide::*;
+use edit::*;
+use list::*;
+use loaded::*;
+pub use palette::palette_items;
+use palette::*;
+
+use super::action::{Action, Cmd, Effect};
+use super::app::{App, FieldInput, Level, LineInput, Mode};
+use super::keymap::{Key, Resolved};
+use crate::model::DecisionKind;
+
+/// Unsaved text in the edit form is saved after this long without a keystroke.
+pub const SAVE_DEBOUNCE_MS: i64 = 800;
+
+/// Applies one action.
+pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
+    app.dirty = true;
+    match action {
+        Action::Key(ev) => key(app, ev),
+        Action::Cmd(c) => command(app, c),
+        Action::Paste(text) => paste(app, &text),
+        Action::Resize(w, h) => {
+            app.width = w;
+            app.height = h;
+            follow_selection(app);
+            ensure_window(app)
+        }
+        Action::Tick(now) => tick(app, now),
+        Action::Poll => {
+            app.dirty = false;
+            vec![Effect::PollToken]
+        }
+        Action::Loaded(l) => loaded(app, l),
+    }
+}
+
+/// What to ask for when the console starts.
+pub fn init(app: &mut App) -> Vec<Effect> {
+    let mut fx = reload(app);
+    fx.push(Effect::LoadCounts);
+    fx.push(Effect::PollToken);
+    fx
+}
+
+pub(super) fn say(app: &mut App, level: Level, text: impl Into<String>) {
+    app.message = Some((text.into(), level));
+}
+
+pub(super) fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
+    let k = Key::from_event(&ev);
+    let mode = app.mode;
+    let pending = app.pending_key.take();
+    let res = app
+        .keymap
+        .resolve(mode, pending, k, |c| enabled(app, mode, c));
+    match res {
+        Resolved::Cmd(c) => command(app, c),
+        Resolved::Prefix => {
+            app.pending_key = Some(k);
+            app.dirty = false;
+            Vec::new()
+        }
+        Resolved::None if pending.is_some() => {
+            // `g` then something else: take the second key on its own.
+            key(app, ev)
+        }
+        Resolved::None => {
+            if mode.takes_text() {
+                return text_key(app, ev);
+            }
+            // A bound but disabled command says why; anything else is ignored quietly.
+            if let Resolved::Cmd(c) = app.keymap.resolve(mode, None, k, |_| true) {
+                let why = why_disabled(app, c);
+                say(app, Level::Warn, why);
+            } else {
+                app.dirty = false;
+            }
+            Vec::new()
+        }
+    }
+}
+
+/// Who holds the item, if someone else does and their lease is live.
+pub(super) fn held_by_other(app: &App, id: i64) -> Option<(String, i64)> {
+    let row = app
+        .list
+        .page
+        .items
+        .iter()
+        .find(|r| r.id == id)
+        .or_else(|| app.details.get(&id).map(|d| &d.summary))?;
+    match (&row.claimed_by, row.lease_expires) {
+        (Some(who), Some(until)) if *who != app.reviewer && until > app.now => {
+            Some((who.clone(), until - app.now))
+        }
+        _ => None,
+    }
+}
+
+pub fn can_decide(app: &App) -> bool {
+    !app.read_only
+        && app.deciding.is_none()
+        && app
+            .current_id()
+            .is_some_and(|id| held_by_other(app, id).is_none())
+}
+
+pub(super) fn undo_open(app: &App) -> bool {
+    !app.read_only
+        && app
+            .last_decision
+            .as_ref()
+            .is_some_and(|(_, until, _)| *until > app.now)
+}
+
+/// Whether a command takes its key now. Disabled commands show muted in the footer and leave
+/// their key to a focused text field.
+pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
+    match c {
+        Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit => can_decide(app),
+        Cmd::Undo => undo_open(app),
+        Cmd::Open => app.selected_row().is_some(),
+        Cmd::Diff | Cmd::Preview | Cmd::Timeline => app.current_id().is_some(),
+        Cmd::PickNext | Cmd::PickPrev => {
+            mode == Mode::Edit
+                && app.form.as_ref().is_some_and(|f| {
+                    matches!(
+                        f.fields.get(f.focus).map(|x| &x.input),
+                        Some(FieldInput::Pick { .. })
+                    )
+                })
+        }
+        Cmd::ExternalEditor => {
+            mode == Mode::Edit
+                && app.form.as_ref().is_some_and(|f| {
+                    matches!(
+                        f.fields.get(f.focus).map(|x| &x.input),
+                        Some(FieldInput::Text(_))
+                    )
+                })
+        }
+        Cmd::Back if mode == Mode::List => !app.list.filter_text.is_empty(),
+        _ => true,
+    }
+}
+
+pub(super) fn why_disabled(app: &App, c: Cmd) -> String {
+    if app.read_only
+        && matches!(
+            c,
+            Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit | Cmd::Undo
+        )
+    {
+        return "read-only: this console shows everything and decides nothing".into();
+    }
+    if let Some((who, left)) = app.current_id().and_then(|id| held_by_other(app, id)) {
+        return format!(
+            "{} is reviewing this item ({} left); pick another",
+            who,
+            fmt_left(left)
+        );
+    }
+    match c {
+        Cmd::Undo => "nothing to undo: the undo window has closed or no decision was made".into(),
+        _ if app.deciding.is_some() => "a decision is on its way…".into(),
+        _ if app.current_id().is_none() => "no item selected".into(),
+        _ => format!("{} is not available here", c.name()),
+    }
+}
+
+pub fn fmt_left(ms: i64) -> String {
+    let s = (ms.max(0) + 999) / 1000;
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{s}s")
+    }
+}
+
+pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
+    match c {
+        Cmd::ForceQuit | Cmd::Quit => quit(app),
+        Cmd::Redraw => vec![Effect::ClearScreen],
+        Cmd::Help | Cmd::Palette => {
+            if app.mode != Mode::Help {
+                app.return_mode = app.mode;
+            }
+            app.mode = Mode::Help;
+            app.palette = LineInput::default();
+            app.palette_sel = 0;
+            Vec::new()
+        }
+        _ => match app.mode {
+            Mode::List | Mode::Review => base_command(app, c),
+            Mode::Edit => edit_command(app, c),
+            Mode::Reject | Mode::Escalate => picker_command(app, c),
+            Mode::Note => match c {
+                Cmd::Submit => {
+                    let reason = app.reject_reason.clone().unwrap_or_default();
+                    let note = app.note.text.trim().to_string();
+                    decide(
+                        app,
+                        DecisionKind::Reject { reason },
+                        Some(note).filter(|n| !n.is_empty()),
+                    )
+                }
+                Cmd::Back => {
+                    app.mode = Mode::Reject;
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+            Mode::Filter => match c {
+                Cmd::Submit => apply_filter(app),
+                Cmd::Back => {
+                    app.mode = Mode::List;
+                    app.filter_input = LineInput::with(&app.list.filter_text);
+                    Vec::new()
+                }
+                _ => Vec::new(),
+            },
+            Mode::Help => help_command(app, c),
+            Mode::Diff | Mode::Preview | Mode::Timeline => match c {
+                Cmd::Back => {
+                    app.mode = app.return_mode;
+                    app.overlay_scroll = 0;
+                    Vec::new()
+                }
+                _ => {
+                    scroll(&mut app.overlay_scroll, c, app.height);
+                    Vec::new()
+                }
+            },
+        },
+    }
+}
+
+pub(super) fn quit(app: &mut App) -> Vec<Effect> {
+    let mut fx = save_form(app);
+    if let Some(claim) = app.claim.take() {
+        fx.push(Effect::Release(claim));
+    }
+    app.quit = true;
+    fx.push(Effect::Quit);
+    fx
+}
+
+/// Scrolls an offset by a movement command.
+pub(super) fn scroll(offset: &mut u16, c: Cmd, height: u16) {
+    let half = (height / 2).max(1);
+    *offset = match c {
+        Cmd::Down => offset.saturating_add(1),
+        Cmd::Up => offset.saturating_sub(1),
+        Cmd::HalfPageDown => offset.saturating_add(half),
+        Cmd::HalfPageUp => offset.saturating_sub(half),
+        Cmd::PageDown => offset.saturating_add(half * 2),
+        Cmd::PageUp => offset.saturating_sub(half * 2),
+        Cmd::Top => 0,
+        Cmd::Bottom => u16::MAX / 2,
+        _ => *offset,
+    };
+}
+
+pub(super) fn is_move(c: Cmd) -> bool {
+    matches!(
+        c,
+        Cmd::Down
+            | Cmd::Up
+            | Cmd::Top
+            | Cmd::Bottom
+            | Cmd::HalfPageDown
+            | Cmd::HalfPageUp
+            | Cmd::PageDown
+            | Cmd::PageUp
+    )
+}

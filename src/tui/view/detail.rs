@@ -1,0 +1,330 @@
+//! The detail: the raw request on one side, the AI triage on the other. Every string from
+//! the request passes the sanitizer here.
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Paragraph};
+
+use super::fmt;
+use crate::model::EditableField;
+use crate::queue::ItemDetail;
+use crate::text;
+use crate::tui::action::Pane;
+use crate::tui::app::App;
+use crate::tui::update::fmt_left;
+
+fn block<'a>(app: &App, title: Vec<Span<'a>>, focused: bool) -> Block<'a> {
+    let t = &app.theme;
+    Block::bordered()
+        .border_style(if focused { t.border_focus } else { t.border })
+        .title(Line::from(title))
+}
+
+fn placeholder(app: &App, frame: &mut Frame, area: Rect, title: &'static str, focused: bool) {
+    let t = &app.theme;
+    let msg = if app.current_id().is_some() {
+        "loading…"
+    } else {
+        "no item selected"
+    };
+    let b = block(app, vec![Span::styled(title, t.title)], focused);
+    frame.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);
+}
+
+/// `label value…` with the value wrapped under itself (hanging indent of `indent`).
+fn labelled(
+    label: String,
+    label_style: Style,
+    value: &str,
+    style: Style,
+    indent: usize,
+    width: usize,
+) -> Vec<Line<'static>> {
+    let mut out = Vec::new();
+    let mut first = true;
+    let parts = text::sanitize_lines(value);
+    let parts = if parts.is_empty() {
+        vec![std::borrow::Cow::Borrowed("")]
+    } else {
+        parts
+    };
+    for part in parts {
+        for piece in fmt::wrap(&part, width.saturating_sub(indent)) {
+            let head = if first {
+                fmt::pad(&label, indent)
+            } else {
+                " ".repeat(indent)
+            };
+            out.push(Line::from(vec![
+                Span::styled(head, label_style),
+                Span::styled(piece, style),
+            ]));
+            first = false;
+        }
+    }
+    out
+}
+
+fn field(app: &App, label: &str, value: String, style: Style, width: usize) -> Vec<Line<'static>> {
+    labelled(label.to_string(), app.theme.muted, &value, style, 9, width)
+}
+
+/// Multi-line request text, sanitised line by line and wrapped.
+/// Stops after `limit` lines: a long body is wrapped only as far as the screen shows.
+fn body_lines(s: &str, style: Style, width: usize, limit: usize) -> Vec<Line<'static>> {
+    text::sanitize_lines(s)
+        .into_iter()
+        .flat_map(|l| fmt::wrap(&l, width))
+        .take(limit)
+        .map(|l| Line::styled(l, style))
+        .collect()
+}
+
+/// Paragraph of pre-wrapped lines, scrolled but never past the end.
+fn scrolled<'a>(lines: Vec<Line<'a>>, block: Block<'a>, scroll: u16, height: u16) -> Paragraph<'a> {
+    let max = (lines.len() as u16).saturating_sub(height.saturating_sub(2).max(1));
+    Paragraph::new(lines)
+        .block(block)
+        .scroll((scroll.min(max), 0))
+}
+
+pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let focused = app.focus == Pane::Raw;
+    let Some(d) = app.current_detail() else {
+        placeholder(app, frame, area, " Request ", focused);
+        return;
+    };
+    let raw = &d.request.raw;
+    let w = usize::from(area.width.saturating_sub(2));
+    let mut title = vec![Span::styled(
+        format!(" Request #{} ", d.summary.id),
+        t.title,
+    )];
+    if d.summary.hidden_chars {
+        title.push(Span::styled(" ⚠ hidden characters ", t.badge));
+    }
+    let mut lines: Vec<Line> = Vec::new();
+    for part in [
+        field(
+            app,
+            "channel",
+            raw.channel.clone().unwrap_or_default(),
+            t.base,
+            w,
+        ),
+        field(
+            app,
+            "from",
+            raw.from.clone().unwrap_or_default(),
+            t.accent,
+            w,
+        ),
+        field(
+            app,
+            "subject",
+            raw.subject.clone().unwrap_or_default(),
+            t.base,
+            w,
+        ),
+        field(
+            app,
+            "received",
+            format!(
+                "{} ({} ago)",
+                fmt::time(d.summary.received_at),
+                fmt::age(app.now.saturating_sub(d.summary.received_at))
+            ),
+            fmt::age_style(
+                t,
+                app.now.saturating_sub(d.summary.received_at),
+                app.policy.sla_minutes_for(d.summary.priority.as_deref()),
+            ),
+            w,
+        ),
+        field(
+            app,
+            "id",
+            format!("{}:{}", d.summary.source, d.summary.external_id),
+            t.muted,
+            w,
+        ),
+    ] {
+        lines.extend(part);
+    }
+    lines.push(Line::raw(""));
+    match raw.body.as_deref() {
+        Some(b) if !b.is_empty() => {
+            // One line more than fits tells `scrolled` there is more below.
+            let limit = (usize::from(app.raw_scroll) + usize::from(area.height) + 1)
+                .saturating_sub(lines.len());
+            lines.extend(body_lines(b, t.base, w, limit));
+        }
+        _ => lines.push(Line::styled("(no body)", t.muted)),
+    }
+    if !raw.fields.is_empty() {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("form fields", t.title));
+        for (k, v) in &raw.fields {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            lines.extend(labelled(
+                format!("  {}: ", fmt::clean(k, 30)),
+                t.muted,
+                &v,
+                t.base,
+                (fmt::cells(&fmt::clean(k, 30)) + 4).min(w / 2),
+                w,
+            ));
+        }
+    }
+    let p = scrolled(
+        lines,
+        block(app, title, focused),
+        app.raw_scroll,
+        area.height,
+    );
+    frame.render_widget(p, area);
+}
+
+fn edited(d: &ItemDetail, f: EditableField) -> bool {
+    f.ai_value(&d.request.ai) != d.fields.get(f)
+}
+
+pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
+    let t = &app.theme;
+    let focused = app.focus == Pane::Ai;
+    let Some(d) = app.current_detail() else {
+        placeholder(app, frame, area, " AI triage ", focused);
+        return;
+    };
+    let mut title = vec![Span::styled(" AI triage ", t.title)];
+    let now = app.now;
+    match (&app.claim, &d.summary.claimed_by, d.summary.lease_expires) {
+        (Some(c), _, _) if c.id == d.summary.id => title.push(Span::styled(
+            format!(" yours · {} ", fmt_left(c.lease_expires - now)),
+            t.ok,
+        )),
+        (_, Some(who), Some(until)) if until > now && *who != app.reviewer => {
+            title.push(Span::styled(
+                format!(
+                    " held by {} · {} ",
+                    fmt::clean(who, 16),
+                    fmt_left(until - now)
+                ),
+                t.warn,
+            ))
+        }
+        _ => {}
+    }
+    if let Some(dec) = &d.decision
+        && !dec.undone
+    {
+        title.push(Span::styled(
+            format!(" {} by {} ", d.summary.state, fmt::clean(&dec.reviewer, 16)),
+            t.accent,
+        ));
+    }
+    let w = usize::from(area.width.saturating_sub(2));
+    let mut lines: Vec<Line> = Vec::new();
+    let label = |f: EditableField| -> (String, Style) {
+        if edited(d, f) {
+            (format!("{}✎", f.label()), t.edited)
+        } else {
+            (f.label().to_string(), t.muted)
+        }
+    };
+    let push_field = |lines: &mut Vec<Line>, f: EditableField, style: Style| {
+        let (l, ls) = label(f);
+        match d.fields.get(f) {
+            Some(v) => lines.extend(labelled(l, ls, v, style, 12, w)),
+            None => lines.extend(labelled(l, ls, "—", t.muted, 12, w)),
+        }
+    };
+    push_field(&mut lines, EditableField::Summary, t.base);
+    let prio = d.fields.get(EditableField::Priority);
+    let rank = prio.and_then(|p| app.policy.priorities.iter().position(|x| x == p));
+    push_field(&mut lines, EditableField::Intent, t.accent);
+    push_field(
+        &mut lines,
+        EditableField::Priority,
+        t.priority(rank.unwrap_or(0)),
+    );
+    let conf = d.confidence.value();
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<12}", "Confidence"), t.muted),
+        Span::styled(
+            match &d.confidence {
+                crate::model::Confidence::Invalid(s) => format!("{} (invalid)", fmt::clean(s, 20)),
+                _ => fmt::conf_text(conf, 10),
+            },
+            fmt::conf_style(t, conf, app.policy.confidence_threshold),
+        ),
+        Span::styled(
+            format!("  threshold {:.2}", app.policy.confidence_threshold),
+            t.muted,
+        ),
+    ]));
+    push_field(&mut lines, EditableField::EscalationReason, t.warn);
+    for flag in &d.flags {
+        lines.extend(labelled(
+            String::new(),
+            t.muted,
+            &format!("⚠ {}", flag.message),
+            t.error,
+            12,
+            w,
+        ));
+    }
+    push_field(&mut lines, EditableField::RecommendedNextStep, t.base);
+    if !d.request.ai.missing_info.is_empty() {
+        let m: Vec<String> = d
+            .request
+            .ai
+            .missing_info
+            .iter()
+            .map(|s| text::sanitize(s).into_owned())
+            .collect();
+        lines.extend(labelled(
+            "Missing".into(),
+            t.muted,
+            &m.join("; "),
+            t.warn,
+            12,
+            w,
+        ));
+    }
+    push_field(&mut lines, EditableField::DraftReply, t.base);
+    lines.push(Line::from(vec![
+        Span::styled(format!("{:<12}", "Model"), t.muted),
+        Span::styled(
+            format!(
+                "{} · prompt {}",
+                fmt::clean_opt(d.request.ai.model.as_deref()),
+                fmt::clean_opt(d.request.ai.prompt_version.as_deref())
+            ),
+            t.muted,
+        ),
+    ]));
+    if !d.actions.is_empty() {
+        let a: Vec<String> = d
+            .actions
+            .iter()
+            .map(|a| format!("{} {}", a.action.as_str(), a.status))
+            .collect();
+        lines.push(Line::from(vec![
+            Span::styled(format!("{:<12}", "Actions"), t.muted),
+            Span::styled(a.join(" · "), t.accent),
+        ]));
+    }
+    let p = scrolled(
+        lines,
+        block(app, title, focused),
+        app.ai_scroll,
+        area.height,
+    );
+    frame.render_widget(p, area);
+}

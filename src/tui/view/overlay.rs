@@ -1,0 +1,388 @@
+//! Overlays over the body: reject-reason and escalation pickers, the help palette, the diff
+//! of the AI proposal against the edits, the preview of outbound actions, the timeline.
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
+
+use super::fmt;
+use crate::model::{ActionKind, EditableField};
+use crate::text;
+use crate::tui::app::{App, Mode};
+use crate::tui::update::{enabled, palette_items};
+
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let w = w.min(area.width);
+    let h = h.min(area.height);
+    Rect::new(
+        area.x + (area.width - w) / 2,
+        area.y + (area.height - h) / 2,
+        w,
+        h,
+    )
+}
+
+fn panel(app: &App, frame: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
+    let t = &app.theme;
+    frame.render_widget(Clear, area);
+    let p = Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_style(t.border_focus)
+                .title(Span::styled(title, t.title))
+                .title_bottom(Span::styled(" esc back ", t.muted)),
+        )
+        .wrap(Wrap { trim: false })
+        .scroll((scroll, 0));
+    frame.render_widget(p, area);
+}
+
+pub fn draw(app: &App, frame: &mut Frame, body: Rect) {
+    match app.mode {
+        Mode::Reject | Mode::Note => picker(app, frame, body, true),
+        Mode::Escalate => picker(app, frame, body, false),
+        Mode::Help => help(app, frame, body),
+        Mode::Diff => diff(app, frame, body),
+        Mode::Preview => preview(app, frame, body),
+        Mode::Timeline => timeline(app, frame, body),
+        _ => {}
+    }
+}
+
+fn picker(app: &App, frame: &mut Frame, body: Rect, reject: bool) {
+    let t = &app.theme;
+    let items: Vec<String> = if reject {
+        app.policy
+            .reject_reasons
+            .iter()
+            .map(|r| r.label.clone())
+            .collect()
+    } else {
+        app.policy
+            .escalation_queues
+            .iter()
+            .map(|q| {
+                if q.label.is_empty() {
+                    q.name.clone()
+                } else {
+                    q.label.clone()
+                }
+            })
+            .collect()
+    };
+    let mut lines: Vec<Line> = items
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let sel = i == app.pick;
+            let st = if sel { t.selection } else { t.base };
+            Line::from(vec![
+                Span::styled(if sel { "▶ " } else { "  " }, t.accent),
+                Span::styled(format!("{} ", i + 1), if sel { st } else { t.key }),
+                Span::styled(label.clone(), st),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        if reject {
+            "1-9 reject now · enter: add a note first"
+        } else {
+            "1-9 or enter: escalate"
+        },
+        t.muted,
+    ));
+    let title = if reject {
+        " Reject: why? "
+    } else {
+        " Escalate to "
+    };
+    let id = app
+        .current_id()
+        .map(|i| format!("#{i}"))
+        .unwrap_or_default();
+    let h = lines.len() as u16 + 2;
+    let area = centered(body, 50, h);
+    panel(app, frame, area, format!("{title}{id} "), lines, 0);
+}
+
+fn help(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let items = palette_items(app);
+    let mut lines = vec![
+        Line::from(vec![
+            Span::styled("› ", t.key),
+            Span::styled(text::sanitize(&app.palette.text).into_owned(), t.base),
+            Span::styled("█", t.accent),
+        ]),
+        Line::raw(""),
+    ];
+    let h = body.height.saturating_sub(2);
+    let visible = usize::from(h.saturating_sub(4)).max(1);
+    let start = app.palette_sel.saturating_sub(visible.saturating_sub(1));
+    for (i, (cmd, keys, label)) in items.iter().enumerate().skip(start).take(visible) {
+        let sel = i == app.palette_sel;
+        let on = enabled(app, app.return_mode, *cmd);
+        let base = if !on {
+            t.muted
+        } else if sel {
+            t.selection
+        } else {
+            t.base
+        };
+        lines.push(Line::from(vec![
+            Span::styled(if sel { "▶ " } else { "  " }, t.accent),
+            Span::styled(fmt::pad(keys, 14), if on && !sel { t.key } else { base }),
+            Span::styled(fmt::pad(label, 22), base),
+            Span::styled(cmd.name(), if sel { base } else { t.muted }),
+        ]));
+    }
+    if items.is_empty() {
+        lines.push(Line::styled("  no command matches", t.muted));
+    }
+    let area = centered(body, 64, h.max(6));
+    panel(
+        app,
+        frame,
+        area,
+        format!(
+            " Help · {} mode · type to filter, enter runs ",
+            app.return_mode.name()
+        ),
+        lines,
+        0,
+    );
+}
+
+fn value_lines(v: Option<&str>, prefix: &'static str, style: Style) -> Vec<Line<'static>> {
+    match v {
+        None => vec![Line::styled(format!("{prefix}(empty)"), style)],
+        Some(v) => text::sanitize_lines(v)
+            .into_iter()
+            .map(|l| Line::styled(format!("{prefix}{l}"), style))
+            .collect(),
+    }
+}
+
+/// The effective values: the open form's when editing, else the item's.
+fn current_value(app: &App, f: EditableField) -> Option<String> {
+    if let Some(form) = &app.form
+        && let Some(ff) = form.fields.iter().find(|x| x.field == f)
+    {
+        return ff.value();
+    }
+    app.current_detail()
+        .and_then(|d| d.fields.get(f).map(str::to_string))
+}
+
+fn diff(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let Some(d) = app.current_detail() else {
+        panel(
+            app,
+            frame,
+            body,
+            " Diff ".into(),
+            vec![Line::styled("loading…", t.muted)],
+            0,
+        );
+        return;
+    };
+    let mut lines = Vec::new();
+    for f in EditableField::ALL {
+        let ai = f.ai_value(&d.request.ai);
+        let now = current_value(app, f);
+        if ai == now.as_deref() {
+            continue;
+        }
+        lines.push(Line::styled(f.label(), t.title));
+        lines.extend(value_lines(ai, "- ", t.error));
+        lines.extend(value_lines(now.as_deref(), "+ ", t.ok));
+        lines.push(Line::raw(""));
+    }
+    if lines.is_empty() {
+        lines.push(Line::styled(
+            "no edits: the AI's proposal stands as it is",
+            t.muted,
+        ));
+    }
+    for e in &d.edits {
+        lines.push(Line::styled(
+            format!(
+                "{} · {} · {}",
+                fmt::time(e.at),
+                fmt::clean(&e.reviewer, 20),
+                fmt::clean(&e.field, 30)
+            ),
+            t.muted,
+        ));
+    }
+    panel(
+        app,
+        frame,
+        body,
+        format!(" Diff #{}: AI proposal (-) vs reviewed (+) ", d.summary.id),
+        lines,
+        app.overlay_scroll,
+    );
+}
+
+fn preview(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let Some(d) = app.current_detail() else {
+        panel(
+            app,
+            frame,
+            body,
+            " Preview ".into(),
+            vec![Line::styled("loading…", t.muted)],
+            0,
+        );
+        return;
+    };
+    let v = |f: EditableField| current_value(app, f);
+    let intent = v(EditableField::Intent).unwrap_or_default();
+    let actions = app.policy.actions_for(&intent);
+    let mut lines = vec![
+        Line::styled(
+            format!(
+                "Approving sends what follows, rendered from the reviewed fields ({} mode{}).",
+                app.actions_mode,
+                if app.actions_mode == "sandbox" {
+                    ": rendered and stored, nothing is sent"
+                } else {
+                    ""
+                }
+            ),
+            t.muted,
+        ),
+        Line::styled(
+            "Field mapping until the actions land; the exact HTTP requests will show here.",
+            t.muted,
+        ),
+        Line::raw(""),
+    ];
+    if actions.is_empty() {
+        lines.push(Line::styled(
+            format!("intent '{}' triggers no actions", fmt::clean(&intent, 40)),
+            t.warn,
+        ));
+    }
+    let raw = &d.request.raw;
+    let kv = |k: &str, val: String| {
+        Line::from(vec![
+            Span::styled(format!("  {k:<12}"), t.muted),
+            Span::styled(val, t.base),
+        ])
+    };
+    let one = |f: EditableField| text::sanitize(&v(f).unwrap_or_default()).into_owned();
+    for a in actions {
+        match a {
+            ActionKind::Crm => {
+                lines.push(Line::styled("CRM · monday.com", t.title));
+                lines.push(kv(
+                    "find item",
+                    fmt::clean(
+                        &format!(
+                            "external id = {}:{}",
+                            d.summary.source, d.summary.external_id
+                        ),
+                        200,
+                    ),
+                ));
+                lines.push(kv("intent", one(EditableField::Intent)));
+                lines.push(kv("priority", one(EditableField::Priority)));
+                lines.push(kv("next step", one(EditableField::RecommendedNextStep)));
+                lines.push(kv("update", one(EditableField::Summary)));
+            }
+            ActionKind::Slack => {
+                lines.push(Line::styled("Slack · chat.postMessage", t.title));
+                lines.push(kv(
+                    "text",
+                    format!(
+                        "[{}] {} from {}: {}",
+                        one(EditableField::Priority),
+                        one(EditableField::Intent),
+                        fmt::clean_opt(raw.from.as_deref()),
+                        one(EditableField::Summary)
+                    ),
+                ));
+            }
+            ActionKind::Gmail => {
+                lines.push(Line::styled("Gmail · users.drafts.create", t.title));
+                lines.push(kv("to", fmt::clean_opt(raw.from.as_deref()).into_owned()));
+                lines.push(kv(
+                    "subject",
+                    format!("Re: {}", fmt::clean_opt(raw.subject.as_deref())),
+                ));
+                match v(EditableField::DraftReply) {
+                    Some(body) => lines.extend(value_lines(Some(&body), "  │ ", t.base)),
+                    None => lines.push(kv("body", "(no draft reply: no draft is created)".into())),
+                }
+            }
+        }
+        lines.push(Line::raw(""));
+    }
+    panel(
+        app,
+        frame,
+        body,
+        format!(" Preview #{}: what leaves on approve ", d.summary.id),
+        lines,
+        app.overlay_scroll,
+    );
+}
+
+fn timeline(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let (title, lines) = match &app.timeline {
+        None => (
+            " Timeline ".to_string(),
+            vec![Line::styled("loading…", t.muted)],
+        ),
+        Some((id, entries)) => {
+            let mut lines: Vec<Line> = entries
+                .iter()
+                .map(|e| {
+                    let detail = compact(&e.detail);
+                    Line::from(vec![
+                        Span::styled(format!("{}  ", fmt::time(e.at)), t.muted),
+                        Span::styled(format!("{:<12} ", fmt::clean(&e.actor, 12)), t.accent),
+                        Span::styled(format!("{:<10} ", fmt::clean(&e.kind, 16)), t.title),
+                        Span::styled(text::sanitize(&detail).into_owned(), t.base),
+                    ])
+                })
+                .collect();
+            if lines.is_empty() {
+                lines.push(Line::styled("no audit entries", t.muted));
+            }
+            (format!(" Timeline #{id} · audit log, oldest first "), lines)
+        }
+    };
+    panel(app, frame, body, title, lines, app.overlay_scroll);
+}
+
+/// An audit entry's detail on one line: scalar fields as `key=value` (long text cut),
+/// nested values as `{…}` / `[n]`. The full entry is in `signoff audit export`.
+fn compact(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let one = |v: &Value| -> String {
+        match v {
+            Value::String(s) => fmt::clean(s, 40),
+            Value::Array(a) => format!("[{}]", a.len()),
+            Value::Object(_) => "{…}".into(),
+            other => other.to_string(),
+        }
+    };
+    match v {
+        Value::Null => String::new(),
+        Value::Object(m) => m
+            .iter()
+            .filter(|(k, v)| !v.is_null() && !k.ends_with("sha256") && *k != "policy_version")
+            .map(|(k, v)| format!("{}={}", fmt::clean(k, 24), one(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => one(other),
+    }
+}

@@ -1,0 +1,389 @@
+//! Shared by the console tests: hostile fixtures (CJK, emoji ZWJ, RTL, escape sequences),
+//! an App at a fixed clock, pure page/detail fixtures, a headless runner over a real
+//! SQLite queue, and rendering through ratatui's TestBackend.
+#![allow(dead_code)]
+use std::sync::Arc;
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::buffer::Buffer;
+use serde_json::{Value, json};
+use signoff::model::{FieldValues, Policy, Request, State, validate};
+use signoff::queue::{ItemDetail, ItemSummary, LocalQueue, Millis, Page, Queue};
+use signoff::store::{IngestItem, Store, StoreOptions};
+use signoff::tui::action::{Action, Effect, Loaded};
+use signoff::tui::app::{App, AppInit};
+use signoff::tui::keymap::Keymap;
+use signoff::tui::theme::{ColorMode, Theme};
+use signoff::tui::update::{init, update};
+
+/// 2026-11-21T12:00:00Z: the tests' "now".
+pub const NOW: Millis = 1_795_262_400_000;
+const MIN: i64 = 60_000;
+
+fn at(ago_ms: i64) -> String {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(NOW - ago_ms) * 1_000_000)
+        .expect("valid time");
+    t.format(&time::format_description::well_known::Rfc3339)
+        .expect("formats")
+}
+
+/// Six requests, most urgent first, with the text a console must survive.
+pub fn fixtures() -> Vec<Value> {
+    vec![
+        json!({"source": "gmail", "external_id": "rtl-1", "received_at": at(50 * MIN),
+            "raw": {"channel": "email", "from": "خالد العتيبي <k.alotaibi@najd.example>",
+                    "subject": "שלום – בקשה להחזר כספי",
+                    "body": "مرحبا، لم تصل الشحنة منذ أسبوع.\nשלום, המשלוח לא הגיע.\nPlease refund order 4471."},
+            "ai": {"summary": "Customer (Arabic/Hebrew) reports a shipment a week late and asks for a refund.",
+                   "intent": "complaint", "priority": "urgent", "confidence": 0.55,
+                   "recommended_next_step": "Check carrier scan history for order 4471; offer refund.",
+                   "escalation_reason": "Refund demand on a late enterprise shipment",
+                   "missing_info": ["order date"],
+                   "draft_reply": "مرحبا خالد،\nWe are sorry your shipment is late. We are checking with the carrier.",
+                   "model": "triage-llm-2", "prompt_version": "v7"}}),
+        json!({"source": "webform", "external_id": "esc-2", "received_at": at(3 * 60 * MIN),
+            "raw": {"channel": "email", "from": "Mallory <m@evil.example>",
+                    "subject": "Invoice \u{1b}[31mOVERDUE\u{1b}[0m \u{202e}txt.exe",
+                    "body": "Click \u{1b}]8;;https://evil.example\u{7}here\u{1b}]8;;\u{7} to pay.\r\nBell\u{7} and \u{1b}[2J clear."},
+            "ai": {"summary": "Suspicious invoice with terminal escapes", "intent": "refund",
+                   "priority": "asap", "confidence": 1.3,
+                   "recommended_next_step": "Treat as phishing", "model": "triage-llm-2", "prompt_version": "v7"}}),
+        json!({"source": "gmail", "external_id": "cjk-3", "received_at": at(90 * MIN),
+            "raw": {"channel": "email", "from": "山田 太郎 <yamada@example.jp>",
+                    "subject": "請求書の再発行について（至急）",
+                    "body": "いつもお世話になっております。\n先月の請求書を再発行していただけますか。\n宛名は「株式会社山田運輸」でお願いします。"},
+            "ai": {"summary": "Asks for last month's invoice to be reissued to 株式会社山田運輸.",
+                   "intent": "billing_question", "priority": "high", "confidence": 0.82,
+                   "recommended_next_step": "Reissue the October invoice with the new company name.",
+                   "draft_reply": "山田様\n\n請求書を再発行いたしました。", "model": "triage-llm-2", "prompt_version": "v7"}}),
+        json!({"source": "chat", "external_id": "zwj-4", "received_at": at(20 * MIN),
+            "raw": {"channel": "chat", "from": "Family 👩‍👩‍👧‍👦 Travel <fam@example.com>",
+                    "subject": "Group booking 👨‍👩‍👧 + 🏳️‍🌈 parade float",
+                    "body": "Hi! We'd like a quote for 12 vans 🚐🚐 for the parade 🏳️‍🌈.\nThanks 👍🏽"},
+            "ai": {"summary": "Quote request for 12 vans for a parade.", "intent": "sales_lead",
+                   "priority": "normal", "confidence": 0.91,
+                   "recommended_next_step": "Send the group rate sheet.",
+                   "draft_reply": "Hello!\n\nThanks for reaching out. A quote for 12 vans is attached.",
+                   "model": "triage-llm-2", "prompt_version": "v7"}}),
+        json!({"source": "webform", "external_id": "form-5", "received_at": at(26 * 60 * MIN),
+            "raw": {"channel": "form", "from": "Ola Nordmann <ola@fjord.example>",
+                    "subject": "Support: driver app login",
+                    "body": "The driver app logs me out every morning.",
+                    "fields": {"account": "ACME-42", "drivers": 17, "plan": "fleet"}},
+            "ai": {"summary": "Driver app logs the user out daily.", "intent": "support_request",
+                   "priority": "low", "confidence": 0.97,
+                   "recommended_next_step": "Send the token-refresh fix article.",
+                   "model": "triage-llm-2", "prompt_version": "v7"}}),
+        json!({"source": "sms", "external_id": "min-6", "received_at": at(5 * MIN),
+            "raw": {"channel": "sms", "from": "+47 555 01 234", "body": "call me back pls"},
+            "ai": {"summary": "Asks for a call back", "intent": "other", "priority": "normal",
+                   "recommended_next_step": "Call back", "crm_update_required": false,
+                   "human_review_required": true}}),
+    ]
+}
+
+pub fn policy() -> Arc<Policy> {
+    Arc::new(Policy::default())
+}
+
+pub fn app_with(width: u16, height: u16, color: ColorMode) -> App {
+    let (keymap, issues) = Keymap::build(&Default::default());
+    assert!(issues.is_empty(), "{issues:?}");
+    App::new(AppInit {
+        policy: policy(),
+        reviewer: "ana".into(),
+        read_only: false,
+        location: "/srv/signoff/queue.db".into(),
+        actions_mode: "sandbox".into(),
+        theme: Theme::load("dark", None, color).expect("dark theme"),
+        keymap,
+        now: NOW,
+        width,
+        height,
+    })
+}
+
+pub fn app(width: u16, height: u16) -> App {
+    app_with(width, height, ColorMode::Ansi16)
+}
+
+fn millis(rfc3339: &str) -> Millis {
+    time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .unwrap_or(NOW)
+}
+
+/// An item as the queue would return it, without a queue (for pure `update` tests).
+pub fn detail(id: i64, v: &Value) -> ItemDetail {
+    let req = Request::from_value(v).expect("fixture");
+    let flags = validate(&req, &Policy::default());
+    let payload = v.to_string();
+    let summary = ItemSummary {
+        id,
+        source: req.source.clone(),
+        external_id: req.external_id.clone(),
+        state: State::Pending,
+        revision: 1,
+        intent: req.ai.intent.clone(),
+        priority: req.ai.priority.clone(),
+        confidence: req.ai.confidence.value(),
+        confidence_invalid: match &req.ai.confidence {
+            signoff::model::Confidence::Invalid(s) => Some(s.clone()),
+            _ => None,
+        },
+        channel: req.raw.channel.clone(),
+        sender: req.raw.from.clone(),
+        subject: req.raw.subject.clone(),
+        summary: req.ai.summary.clone(),
+        received_at: millis(req.received_at.as_deref().unwrap_or("")),
+        ai_escalation: req.ai.escalation_reason.is_some() || !flags.is_empty(),
+        flag_count: flags.len() as u32,
+        hidden_chars: signoff::text::has_hidden(&payload),
+        edited: false,
+        sample: false,
+        claimed_by: None,
+        lease_expires: None,
+    };
+    ItemDetail {
+        summary,
+        fields: FieldValues::from_ai(&req.ai),
+        confidence: req.ai.confidence.clone(),
+        payload,
+        request: req,
+        flags,
+        edits: vec![],
+        decision: None,
+        actions: vec![],
+        fence: 1,
+    }
+}
+
+/// An app with the fixtures loaded as a page, with details, as after start-up.
+pub fn loaded_app(width: u16, height: u16) -> App {
+    let mut a = app(width, height);
+    let fx = init(&mut a);
+    let generation = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::LoadPage { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .expect("init loads a page");
+    let details: Vec<ItemDetail> = fixtures()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| detail(i as i64 + 1, v))
+        .collect();
+    let page = Page {
+        items: details.iter().map(|d| d.summary.clone()).collect(),
+        total: details.len() as u64,
+        offset: 0,
+    };
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Page {
+            generation,
+            result: Ok(page),
+        }),
+    );
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Details(
+            details.into_iter().map(|d| (d.summary.id, Ok(d))).collect(),
+        )),
+    );
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Counts(Ok(signoff::queue::Counts {
+            pending: 6,
+            in_review: 0,
+            approved: 0,
+            rejected: 0,
+            escalated: 0,
+            oldest_open: Some(NOW - 26 * 60 * MIN),
+            sla_breaches: 2,
+        }))),
+    );
+    a
+}
+
+pub fn render_buffer(app: &App) -> Buffer {
+    let backend = TestBackend::new(app.width, app.height);
+    let mut t = Terminal::new(backend).expect("test terminal");
+    t.draw(|f| signoff::tui::view::draw(app, f)).expect("draw");
+    t.backend().buffer().clone()
+}
+
+/// The screen as text, one line per row.
+pub fn render(app: &App) -> String {
+    let b = render_buffer(app);
+    let mut out = String::new();
+    for y in 0..b.area.height {
+        let mut line = String::new();
+        let mut skip = 0usize;
+        for x in 0..b.area.width {
+            if skip > 0 {
+                skip -= 1;
+                continue;
+            }
+            let sym = b[(x, y)].symbol();
+            line.push_str(sym);
+            skip = signoff::text::width(sym).saturating_sub(1);
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// A seeded database in a temp dir.
+pub struct Db {
+    pub dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+}
+
+pub fn seeded_db() -> Db {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("queue.db");
+    let mut store = Store::open(&path, policy(), &StoreOptions::default()).expect("open");
+    let items: Vec<IngestItem> = fixtures()
+        .into_iter()
+        .map(|v| {
+            let r = Request::from_value(&v).expect("fixture");
+            IngestItem::new(v.to_string(), v, r, "fixture:1".into())
+        })
+        .collect();
+    store.ingest_batch(&items, "test").expect("ingest");
+    Db { dir, path }
+}
+
+/// Runs the app against a real queue with no terminal: effects run to completion and their
+/// results are fed back, with the queue's wall-clock times moved to the test clock.
+pub struct Headless {
+    pub app: App,
+    pub queue: Arc<dyn Queue>,
+    pub quit: bool,
+    pub editor_requests: Vec<String>,
+}
+
+fn pin_times(l: &mut Loaded) {
+    let fix_summary = |s: &mut ItemSummary| {
+        if s.lease_expires.is_some() {
+            s.lease_expires = Some(NOW + 300_000);
+        }
+    };
+    match l {
+        Loaded::Page { result: Ok(p), .. } => p.items.iter_mut().for_each(fix_summary),
+        Loaded::Details(list) => {
+            for (_, r) in list.iter_mut() {
+                if let Ok(d) = r {
+                    fix_summary(&mut d.summary);
+                    for e in &mut d.edits {
+                        e.at = NOW;
+                    }
+                    if let Some(dec) = &mut d.decision {
+                        dec.at = NOW;
+                        dec.undo_until = NOW + 30_000;
+                    }
+                }
+            }
+        }
+        Loaded::Claimed(_, Ok(c)) | Loaded::Undone(_, Ok(c)) | Loaded::Heartbeat(Ok(c)) => {
+            c.lease_expires = NOW + 300_000
+        }
+        Loaded::Decided { result: Ok(r), .. } => r.undo_until = NOW + 30_000,
+        Loaded::Timeline(_, Ok(entries)) => entries.iter_mut().for_each(|e| e.at = NOW),
+        Loaded::Counts(Ok(c)) => {
+            c.oldest_open = c.oldest_open.map(|_| NOW - 26 * 60 * MIN);
+        }
+        _ => {}
+    }
+}
+
+impl Headless {
+    pub async fn new(db: &Db, width: u16, height: u16) -> Headless {
+        let q = LocalQueue::open(&db.path, policy(), &StoreOptions::default()).expect("queue");
+        let queue: Arc<dyn Queue> = Arc::new(q);
+        let mut h = Headless {
+            app: app(width, height),
+            queue,
+            quit: false,
+            editor_requests: Vec::new(),
+        };
+        h.app.location = "/srv/signoff/queue.db".into();
+        let fx = init(&mut h.app);
+        h.run_effects(fx).await;
+        h
+    }
+
+    pub async fn send(&mut self, a: Action) {
+        let fx = update(&mut self.app, a);
+        self.run_effects(fx).await;
+    }
+
+    pub async fn keys(&mut self, keys: &str) {
+        for k in parse_keys(keys) {
+            self.send(Action::Key(k)).await;
+        }
+    }
+
+    async fn run_effects(&mut self, fx: Vec<Effect>) {
+        let mut queue_fx: std::collections::VecDeque<Effect> = fx.into();
+        while let Some(e) = queue_fx.pop_front() {
+            let mut loaded = match e {
+                Effect::OpenEditor(_, text) => {
+                    self.editor_requests.push(text);
+                    continue;
+                }
+                Effect::Quit => {
+                    self.quit = true;
+                    continue;
+                }
+                other => {
+                    match signoff::tui::effects::perform(
+                        self.queue.as_ref(),
+                        &self.app.reviewer,
+                        other,
+                    )
+                    .await
+                    {
+                        Some(l) => l,
+                        None => continue,
+                    }
+                }
+            };
+            pin_times(&mut loaded);
+            let more = update(&mut self.app, Action::Loaded(loaded));
+            queue_fx.extend(more);
+        }
+    }
+
+    pub fn screen(&self) -> String {
+        render(&self.app)
+    }
+}
+
+/// `"j j enter a"`, `"ctrl-d"`, `"esc"`: keys separated by spaces (`space` for ' ').
+pub fn parse_keys(s: &str) -> Vec<crossterm::event::KeyEvent> {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    s.split_whitespace()
+        .map(|k| {
+            let key = signoff::tui::keymap::Key::parse(k).expect("key");
+            let mods = if matches!(key.code, KeyCode::Char(c) if c.is_ascii_uppercase()) {
+                key.mods | KeyModifiers::SHIFT
+            } else {
+                key.mods
+            };
+            KeyEvent::new(key.code, mods)
+        })
+        .collect()
+}
+
+/// Typing text into a focused field.
+pub fn type_text(s: &str) -> Vec<Action> {
+    use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    s.chars()
+        .map(|c| Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
+        .collect()
+}

@@ -1,0 +1,208 @@
+//! Whole-screen snapshots through ratatui's TestBackend, driven headless over a real
+//! SQLite queue seeded with hostile fixtures (CJK, emoji ZWJ, RTL, escape sequences).
+mod tui_common;
+
+use ratatui::style::{Color, Modifier};
+use signoff::tui::action::Action;
+use signoff::tui::app::Mode;
+use signoff::tui::theme::ColorMode;
+use tui_common::*;
+
+async fn at(width: u16, height: u16) -> (Db, Headless) {
+    let db = seeded_db();
+    let h = Headless::new(&db, width, height).await;
+    (db, h)
+}
+
+fn assert_no_control_chars(screen: &str) {
+    for c in screen.chars() {
+        assert!(
+            c == '\n' || !(c.is_control() || ('\u{202a}'..='\u{202e}').contains(&c)),
+            "control character {c:?} reached the screen"
+        );
+    }
+}
+
+#[tokio::test]
+async fn list_80x24() {
+    let (_db, h) = at(80, 24).await;
+    let s = h.screen();
+    assert_no_control_chars(&s);
+    insta::assert_snapshot!(s);
+}
+
+#[tokio::test]
+async fn list_120x40() {
+    let (_db, h) = at(120, 40).await;
+    let s = h.screen();
+    assert_no_control_chars(&s);
+    insta::assert_snapshot!(s);
+}
+
+#[tokio::test]
+async fn review_escapes_120x40() {
+    let (_db, mut h) = at(120, 40).await;
+    // The item with escape sequences sorts first (its priority is not allowed).
+    h.keys("enter").await;
+    assert_eq!(h.app.mode, Mode::Review);
+    let s = h.screen();
+    assert_no_control_chars(&s);
+    assert!(s.contains("␛[31mOVERDUE"), "{s}");
+    assert!(s.contains("hidden characters"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[tokio::test]
+async fn review_rtl_80x24() {
+    let (_db, mut h) = at(80, 24).await;
+    h.keys("j enter").await;
+    let s = h.screen();
+    assert_no_control_chars(&s);
+    insta::assert_snapshot!(s);
+}
+
+#[tokio::test]
+async fn review_cjk_and_zwj_120x40() {
+    let (_db, mut h) = at(120, 40).await;
+    h.keys("j j enter").await;
+    let cjk = h.screen();
+    h.keys("esc G k enter").await;
+    let zwj = h.screen();
+    insta::assert_snapshot!("review_cjk_120x40", cjk);
+    insta::assert_snapshot!("review_zwj_120x40", zwj);
+}
+
+#[tokio::test]
+async fn edit_form_diff_and_preview_120x40() {
+    let (_db, mut h) = at(120, 40).await;
+    h.keys("j j e").await;
+    assert_eq!(h.app.mode, Mode::Edit);
+    for a in type_text("Reissue: ") {
+        h.send(a).await;
+    }
+    h.keys("tab right tab tab").await;
+    let form = h.screen();
+    h.keys("esc d").await;
+    let diff = h.screen();
+    h.keys("esc p").await;
+    let preview = h.screen();
+    insta::assert_snapshot!("edit_form_120x40", form);
+    insta::assert_snapshot!("diff_120x40", diff);
+    insta::assert_snapshot!("preview_120x40", preview);
+}
+
+#[tokio::test]
+async fn edit_form_80x24_with_an_error() {
+    let (_db, mut h) = at(80, 24).await;
+    h.keys("enter e ctrl-a ctrl-k ctrl-k ctrl-s").await;
+    let s = h.screen();
+    assert!(s.contains("summary is missing"), "{s}");
+    insta::assert_snapshot!(s);
+}
+
+#[tokio::test]
+async fn reject_picker_and_help_80x24() {
+    let (_db, mut h) = at(80, 24).await;
+    h.keys("r").await;
+    let reject = h.screen();
+    h.keys("esc ?").await;
+    let help = h.screen();
+    for a in type_text("pa") {
+        h.send(a).await;
+    }
+    let filtered = h.screen();
+    insta::assert_snapshot!("reject_80x24", reject);
+    insta::assert_snapshot!("help_80x24", help);
+    insta::assert_snapshot!("help_filtered_80x24", filtered);
+}
+
+#[tokio::test]
+async fn filter_line_and_empty_result_80x24() {
+    let (_db, mut h) = at(80, 24).await;
+    h.keys("/").await;
+    for a in type_text("p:low c>=0.9") {
+        h.send(a).await;
+    }
+    let typing = h.screen();
+    h.keys("enter").await;
+    let one = h.screen();
+    h.keys("/ ctrl-u").await;
+    for a in type_text("nothing-matches-this") {
+        h.send(a).await;
+    }
+    h.keys("enter").await;
+    let none = h.screen();
+    insta::assert_snapshot!("filter_typing_80x24", typing);
+    insta::assert_snapshot!("filter_one_80x24", one);
+    insta::assert_snapshot!("filter_none_80x24", none);
+}
+
+#[tokio::test]
+async fn after_approve_and_reject_120x40() {
+    let (_db, mut h) = at(120, 40).await;
+    h.keys("a").await;
+    h.keys("r 1").await;
+    let s = h.screen();
+    assert!(s.contains("rejected #"), "{s}");
+    insta::assert_snapshot!(s);
+    h.keys("L").await;
+    insta::assert_snapshot!("timeline_120x40", h.screen());
+}
+
+#[tokio::test]
+async fn tiny_sizes_do_not_panic() {
+    let (_db, mut h) = at(20, 5).await;
+    insta::assert_snapshot!("tiny_20x5", h.screen());
+    for (w, hgt) in [
+        (1, 1),
+        (0, 0),
+        (39, 9),
+        (40, 10),
+        (41, 14),
+        (60, 17),
+        (99, 30),
+        (250, 80),
+    ] {
+        h.send(Action::Resize(w, hgt)).await;
+        for k in [
+            "enter", "e", "tab", "esc", "d", "esc", "p", "esc", "?", "esc", "r", "esc", "esc",
+        ] {
+            h.keys(k).await;
+            let _ = h.screen();
+        }
+    }
+    h.send(Action::Resize(1, 1)).await;
+    assert_eq!(h.screen(), "…\n");
+}
+
+#[tokio::test]
+async fn no_color_keeps_the_selection_visible() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 80, 24).await;
+    h.app.theme = signoff::tui::theme::Theme::load("dark", None, ColorMode::None).unwrap();
+    let b = render_buffer(&h.app);
+    for y in 0..b.area.height {
+        for x in 0..b.area.width {
+            let c = &b[(x, y)];
+            assert!(
+                matches!(c.fg, Color::Reset) && matches!(c.bg, Color::Reset),
+                "colour at {x},{y}"
+            );
+        }
+    }
+    // Row 1 is the selected row: marked and reversed.
+    assert_eq!(b[(1, 1)].symbol(), "▶");
+    assert!(b[(5, 1)].modifier.contains(Modifier::REVERSED));
+    assert!(!b[(5, 2)].modifier.contains(Modifier::REVERSED));
+}
+
+/// Colour carries meaning here (selection, priority, confidence band, SLA): the buffer's
+/// debug form keeps styles, which a plain text snapshot drops.
+#[tokio::test]
+async fn list_colours_debug_buffer() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 80, 12).await;
+    h.keys("j").await;
+    let b = render_buffer(&h.app);
+    insta::assert_debug_snapshot!(b);
+}

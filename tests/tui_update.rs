@@ -1,0 +1,754 @@
+//! Pure `update` tests: every action, no terminal, no queue.
+mod tui_common;
+
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use signoff::model::{DecisionKind, EditableField, State};
+use signoff::queue::{Claim, Decision, QueueError, Receipt};
+use signoff::tui::action::{Action, Cmd, Effect, Loaded, Pane};
+use signoff::tui::app::{App, FieldInput, Level, Mode};
+use signoff::tui::update::{SAVE_DEBOUNCE_MS, update};
+use tui_common::*;
+
+fn claim(id: i64) -> Claim {
+    Claim {
+        id,
+        reviewer: "ana".into(),
+        fence: 7,
+        lease_expires: NOW + 300_000,
+    }
+}
+
+fn key(app: &mut App, k: &str) -> Vec<Effect> {
+    let mut fx = Vec::new();
+    for ev in parse_keys(k) {
+        fx.extend(update(app, Action::Key(ev)));
+    }
+    fx
+}
+
+/// The app with item #1 open and claimed.
+fn opened() -> App {
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "enter");
+    assert_eq!(fx, vec![Effect::Claim(1)]);
+    update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
+    assert_eq!(a.mode, Mode::Review);
+    a
+}
+
+fn decided(id: i64, state: State) -> Loaded {
+    Loaded::Decided {
+        id,
+        verb: match state {
+            State::Approved => "approve",
+            State::Rejected => "reject",
+            _ => "escalate",
+        },
+        result: Ok(Receipt {
+            decision_id: 1,
+            id,
+            state,
+            actions: vec![],
+            undo_until: NOW + 30_000,
+        }),
+    }
+}
+
+#[test]
+fn moves_keep_the_selection_in_range() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(a.list.selected, 0);
+    key(&mut a, "j");
+    assert_eq!(a.list.selected, 1);
+    key(&mut a, "down down");
+    assert_eq!(a.list.selected, 3);
+    key(&mut a, "k");
+    assert_eq!(a.list.selected, 2);
+    key(&mut a, "up up up up");
+    assert_eq!(a.list.selected, 0);
+    key(&mut a, "G");
+    assert_eq!(a.list.selected, 5);
+    key(&mut a, "j");
+    assert_eq!(a.list.selected, 5, "no wrap past the end");
+    assert!(!a.dirty, "a move that moves nothing draws nothing");
+    key(&mut a, "g g");
+    assert_eq!(a.list.selected, 0);
+    key(&mut a, "end");
+    assert_eq!(a.list.selected, 5);
+    key(&mut a, "home");
+    assert_eq!(a.list.selected, 0);
+    key(&mut a, "ctrl-d");
+    assert_eq!(
+        a.list.selected, 5,
+        "half a page of 12 rows is past the 6 items"
+    );
+    key(&mut a, "ctrl-u");
+    assert_eq!(a.list.selected, 0);
+    key(&mut a, "pgdn");
+    assert_eq!(a.list.selected, 5);
+    key(&mut a, "pgup");
+    assert_eq!(a.list.selected, 0);
+}
+
+#[test]
+fn a_pending_g_waits_and_other_keys_still_work() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "j j g");
+    assert!(a.pending_key.is_some());
+    key(&mut a, "k");
+    assert_eq!(a.pending_key, None);
+    assert_eq!(a.list.selected, 1, "g then k moves up once");
+}
+
+#[test]
+fn paging_a_huge_queue_fetches_only_the_window() {
+    let mut a = loaded_app(120, 40);
+    // Pretend the queue holds a million items: the page only has six.
+    a.list.page.total = 1_000_000;
+    let fx = key(&mut a, "G");
+    assert_eq!(a.list.selected, 999_999);
+    let page = fx
+        .iter()
+        .find_map(|e| match e {
+            Effect::LoadPage { query, .. } => Some(query.clone()),
+            _ => None,
+        })
+        .expect("a page request");
+    assert!(page.limit <= 1000, "{}", page.limit);
+    assert!(page.offset + u64::from(page.limit) >= 999_999);
+    assert!(page.offset >= 999_999 - 5 * 40);
+    // A page from an older request is dropped.
+    let stale = update(
+        &mut a,
+        Action::Loaded(Loaded::Page {
+            generation: 1,
+            result: Ok(Default::default()),
+        }),
+    );
+    assert!(stale.is_empty());
+    assert_eq!(a.list.page.total, 1_000_000);
+}
+
+#[test]
+fn switch_pane_cycles_and_scrolls_the_focused_pane() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "tab");
+    assert_eq!(a.focus, Pane::Raw);
+    key(&mut a, "j j");
+    assert_eq!((a.raw_scroll, a.list.selected), (2, 0));
+    key(&mut a, "tab");
+    assert_eq!(a.focus, Pane::Ai);
+    key(&mut a, "j");
+    assert_eq!(a.ai_scroll, 1);
+    key(&mut a, "tab");
+    assert_eq!(a.focus, Pane::List);
+}
+
+#[test]
+fn open_claims_and_back_releases() {
+    let mut a = opened();
+    assert_eq!(a.open, Some(1));
+    assert_eq!(a.focus, Pane::Ai);
+    let fx = key(&mut a, "esc");
+    assert!(fx.contains(&Effect::Release(claim(1))), "{fx:?}");
+    assert_eq!(a.mode, Mode::List);
+    assert_eq!(a.open, None);
+    assert_eq!(a.claim, None);
+}
+
+#[test]
+fn an_item_held_by_someone_else_cannot_be_opened_or_decided() {
+    let mut a = loaded_app(120, 40);
+    a.list.page.items[0].claimed_by = Some("bob".into());
+    a.list.page.items[0].lease_expires = Some(NOW + 125_000);
+    for k in ["enter", "a", "r", "x", "e"] {
+        let fx = key(&mut a, k);
+        assert!(fx.is_empty(), "{k}: {fx:?}");
+        let (msg, level) = a.message.clone().expect("a message");
+        assert_eq!(level, Level::Warn);
+        assert!(msg.contains("bob") && msg.contains("2m05s"), "{k}: {msg}");
+        assert_eq!(a.mode, Mode::List);
+    }
+}
+
+#[test]
+fn a_claim_refused_says_who_holds_it() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "enter");
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Claimed(
+            1,
+            Err(QueueError::HeldBy {
+                id: 1,
+                reviewer: "bob".into(),
+                until: NOW + 60_000,
+                now: NOW,
+            }),
+        )),
+    );
+    assert_eq!(a.mode, Mode::List);
+    assert!(a.message.unwrap().0.contains("bob"));
+}
+
+#[test]
+fn approve_from_the_list_is_one_key() {
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "a");
+    assert_eq!(
+        fx,
+        vec![Effect::Decide {
+            id: 1,
+            claim: None,
+            decision: Decision {
+                kind: DecisionKind::Approve,
+                note: None,
+                sets: vec![]
+            }
+        }]
+    );
+    assert!(
+        key(&mut a, "a").is_empty(),
+        "no second decision while one is out"
+    );
+    let fx = update(&mut a, Action::Loaded(decided(1, State::Approved)));
+    assert!(fx.contains(&Effect::LoadCounts));
+    assert!(a.message.as_ref().unwrap().0.starts_with("approved #1"));
+    assert_eq!(a.last_decision.as_ref().map(|d| d.0), Some(1));
+}
+
+#[test]
+fn approve_an_open_item_uses_its_claim() {
+    let mut a = opened();
+    let fx = key(&mut a, "a");
+    assert!(matches!(&fx[..], [Effect::Decide { id: 1, claim: Some(c), .. }] if c.fence == 7));
+    update(&mut a, Action::Loaded(decided(1, State::Approved)));
+    assert_eq!((a.mode, a.open, a.claim.clone()), (Mode::List, None, None));
+}
+
+#[test]
+fn reject_with_a_reason_is_two_keys() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "r");
+    assert_eq!(a.mode, Mode::Reject);
+    let fx = key(&mut a, "2");
+    assert_eq!(
+        fx,
+        vec![Effect::Decide {
+            id: 1,
+            claim: None,
+            decision: Decision {
+                kind: DecisionKind::Reject {
+                    reason: "inaccurate_summary".into()
+                },
+                note: None,
+                sets: vec![]
+            }
+        }]
+    );
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn reject_with_a_note() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "r j j enter");
+    assert_eq!(a.mode, Mode::Note);
+    for act in type_text("dup of #9") {
+        update(&mut a, act);
+    }
+    update(&mut a, Action::Paste(" (see\nthread)".into()));
+    key(&mut a, "backspace");
+    let fx = key(&mut a, "enter");
+    match &fx[..] {
+        [Effect::Decide { decision, .. }] => {
+            assert_eq!(
+                decision.kind,
+                DecisionKind::Reject {
+                    reason: "bad_draft".into()
+                }
+            );
+            assert_eq!(decision.note.as_deref(), Some("dup of #9 (see thread"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn reject_picker_esc_and_out_of_range() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "r 9");
+    assert_eq!(a.mode, Mode::Reject, "8 reasons: 9 picks nothing");
+    assert!(a.message.as_ref().unwrap().0.contains("1–8"));
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn escalate_picks_a_queue() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "x");
+    assert_eq!(a.mode, Mode::Escalate);
+    key(&mut a, "j");
+    let fx = key(&mut a, "enter");
+    assert!(matches!(&fx[..], [Effect::Decide { decision, .. }]
+        if decision.kind == DecisionKind::Escalate { queue: "billing".into() }));
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "x 3");
+    assert!(matches!(&fx[..], [Effect::Decide { decision, .. }]
+        if decision.kind == DecisionKind::Escalate { queue: "security".into() }));
+    update(&mut a, Action::Loaded(decided(1, State::Escalated)));
+    assert!(a.message.unwrap().0.starts_with("escalated #1"));
+}
+
+#[test]
+fn undo_inside_the_window_only() {
+    let mut a = loaded_app(120, 40);
+    assert!(key(&mut a, "u").is_empty());
+    key(&mut a, "a");
+    update(&mut a, Action::Loaded(decided(1, State::Approved)));
+    assert_eq!(key(&mut a, "u"), vec![Effect::Undo(1)]);
+    update(&mut a, Action::Loaded(Loaded::Undone(1, Ok(claim(1)))));
+    assert_eq!((a.mode, a.open), (Mode::Review, Some(1)));
+    assert!(a.last_decision.is_none());
+    // Past the window, u says so.
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "a");
+    update(&mut a, Action::Loaded(decided(1, State::Approved)));
+    update(&mut a, Action::Tick(NOW + 31_000));
+    assert!(key(&mut a, "u").is_empty());
+    assert!(a.message.unwrap().0.contains("undo window"));
+}
+
+#[test]
+fn undo_refused_by_the_queue_is_reported() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "a");
+    update(&mut a, Action::Loaded(decided(1, State::Approved)));
+    key(&mut a, "u");
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Undone(
+            1,
+            Err(QueueError::CannotUndo {
+                id: 1,
+                why: "an action already left".into(),
+            }),
+        )),
+    );
+    assert_eq!(a.message.unwrap().1, Level::Error);
+}
+
+#[test]
+fn a_lost_lease_keeps_the_edits_and_decides_after_a_new_claim() {
+    let mut a = opened();
+    key(&mut a, "e");
+    assert_eq!(a.mode, Mode::Edit);
+    for act in type_text("Urgent: ") {
+        update(&mut a, act);
+    }
+    key(&mut a, "esc");
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat(Err(QueueError::LeaseLost {
+            id: 1,
+            fence: 7,
+            holder: Some("bob".into()),
+        }))),
+    );
+    assert_eq!(a.claim, None);
+    assert!(a.message.clone().unwrap().0.contains("lease lost"));
+    let fx = key(&mut a, "a");
+    assert!(
+        matches!(
+            &fx[..],
+            [Effect::Decide {
+                id: 1,
+                claim: None,
+                ..
+            }]
+        ),
+        "{fx:?}"
+    );
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Decided {
+            id: 1,
+            verb: "approve",
+            result: Err(QueueError::LeaseLost {
+                id: 1,
+                fence: 7,
+                holder: None,
+            }),
+        }),
+    );
+    assert!(a.message.unwrap().0.contains("your edits are kept"));
+    assert_eq!(a.open, Some(1), "the item stays on screen");
+}
+
+#[test]
+fn edit_form_saves_as_it_goes_and_validates_on_submit() {
+    let mut a = opened();
+    assert!(key(&mut a, "e").is_empty());
+    let form = a.form.as_ref().expect("form");
+    assert_eq!(form.fields.len(), 6);
+    // Summary: type, then the debounce saves it.
+    for act in type_text("URGENT ") {
+        update(&mut a, act);
+    }
+    assert!(update(&mut a, Action::Tick(NOW + 100)).is_empty());
+    let fx = update(&mut a, Action::Tick(NOW + SAVE_DEBOUNCE_MS + 1));
+    match &fx[..] {
+        [Effect::SaveEdit(c, EditableField::Summary, Some(v))] => {
+            assert_eq!(c.id, 1);
+            assert!(v.starts_with("URGENT Customer"), "{v}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Intent: a picker; → picks the next allowed value and saves at once.
+    let fx = key(&mut a, "tab");
+    assert!(fx.is_empty(), "nothing unsaved");
+    let fx = key(&mut a, "right");
+    assert!(
+        matches!(&fx[..], [Effect::SaveEdit(_, EditableField::Intent, Some(v))] if v == "partnership"),
+        "{fx:?}"
+    );
+    key(&mut a, "left");
+    // Letters in a picker do nothing; shift-tab goes back.
+    key(&mut a, "shift-tab");
+    assert_eq!(a.form.as_ref().unwrap().focus, 0);
+    // Clear the summary: invalid on submit, message beside the field.
+    key(&mut a, "ctrl-a");
+    for _ in 0..3 {
+        key(&mut a, "ctrl-k");
+    }
+    let fx = key(&mut a, "ctrl-s");
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::SaveEdit(_, EditableField::Summary, _))),
+        "{fx:?}"
+    );
+    let form = a.form.as_ref().expect("form stays open");
+    assert_eq!(
+        form.errors.get(&EditableField::Summary).map(String::as_str),
+        Some("summary is missing")
+    );
+    assert_eq!(a.mode, Mode::Edit);
+    // Fix and submit.
+    for act in type_text("Refund request") {
+        update(&mut a, act);
+    }
+    let fx = key(&mut a, "ctrl-s");
+    assert!(fx.contains(&Effect::LoadDetails(vec![1])), "{fx:?}");
+    assert_eq!(a.mode, Mode::Review);
+    assert!(a.form.is_none());
+}
+
+#[test]
+fn edit_from_the_list_claims_first() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(key(&mut a, "e"), vec![Effect::Claim(1)]);
+    update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
+    assert_eq!(a.mode, Mode::Edit);
+}
+
+#[test]
+fn paste_goes_to_the_focused_text_field_only() {
+    let mut a = loaded_app(120, 40);
+    update(&mut a, Action::Paste("aaaa".into()));
+    assert_eq!(a.list.selected, 0, "pasted letters are not shortcuts");
+    assert_eq!(a.mode, Mode::List);
+    let mut a = opened();
+    key(&mut a, "e");
+    update(
+        &mut a,
+        Action::Paste("line one\r\nline two\u{1b}[31m".into()),
+    );
+    let f = &a.form.as_ref().unwrap().fields[0];
+    let v = f.value().unwrap();
+    assert!(v.starts_with("line one\nline two␛[31m"), "{v:?}");
+}
+
+#[test]
+fn external_editor_for_text_fields() {
+    let mut a = opened();
+    key(&mut a, "e");
+    let fx = key(&mut a, "ctrl-e");
+    assert!(
+        matches!(&fx[..], [Effect::OpenEditor(EditableField::Summary, t)] if t.starts_with("Customer")),
+        "{fx:?}"
+    );
+    let fx = update(
+        &mut a,
+        Action::Loaded(Loaded::Editor(
+            EditableField::Summary,
+            Ok("Rewritten\nin vim\n".into()),
+        )),
+    );
+    assert!(
+        matches!(&fx[..], [Effect::SaveEdit(_, EditableField::Summary, Some(v))] if v == "Rewritten\nin vim"),
+        "{fx:?}"
+    );
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Editor(EditableField::Summary, Err("boom".into()))),
+    );
+    assert_eq!(a.message.as_ref().unwrap().1, Level::Error);
+    // Pickers have no $EDITOR: ctrl-e is not taken there.
+    key(&mut a, "tab");
+    assert!(matches!(
+        a.form.as_ref().unwrap().fields[1].input,
+        FieldInput::Pick { .. }
+    ));
+    assert!(key(&mut a, "ctrl-e").is_empty());
+}
+
+#[test]
+fn edited_saves_report_failures() {
+    let mut a = opened();
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Edited(
+            EditableField::Summary,
+            Err(QueueError::LeaseLost {
+                id: 1,
+                fence: 7,
+                holder: None,
+            }),
+        )),
+    );
+    assert_eq!(a.claim, None);
+    assert!(a.message.unwrap().0.starts_with("Summary not saved"));
+    let mut a = opened();
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Edited(EditableField::Summary, Ok(()))),
+    );
+    assert!(!a.dirty);
+}
+
+#[test]
+fn diff_preview_timeline_are_overlays() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "d");
+    assert_eq!(a.mode, Mode::Diff);
+    key(&mut a, "j j");
+    assert_eq!(a.overlay_scroll, 2);
+    key(&mut a, "esc");
+    assert_eq!((a.mode, a.overlay_scroll), (Mode::List, 0));
+    let fx = key(&mut a, "p");
+    assert_eq!(a.mode, Mode::Preview);
+    assert!(
+        matches!(&fx[..], [Effect::RecordPreview(1, d)] if d.len() == 64),
+        "the audit records what was previewed: {fx:?}"
+    );
+    update(&mut a, Action::Loaded(Loaded::PreviewRecorded(1, Ok(()))));
+    assert!(!a.dirty);
+    key(&mut a, "esc");
+    assert_eq!(key(&mut a, "L"), vec![Effect::LoadTimeline(1)]);
+    assert_eq!(a.mode, Mode::Timeline);
+    update(&mut a, Action::Loaded(Loaded::Timeline(1, Ok(vec![]))));
+    assert_eq!(a.timeline, Some((1, vec![])));
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn filter_parses_tokens_and_reloads() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "j /");
+    assert_eq!(a.mode, Mode::Filter);
+    for act in type_text("p:high c<0.9") {
+        update(&mut a, act);
+    }
+    let fx = key(&mut a, "enter");
+    match &fx[..] {
+        [Effect::LoadPage { query, .. }] => {
+            assert_eq!(query.filter.priorities, vec!["high"]);
+            assert_eq!(query.filter.conf_below, Some(0.9));
+            assert_eq!(query.offset, 0);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(a.list.selected, 0);
+    assert_eq!(a.list.filter_text, "p:high c<0.9");
+    // Esc in the list clears it.
+    let fx = key(&mut a, "esc");
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.filter == Default::default())
+    );
+    // A bad token stays in the input with a message.
+    key(&mut a, "/");
+    for act in type_text("c<7") {
+        update(&mut a, act);
+    }
+    assert!(key(&mut a, "enter").is_empty());
+    assert_eq!(a.mode, Mode::Filter);
+    assert_eq!(a.message.as_ref().unwrap().1, Level::Error);
+    key(&mut a, "ctrl-u esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn sort_cycles() {
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "s");
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.sort == signoff::queue::Sort::Oldest)
+    );
+    key(&mut a, "s s s");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::Queue);
+}
+
+#[test]
+fn help_is_a_palette_that_runs_commands() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "?");
+    assert_eq!((a.mode, a.return_mode), (Mode::Help, Mode::List));
+    for act in type_text("prev") {
+        update(&mut a, act);
+    }
+    let items = signoff::tui::update::palette_items(&a);
+    assert_eq!(items.len(), 1, "{items:?}");
+    assert_eq!(items[0].0, Cmd::Preview);
+    key(&mut a, "enter");
+    assert_eq!(a.mode, Mode::Preview);
+    // `:` opens the same palette; arrows move; esc goes back.
+    key(&mut a, "esc :");
+    assert_eq!(a.mode, Mode::Help);
+    key(&mut a, "down down up");
+    assert_eq!(a.palette_sel, 1);
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn quit_releases_the_claim_and_ctrl_c_always_quits() {
+    let mut a = opened();
+    let fx = key(&mut a, "q");
+    assert_eq!(fx, vec![Effect::Release(claim(1)), Effect::Quit]);
+    assert!(a.quit);
+    let mut a = opened();
+    key(&mut a, "e");
+    let fx = update(
+        &mut a,
+        Action::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert!(fx.contains(&Effect::Quit));
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "/");
+    assert!(key(&mut a, "q").is_empty(), "q is typed into the filter");
+    assert_eq!(a.filter_input.text, "q");
+    assert!(key(&mut a, "ctrl-c").contains(&Effect::Quit));
+}
+
+#[test]
+fn redraw_clears_the_screen() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(key(&mut a, "ctrl-l"), vec![Effect::ClearScreen]);
+}
+
+#[test]
+fn read_only_shows_and_decides_nothing() {
+    let mut a = loaded_app(120, 40);
+    a.read_only = true;
+    for k in ["a", "r", "x", "e", "u"] {
+        assert!(key(&mut a, k).is_empty(), "{k}");
+        assert!(a.message.as_ref().unwrap().0.contains("read-only"), "{k}");
+    }
+    let fx = key(&mut a, "enter");
+    assert!(!fx.contains(&Effect::Claim(1)));
+    assert_eq!(
+        (a.mode, a.open, a.claim.clone()),
+        (Mode::Review, Some(1), None)
+    );
+}
+
+#[test]
+fn resize_keeps_the_selection_visible() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "G");
+    update(&mut a, Action::Resize(80, 13));
+    assert_eq!((a.width, a.height), (80, 13));
+    let rows = signoff::tui::view::layout::list_rows(&a) as u64;
+    assert!(a.list.top <= 5 && 5 < a.list.top + rows);
+    update(&mut a, Action::Resize(1, 1));
+    assert!(a.dirty);
+}
+
+#[test]
+fn tick_redraws_only_for_a_visible_countdown() {
+    let mut a = loaded_app(120, 40);
+    update(&mut a, Action::Tick(NOW + 5_000));
+    assert!(!a.dirty, "nothing counts down in the list");
+    let mut a = opened();
+    update(&mut a, Action::Tick(NOW + 5_000));
+    assert!(a.dirty, "the lease countdown moved");
+}
+
+#[test]
+fn poll_and_change_token() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(update(&mut a, Action::Poll), vec![Effect::PollToken]);
+    assert!(!a.dirty);
+    assert!(update(&mut a, Action::Loaded(Loaded::Token(Ok(5)))).is_empty());
+    assert!(!a.dirty, "the first token is only remembered");
+    assert!(update(&mut a, Action::Loaded(Loaded::Token(Ok(5)))).is_empty());
+    assert!(!a.dirty, "no change, no redraw");
+    let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(6))));
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })));
+    assert!(fx.contains(&Effect::LoadCounts));
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Token(Err(QueueError::Storage("disk".into())))),
+    );
+    assert_eq!(a.message.unwrap().1, Level::Error);
+}
+
+#[test]
+fn counts_details_released_and_errors() {
+    let mut a = loaded_app(120, 40);
+    let c = a.counts.clone().unwrap();
+    update(&mut a, Action::Loaded(Loaded::Counts(Ok(c))));
+    assert!(!a.dirty, "same counts, no redraw");
+    update(&mut a, Action::Loaded(Loaded::Released(1)));
+    assert!(!a.dirty);
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Details(vec![(99, Err(QueueError::NotFound(99)))])),
+    );
+    assert!(!a.details.contains_key(&99));
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Counts(Err(QueueError::Storage("x".into())))),
+    );
+    assert_eq!(a.message.as_ref().unwrap().1, Level::Error);
+    let generation = a.list.generation;
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Page {
+            generation,
+            result: Err(QueueError::Storage("locked".into())),
+        }),
+    );
+    assert!(a.message.unwrap().0.contains("cannot load the queue"));
+}
+
+#[test]
+fn heartbeat_renews_the_claim() {
+    let mut a = opened();
+    let mut renewed = claim(1);
+    renewed.lease_expires += 100_000;
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat(Ok(renewed.clone()))),
+    );
+    assert_eq!(a.claim, Some(renewed));
+}
+
+#[test]
+fn every_command_has_a_name_that_round_trips() {
+    for c in Cmd::ALL {
+        assert_eq!(Cmd::from_name(c.name()), Some(c));
+    }
+}
