@@ -307,10 +307,10 @@ fn console(cli: &Cli, loaded: &Loaded, db: &std::path::Path) -> anyhow::Result<i
     let result = rt.block_on(crate::tui::run(queue, opts));
     let _ = stop.send(());
     if let Some(handle) = dispatcher {
-        let _ = rt.block_on(tokio::time::timeout(
-            std::time::Duration::from_secs(5),
-            handle,
-        ));
+        // The timer is made inside the runtime (a tokio timer needs its context).
+        let _ = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), handle).await
+        });
     }
     result?;
     Ok(EXIT_OK)

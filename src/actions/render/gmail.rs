@@ -138,7 +138,7 @@ pub fn reply_subject(subject: Option<&str>) -> String {
     let s = subject.map(str::trim).unwrap_or("");
     if s.is_empty() {
         "Re: your message".into()
-    } else if s.len() >= 3 && s[..3].eq_ignore_ascii_case("re:") {
+    } else if s.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
         s.to_string()
     } else {
         format!("Re: {s}")
@@ -266,5 +266,8 @@ mod tests {
         }
         assert_eq!(reply_subject(Some("RE: x")), "RE: x");
         assert_eq!(reply_subject(Some("x")), "Re: x");
+        // Subjects are not ASCII: the first three bytes may split a character.
+        assert_eq!(reply_subject(Some("שלום")), "Re: שלום");
+        assert_eq!(reply_subject(Some("日本")), "Re: 日本");
     }
 }
