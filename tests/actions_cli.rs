@@ -7,53 +7,6 @@ mod support;
 use common::{db_path, run, signoff};
 use support::*;
 
-fn write_config(dir: &std::path::Path, f: &Fakes, mode: &str) {
-    let cfg = format!(
-        r#"
-[policy]
-undo_seconds = 0
-
-[actions]
-mode = "{mode}"
-
-[actions.monday]
-api_url = "{monday}"
-token = "env:TEST_MONDAY_TOKEN"
-board_id = "{board}"
-key_column = "text_ext_id"
-
-[actions.slack]
-api_url = "{slack}"
-token = "env:TEST_SLACK_TOKEN"
-default_channel = "{general}"
-
-[actions.gmail]
-api_url = "{gmail}"
-token_url = "{token}"
-client_id = "env:TEST_GMAIL_CLIENT_ID"
-client_secret = "env:TEST_GMAIL_CLIENT_SECRET"
-refresh_token = "env:TEST_GMAIL_REFRESH_TOKEN"
-"#,
-        monday = f.url("/v2"),
-        board = support::monday::BOARD,
-        slack = f.url("/api/"),
-        general = support::slack::GENERAL,
-        gmail = f.url(""),
-        token = f.url("/token"),
-    );
-    std::fs::create_dir_all(dir.join("config")).unwrap();
-    std::fs::write(dir.join("config").join("config.toml"), cfg).unwrap();
-}
-
-fn with_secrets(mut c: std::process::Command) -> std::process::Command {
-    c.env("TEST_MONDAY_TOKEN", support::monday::TOKEN)
-        .env("TEST_SLACK_TOKEN", support::slack::TOKEN)
-        .env("TEST_GMAIL_CLIENT_ID", support::gmail::CLIENT_ID)
-        .env("TEST_GMAIL_CLIENT_SECRET", support::gmail::CLIENT_SECRET)
-        .env("TEST_GMAIL_REFRESH_TOKEN", support::gmail::REFRESH_TOKEN);
-    c
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ingest_approve_dispatch_through_the_binary() {
     let f = Fakes::start().await;
