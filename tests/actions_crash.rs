@@ -2,8 +2,10 @@
 //! them: the next dispatcher finds the rows mid-attempt (lease run out), looks each effect
 //! up, and records it — no second item, post or draft.
 //!
-//! The dispatcher under test is a real child process: this test binary re-run with
-//! `SIGNOFF_CRASH_CHILD` set, executing only [`child_dispatcher`].
+//! The dispatcher under test is a real child process: the `signoff dispatch --once`
+//! binary, and this test binary re-run with `SIGNOFF_CRASH_CHILD` set, executing only
+//! [`child_dispatcher`].
+mod common;
 mod support;
 
 use std::os::unix::process::ExitStatusExt;
@@ -141,4 +143,94 @@ async fn a_dispatcher_killed_between_sending_and_recording_resumes_without_dupli
         .query_row("SELECT COUNT(*) FROM audit WHERE kind = 'action_attempt' AND json_extract(detail, '$.after_crash')", [], |r| r.get(0))
         .unwrap();
     assert_eq!(after_crash, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signoff_dispatch_killed_mid_send_resumes_without_duplicates() {
+    let f = Fakes::start().await;
+    for route in [
+        "monday:create_item",
+        "slack:chat.postMessage",
+        "gmail:drafts.create",
+    ] {
+        f.fault(route, Fault::ApplyThenHang);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &f, "live");
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        format!(
+            "{}\n",
+            payload(
+                "kill-1",
+                "sales_lead",
+                "high",
+                "ada@example.com",
+                "Hi",
+                "Hello"
+            )
+        ),
+    )
+    .unwrap();
+    let d = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(
+            common::run(common::signoff(&d).arg("ingest").arg(&input)).0,
+            0
+        );
+        assert_eq!(
+            common::run(common::signoff(&d).args(["decide", "1", "--approve"])).0,
+            0
+        );
+    })
+    .await
+    .unwrap();
+    let mut child = with_secrets(common::signoff(dir.path()))
+        .args(["dispatch", "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..3_000 {
+        if f.with(|w| w.applied_then_hung) == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        f.with(|w| w.applied_then_hung),
+        3,
+        "signoff dispatch never sent its requests"
+    );
+    child.kill().unwrap(); // SIGKILL
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    let store =
+        signoff::store::Store::open(&common::db_path(dir.path()), policy(), &Default::default())
+            .unwrap();
+    assert!(rows(&store).iter().all(|r| r.1 == "sending"));
+    store
+        .connection()
+        .execute(
+            "UPDATE outbox SET lease_expires = 0 WHERE status = 'sending'",
+            [],
+        )
+        .unwrap();
+    let d = dir.path().to_path_buf();
+    let (code, out, err) = tokio::task::spawn_blocking(move || {
+        common::run(with_secrets(common::signoff(&d)).args(["dispatch", "--once"]))
+    })
+    .await
+    .unwrap();
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("3 sent (3 found already done)"), "{out}");
+    assert_eq!(
+        f.with(|w| (
+            w.monday.items.len(),
+            w.monday.updates.len(),
+            w.slack.messages.len(),
+            w.gmail.drafts.len()
+        )),
+        (1, 1, 1, 1)
+    );
 }

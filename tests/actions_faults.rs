@@ -549,3 +549,33 @@ async fn wrong_credentials_are_dead_letters_saying_what_to_check() {
     );
     assert_eq!(counts(&f), (0, 0, 0, 0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_installations_message_with_the_same_key_is_not_taken_for_ours() {
+    let f = Fakes::start().await;
+    let cfg = f.config();
+    // Another signoff (its own database, so the same key) posted to the channel just now.
+    f.with(|w| {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+        w.slack.messages.push(support::slack::Message {
+            channel: support::slack::GENERAL.into(),
+            ts: format!("{now}.000001"),
+            text: "theirs".into(),
+            blocks: json!([{"type": "section", "block_id": "signoff-1-1-slack"}]),
+            metadata: json!({"event_type": "signoff_action", "event_payload": {"key": "signoff-1-1-slack", "origin": "feedbeef"}}),
+        });
+    });
+    f.fault(
+        "slack:chat.postMessage",
+        Fault::html(503, "<html>unavailable</html>"),
+    );
+    let (_d, db) = temp_db();
+    let mut a = lead("ours");
+    a["ai"]["intent"] = json!("partnership");
+    let store = approve_all(&db, &cfg, &[a]);
+    dispatch_settled(&db, &store, &cfg, 3).await;
+    let (st, _, _, resp) = row(&store, "slack");
+    assert_eq!(st, "sent");
+    assert_ne!(resp["reconciled"], true, "their message is not ours");
+    assert_eq!(f.with(|w| w.slack.with_key("signoff-1-1-slack").len()), 2);
+}

@@ -70,7 +70,11 @@ async fn approval_creates_one_item_one_post_one_draft() {
         assert_eq!(w.gmail.drafts.len(), 1);
         let d = &w.gmail.drafts[0];
         assert_eq!(resp["draft_id"], d.id.as_str());
-        assert_eq!(d.message_id_header, "<signoff-1-1-gmail@signoff.invalid>");
+        let tag = signoff::actions::render::origin_tag("web", "lead-1");
+        assert_eq!(
+            d.message_id_header,
+            format!("<signoff-1-1-gmail.{tag}@signoff.invalid>")
+        );
         assert!(
             d.message
                 .contains("\r\nTo: \"Ada Lovelace\" <ada@example.com>\r\n")

@@ -284,7 +284,7 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
                 p.first_sent_at.unwrap_or(now),
                 p.last_sent_at.unwrap_or(now) + env.cfg.dispatch.timeout_ms as i64,
             );
-            match slack_lookup(env, lookup, auth, window, &r.key).await {
+            match slack_lookup(env, lookup, auth, window, &r.key, r.meta_str("origin")).await {
                 Ok(Some(ts)) => {
                     p.ts = Some(ts);
                     p.channel = Some(channel);
@@ -359,6 +359,7 @@ async fn slack_lookup(
     auth: Option<(&str, &str)>,
     window: (i64, i64),
     key: &str,
+    origin: Option<&str>,
 ) -> Result<Option<String>, Outcome> {
     const PAGES: usize = 50;
     const SKEW_S: i64 = 120;
@@ -381,7 +382,7 @@ async fn slack_lookup(
             Outcome::Ok(page) => page,
             other => return Err(other),
         };
-        if let Some(ts) = reconcile::slack_message(&page, key) {
+        if let Some(ts) = reconcile::slack_message(&page, key, origin) {
             return Ok(Some(ts));
         }
         cursor = page

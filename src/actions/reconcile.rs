@@ -38,20 +38,22 @@ pub fn monday_note(items: &Value, key: &str) -> Option<String> {
         .and_then(|u| id_string(u.get("id")))
 }
 
-/// The `ts` of a message in a `conversations.history` answer carrying `key`.
-pub fn slack_message(history: &Value, key: &str) -> Option<String> {
+/// The `ts` of a message in a `conversations.history` answer carrying `key` (and, in its
+/// metadata, our `origin`; a message without metadata is matched by its block id).
+pub fn slack_message(history: &Value, key: &str, origin: Option<&str>) -> Option<String> {
     history
         .get("messages")
         .and_then(Value::as_array)?
         .iter()
-        .find(|m| {
-            m.pointer("/metadata/event_payload/key")
-                .and_then(Value::as_str)
-                == Some(key)
-                || m.get("blocks").and_then(Value::as_array).is_some_and(|bs| {
-                    bs.iter()
-                        .any(|b| b.get("block_id").and_then(Value::as_str) == Some(key))
-                })
+        .find(|m| match m.pointer("/metadata/event_payload") {
+            Some(p) => {
+                p.get("key").and_then(Value::as_str) == Some(key)
+                    && (origin.is_none() || p.get("origin").and_then(Value::as_str) == origin)
+            }
+            None => m.get("blocks").and_then(Value::as_array).is_some_and(|bs| {
+                bs.iter()
+                    .any(|b| b.get("block_id").and_then(Value::as_str) == Some(key))
+            }),
         })
         .and_then(|m| m.get("ts").and_then(Value::as_str).map(str::to_string))
 }
@@ -90,9 +92,15 @@ mod tests {
         let items = json!([{"updates": [{"id": "7", "text_body": "hi signoff ref k-1"}]}]);
         assert_eq!(monday_note(&items, "k-1"), Some("7".into()));
         assert_eq!(monday_note(&items, "k-2"), None);
-        let h =
-            json!({"messages": [{"ts": "1.000200", "metadata": {"event_payload": {"key": "k"}}}]});
-        assert_eq!(slack_message(&h, "k"), Some("1.000200".into()));
+        let h = json!({"messages": [
+            {"ts": "1.000100", "metadata": {"event_payload": {"key": "k", "origin": "other"}}},
+            {"ts": "1.000200", "metadata": {"event_payload": {"key": "k", "origin": "ours"}}},
+        ]});
+        assert_eq!(
+            slack_message(&h, "k", Some("ours")),
+            Some("1.000200".into())
+        );
+        assert_eq!(slack_message(&h, "k", Some("none")), None);
         assert_eq!(gmail_draft(&json!({})), None);
     }
 }

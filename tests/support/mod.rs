@@ -447,3 +447,52 @@ pub fn temp_db() -> (tempfile::TempDir, PathBuf) {
     let db = dir.path().join("queue.db");
     (dir, db)
 }
+
+/// Writes `<dir>/config/config.toml`: the fakes' URLs, credentials as `env:` references.
+pub fn write_config(dir: &std::path::Path, f: &Fakes, mode: &str) {
+    let cfg = format!(
+        r#"
+[policy]
+undo_seconds = 0
+
+[actions]
+mode = "{mode}"
+
+[actions.monday]
+api_url = "{monday}"
+token = "env:TEST_MONDAY_TOKEN"
+board_id = "{board}"
+key_column = "text_ext_id"
+
+[actions.slack]
+api_url = "{slack}"
+token = "env:TEST_SLACK_TOKEN"
+default_channel = "{general}"
+
+[actions.gmail]
+api_url = "{gmail}"
+token_url = "{token}"
+client_id = "env:TEST_GMAIL_CLIENT_ID"
+client_secret = "env:TEST_GMAIL_CLIENT_SECRET"
+refresh_token = "env:TEST_GMAIL_REFRESH_TOKEN"
+"#,
+        monday = f.url("/v2"),
+        board = monday::BOARD,
+        slack = f.url("/api/"),
+        general = slack::GENERAL,
+        gmail = f.url(""),
+        token = f.url("/token"),
+    );
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(dir.join("config").join("config.toml"), cfg).unwrap();
+}
+
+/// Sets the environment variables `write_config`'s references name.
+pub fn with_secrets(mut c: std::process::Command) -> std::process::Command {
+    c.env("TEST_MONDAY_TOKEN", monday::TOKEN)
+        .env("TEST_SLACK_TOKEN", slack::TOKEN)
+        .env("TEST_GMAIL_CLIENT_ID", gmail::CLIENT_ID)
+        .env("TEST_GMAIL_CLIENT_SECRET", gmail::CLIENT_SECRET)
+        .env("TEST_GMAIL_REFRESH_TOKEN", gmail::REFRESH_TOKEN);
+    c
+}

@@ -25,6 +25,7 @@ pub fn render(
     ctx: &Value,
     request: &Request,
     key: &str,
+    tag: &str,
 ) -> Result<Rendered, String> {
     let body = t.render("actions.gmail.body", ctx)?;
     if body.trim().is_empty() {
@@ -64,7 +65,7 @@ pub fn render(
         t.render("actions.gmail.subject", ctx)?.trim().to_string()
     };
     no_line_breaks("Subject", &subject)?;
-    let message_id = format!("<{key}@{}>", cfg.message_id_domain);
+    let message_id = format!("<{key}.{tag}@{}>", cfg.message_id_domain);
     let date = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc2822)
         .map_err(|e| format!("cannot format the Date header: {e}"))?;

@@ -48,15 +48,26 @@ impl Renderer {
     /// The typed rendering of one action.
     pub fn render_action(&self, ctx: &RenderContext<'_>) -> Result<Rendered, String> {
         let tctx = templates::context(ctx);
+        let tag = origin_tag(&ctx.request.source, &ctx.request.external_id);
         let key = ctx.idempotency_key;
         match ctx.action {
             ActionKind::Crm => crm::render(&self.cfg.monday, &self.templates, &tctx, key),
-            ActionKind::Slack => {
-                slack::render(&self.cfg.slack, &self.templates, &tctx, ctx.fields, key)
-            }
-            ActionKind::Gmail => {
-                gmail::render(&self.cfg.gmail, &self.templates, &tctx, ctx.request, key)
-            }
+            ActionKind::Slack => slack::render(
+                &self.cfg.slack,
+                &self.templates,
+                &tctx,
+                ctx.fields,
+                key,
+                &tag,
+            ),
+            ActionKind::Gmail => gmail::render(
+                &self.cfg.gmail,
+                &self.templates,
+                &tctx,
+                ctx.request,
+                key,
+                &tag,
+            ),
         }
     }
 }
@@ -66,6 +77,16 @@ impl ActionRenderer for Renderer {
         let r = self.render_action(ctx)?;
         serde_json::to_value(r).map_err(|e| format!("cannot store the rendered request: {e}"))
     }
+}
+
+/// A short hash of the request's natural key, carried beside the outbox key in Slack
+/// metadata and our Gmail `Message-ID`. Outbox keys restart with each database; with the
+/// tag, another installation posting to the same channel or mailbox (or an old database)
+/// is never mistaken for this one when an uncertain effect is looked up.
+pub fn origin_tag(source: &str, external_id: &str) -> String {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(format!("{source}\n{external_id}").as_bytes());
+    d[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Slack routes keyed by priorities and intents the policy does not have.

@@ -1,6 +1,7 @@
 //! Slack: `chat.postMessage` with a bot token (channel routed by intent, then priority,
 //! then the default), or an incoming webhook (INTEGRATIONS.md §2). The outbox key rides
-//! twice — in `metadata.event_payload.key` and as the section's `block_id` — so an
+//! twice — in `metadata.event_payload.key` (beside `origin`, a hash of the request's
+//! natural key: keys restart per database) and as the section's `block_id` — so an
 //! ambiguous post can be found again in `conversations.history` (the `lookup` step; its
 //! `oldest` is added at send time from when the post first left).
 use minijinja::value::Value;
@@ -37,6 +38,7 @@ pub fn render(
     ctx: &Value,
     fields: &FieldValues,
     key: &str,
+    tag: &str,
 ) -> Result<Rendered, String> {
     let text = cut(t.render("actions.slack.text", ctx)?.trim(), TEXT_MAX);
     let section = cut(t.render("actions.slack.blocks", ctx)?.trim(), SECTION_MAX);
@@ -67,7 +69,7 @@ pub fn render(
         "channel": channel,
         "text": text,
         "blocks": blocks,
-        "metadata": {"event_type": "signoff_action", "event_payload": {"key": key}},
+        "metadata": {"event_type": "signoff_action", "event_payload": {"key": key, "origin": tag}},
         "unfurl_links": false,
         "unfurl_media": false,
     });
@@ -91,7 +93,7 @@ pub fn render(
         provider: Provider::Slack,
         key: key.into(),
         requests,
-        meta: json!({"channel": channel}),
+        meta: json!({"channel": channel, "origin": tag}),
     })
 }
 
