@@ -158,7 +158,7 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
         badges.push(("✎".into(), t.edited));
     }
     if it.sample {
-        badges.push(("smp".into(), t.muted));
+        badges.push(("sample".into(), t.badge));
     }
     let badge_w: usize = badges.iter().map(|(b, _)| fmt::cells(b) + 1).sum();
     let right_w = fmt::cells(&age) + 1 + badge_w;
