@@ -8,9 +8,7 @@ use super::action::Pane;
 use super::keymap::{Key, Keymap};
 use super::theme::Theme;
 use crate::model::{EditableField, Policy};
-use crate::queue::{
-    ActionPreview, AuditEntry, Claim, Counts, ItemDetail, ListQuery, Millis, Page,
-};
+use crate::queue::{ActionPreview, AuditEntry, Claim, Counts, ItemDetail, ListQuery, Millis, Page};
 use crate::stats::Stats;
 
 /// What the keys do now. Each mode has its own table in the keymap.

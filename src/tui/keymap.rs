@@ -305,9 +305,7 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (ForceQuit, &["ctrl-c"], "quit now", false),
             ];
         }
-        Mode::Note | Mode::Filter | Mode::OutcomeNote => {
-            t.push((Submit, &["enter"], "done", true))
-        }
+        Mode::Note | Mode::Filter | Mode::OutcomeNote => t.push((Submit, &["enter"], "done", true)),
         Mode::Help => t.extend([
             (Down, &["down", "ctrl-n"][..], "down", false),
             (Up, &["up", "ctrl-p"], "up", false),

@@ -283,7 +283,11 @@ pub(super) fn loaded_actions(app: &mut App, l: Loaded) -> Vec<Effect> {
                         crate::text::sanitize(&value)
                     ),
                 ),
-                Err(e) => say(app, Level::Error, format!("outcome of #{id} not recorded: {e}")),
+                Err(e) => say(
+                    app,
+                    Level::Error,
+                    format!("outcome of #{id} not recorded: {e}"),
+                ),
             }
             Vec::new()
         }

@@ -47,6 +47,11 @@ pub fn action_line(t: &Theme, a: &ActionStatus, width: usize) -> Line<'static> {
         parts.push(format!("next {}", clock(at)));
     }
     if let Some(r) = a.response.as_deref().and_then(crate::actions::result_text) {
+        // The state already says sandbox; keep only why.
+        let r = match r.strip_prefix("sandbox: ") {
+            Some(why) if a.status == "sandbox" => why.to_string(),
+            _ => r,
+        };
         parts.push(r);
     }
     if a.status != "sent"
@@ -99,30 +104,55 @@ pub fn preview_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     };
     match previews {
         Err(e) => lines.push(Line::styled(
-            format!("cannot preview: {}", fmt::clean(e, width.saturating_sub(16))),
+            format!(
+                "cannot preview: {}",
+                fmt::clean(e, width.saturating_sub(16))
+            ),
             t.error,
         )),
-        Ok(v) if v.is_empty() => lines.push(Line::styled(
-            "the intent triggers no actions: approving sends nothing",
-            t.warn,
-        )),
+        Ok(v) if v.is_empty() => {
+            let intent = app
+                .current_detail()
+                .and_then(|d| d.fields.intent.clone())
+                .unwrap_or_default();
+            let why = if app.policy.actions_for(&intent).is_empty() {
+                format!(
+                    "intent '{}' triggers no actions: approving sends nothing",
+                    fmt::clean(&intent, 40)
+                )
+            } else {
+                "this queue renders no actions (no actions config): approving sends nothing"
+                    .to_string()
+            };
+            lines.push(Line::styled(why, t.warn));
+        }
         Ok(v) => {
             for p in v {
-                lines.push(Line::styled(
-                    format!("{} · key {}", p.action.as_str(), fmt::clean(&p.idempotency_key, 60)),
-                    t.title,
-                ));
                 match &p.rendered {
                     Ok(r) => {
                         let body = crate::actions::preview_text(&r.to_string());
                         for l in text::sanitize_lines(&body) {
-                            let st = if l.starts_with('[') { t.accent } else { t.base };
+                            let st = if l.starts_with('[') {
+                                t.accent
+                            } else if !l.starts_with(' ') && !l.is_empty() {
+                                t.title
+                            } else {
+                                t.base
+                            };
                             for piece in fmt::wrap(&l, width) {
                                 lines.push(Line::styled(piece, st));
                             }
                         }
                     }
                     Err(e) => {
+                        lines.push(Line::styled(
+                            format!(
+                                "{} · key {}",
+                                p.action.as_str(),
+                                fmt::clean(&p.idempotency_key, 60)
+                            ),
+                            t.title,
+                        ));
                         lines.push(Line::styled(
                             "approval would be refused:".to_string(),
                             t.error,

@@ -23,7 +23,14 @@ pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     )
 }
 
-pub(super) fn panel(app: &App, frame: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
+pub(super) fn panel(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    title: String,
+    lines: Vec<Line>,
+    scroll: u16,
+) {
     let t = &app.theme;
     frame.render_widget(Clear, area);
     let p = Paragraph::new(lines)

@@ -42,7 +42,7 @@ fn pct(r: f64) -> String {
 
 fn kv(t: &Theme, k: &str, v: String) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("  {k:<18}"), t.muted),
+        Span::styled(format!("  {}", fmt::pad(k, 18)), t.muted),
         Span::styled(v, t.base),
     ])
 }
@@ -106,7 +106,10 @@ fn parts(t: &Theme, s: &Stats, w: usize) -> Vec<Part> {
     ));
     l.push(Line::raw(""));
     let v = &s.volume;
-    l.push(title(t, "Volume · requests per hour, last 24 h (oldest left)"));
+    l.push(title(
+        t,
+        "Volume · requests per hour, last 24 h (oldest left)",
+    ));
     let now = v.per_hour.last().copied().unwrap_or(0);
     let peak = v.per_hour.iter().copied().max().unwrap_or(0);
     l.push(kv(
@@ -118,45 +121,59 @@ fn parts(t: &Theme, s: &Stats, w: usize) -> Vec<Part> {
         ),
     ));
     if let Some(a) = &v.alert {
-        l.push(Line::styled(format!("  ⚠ {}", clean(a, w.saturating_sub(4))), t.warn));
+        l.push(Line::styled(
+            format!("  ⚠ {}", clean(a, w.saturating_sub(4))),
+            t.warn,
+        ));
     }
     out.push(Part::Text(l));
-    // Same scale for both lines, with the baseline counted in, so they compare at a glance.
-    let top = peak
-        .max(v.escalations_per_hour.iter().copied().max().unwrap_or(0))
-        .max(v.baseline_per_hour.ceil() as u64)
-        .max(1);
+    // The baseline is counted into the scale, so a quiet day does not look like a spike.
+    let top = peak.max(v.baseline_per_hour.ceil() as u64).max(1);
     out.push(Part::Spark {
         data: v.per_hour.clone(),
         height: 3,
         max: top,
         style: t.accent,
     });
+    let n = v.per_hour.len().max(1);
+    let spark_w = n * (w.saturating_sub(4) / n).clamp(1, 3);
+    out.push(Part::Text(vec![Line::styled(
+        format!("  {:<width$}now", "-24h", width = spark_w.saturating_sub(3)),
+        t.muted,
+    )]));
     out.push(Part::Text(vec![kv(
         t,
         "escalations",
-        format!(
-            "{} in 24 h",
-            v.escalations_per_hour.iter().sum::<u64>()
-        ),
+        format!("{} in 24 h", v.escalations_per_hour.iter().sum::<u64>()),
     )]));
+    // Escalations on their own scale: a handful an hour would not show on the volume's.
+    let esc_top = v
+        .escalations_per_hour
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(0)
+        .max(1);
     out.push(Part::Spark {
         data: v.escalations_per_hour.clone(),
         height: 2,
-        max: top,
+        max: esc_top,
         style: t.warn,
     });
-    out.push(Part::Text(vec![
-        Line::raw(""),
-        title(t, "Reject reasons"),
-    ]));
+    out.push(Part::Text(vec![Line::raw(""), title(t, "Reject reasons")]));
     if s.reject_reasons.is_empty() {
         out.push(Part::Text(vec![Line::styled("  no rejections", t.muted)]));
     } else {
         out.push(Part::Bars(
             s.reject_reasons
                 .iter()
-                .map(|(r, n)| (clean(r, 22), *n, format!("{n} ({})", pct(ratio(*n, d.rejected)))))
+                .map(|(r, n)| {
+                    (
+                        clean(r, 18),
+                        *n,
+                        format!("{n} ({}) ", pct(ratio(*n, d.rejected))),
+                    )
+                })
                 .collect(),
             t.error,
             None,
@@ -164,19 +181,25 @@ fn parts(t: &Theme, s: &Stats, w: usize) -> Vec<Part> {
     }
     out.push(Part::Text(vec![
         Line::raw(""),
-        title(t, "Agreement with the AI by confidence (approved as proposed)"),
+        title(
+            t,
+            "Agreement with the AI by confidence (approved as proposed)",
+        ),
     ]));
     if s.agreement.is_empty() {
-        out.push(Part::Text(vec![Line::styled("  no decisions yet", t.muted)]));
+        out.push(Part::Text(vec![Line::styled(
+            "  no decisions yet",
+            t.muted,
+        )]));
     } else {
         out.push(Part::Bars(
             s.agreement
                 .iter()
                 .map(|b| {
                     (
-                        clean(&b.bucket, 22),
+                        clean(&b.bucket, 18),
                         (b.rate * 100.0).round() as u64,
-                        format!("{} of {}", pct(b.rate), b.decided),
+                        format!("{} of {} ", pct(b.rate), b.decided),
                     )
                 })
                 .collect(),
@@ -225,11 +248,11 @@ fn parts(t: &Theme, s: &Stats, w: usize) -> Vec<Part> {
     }
     for a in &s.actions {
         l.push(Line::from(vec![
-            Span::styled(format!("  {:<18}", clean(&a.action, 18)), t.muted),
             Span::styled(
-                format!("{} total · {} sent ", a.total, a.sent),
-                t.base,
+                format!("  {}", fmt::pad(&clean(&a.action, 18), 18)),
+                t.muted,
             ),
+            Span::styled(format!("{} total · {} sent ", a.total, a.sent), t.base),
             Span::styled(format!("({})", pct(a.success_rate)), t.ok),
             Span::styled(" · ", t.muted),
             Span::styled(
@@ -277,15 +300,23 @@ fn render_parts(t: &Theme, parts: &[Part], w: u16) -> Buffer {
                 max,
                 style,
             } => {
-                let area = Rect::new(2, y, (data.len() as u16).min(w.saturating_sub(2)), ph);
+                // Up to three columns an hour: a wider picture reads faster than 24 cells.
+                let n = data.len().max(1);
+                let k = (usize::from(w.saturating_sub(4)) / n).clamp(1, 3);
+                let wide: Vec<u64> = data
+                    .iter()
+                    .flat_map(|x| std::iter::repeat_n(*x, k))
+                    .collect();
+                let area = Rect::new(2, y, (wide.len() as u16).min(w.saturating_sub(2)), ph);
                 Sparkline::default()
-                    .data(data)
+                    .data(&wide)
                     .max(*max)
                     .style(*style)
                     .render(area, &mut buf);
             }
             Part::Bars(bars, style, max) => {
-                let label_w = bars.iter().map(|b| fmt::cells(&b.0)).max().unwrap_or(0);
+                // Labels in the same column as the numbers' labels above and below.
+                let label_w = 18;
                 let bars: Vec<Bar> = bars
                     .iter()
                     .map(|(label, v, text)| {
