@@ -1055,3 +1055,20 @@ fn sample_items_are_flagged_in_list_and_detail() {
     let s = render(&a);
     assert!(s.matches("sample").count() >= 2, "{s}");
 }
+
+#[test]
+fn decided_toggle_lists_decided_items_newest_first() {
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "D");
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }]
+            if query.states == vec![State::Approved, State::Rejected, State::Escalated]
+                && query.sort == signoff::queue::Sort::Newest),
+        "{fx:?}"
+    );
+    let fx = key(&mut a, "D");
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.states.is_empty()),
+        "{fx:?}"
+    );
+}

@@ -58,11 +58,13 @@ pub enum Cmd {
     Outcome,
     /// The review statistics screen.
     Stats,
+    /// Switch the list between the open queue and decided items.
+    Decided,
 }
 
 impl Cmd {
     /// Every command, in help order.
-    pub const ALL: [Cmd; 46] = [
+    pub const ALL: [Cmd; 47] = [
         Cmd::Down,
         Cmd::Up,
         Cmd::Top,
@@ -109,6 +111,7 @@ impl Cmd {
         Cmd::KillSwitch,
         Cmd::Outcome,
         Cmd::Stats,
+        Cmd::Decided,
     ];
 
     /// The name used in the config's keymap.
@@ -151,6 +154,7 @@ impl Cmd {
             Cmd::KillSwitch => "kill_switch",
             Cmd::Outcome => "outcome",
             Cmd::Stats => "stats",
+            Cmd::Decided => "decided",
             Cmd::Pick(n) => {
                 const N: [&str; 10] = [
                     "pick_0", "pick_1", "pick_2", "pick_3", "pick_4", "pick_5", "pick_6", "pick_7",

@@ -241,6 +241,7 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (Resend, &["R"], "resend dead actions", false),
                 (KillSwitch, &["K"], "pause/resume all actions", false),
                 (Stats, &["S"], "stats", false),
+                (Decided, &["D"], "decided items / queue", false),
                 (SwitchPane, &["tab"], "pane", mode == Mode::Review),
                 (Filter, &["/"], "filter", mode == Mode::List),
                 (Sort, &["s"], "sort", mode == Mode::List),

@@ -82,6 +82,34 @@ pub(super) fn actions_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             app.pick = 0;
             Vec::new()
         }
+        Cmd::Decided => {
+            use crate::model::State;
+            let l = &mut app.list;
+            let decided = l.query.states.is_empty();
+            l.query.states = if decided {
+                vec![State::Approved, State::Rejected, State::Escalated]
+            } else {
+                Vec::new()
+            };
+            // Decided items read best newest first; the queue goes back to its own order.
+            l.query.sort = if decided {
+                crate::queue::Sort::Newest
+            } else {
+                crate::queue::Sort::Queue
+            };
+            l.selected = 0;
+            l.top = 0;
+            say(
+                app,
+                Level::Info,
+                if decided {
+                    "decided items, newest first: action states, resend, outcomes"
+                } else {
+                    "the open queue"
+                },
+            );
+            reload(app)
+        }
         Cmd::Stats => {
             app.return_mode = app.mode;
             app.mode = Mode::Stats;

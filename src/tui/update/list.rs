@@ -127,7 +127,9 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Cmd::Resend | Cmd::KillSwitch | Cmd::Outcome | Cmd::Stats => actions_command(app, c),
+        Cmd::Resend | Cmd::KillSwitch | Cmd::Outcome | Cmd::Stats | Cmd::Decided => {
+            actions_command(app, c)
+        }
         Cmd::Filter => {
             app.mode = Mode::Filter;
             app.filter_input = LineInput::with(&app.list.filter_text);

@@ -138,6 +138,7 @@ pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
         Cmd::Diff | Cmd::Preview | Cmd::Timeline => app.current_id().is_some(),
         Cmd::Resend => !app.read_only && !dead_actions(app).is_empty(),
         Cmd::KillSwitch => !app.read_only && app.counts.is_some(),
+        Cmd::Decided => app.open.is_none(),
         Cmd::Outcome => !app.read_only && is_decided(app) && !app.policy.outcomes.is_empty(),
         Cmd::PickNext | Cmd::PickPrev => {
             mode == Mode::Edit

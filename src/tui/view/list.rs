@@ -15,7 +15,12 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let l = &app.list;
     let focused = app.focus == Pane::List && app.open.is_none();
     let mut title = format!(
-        " Queue · {} · {} ",
+        " {} · {} · {} ",
+        if l.query.states.is_empty() {
+            "Queue"
+        } else {
+            "Decided"
+        },
         group(l.page.total),
         l.query.sort.label()
     );
