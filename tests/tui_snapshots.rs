@@ -342,3 +342,26 @@ fn find(b: &ratatui::buffer::Buffer, needle: &str) -> Option<(u16, u16)> {
     }
     None
 }
+
+#[tokio::test]
+async fn kill_switch_and_outcome_against_a_real_queue() {
+    let (_db, mut h) = at(120, 40).await;
+    h.keys("K y").await;
+    assert_eq!(h.queue.actions_paused().await.ok(), Some(true));
+    assert!(h.screen().contains(" PAUSED "), "{}", h.screen());
+    h.keys("K y").await;
+    assert_eq!(h.queue.actions_paused().await.ok(), Some(false));
+    assert!(!h.screen().contains(" PAUSED "));
+    // Approve the first item, list decided items, record an outcome on it.
+    h.keys("j a").await;
+    let (m, _) = h.app.message.clone().expect("message");
+    assert!(m.starts_with("approved"), "{m}");
+    h.keys("D").await;
+    assert!(h.screen().contains("Decided · 1"), "{}", h.screen());
+    h.keys("o 5").await;
+    let (m, _) = h.app.message.clone().expect("message");
+    assert!(m.contains("outcome 'won' recorded"), "{m}");
+    // Stats come from the same queue and count it.
+    h.keys("S G").await;
+    assert!(h.screen().contains("won 1"), "{}", h.screen());
+}

@@ -187,6 +187,7 @@ pub(super) fn outcome_command(app: &mut App, c: Cmd) -> Vec<Effect> {
         return Vec::new();
     };
     let o = app.policy.outcomes[i].clone();
+    app.pick = i;
     if o.needs_reason {
         app.outcome_value = Some(o.key);
         app.note = LineInput::default();

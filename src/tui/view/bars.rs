@@ -53,7 +53,7 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
     }
     if let Some(alert) = app.stats.as_ref().and_then(|s| s.volume.alert.as_deref()) {
         spans.push(Span::styled(
-            format!(" · ⚠ {}", fmt::clean(alert, w / 3)),
+            format!(" · ⚠ {}", fmt::clean(alert, w / 4)),
             t.warn,
         ));
     }

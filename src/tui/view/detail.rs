@@ -313,11 +313,15 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
         ),
     ]));
     if !d.actions.is_empty() {
-        lines.push(Line::raw(""));
-        lines.push(Line::styled("Actions", t.title));
-        for a in &d.actions {
-            lines.push(super::actions::action_line(t, a, w));
-        }
+        // First thing on a decided item: where its actions are, live.
+        let mut head = vec![Line::styled("Actions", t.title)];
+        head.extend(
+            d.actions
+                .iter()
+                .map(|a| super::actions::action_line(t, a, w)),
+        );
+        head.push(Line::raw(""));
+        lines.splice(0..0, head);
     }
     let p = scrolled(
         lines,

@@ -42,7 +42,7 @@ fn pct(r: f64) -> String {
 
 fn kv(t: &Theme, k: &str, v: String) -> Line<'static> {
     Line::from(vec![
-        Span::styled(format!("  {}", fmt::pad(k, 18)), t.muted),
+        Span::styled(format!("  {} ", fmt::pad(k, 17)), t.muted),
         Span::styled(v, t.base),
     ])
 }
