@@ -1072,3 +1072,27 @@ fn decided_toggle_lists_decided_items_newest_first() {
         "{fx:?}"
     );
 }
+
+#[test]
+fn a_queue_change_refetches_decided_details_so_states_move() {
+    let mut a = decided_with_actions();
+    update(&mut a, Action::Loaded(Loaded::Token(Ok(1))));
+    let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(2))));
+    assert!(!a.details.contains_key(&1), "the stale detail is dropped");
+    // The page reloads, and its arrival asks for the details on screen again.
+    let generation = a.list.generation;
+    assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })), "{fx:?}");
+    let page = a.list.page.clone();
+    let fx = update(
+        &mut a,
+        Action::Loaded(Loaded::Page {
+            generation,
+            result: Ok(page),
+        }),
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
+        "{fx:?}"
+    );
+}
