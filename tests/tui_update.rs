@@ -1081,7 +1081,10 @@ fn a_queue_change_refetches_decided_details_so_states_move() {
     assert!(!a.details.contains_key(&1), "the stale detail is dropped");
     // The page reloads, and its arrival asks for the details on screen again.
     let generation = a.list.generation;
-    assert!(fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })), "{fx:?}");
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+        "{fx:?}"
+    );
     let page = a.list.page.clone();
     let fx = update(
         &mut a,
