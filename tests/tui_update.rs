@@ -541,7 +541,7 @@ fn diff_preview_timeline_are_overlays() {
     assert_eq!((a.mode, a.overlay_scroll), (Mode::List, 0));
     let fx = key(&mut a, "p");
     assert_eq!(a.mode, Mode::Preview);
-    assert_eq!(fx, vec![Effect::LoadPreview(1)]);
+    assert_eq!(fx, vec![Effect::LoadPreview(1, DecisionKind::Approve)]);
     let fx = update(&mut a, Action::Loaded(Loaded::Preview(1, Ok(vec![]))));
     assert!(
         matches!(&fx[..], [Effect::RecordPreview(1, d)] if d.len() == 64),
@@ -908,7 +908,10 @@ fn kill_switch_is_remappable_and_disabled_read_only() {
 #[test]
 fn preview_shows_rendered_requests_or_the_refusal() {
     let mut a = loaded_app(120, 40);
-    assert_eq!(key(&mut a, "p"), vec![Effect::LoadPreview(1)]);
+    assert_eq!(
+        key(&mut a, "p"),
+        vec![Effect::LoadPreview(1, DecisionKind::Approve)]
+    );
     let rendered = serde_json::json!({
         "provider": "slack", "key": "k-1", "meta": {},
         "requests": [{"step": "post", "method": "POST",
@@ -948,7 +951,10 @@ fn preview_shows_rendered_requests_or_the_refusal() {
     assert!(!s.contains('\u{1b}'));
     // A second `p` (after an edit, say) fetches again instead of showing the old one.
     key(&mut a, "esc");
-    assert_eq!(key(&mut a, "p"), vec![Effect::LoadPreview(1)]);
+    assert_eq!(
+        key(&mut a, "p"),
+        vec![Effect::LoadPreview(1, DecisionKind::Approve)]
+    );
     assert_eq!(a.preview, None);
     // Read-only consoles preview without writing to the audit.
     a.read_only = true;
@@ -1098,4 +1104,29 @@ fn a_queue_change_refetches_decided_details_so_states_move() {
             .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
         "{fx:?}"
     );
+}
+
+#[test]
+fn escalate_picker_previews_the_highlighted_queue_and_comes_back() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "x j");
+    assert_eq!(a.mode, Mode::Escalate);
+    let queue = a.policy.escalation_queues[1].name.clone();
+    let fx = key(&mut a, "p");
+    assert_eq!(
+        fx,
+        vec![Effect::LoadPreview(
+            1,
+            DecisionKind::Escalate {
+                queue: queue.clone()
+            }
+        )]
+    );
+    assert_eq!(a.mode, Mode::Preview);
+    update(&mut a, Action::Loaded(Loaded::Preview(1, Ok(vec![]))));
+    assert!(render(&a).contains(&format!("escalating to {queue}")));
+    key(&mut a, "esc");
+    assert_eq!((a.mode, a.pick), (Mode::Escalate, 1));
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
 }

@@ -262,8 +262,8 @@ pub enum Effect {
     LoadTimeline(i64),
     /// Record in the audit that the preview (with this digest) was shown.
     RecordPreview(i64, String),
-    /// Render what approving the item would send.
-    LoadPreview(i64),
+    /// Render what deciding the item this way would send (approve, or escalate to a queue).
+    LoadPreview(i64, crate::model::DecisionKind),
     /// Queue these dead actions (outbox ids) of an item again.
     Resend(i64, Vec<i64>),
     /// Turn the actions kill switch on or off.

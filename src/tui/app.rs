@@ -253,6 +253,8 @@ pub struct App {
     pub dirty: bool,
     /// What approving the previewed item would send, or why the preview failed.
     pub preview: Option<(i64, Result<Vec<ActionPreview>, String>)>,
+    /// The escalation queue previewed from the escalate picker (which Esc goes back to).
+    pub preview_escalation: Option<String>,
     /// The kill-switch value the confirm question would set.
     pub confirm_pause: Option<bool>,
     /// The item an outcome is being recorded for, and the outcome chosen (reason pending).
@@ -321,6 +323,7 @@ impl App {
             quit: false,
             dirty: true,
             preview: None,
+            preview_escalation: None,
             confirm_pause: None,
             outcome_item: None,
             outcome_value: None,

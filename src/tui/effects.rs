@@ -58,11 +58,9 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
         Effect::RecordPreview(id, digest) => {
             Loaded::PreviewRecorded(id, q.preview_rendered(id, reviewer, &digest).await)
         }
-        Effect::LoadPreview(id) => Loaded::Preview(
-            id,
-            q.preview(id, &crate::model::DecisionKind::Approve, reviewer, None)
-                .await,
-        ),
+        Effect::LoadPreview(id, kind) => {
+            Loaded::Preview(id, q.preview(id, &kind, reviewer, None).await)
+        }
         Effect::Resend(id, actions) => {
             let mut queued = 0;
             let mut failed = Vec::new();

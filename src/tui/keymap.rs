@@ -288,6 +288,7 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (Down, &["j", "down"][..], "down", false),
                 (Up, &["k", "up"], "up", false),
                 (Submit, &["enter"], "escalate", true),
+                (Preview, &["p"], "preview", true),
             ]);
         }
         Mode::Outcome => {

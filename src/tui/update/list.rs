@@ -123,7 +123,8 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             if c == Cmd::Preview {
                 // Always fetched afresh: an edit since the last preview changes what it sends.
                 app.preview = None;
-                return vec![Effect::LoadPreview(id)];
+                app.preview_escalation = None;
+                return vec![Effect::LoadPreview(id, DecisionKind::Approve)];
             }
             Vec::new()
         }

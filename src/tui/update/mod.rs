@@ -259,6 +259,12 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
             Mode::Outcome => outcome_command(app, c),
             Mode::OutcomeNote => outcome_note_command(app, c),
             Mode::Diff | Mode::Preview | Mode::Timeline | Mode::Stats => match c {
+                Cmd::Back if app.mode == Mode::Preview && app.preview_escalation.is_some() => {
+                    app.preview_escalation = None;
+                    app.mode = Mode::Escalate;
+                    app.overlay_scroll = 0;
+                    Vec::new()
+                }
                 Cmd::Back => {
                     app.mode = app.return_mode;
                     app.overlay_scroll = 0;

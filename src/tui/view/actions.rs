@@ -83,7 +83,12 @@ pub fn preview_lines(app: &App, width: usize) -> Vec<Line<'static>> {
     let mut lines = vec![
         Line::styled(
             format!(
-                "Approving stores exactly these requests ({} mode{}).",
+                "{} stores exactly these requests ({} mode{}).",
+                if app.preview_escalation.is_some() {
+                    "Escalating"
+                } else {
+                    "Approving"
+                },
                 app.actions_mode,
                 if app.actions_mode == "sandbox" {
                     ": rendered and stored, nothing is sent"
@@ -115,7 +120,12 @@ pub fn preview_lines(app: &App, width: usize) -> Vec<Line<'static>> {
                 .current_detail()
                 .and_then(|d| d.fields.intent.clone())
                 .unwrap_or_default();
-            let why = if app.policy.actions_for(&intent).is_empty() {
+            let why = if let Some(q) = &app.preview_escalation {
+                format!(
+                    "escalating to {} triggers no actions: nothing is sent",
+                    fmt::clean(q, 40)
+                )
+            } else if app.policy.actions_for(&intent).is_empty() {
                 format!(
                     "intent '{}' triggers no actions: approving sends nothing",
                     fmt::clean(&intent, 40)

@@ -99,7 +99,7 @@ fn picker(app: &App, frame: &mut Frame, body: Rect, reject: bool) {
         if reject {
             "1-9 reject now · enter: add a note first"
         } else {
-            "1-9 or enter: escalate"
+            "1-9 or enter: escalate · p: preview what it sends"
         },
         t.muted,
     ));
@@ -248,7 +248,13 @@ fn preview(app: &App, frame: &mut Frame, body: Rect) {
         app,
         frame,
         body,
-        format!(" Preview {id}: what leaves on approve "),
+        match &app.preview_escalation {
+            Some(q) => format!(
+                " Preview {id}: what leaves on escalating to {} ",
+                fmt::clean(q, 30)
+            ),
+            None => format!(" Preview {id}: what leaves on approve "),
+        },
         lines,
         app.overlay_scroll,
     );
