@@ -185,6 +185,8 @@ fn frame(term: &mut Term, app: &App) -> Buffer {
         .expect("draw")
         .buffer
         .clone();
+    // As `event_loop::draw_frame`: the gap filler gets the frame just drawn.
+    term.backend_mut().sync_owned(b.clone());
     crossterm::execute!(
         term.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate
@@ -261,7 +263,7 @@ fn report() {
             .expect("draw")
             .buffer
             .clone();
-        term.backend_mut().sync(&b);
+        term.backend_mut().sync_owned(b);
         term.backend_mut().flush().expect("flush");
         frames.push(t.elapsed());
     }

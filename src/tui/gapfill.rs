@@ -39,6 +39,11 @@ impl<B: Backend> GapFill<B> {
         self.shadow.content.clone_from(&frame.content);
     }
 
+    /// [`GapFill::sync`] with a frame the caller already owns (no second copy).
+    pub fn sync_owned(&mut self, frame: Buffer) {
+        self.shadow = frame;
+    }
+
     pub fn inner(&self) -> &B {
         &self.inner
     }
