@@ -1,9 +1,125 @@
 //! Outbound actions (issue 4): rendering monday.com, Slack and Gmail requests from the
 //! reviewed fields, and the dispatcher that sends them through the outbox.
+//!
+//! - [`renderer`] gives the store its [`ActionRenderer`]: at approval each action becomes
+//!   the exact HTTP requests it will send ([`payload::Rendered`]), stored in the outbox row.
+//! - [`dispatch`] runs the outbox: leases, timeouts, classification ([`classify`]), backoff
+//!   ([`backoff`]), reconciliation of ambiguous outcomes ([`reconcile`]), dead letters,
+//!   per-provider rate limits, Gmail token refresh, an audit entry per attempt and outcome.
+//! - Sandbox: with `mode = "sandbox"` (the default) or a provider's credentials missing,
+//!   rows are rendered and stored and marked `sandbox`; nothing leaves the machine.
+pub mod backoff;
+mod check;
+pub mod classify;
 mod config;
-pub use config::ActionsConfig;
+pub mod deliver;
+mod dispatcher;
+mod doctor;
+mod example;
+pub mod http;
+pub mod payload;
+pub mod preview;
+pub mod ratelimit;
+pub mod reconcile;
+pub mod render;
+pub mod templates;
+pub mod token;
 
-/// Problems in the `[actions]` section, as (dotted key, message).
-pub fn check_config(_cfg: &ActionsConfig) -> Vec<(String, String)> {
-    Vec::new()
+use std::path::Path;
+use std::sync::Arc;
+
+pub use config::{
+    ActionsConfig, ColumnMap, ColumnType, DispatchConfig, GmailConfig, Mode, MondayConfig,
+    SlackConfig,
+};
+pub use dispatcher::{DispatchError, DispatchSummary};
+pub use doctor::{DoctorCheck, Status as DoctorStatus};
+pub use example::EXAMPLE;
+pub use preview::{preview_text, result_text};
+pub use render::Renderer;
+
+use crate::model::Policy;
+use crate::store::{ActionRenderer, StoreOptions};
+
+/// Templates or mapping that cannot work, by config key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("invalid [actions] config: {}", .0.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("; "))]
+pub struct ConfigError(pub Vec<(String, String)>);
+
+/// The renderer decisions use (templates are compiled and test-rendered here).
+pub fn renderer(
+    cfg: &ActionsConfig,
+    policy: Arc<Policy>,
+) -> Result<Arc<dyn ActionRenderer>, ConfigError> {
+    let r = Renderer::new(cfg, policy).map_err(ConfigError)?;
+    Ok(Arc::new(r))
+}
+
+/// Config problems as `(dotted key, message naming what is allowed)`.
+pub fn check_config(cfg: &ActionsConfig) -> Vec<(String, String)> {
+    check::check(cfg)
+}
+
+/// Runs the outbox (`signoff dispatch [--once]`): with `once`, until nothing is due; else
+/// until Ctrl-C. `worker` names this dispatcher in leases and the audit log.
+pub async fn dispatch(
+    db: &Path,
+    policy: Arc<Policy>,
+    cfg: &ActionsConfig,
+    once: bool,
+    worker: &str,
+) -> anyhow::Result<DispatchSummary> {
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    Ok(dispatcher::run(
+        db,
+        policy,
+        &StoreOptions::default(),
+        cfg,
+        once,
+        worker,
+        stop,
+    )
+    .await?)
+}
+
+/// Like [`dispatch`], stopping when `shutdown` resolves (the console's background task).
+pub async fn dispatch_until(
+    db: &Path,
+    policy: Arc<Policy>,
+    cfg: &ActionsConfig,
+    once: bool,
+    worker: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<DispatchSummary> {
+    Ok(dispatcher::run(
+        db,
+        policy,
+        &StoreOptions::default(),
+        cfg,
+        once,
+        worker,
+        shutdown,
+    )
+    .await?)
+}
+
+/// Like [`dispatch_until`], opening the database with the configured store options
+/// (durability, busy timeout) instead of the defaults.
+pub async fn dispatch_with(
+    db: &Path,
+    policy: Arc<Policy>,
+    store: &StoreOptions,
+    cfg: &ActionsConfig,
+    once: bool,
+    worker: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<DispatchSummary> {
+    Ok(dispatcher::run(db, policy, store, cfg, once, worker, shutdown).await?)
+}
+
+/// `signoff doctor`'s checks of each configured integration.
+pub async fn doctor(cfg: &ActionsConfig) -> Vec<DoctorCheck> {
+    doctor::doctor(cfg).await
 }

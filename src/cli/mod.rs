@@ -1,6 +1,7 @@
 //! The command line (clap): the console by default, and headless commands for ingest,
 //! review, audit and configuration. Exit codes: 0 done, 1 failed, 2 bad usage or config,
 //! 3 partly done.
+mod actions;
 mod analytics;
 mod audit;
 mod config_cmd;
@@ -100,6 +101,14 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Send what the outbox holds (the console also does this in the background).
+    Dispatch {
+        /// Stop when nothing is due instead of waiting for more.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Check each configured integration: credentials, token, board and columns, channel, Gmail scope.
+    Doctor,
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -174,6 +183,8 @@ fn command_name(c: &Command) -> &'static str {
         Command::Decide(_) => "decide",
         Command::Outcome { .. } => "outcome",
         Command::Stats { .. } => "stats",
+        Command::Dispatch { .. } => "dispatch",
+        Command::Doctor => "doctor",
         Command::Audit { .. } => "audit",
         Command::Config { .. } => "config",
         Command::Info => "info",
@@ -182,7 +193,7 @@ fn command_name(c: &Command) -> &'static str {
 
 fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
     match &cli.command {
-        None => console(cli, loaded, &loaded.paths.db, false),
+        None => console(cli, loaded, &loaded.paths.db),
         Some(Command::Demo) => {
             let db = cli
                 .db
@@ -192,7 +203,10 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
             if seeded > 0 {
                 tracing::info!(seeded, db = %db.display(), "demo queue seeded");
             }
-            console(cli, loaded, &db, true)
+            // The demo never sends anything, whatever the config says.
+            let mut demo = loaded.clone();
+            demo.config.actions.mode = crate::actions::Mode::Sandbox;
+            console(cli, &demo, &db)
         }
         Some(Command::Ingest { files }) => ingest::run(loaded, files),
         Some(Command::List {
@@ -208,6 +222,8 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
             analytics::outcome(loaded, *id, value, reason.as_deref(), cli.read_only)
         }
         Some(Command::Stats { since, json }) => analytics::stats(loaded, since.as_deref(), *json),
+        Some(Command::Dispatch { once }) => actions::dispatch(loaded, *once),
+        Some(Command::Doctor) => actions::doctor(loaded),
         Some(Command::Audit { command }) => audit::run(loaded, command),
         Some(Command::Config { command }) => config_cmd::run(loaded, command),
         Some(Command::Info) => config_cmd::info(loaded),
@@ -230,7 +246,8 @@ pub(crate) fn open_queue(
     read_only: bool,
 ) -> anyhow::Result<Arc<dyn Queue>> {
     let policy = Arc::new(loaded.config.policy.clone());
-    let mut q = LocalQueue::open(db, policy, &store_options(loaded))?;
+    let renderer = crate::actions::renderer(&loaded.config.actions, policy.clone())?;
+    let mut q = LocalQueue::open(db, policy, &store_options(loaded))?.with_renderer(renderer);
     if read_only {
         q = q.read_only();
     }
@@ -254,21 +271,47 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
-fn console(cli: &Cli, loaded: &Loaded, db: &std::path::Path, demo: bool) -> anyhow::Result<i32> {
+fn console(cli: &Cli, loaded: &Loaded, db: &std::path::Path) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let queue = open_queue(loaded, db, cli.read_only)?;
+    let policy = Arc::new(loaded.config.policy.clone());
     let opts = crate::tui::TuiOptions {
         reviewer: loaded.reviewer(),
         read_only: cli.read_only,
-        policy: Arc::new(loaded.config.policy.clone()),
+        policy: policy.clone(),
         ui: loaded.config.ui.clone(),
-        actions_mode: if demo {
-            "sandbox".into()
-        } else {
-            format!("{:?}", loaded.config.actions.mode).to_lowercase()
-        },
+        actions_mode: format!("{:?}", loaded.config.actions.mode).to_lowercase(),
         themes_dir: Some(loaded.paths.themes_dir.clone()),
     };
-    rt.block_on(crate::tui::run(queue, opts))?;
+    // The outbox runs in the background while the console is open (not in read-only
+    // mode); it logs to the file, never to the terminal.
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = (!cli.read_only).then(|| {
+        let (db, cfg, store) = (
+            db.to_path_buf(),
+            loaded.config.actions.clone(),
+            store_options(loaded),
+        );
+        let worker = actions::worker_name(loaded);
+        rt.spawn(async move {
+            let res =
+                crate::actions::dispatch_with(&db, policy, &store, &cfg, false, &worker, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            if let Err(e) = res {
+                tracing::error!("background dispatcher stopped: {e:#}");
+            }
+        })
+    });
+    let result = rt.block_on(crate::tui::run(queue, opts));
+    let _ = stop.send(());
+    if let Some(handle) = dispatcher {
+        // The timer is made inside the runtime (a tokio timer needs its context).
+        let _ = rt.block_on(async {
+            tokio::time::timeout(std::time::Duration::from_secs(5), handle).await
+        });
+    }
+    result?;
     Ok(EXIT_OK)
 }

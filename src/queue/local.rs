@@ -40,8 +40,10 @@ impl LocalQueue {
 
     /// Renders decisions' actions with `renderer` (stored with each outbox row).
     pub fn with_renderer(self, renderer: Arc<dyn crate::store::ActionRenderer>) -> Self {
-        if let Ok(mut w) = self.writer.lock() {
-            w.set_renderer(renderer);
+        for store in [&self.writer, &self.reader] {
+            if let Ok(mut s) = store.lock() {
+                s.set_renderer(renderer.clone());
+            }
         }
         self
     }
@@ -200,6 +202,18 @@ impl Queue for LocalQueue {
             .map(|_| ())
         })
         .await
+    }
+
+    async fn preview(
+        &self,
+        id: i64,
+        kind: &crate::model::DecisionKind,
+        reviewer: &str,
+        note: Option<&str>,
+    ) -> Result<Vec<super::ActionPreview>> {
+        let (k, r, n) = (kind.clone(), reviewer.to_string(), note.map(str::to_owned));
+        self.read(move |s| s.preview_actions(id, &k, &r, n.as_deref()))
+            .await
     }
 
     async fn stats(&self, since: Option<crate::queue::Millis>) -> Result<crate::stats::Stats> {

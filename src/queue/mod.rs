@@ -4,6 +4,7 @@
 //! cross this boundary.
 mod local;
 
+pub use crate::store::ActionPreview;
 pub use local::LocalQueue;
 
 use crate::model::{
@@ -156,6 +157,9 @@ pub struct Counts {
     pub oldest_open: Option<Millis>,
     /// Undecided items past their priority's SLA.
     pub sla_breaches: u64,
+    /// The actions kill switch is on: nothing is being sent.
+    #[serde(default)]
+    pub actions_paused: bool,
 }
 
 /// A held lease on one item. Present it to change the item.
@@ -208,6 +212,10 @@ pub struct ActionStatus {
     pub attempts: i64,
     pub next_attempt_at: Option<Millis>,
     pub last_error: Option<String>,
+    /// What is known of the effect (JSON: CRM item id, Slack ts, draft id, sandbox note);
+    /// `crate::actions::result_text` makes it one readable line.
+    #[serde(default)]
+    pub response: Option<String>,
 }
 
 /// What a decision set in motion.
@@ -293,6 +301,15 @@ pub trait Queue: Send + Sync {
     /// Records that a reviewer looked at the rendered actions of an item (the preview), with
     /// a digest of what was shown, so the audit says what the person saw before deciding.
     async fn preview_rendered(&self, id: i64, reviewer: &str, digest: &str) -> Result<()>;
+    /// What deciding `kind` on the item now would send: each action rendered from the
+    /// current (edited) fields, exactly as approval would store it (the `p` preview).
+    async fn preview(
+        &self,
+        id: i64,
+        kind: &DecisionKind,
+        reviewer: &str,
+        note: Option<&str>,
+    ) -> Result<Vec<ActionPreview>>;
     /// Review analytics since a time (all time when `None`).
     async fn stats(&self, since: Option<Millis>) -> Result<crate::stats::Stats>;
 }

@@ -24,6 +24,7 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 pub use audit::{Anchor, AuditHead, VerifyReport, anchor_path, canonical_hash, read_anchor};
 pub use export::{ExportQuery, Format, csv_cell};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
+pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition, OutboxRow};
 pub use outcomes::Outcome;
 pub use review::idempotency_key;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
@@ -206,6 +207,15 @@ impl Store {
             schema::migrate(&mut store.conn, path)?;
         }
         Ok(store)
+    }
+
+    /// Sets SQLite's page cache for this connection. Bulk ingest wants more than the 2 MB
+    /// default (a 2,000-item batch dirties ~12 MB, and spilling the cache mid-transaction
+    /// writes pages twice); the console keeps the default to stay small.
+    pub fn set_cache_size_mib(&self, mib: u32) -> Result<()> {
+        self.conn
+            .pragma_update(None, "cache_size", -(i64::from(mib) * 1024))?;
+        Ok(())
     }
 
     /// Sets the renderer decisions use for their outbox payloads.

@@ -1,5 +1,7 @@
-//! The outbox as the console and CLI see it: the kill switch and resending dead letters.
-//! (The dispatcher's claims and attempt records live beside these.)
+//! The outbox as the console and CLI see it (the kill switch, resending dead letters) and
+//! as the dispatcher uses it: claiming due rows with a lease, recording each attempt's
+//! outcome under that lease (a worker that lost its lease changes nothing), with an audit
+//! entry for every attempt and every outcome.
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
@@ -62,8 +64,13 @@ impl Store {
                 ))
                 .into());
             }
+            // `resent` lets the dispatcher repost what it could not look up (a person checked);
+            // `attempts_base` gives the row a fresh attempt budget.
             tx.prepare_cached(
-                "UPDATE outbox SET status = 'queued', next_attempt_at = ?2, updated_at = ?2 WHERE id = ?1",
+                "UPDATE outbox SET status = 'queued', next_attempt_at = ?2, updated_at = ?2,
+                    response = json_set(json_set(COALESCE(response, '{}'), '$.resent', json('true')),
+                        '$.attempts_base', attempts)
+                 WHERE id = ?1",
             )?
             .execute(params![outbox_id, now])?;
             let mut audit = AuditWriter::new(tx)?;
@@ -77,5 +84,317 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+}
+
+/// A row a dispatcher claimed: attempt number `attempts` is now its to make.
+#[derive(Clone, Debug)]
+pub struct ClaimedRow {
+    pub id: i64,
+    pub request_id: i64,
+    pub action: String,
+    pub idempotency_key: String,
+    pub payload: Option<String>,
+    pub response: Option<String>,
+    /// Status before the claim: `sending` means a worker died mid-attempt.
+    pub prior_status: String,
+    /// Including this attempt.
+    pub attempts: i64,
+}
+
+/// What became of an attempt.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Disposition {
+    Sent,
+    /// Try again at this time (ms).
+    Retry(Millis),
+    Dead,
+    Sandbox,
+}
+
+impl Disposition {
+    fn status(&self) -> &'static str {
+        match self {
+            Disposition::Sent => "sent",
+            Disposition::Retry(_) => "retrying",
+            Disposition::Dead => "dead",
+            Disposition::Sandbox => "sandbox",
+        }
+    }
+}
+
+/// The record of one attempt.
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub id: i64,
+    pub request_id: i64,
+    /// The attempt number from the claim (the lease's fence).
+    pub attempt: i64,
+    pub disposition: Disposition,
+    pub error: Option<String>,
+    /// What is known about the effect (ids, progress), JSON.
+    pub response: String,
+    /// The audit entry's detail.
+    pub audit: serde_json::Value,
+}
+
+/// What a claim round found.
+#[derive(Clone, Debug, Default)]
+pub struct Claimed {
+    pub rows: Vec<ClaimedRow>,
+    pub paused: bool,
+    /// When the next queued row falls due, if none is due now.
+    pub next_due: Option<Millis>,
+}
+
+use crate::queue::Millis;
+
+impl Store {
+    /// Claims up to `limit` due rows for `worker` for `lease_ms`: queued or retrying rows
+    /// whose time has come, and rows whose last worker died mid-attempt (lease run out).
+    /// Claims nothing while the kill switch is on.
+    pub fn claim_due(&mut self, worker: &str, lease_ms: i64, limit: u32) -> Result<Claimed> {
+        self.write(|tx, now, _| {
+            let paused: Option<String> = tx
+                .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+                .query_row([PAUSED_KEY], |r| r.get(0))
+                .optional()?;
+            if paused.as_deref() == Some("true") {
+                return Ok(Claimed { paused: true, ..Claimed::default() });
+            }
+            let mut rows: Vec<ClaimedRow> = Vec::new();
+            let map = |r: &rusqlite::Row<'_>| {
+                Ok(ClaimedRow {
+                    id: r.get(0)?,
+                    request_id: r.get(1)?,
+                    action: r.get(2)?,
+                    idempotency_key: r.get(3)?,
+                    payload: r.get(4)?,
+                    response: r.get(5)?,
+                    prior_status: r.get(6)?,
+                    attempts: r.get::<_, i64>(7)? + 1,
+                })
+            };
+            for sql in [
+                "SELECT id, request_id, action, idempotency_key, payload, response, status, attempts
+                 FROM outbox WHERE status = 'sending' AND lease_expires <= ?1 ORDER BY id LIMIT ?2",
+                "SELECT id, request_id, action, idempotency_key, payload, response, status, attempts
+                 FROM outbox WHERE status IN ('queued', 'retrying') AND next_attempt_at <= ?1
+                 ORDER BY next_attempt_at, id LIMIT ?2",
+            ] {
+                let left = i64::from(limit) - rows.len() as i64;
+                if left <= 0 {
+                    break;
+                }
+                let mut stmt = tx.prepare_cached(sql)?;
+                let found = stmt.query_map(params![now, left], map)?;
+                for row in found {
+                    rows.push(row?);
+                }
+            }
+            if rows.is_empty() {
+                let next_due: Option<Millis> = tx
+                    .prepare_cached(
+                        "SELECT MIN(t) FROM (
+                            SELECT MIN(next_attempt_at) AS t FROM outbox WHERE status IN ('queued', 'retrying')
+                            UNION ALL SELECT MIN(lease_expires) FROM outbox WHERE status = 'sending')",
+                    )?
+                    .query_row([], |r| r.get(0))?;
+                return Ok(Claimed { next_due, ..Claimed::default() });
+            }
+            let expires = now + lease_ms;
+            let mut upd = tx.prepare_cached(
+                "UPDATE outbox SET status = 'sending', attempts = ?2, lease_owner = ?3,
+                    lease_expires = ?4, updated_at = ?5 WHERE id = ?1",
+            )?;
+            let mut audit = AuditWriter::new(tx)?;
+            for row in &rows {
+                upd.execute(params![row.id, row.attempts, worker, expires, now])?;
+                audit.append(
+                    tx,
+                    now,
+                    worker,
+                    Some(row.request_id),
+                    "action_attempt",
+                    &json!({
+                        "outbox_id": row.id, "action": row.action, "key": row.idempotency_key,
+                        "attempt": row.attempts,
+                        "after_crash": row.prior_status == "sending",
+                    }),
+                )?;
+            }
+            Ok(Claimed { rows, ..Claimed::default() })
+        })
+    }
+
+    /// Records attempts' outcomes, each only if `worker` still holds the row's lease for
+    /// that attempt. Returns how many were recorded.
+    pub fn record_attempts(&mut self, worker: &str, records: &[AttemptRecord]) -> Result<usize> {
+        self.write(|tx, now, _| {
+            let mut upd = tx.prepare_cached(
+                "UPDATE outbox SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),
+                    last_error = ?4, response = ?5, lease_owner = NULL, lease_expires = NULL,
+                    updated_at = ?6
+                 WHERE id = ?1 AND status = 'sending' AND lease_owner = ?7 AND attempts = ?8",
+            )?;
+            let mut audit = AuditWriter::new(tx)?;
+            let mut n = 0;
+            for rec in records {
+                let at = match rec.disposition {
+                    Disposition::Retry(at) => Some(at),
+                    _ => None,
+                };
+                let changed = upd.execute(params![
+                    rec.id,
+                    rec.disposition.status(),
+                    at,
+                    rec.error,
+                    rec.response,
+                    now,
+                    worker,
+                    rec.attempt
+                ])?;
+                if changed == 0 {
+                    tracing::warn!(
+                        outbox_id = rec.id,
+                        worker,
+                        "lease lost before the outcome was recorded"
+                    );
+                    continue;
+                }
+                n += 1;
+                let kind = match rec.disposition {
+                    Disposition::Sent => "action_sent",
+                    Disposition::Retry(_) => "action_retry",
+                    Disposition::Dead => "action_dead",
+                    Disposition::Sandbox => "action_sandbox",
+                };
+                audit.append(tx, now, worker, Some(rec.request_id), kind, &rec.audit)?;
+            }
+            Ok(n)
+        })
+    }
+}
+
+/// One outbox row in full, for the console's action lines and preview.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub decision_id: i64,
+    pub action: String,
+    pub idempotency_key: String,
+    /// queued, sending, sent, retrying, dead, sandbox, cancelled.
+    pub status: String,
+    pub attempts: i64,
+    pub next_attempt_at: Millis,
+    pub last_error: Option<String>,
+    /// The rendered requests (JSON), as approved.
+    pub payload: Option<String>,
+    /// What is known about the effect (JSON: item id, Slack ts, draft id, …).
+    pub response: Option<String>,
+    pub updated_at: Millis,
+}
+
+impl Store {
+    /// Every outbox row of an item, oldest first.
+    pub fn outbox_rows(&self, request_id: i64) -> Result<Vec<OutboxRow>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, decision_id, action, idempotency_key, status, attempts, next_attempt_at,
+                last_error, payload, response, updated_at
+             FROM outbox WHERE request_id = ?1 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([request_id], |r| {
+            Ok(OutboxRow {
+                id: r.get(0)?,
+                decision_id: r.get(1)?,
+                action: r.get(2)?,
+                idempotency_key: r.get(3)?,
+                status: r.get(4)?,
+                attempts: r.get(5)?,
+                next_attempt_at: r.get(6)?,
+                last_error: r.get(7)?,
+                payload: r.get(8)?,
+                response: r.get(9)?,
+                updated_at: r.get(10)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+/// One action as it would be sent, rendered for a preview.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ActionPreview {
+    pub action: crate::model::ActionKind,
+    /// The key this preview used (the decision id is the next free one, so approval's key
+    /// matches unless someone else decides first).
+    pub idempotency_key: String,
+    /// The rendered requests, or why the action cannot be rendered (approval would fail
+    /// with this).
+    pub rendered: std::result::Result<serde_json::Value, String>,
+}
+
+impl Store {
+    /// What deciding `kind` on item `id` now would send, rendered from the current fields
+    /// with the store's renderer: the console's `p` preview. Writes nothing. Empty when no
+    /// renderer is set or the decision queues no actions.
+    pub fn preview_actions(
+        &self,
+        id: i64,
+        kind: &crate::model::DecisionKind,
+        reviewer: &str,
+        note: Option<&str>,
+    ) -> Result<Vec<ActionPreview>> {
+        use crate::model::{DecisionKind, Request};
+        let Some(renderer) = self.renderer.clone() else {
+            return Ok(Vec::new());
+        };
+        let (_, payload) = super::read::load_payload(&self.conn, id)?;
+        let fields = super::read::effective_fields(&self.conn, id, &payload)?;
+        let actions = match kind {
+            DecisionKind::Approve => self
+                .policy
+                .actions_for(fields.intent.as_deref().unwrap_or_default())
+                .to_vec(),
+            DecisionKind::Escalate { queue } => self
+                .policy
+                .escalation_queue(queue)
+                .map(|q| q.actions.clone())
+                .unwrap_or_default(),
+            DecisionKind::Reject { .. } => Vec::new(),
+        };
+        if actions.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = Request::from_json(&payload)
+            .map(|(_, r)| r)
+            .map_err(|e| QueueError::Storage(format!("item {id}: {e}")))?;
+        let decision_id: i64 =
+            self.conn
+                .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions", [], |r| {
+                    r.get(0)
+                })?;
+        Ok(actions
+            .into_iter()
+            .map(|action| {
+                let key = super::idempotency_key(id, decision_id, action);
+                let rendered = renderer.render(&super::RenderContext {
+                    request_id: id,
+                    decision_id,
+                    action,
+                    idempotency_key: &key,
+                    request: &request,
+                    fields: &fields,
+                    decision: kind,
+                    note,
+                    reviewer,
+                });
+                ActionPreview {
+                    action,
+                    idempotency_key: key,
+                    rendered,
+                }
+            })
+            .collect())
     }
 }

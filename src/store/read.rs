@@ -186,7 +186,10 @@ impl Store {
     /// Counts per state, the oldest undecided item and SLA breaches.
     pub fn counts(&self) -> Result<Counts> {
         let now = self.now();
-        let mut c = Counts::default();
+        let mut c = Counts {
+            actions_paused: self.actions_paused()?,
+            ..Counts::default()
+        };
         let mut stmt = self
             .conn
             .prepare_cached("SELECT COUNT(*) FROM requests WHERE state = ?1")?;
@@ -311,7 +314,8 @@ impl Store {
             return Ok(Vec::new());
         };
         let mut stmt = self.conn.prepare_cached(
-            "SELECT id, action, idempotency_key, status, attempts, next_attempt_at, last_error
+            "SELECT id, action, idempotency_key, status, attempts, next_attempt_at, last_error,
+                    response
              FROM outbox WHERE request_id = ?1 AND decision_id = ?2 ORDER BY id",
         )?;
         let rows = stmt.query_map([id, decision_id], |r| {
@@ -324,6 +328,7 @@ impl Store {
                 attempts: r.get(4)?,
                 next_attempt_at: r.get(5)?,
                 last_error: r.get(6)?,
+                response: r.get(7)?,
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)

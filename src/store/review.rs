@@ -318,6 +318,7 @@ pub(crate) fn record_decision(
             attempts: 0,
             next_attempt_at: Some(undo_until),
             last_error: None,
+            response: None,
         });
     }
     audit.append(

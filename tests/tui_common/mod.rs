@@ -203,6 +203,7 @@ pub fn loaded_app(width: u16, height: u16) -> App {
             escalated: 0,
             oldest_open: Some(NOW - 26 * 60 * MIN),
             sla_breaches: 2,
+            actions_paused: false,
         }))),
     );
     a

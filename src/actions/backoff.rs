@@ -1,0 +1,77 @@
+//! When to try again: capped exponential backoff with full jitter, never before the
+//! server's own hint (`Retry-After`, as delta-seconds or an HTTP-date).
+use std::time::{Duration, SystemTime};
+
+/// A random wait in `[0, min(cap, base · 2^(attempt-1))]` ("full jitter"), at least `floor`.
+pub fn delay(attempt: u32, base_ms: u64, cap_ms: u64, floor: Option<Duration>) -> Duration {
+    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
+    let ceiling = exp.min(cap_ms);
+    let jitter = Duration::from_millis(fastrand::u64(0..=ceiling));
+    match floor {
+        Some(f) => jitter.max(f),
+        None => jitter,
+    }
+}
+
+/// `Retry-After: 7` or `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`.
+pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
+    let v = v.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    if let Ok(secs) = v.parse::<f64>()
+        && secs.is_finite()
+        && secs >= 0.0
+    {
+        return Some(Duration::from_secs_f64(secs));
+    }
+    let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(at.unix_timestamp().max(0) as u64);
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// "Complexity budget exhausted, … reset in 3 seconds" → 3 s (monday's legacy shape).
+pub fn seconds_in_message(msg: &str) -> Option<Duration> {
+    let lower = msg.to_ascii_lowercase();
+    let i = lower.find("in ")?;
+    let rest = &lower[i + 3..];
+    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
+    if digits.is_empty() || !rest[digits.len()..].trim_start().starts_with("second") {
+        return None;
+    }
+    digits.parse().ok().map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_jitter_stays_under_the_cap_and_over_the_hint() {
+        for attempt in 1..50 {
+            let d = delay(attempt, 100, 5_000, None);
+            assert!(d <= Duration::from_millis(5_000));
+            let d = delay(attempt, 100, 5_000, Some(Duration::from_secs(7)));
+            assert!(d >= Duration::from_secs(7));
+        }
+        assert!(delay(1, 100, 5_000, None) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn retry_after_in_both_forms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        let date = time::OffsetDateTime::from_unix_timestamp(1_800_000_030)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc2822)
+            .unwrap();
+        assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
+        assert_eq!(parse_retry_after("soon", now), None);
+        assert_eq!(
+            seconds_in_message(
+                "Complexity budget exhausted, query cost 30001 budget remaining 1, reset in 3 seconds"
+            ),
+            Some(Duration::from_secs(3))
+        );
+    }
+}

@@ -1,0 +1,504 @@
+//! Delivering one rendered action: the provider flows (monday find → create/update → note;
+//! Slack post; Gmail draft with token refresh), each reconciling first when an earlier
+//! attempt may have taken effect. What is learned on the way (item id, ts, draft id) goes
+//! into [`Progress`], stored with the row after every attempt.
+use std::time::Duration;
+
+use reqwest::Client;
+use serde_json::{Value, json};
+
+use super::classify::{self, Outcome, Response};
+use super::config::ActionsConfig;
+use super::http;
+use super::payload::{HttpRequest, Provider, Rendered};
+use super::ratelimit::Limits;
+use super::reconcile;
+use super::token::Tokens;
+
+/// What is known about a row's effect, kept in `outbox.response`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Progress {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub update_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// Slack message id: a string, never a float (a float loses digits).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ts: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thread_id: Option<String>,
+    /// When the effect first left (ms), for Slack's history window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_sent_at: Option<i64>,
+    /// When the last attempt to post started (ms): the history window's other end.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_sent_at: Option<i64>,
+    /// An earlier attempt may have taken effect: look it up before sending.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub maybe_sent: bool,
+    /// A person sent the dead letter again: what cannot be looked up may be reposted.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resent: bool,
+    /// Attempts made before the last resend (the budget restarts there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub attempts_base: Option<i64>,
+    /// The effect was found by a lookup rather than created by this attempt.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reconciled: bool,
+    /// Why the row stayed on this machine.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+}
+
+/// Live credentials and shared state of one dispatcher run.
+pub struct Env {
+    pub http: Client,
+    pub cfg: ActionsConfig,
+    pub monday_token: Option<String>,
+    pub slack_token: Option<String>,
+    pub webhook_url: Option<String>,
+    pub gmail: Option<Tokens>,
+    pub limits: Limits,
+}
+
+impl Env {
+    /// Why `provider` stays in sandbox, or `None` when it is live.
+    pub fn sandbox_reason(&self, provider: Provider) -> Option<String> {
+        if self.cfg.mode == super::config::Mode::Sandbox {
+            return Some("actions.mode is sandbox".into());
+        }
+        let missing = match provider {
+            Provider::Monday => self
+                .monday_token
+                .is_none()
+                .then_some("actions.monday.token"),
+            Provider::Slack => self.slack_token.is_none().then_some("actions.slack.token"),
+            Provider::SlackWebhook => self
+                .webhook_url
+                .is_none()
+                .then_some("actions.slack.webhook_url"),
+            Provider::Gmail => self
+                .gmail
+                .is_none()
+                .then_some("actions.gmail.client_id/client_secret/refresh_token"),
+        };
+        missing.map(|k| format!("no credentials ({k} is not set)"))
+    }
+
+    async fn call(
+        &self,
+        req: &HttpRequest,
+        url: &str,
+        auth: Option<(&str, &str)>,
+        body: Option<Vec<u8>>,
+        limit: (&str, f64, f64),
+    ) -> Result<Response, Outcome> {
+        self.limits.acquire(limit.0, limit.1, limit.2).await;
+        http::send(&self.http, req, url, auth, body).await
+    }
+}
+
+fn step<'a>(r: &'a Rendered, name: &str) -> Result<&'a HttpRequest, Outcome> {
+    r.step(name).ok_or_else(|| {
+        Outcome::Permanent(format!(
+            "the stored {} request has no '{name}' step; approve it again",
+            r.provider.as_str()
+        ))
+    })
+}
+
+/// A stored body with `variables.item` filled in.
+fn with_item(req: &HttpRequest, item: &str) -> Vec<u8> {
+    let mut body = req.body.clone();
+    if let Some(vars) = body.get_mut("variables").and_then(Value::as_object_mut) {
+        vars.insert("item".into(), json!(item));
+    }
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+macro_rules! tryo {
+    ($e:expr) => {
+        match $e {
+            Ok(v) => v,
+            Err(o) => return o,
+        }
+    };
+}
+
+/// Delivers one row; `reconcile` when an earlier attempt may have taken effect.
+pub async fn deliver(
+    env: &Env,
+    r: &Rendered,
+    p: &mut Progress,
+    reconcile: bool,
+    now: i64,
+) -> Outcome {
+    match r.provider {
+        Provider::Monday => monday(env, r, p, reconcile, now).await,
+        Provider::Slack => slack(env, r, p, reconcile, now).await,
+        Provider::SlackWebhook => webhook(env, r, p, reconcile, now).await,
+        Provider::Gmail => gmail(env, r, p, reconcile, now).await,
+    }
+}
+
+async fn monday_call(
+    env: &Env,
+    req: &HttpRequest,
+    body: Option<Vec<u8>>,
+) -> Result<Response, Outcome> {
+    let token = env.monday_token.as_deref().unwrap_or_default();
+    let limit = (
+        "monday",
+        f64::from(env.cfg.monday.requests_per_minute) / 60.0,
+        10.0,
+    );
+    env.call(req, &req.url, Some(("Authorization", token)), body, limit)
+        .await
+}
+
+/// Item ids holding the key (`items_page_by_column_values`, limit 2).
+async fn monday_find(env: &Env, find: &HttpRequest) -> Result<Vec<String>, Outcome> {
+    let out = match monday_call(env, find, None).await {
+        Ok(resp) => classify::monday(&resp, "items_page_by_column_values"),
+        Err(o) => o,
+    };
+    match out {
+        Outcome::Ok(page) => Ok(reconcile::monday_items(&page)),
+        other => Err(other),
+    }
+}
+
+async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
+    let call = |req, body| monday_call(env, req, body);
+    if p.item_id.is_none() {
+        // Always look first: an earlier create may have landed (or another decision's).
+        let find = tryo!(step(r, "find"));
+        let mut ids = tryo!(monday_find(env, find).await);
+        let settle = env.cfg.monday.search_settle_ms;
+        if ids.is_empty() && reconcile && settle > 0 {
+            // An earlier create may have landed but not be searchable yet: ask once more.
+            tokio::time::sleep(Duration::from_millis(settle)).await;
+            ids = tryo!(monday_find(env, find).await);
+        }
+        let key = r.meta_str("ext_key").unwrap_or(&r.key);
+        match ids.as_slice() {
+            [] => {
+                let create = tryo!(step(r, "create"));
+                p.first_sent_at.get_or_insert(now);
+                let out = match call(create, None).await {
+                    Ok(resp) => classify::monday(&resp, "create_item"),
+                    Err(o) => o,
+                };
+                match out {
+                    Outcome::Ok(v) => match reconcile::id_string(v.get("id")) {
+                        Some(id) => p.item_id = Some(id),
+                        None => {
+                            return Outcome::Ambiguous(
+                                "monday created an item but returned no id".into(),
+                            );
+                        }
+                    },
+                    other => return other,
+                }
+            }
+            [one] => {
+                if reconcile {
+                    p.reconciled = true;
+                }
+                let update = tryo!(step(r, "update"));
+                let out = match call(update, Some(with_item(update, one))).await {
+                    Ok(resp) => classify::monday(&resp, "change_multiple_column_values"),
+                    Err(o) => o,
+                };
+                match out {
+                    Outcome::Ok(_) => p.item_id = Some(one.clone()),
+                    other => return other,
+                }
+            }
+            many => {
+                return Outcome::Permanent(format!(
+                    "conflict: {} monday items on board {} have {} = '{key}' (ids {}); merge them in monday, then press R",
+                    many.len(),
+                    r.meta_str("board").unwrap_or("?"),
+                    r.meta_str("key_column").unwrap_or("?"),
+                    many.join(", ")
+                ));
+            }
+        }
+    }
+    let item = p.item_id.clone().unwrap_or_default();
+    if let Some(note) = r.step("note")
+        && p.update_id.is_none()
+    {
+        if reconcile {
+            let find = tryo!(step(r, "find_note"));
+            let out = match call(find, Some(with_item(find, &item))).await {
+                Ok(resp) => classify::monday(&resp, "items"),
+                Err(o) => o,
+            };
+            match out {
+                Outcome::Ok(items) => {
+                    if let Some(id) = reconcile::monday_note(&items, &r.key) {
+                        p.update_id = Some(id);
+                        p.reconciled = true;
+                    }
+                }
+                other => return other,
+            }
+        }
+        if p.update_id.is_none() {
+            p.first_sent_at.get_or_insert(now);
+            let out = match call(note, Some(with_item(note, &item))).await {
+                Ok(resp) => classify::monday(&resp, "create_update"),
+                Err(o) => o,
+            };
+            match out {
+                Outcome::Ok(v) => p.update_id = reconcile::id_string(v.get("id")),
+                other => return other,
+            }
+        }
+    }
+    Outcome::Ok(json!({"item_id": p.item_id, "update_id": p.update_id}))
+}
+
+async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
+    let bearer = format!("Bearer {}", env.slack_token.as_deref().unwrap_or_default());
+    let auth = Some(("Authorization", bearer.as_str()));
+    let channel = r.meta_str("channel").unwrap_or_default().to_string();
+    let cfg = &env.cfg.slack;
+    let limit_key = format!("slack:{channel}");
+    let limit = (
+        limit_key.as_str(),
+        cfg.per_channel_per_second,
+        f64::from(cfg.burst),
+    );
+    if reconcile {
+        if cfg.history_lookup {
+            let lookup = tryo!(step(r, "lookup"));
+            let window = (
+                p.first_sent_at.unwrap_or(now),
+                p.last_sent_at.unwrap_or(now) + env.cfg.dispatch.timeout_ms as i64,
+            );
+            match slack_lookup(env, lookup, auth, window, &r.key, r.meta_str("origin")).await {
+                Ok(Some(ts)) => {
+                    p.ts = Some(ts);
+                    p.channel = Some(channel);
+                    p.reconciled = true;
+                    return Outcome::Ok(json!({"channel": p.channel, "ts": p.ts}));
+                }
+                Ok(None) => {}
+                Err(Outcome::Permanent(why)) if !p.resent => {
+                    return Outcome::Permanent(format!(
+                        "an earlier post may have gone out and it cannot be looked up ({why}); check the channel, then press R to post again"
+                    ));
+                }
+                Err(Outcome::Permanent(_)) => {}
+                Err(other) => return other,
+            }
+        } else if !p.resent {
+            return Outcome::Permanent(
+                "an earlier post may have gone out and actions.slack.history_lookup is off; check the channel, then press R to post again".into(),
+            );
+        }
+    }
+    let post = tryo!(step(r, "post"));
+    p.first_sent_at.get_or_insert(now);
+    p.last_sent_at = Some(now);
+    let mut out = match env.call(post, &post.url, auth, None, limit).await {
+        Ok(resp) => classify::slack(&resp),
+        Err(o) => o,
+    };
+    // not_in_channel means nothing was posted: join (public channels, channels:join) and
+    // post once more.
+    if let (Outcome::Permanent(why), Some(join)) = (&out, r.step("join"))
+        && why.starts_with("Slack: not_in_channel")
+    {
+        let joined = match env
+            .call(join, &join.url, auth, None, ("slack:join", 0.0, 1.0))
+            .await
+        {
+            Ok(resp) => classify::slack(&resp),
+            Err(o) => o,
+        };
+        out = match joined {
+            Outcome::Ok(_) => match env.call(post, &post.url, auth, None, limit).await {
+                Ok(resp) => classify::slack(&resp),
+                Err(o) => o,
+            },
+            Outcome::Permanent(e) => Outcome::Permanent(format!(
+                "{why}; joining it failed ({e}): invite the bot, then press R"
+            )),
+            other => other,
+        };
+    }
+    match out {
+        Outcome::Ok(v) => {
+            p.ts = v.get("ts").and_then(Value::as_str).map(str::to_string);
+            p.channel = v
+                .get("channel")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or(Some(channel));
+            Outcome::Ok(json!({"channel": p.channel, "ts": p.ts}))
+        }
+        other => other,
+    }
+}
+
+/// Pages through the channel's history between shortly before the first post and shortly
+/// after the last one could have landed (`window`, ms; two minutes either side for clock
+/// skew), looking for our key. A busy channel has more than a page in that window.
+async fn slack_lookup(
+    env: &Env,
+    lookup: &HttpRequest,
+    auth: Option<(&str, &str)>,
+    window: (i64, i64),
+    key: &str,
+    origin: Option<&str>,
+) -> Result<Option<String>, Outcome> {
+    const PAGES: usize = 50;
+    const SKEW_S: i64 = 120;
+    let oldest = window.0 / 1000 - SKEW_S;
+    let latest = window.1 / 1000 + SKEW_S;
+    let mut cursor: Option<String> = None;
+    for _ in 0..PAGES {
+        let mut url = format!("{}&oldest={oldest}&latest={latest}", lookup.url);
+        if let Some(c) = &cursor {
+            url.push_str(&format!(
+                "&cursor={}",
+                super::render::gmail::query_escape(c)
+            ));
+        }
+        // History reads have their own, looser limit; don't spend the channel's tokens.
+        let resp = env
+            .call(lookup, &url, auth, None, ("slack:history", 0.0, 1.0))
+            .await?;
+        let page = match classify::slack(&resp) {
+            Outcome::Ok(page) => page,
+            other => return Err(other),
+        };
+        if let Some(ts) = reconcile::slack_message(&page, key, origin) {
+            return Ok(Some(ts));
+        }
+        cursor = page
+            .pointer("/response_metadata/next_cursor")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+            .map(str::to_string);
+        if cursor.is_none() {
+            return Ok(None);
+        }
+    }
+    Err(Outcome::Permanent(format!(
+        "looked through {PAGES} pages of channel history without reaching the end"
+    )))
+}
+
+async fn webhook(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
+    if reconcile && !p.resent {
+        // Webhooks return no id and cannot be looked up: at most once.
+        return Outcome::Permanent(
+            "the webhook may have posted this already and webhooks cannot be looked up; check the channel, then press R to post again".into(),
+        );
+    }
+    let post = tryo!(step(r, "post"));
+    let url = env.webhook_url.clone().unwrap_or_default();
+    let cfg = &env.cfg.slack;
+    p.first_sent_at.get_or_insert(now);
+    match env
+        .call(
+            post,
+            &url,
+            None,
+            None,
+            (
+                "slack:webhook",
+                cfg.per_channel_per_second,
+                f64::from(cfg.burst),
+            ),
+        )
+        .await
+    {
+        Ok(resp) => classify::slack_webhook(&resp),
+        Err(o) => o,
+    }
+}
+
+/// One Gmail request with the 401 → refresh once → retry once rule.
+async fn gmail_call(env: &Env, tokens: &Tokens, req: &HttpRequest) -> Result<Outcome, Outcome> {
+    let limit = (
+        "gmail",
+        env.cfg.gmail.per_second,
+        env.cfg.gmail.per_second.max(1.0),
+    );
+    let mut tok = tokens.get().await?;
+    for first in [true, false] {
+        let bearer = format!("Bearer {tok}");
+        let resp = env
+            .call(req, &req.url, Some(("Authorization", &bearer)), None, limit)
+            .await?;
+        match classify::gmail(&resp) {
+            Outcome::AuthRefresh(why) if first => {
+                tracing::info!(%why, "Gmail refused the access token; refreshing once");
+                tok = tokens.refresh_after_401(&tok).await?;
+            }
+            Outcome::AuthRefresh(why) => {
+                return Err(Outcome::Retry {
+                    after: None,
+                    why: format!("{why} (even after a token refresh)"),
+                });
+            }
+            other => return Ok(other),
+        }
+    }
+    Err(Outcome::Retry {
+        after: None,
+        why: "Gmail token refresh loop".into(),
+    })
+}
+
+async fn gmail(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
+    let Some(tokens) = &env.gmail else {
+        return Outcome::Permanent("Gmail credentials are not configured".into());
+    };
+    let call = |req| gmail_call(env, tokens, req);
+    if reconcile {
+        let lookup = tryo!(step(r, "lookup"));
+        match call(lookup).await {
+            Ok(Outcome::Ok(list)) => {
+                if let Some((id, thread)) = reconcile::gmail_draft(&list) {
+                    p.draft_id = Some(id);
+                    p.thread_id = thread;
+                    p.reconciled = true;
+                    return Outcome::Ok(json!({"draft_id": p.draft_id, "thread_id": p.thread_id}));
+                }
+            }
+            Ok(other) | Err(other) => return other,
+        }
+    }
+    let create = tryo!(step(r, "create"));
+    p.first_sent_at.get_or_insert(now);
+    match call(create).await {
+        Ok(Outcome::Ok(v)) => {
+            p.draft_id = v.get("id").and_then(Value::as_str).map(str::to_string);
+            p.thread_id = v
+                .pointer("/message/threadId")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            Outcome::Ok(json!({"draft_id": p.draft_id, "thread_id": p.thread_id}))
+        }
+        Ok(other) | Err(other) => other,
+    }
+}
+
+/// How long one attempt may take at most: four request timeouts (monday's find, write and
+/// note, or Gmail's lookup, refresh and create). The dispatcher cuts an attempt off there
+/// (ambiguous: it may have taken effect), so it always ends inside its lease.
+pub fn attempt_budget(cfg: &ActionsConfig) -> Duration {
+    Duration::from_millis(cfg.dispatch.timeout_ms.saturating_mul(4))
+}

@@ -1,0 +1,439 @@
+//! The outbox worker: claims due rows with a lease, sends each rendered action, classifies
+//! the answer and records it (sent, retry at a backed-off time, dead letter, or sandbox),
+//! with an audit entry per attempt and outcome. Runs headless (`signoff dispatch`) or in the
+//! console's background; several workers may share one database.
+use std::fmt;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::backoff;
+use super::classify::Outcome;
+use super::config::ActionsConfig;
+use super::deliver::{self, Env, Progress};
+use super::payload::{Provider, Rendered};
+use super::ratelimit::Limits;
+use super::token::Tokens;
+use crate::model::Policy;
+use crate::store::{AttemptRecord, ClaimedRow, Disposition, Store, StoreOptions};
+
+/// What a dispatcher run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct DispatchSummary {
+    pub attempts: u64,
+    pub sent: u64,
+    /// Found already done by a lookup (an earlier attempt had taken effect).
+    pub reconciled: u64,
+    pub retrying: u64,
+    pub dead: u64,
+    pub sandbox: u64,
+    /// The kill switch was on at some point.
+    pub paused: bool,
+}
+
+impl fmt::Display for DispatchSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} attempts: {} sent ({} found already done), {} to retry, {} dead, {} sandbox",
+            self.attempts, self.sent, self.reconciled, self.retrying, self.dead, self.sandbox
+        )?;
+        if self.paused {
+            write!(f, "; sending is paused (kill switch)")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why the dispatcher cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("cannot open the queue database {path} for dispatch: {source}")]
+    Store {
+        path: String,
+        source: crate::store::StoreError,
+    },
+    #[error("cannot build the HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
+    #[error("the outbox database failed: {0}")]
+    Db(String),
+}
+
+/// Reads the credentials of `cfg` (a missing one leaves its provider in sandbox).
+pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
+    let http = super::http::client(&cfg.dispatch)?;
+    let get = |s: &Option<crate::secret::Secret>| s.as_ref().and_then(|s| s.resolve().ok());
+    let gmail = match (
+        get(&cfg.gmail.client_id),
+        get(&cfg.gmail.client_secret),
+        get(&cfg.gmail.refresh_token),
+    ) {
+        (Some(id), Some(secret), Some(refresh)) => Some(Tokens::new(
+            http.clone(),
+            cfg.gmail.token_url.clone(),
+            id,
+            secret,
+            refresh,
+        )),
+        _ => None,
+    };
+    Ok(Env {
+        monday_token: get(&cfg.monday.token),
+        slack_token: get(&cfg.slack.token),
+        webhook_url: get(&cfg.slack.webhook_url),
+        gmail,
+        limits: Limits::default(),
+        cfg: cfg.clone(),
+        http,
+    })
+}
+
+/// Runs the outbox until `shutdown` resolves, or — with `once` — until nothing is due.
+pub async fn run(
+    db: &Path,
+    policy: Arc<Policy>,
+    opts: &StoreOptions,
+    cfg: &ActionsConfig,
+    once: bool,
+    worker: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<DispatchSummary, DispatchError> {
+    let store = Store::open(db, policy, opts).map_err(|source| DispatchError::Store {
+        path: db.display().to_string(),
+        source,
+    })?;
+    let store = Arc::new(Mutex::new(store));
+    let env = Arc::new(env(cfg)?);
+    let mut summary = DispatchSummary::default();
+    // A claimed row starts at once (claims never exceed the free permits), but CRM rows of
+    // one item share a task: the lease covers two attempt budgets.
+    let budget = deliver::attempt_budget(cfg);
+    let lease_ms =
+        (cfg.dispatch.lease_seconds * 1000).max(2 * budget.as_millis() as u64 + 1000) as i64;
+    let poll = Duration::from_millis(cfg.dispatch.poll_ms.max(10));
+    // No claimed row waits for a permit while its lease runs.
+    let batch = cfg
+        .dispatch
+        .batch
+        .max(1)
+        .min(cfg.dispatch.concurrency.max(1)) as usize;
+    let sem = Arc::new(tokio::sync::Semaphore::new(
+        cfg.dispatch.concurrency.max(1) as usize
+    ));
+    let mut tasks: JoinSet<Vec<AttemptRecord>> = JoinSet::new();
+    let mut stopping = false;
+    tokio::pin!(shutdown);
+    // A pipeline, not rounds: rows are claimed while less than half a batch is in flight,
+    // and outcomes are recorded as they finish, so one slow request (up to its timeout)
+    // never holds up the others.
+    loop {
+        if !stopping {
+            // Ctrl-C (or the console closing) stops claiming; what is in flight finishes
+            // and is recorded.
+            stopping = std::future::poll_fn(|cx| {
+                std::task::Poll::Ready(shutdown.as_mut().poll(cx).is_ready())
+            })
+            .await;
+        }
+        let mut next_due = None;
+        // Tasks in flight (one per row, or per item for its CRM rows).
+        let in_flight = tasks.len();
+        if !stopping && in_flight * 2 <= batch {
+            if cfg.paused {
+                summary.paused = true;
+            } else {
+                let claimed = {
+                    let (store, worker, n) = (
+                        store.clone(),
+                        worker.to_string(),
+                        (batch - in_flight) as u32,
+                    );
+                    blocking(move || {
+                        store
+                            .lock()
+                            .map_err(poisoned)?
+                            .claim_due(&worker, lease_ms, n)
+                            .map_err(db_err)
+                    })
+                    .await?
+                };
+                summary.paused |= claimed.paused;
+                next_due = claimed.next_due;
+                spawn_groups(&mut tasks, &env, &sem, claimed.rows);
+            }
+        }
+        if tasks.is_empty() {
+            if once || stopping {
+                break;
+            }
+            let now = now_ms();
+            let wait = next_due
+                .map(|t| Duration::from_millis((t - now).clamp(0, i64::MAX) as u64))
+                .map_or(poll, |d| d.min(poll));
+            tokio::select! {
+                _ = &mut shutdown => stopping = true,
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        // Wait for something to finish (or, with room to claim, at most a poll interval).
+        let first = if stopping || tasks.len() * 2 > batch {
+            tasks.join_next().await
+        } else {
+            match tokio::time::timeout(poll, tasks.join_next()).await {
+                Ok(done) => done,
+                Err(_) => continue,
+            }
+        };
+        let mut records = Vec::new();
+        let mut done = first;
+        while let Some(result) = done {
+            match result {
+                Ok(recs) => records.extend(recs),
+                Err(e) => tracing::error!(
+                    "a dispatch task failed: {e}; its rows are retried when their lease runs out"
+                ),
+            }
+            done = tasks.try_join_next();
+        }
+        if records.is_empty() {
+            continue;
+        }
+        tally(&mut summary, &records);
+        for r in &records {
+            let (action, key) = (
+                r.audit["action"].as_str().unwrap_or(""),
+                r.audit["key"].as_str().unwrap_or(""),
+            );
+            match (&r.disposition, &r.error) {
+                (Disposition::Dead, Some(e)) => tracing::warn!(
+                    outbox_id = r.id,
+                    action,
+                    key,
+                    attempt = r.attempt,
+                    "dead letter: {e}"
+                ),
+                (Disposition::Retry(at), Some(e)) => tracing::info!(
+                    outbox_id = r.id,
+                    action,
+                    key,
+                    attempt = r.attempt,
+                    next_attempt_at = at,
+                    "will retry: {e}"
+                ),
+                (d, _) => tracing::info!(
+                    outbox_id = r.id,
+                    action,
+                    key,
+                    attempt = r.attempt,
+                    "{}",
+                    match d {
+                        Disposition::Sent => "sent",
+                        Disposition::Sandbox => "sandbox: not sent",
+                        _ => "done",
+                    }
+                ),
+            }
+        }
+        let (store2, worker2) = (store.clone(), worker.to_string());
+        blocking(move || {
+            store2
+                .lock()
+                .map_err(poisoned)?
+                .record_attempts(&worker2, &records)
+                .map_err(db_err)
+        })
+        .await?;
+    }
+    Ok(summary)
+}
+
+fn poisoned<T>(_: T) -> DispatchError {
+    DispatchError::Db("the store connection was poisoned by a panic".into())
+}
+
+fn db_err(e: crate::store::StoreError) -> DispatchError {
+    DispatchError::Db(e.to_string())
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, DispatchError> + Send + 'static,
+) -> Result<T, DispatchError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| DispatchError::Db(format!("dispatch task failed: {e}")))?
+}
+
+/// Starts a claimed batch; each task waits for one of `concurrency` permits. CRM rows of
+/// one item go one after the other in one task (monday has no unique constraint: racing
+/// writers would make two items).
+fn spawn_groups(
+    tasks: &mut JoinSet<Vec<AttemptRecord>>,
+    env: &Arc<Env>,
+    sem: &Arc<tokio::sync::Semaphore>,
+    rows: Vec<ClaimedRow>,
+) {
+    let mut groups: Vec<Vec<ClaimedRow>> = Vec::new();
+    for row in rows {
+        match groups.iter_mut().find(|g| {
+            row.action == "crm" && g[0].action == "crm" && g[0].request_id == row.request_id
+        }) {
+            Some(g) => g.push(row),
+            None => groups.push(vec![row]),
+        }
+    }
+    for group in groups {
+        let (env, sem) = (env.clone(), sem.clone());
+        tasks.spawn(async move {
+            let _permit = sem.acquire_owned().await;
+            let mut out = Vec::with_capacity(group.len());
+            for row in group {
+                out.push(attempt(&env, row).await);
+            }
+            out
+        });
+    }
+}
+
+fn tally(summary: &mut DispatchSummary, records: &[AttemptRecord]) {
+    for r in records {
+        summary.attempts += 1;
+        match r.disposition {
+            Disposition::Sent => summary.sent += 1,
+            Disposition::Retry(_) => summary.retrying += 1,
+            Disposition::Dead => summary.dead += 1,
+            Disposition::Sandbox => summary.sandbox += 1,
+        }
+        if r.audit.get("reconciled") == Some(&json!(true)) {
+            summary.reconciled += 1;
+        }
+    }
+}
+
+/// One attempt of one row, ending in the record to write.
+async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
+    let mut p: Progress = row
+        .response
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or_default();
+    let rendered: Option<Rendered> = row
+        .payload
+        .as_deref()
+        .and_then(|s| serde_json::from_str(s).ok());
+    let now = now_ms();
+    let after_crash = row.prior_status == "sending";
+    let reconcile = after_crash || p.maybe_sent;
+    let outcome = match &rendered {
+        None => match env.sandbox_reason(provider_of(&row.action)) {
+            Some(why) => {
+                p.sandbox = Some(why);
+                None
+            }
+            None => Some(Outcome::Permanent(
+                "nothing was rendered for this action at approval (no renderer was configured); it cannot be sent".into(),
+            )),
+        },
+        Some(r) => match env.sandbox_reason(r.provider) {
+            Some(why) => {
+                p.sandbox = Some(why);
+                None
+            }
+            None => {
+                let budget = deliver::attempt_budget(&env.cfg);
+                let run = deliver::deliver(env, r, &mut p, reconcile, now);
+                Some(tokio::time::timeout(budget, run).await.unwrap_or_else(|_| {
+                    Outcome::Ambiguous(format!(
+                        "the attempt ran past its {} s budget and was cut off; it may have taken effect",
+                        budget.as_secs()
+                    ))
+                }))
+            }
+        },
+    };
+    // A resend's permission to repost is spent by this attempt.
+    p.resent = false;
+    let budget_used = row.attempts - p.attempts_base.unwrap_or(0);
+    let max = i64::from(env.cfg.dispatch.max_attempts.max(1));
+    let d = &env.cfg.dispatch;
+    let (disposition, error) = match &outcome {
+        None => (Disposition::Sandbox, None),
+        Some(Outcome::Ok(_)) => {
+            p.maybe_sent = false;
+            (Disposition::Sent, None)
+        }
+        Some(Outcome::Permanent(m)) => (Disposition::Dead, Some(m.clone())),
+        Some(o @ (Outcome::Retry { .. } | Outcome::Ambiguous(_) | Outcome::AuthRefresh(_))) => {
+            if matches!(o, Outcome::Ambiguous(_)) {
+                p.maybe_sent = true;
+            }
+            let floor = match o {
+                Outcome::Retry { after, .. } => *after,
+                _ => None,
+            };
+            if budget_used >= max {
+                let maybe = if p.maybe_sent {
+                    " (an attempt may have taken effect: check before sending again)"
+                } else {
+                    ""
+                };
+                (
+                    Disposition::Dead,
+                    Some(format!(
+                        "gave up after {budget_used} attempts{maybe}: {}",
+                        o.message()
+                    )),
+                )
+            } else {
+                let wait = backoff::delay(
+                    budget_used.max(1) as u32,
+                    d.backoff_base_ms,
+                    d.backoff_cap_ms,
+                    floor,
+                );
+                (
+                    Disposition::Retry(now + wait.as_millis() as i64),
+                    Some(o.message()),
+                )
+            }
+        }
+    };
+    let response = serde_json::to_string(&p).unwrap_or_else(|_| "{}".into());
+    let audit = json!({
+        "outbox_id": row.id,
+        "action": row.action,
+        "key": row.idempotency_key,
+        "attempt": row.attempts,
+        "outcome": outcome.as_ref().map_or("sandbox", Outcome::label),
+        "error": error,
+        "result": serde_json::from_str::<serde_json::Value>(&response).unwrap_or_default(),
+        "reconciled": p.reconciled && matches!(disposition, Disposition::Sent),
+        "next_attempt_at": match disposition { Disposition::Retry(at) => Some(at), _ => None },
+    });
+    AttemptRecord {
+        id: row.id,
+        request_id: row.request_id,
+        attempt: row.attempts,
+        disposition,
+        error,
+        response,
+        audit,
+    }
+}
+
+fn provider_of(action: &str) -> Provider {
+    match action {
+        "crm" => Provider::Monday,
+        "gmail" => Provider::Gmail,
+        _ => Provider::Slack,
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
