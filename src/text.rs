@@ -173,6 +173,14 @@ fn push_visible(out: &mut String, c: char) {
 ///
 /// Also marked: U+2061..=U+2064, U+206A..=U+206F and tag characters outside a subdivision flag
 /// (see the module docs).
+///
+/// ```
+/// use signoff::text::{has_hidden, sanitize};
+/// let subject = "Invoice \u{1b}[31mOVERDUE\u{1b}[0m \u{202e}fdp.exe";
+/// assert_eq!(sanitize(subject), "Invoice ␛[31mOVERDUE␛[0m ⟨U+202E⟩fdp.exe");
+/// assert!(has_hidden(subject));
+/// assert!(matches!(sanitize("日本語 👩‍👩‍👧"), std::borrow::Cow::Borrowed(_)));
+/// ```
 pub fn sanitize(s: &str) -> Cow<'_, str> {
     let bytes = s.as_bytes();
     let mut out: Option<String> = None;

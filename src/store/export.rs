@@ -30,6 +30,12 @@ fn io_err(e: std::io::Error) -> StoreError {
 
 /// A CSV cell: quoted when needed; a leading `=`, `+`, `-`, `@`, tab or CR is prefixed
 /// with `'` so a spreadsheet shows the text instead of running it as a formula.
+///
+/// ```
+/// use signoff::store::csv_cell;
+/// assert_eq!(csv_cell("=cmd|'/c calc'!A1"), "'=cmd|'/c calc'!A1");
+/// assert_eq!(csv_cell("Smith, Dana"), "\"Smith, Dana\"");
+/// ```
 pub fn csv_cell(s: &str) -> String {
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
