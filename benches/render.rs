@@ -185,6 +185,8 @@ fn frame(term: &mut Term, app: &App) -> Buffer {
         .expect("draw")
         .buffer
         .clone();
+    // As `event_loop::draw_frame`: the gap filler gets the frame just drawn.
+    term.backend_mut().sync_owned(b.clone());
     crossterm::execute!(
         term.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate
@@ -261,7 +263,7 @@ fn report() {
             .expect("draw")
             .buffer
             .clone();
-        term.backend_mut().sync(&b);
+        term.backend_mut().sync_owned(b);
         term.backend_mut().flush().expect("flush");
         frames.push(t.elapsed());
     }
@@ -401,12 +403,24 @@ fn process_report(db: &Path) {
             .output()
             .expect("tmux")
     };
+    // `--read-only` leaves out the background outbox dispatcher the CLI starts beside the
+    // console, to measure the console alone.
+    let read_only = std::env::var_os("SIGNOFF_BENCH_READ_ONLY").is_some();
+    println!(
+        "process: signoff --db <1M db>{}",
+        if read_only {
+            " --read-only (console alone, no background dispatcher)"
+        } else {
+            " (console + the CLI's background outbox dispatcher)"
+        }
+    );
     let cmd = format!(
-        "exec env SIGNOFF_CONFIG_DIR='{}' SIGNOFF_DATA_DIR='{}' '{}' --db '{}' --reviewer bench",
+        "exec env SIGNOFF_CONFIG_DIR='{}' SIGNOFF_DATA_DIR='{}' '{}' --db '{}' --reviewer bench{}",
         dir.join("config").display(),
         dir.join("data").display(),
         env!("CARGO_BIN_EXE_signoff"),
-        db.display()
+        db.display(),
+        if read_only { " --read-only" } else { "" }
     );
     let t0 = Instant::now();
     tmux(&[

@@ -1,6 +1,7 @@
 //! End-to-end: the real binary in a pseudo-terminal (tmux): start on a seeded DB, approve
 //! one item, reject one with a reason, quit; then check the DB and that the terminal was
-//! restored (alternate screen left, tty back in cooked mode). Also: a panic restores it.
+//! restored (alternate screen left, tty back in cooked mode). Also: a panic restores it;
+//! SIGTERM and SIGHUP release the claim of an open item and exit cleanly.
 //!
 //! Needs tmux (`.ci/run` installs it). Without tmux the tests say so and pass, unless `CI`
 //! is set, where a missing tmux fails them.
@@ -241,4 +242,63 @@ fn a_panic_restores_the_terminal() {
     assert_tty_sane(dir);
     let err = std::fs::read_to_string(dir.join("stderr.txt")).unwrap_or_default();
     assert!(err.contains("SIGNOFF_TUI_TEST_PANIC"), "{err}");
+}
+
+#[test]
+fn sigterm_and_sighup_release_the_claim() {
+    if !Tmux::available() {
+        return;
+    }
+    for (name, signal) in [("term", "TERM"), ("hup", "HUP")] {
+        let db = tui_common::seeded_db();
+        let dir = db.dir.path();
+        let t = Tmux::start(name, dir, &console_cmd(dir, &db.path, ""));
+        t.wait("the queue", |s| s.contains("Queue · 6") && s.contains("▶"));
+        t.keys(&["Enter"]);
+        t.wait("the claim", |s| s.contains("is yours while it is open"));
+        let store = Store::open(
+            &db.path,
+            std::sync::Arc::new(Policy::default()),
+            &StoreOptions::default(),
+        )
+        .expect("open db");
+        let in_review = || -> i64 {
+            store
+                .connection()
+                .query_row(
+                    "SELECT COUNT(*) FROM requests WHERE state = 'in_review'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("count")
+        };
+        assert_eq!(in_review(), 1);
+        // The shell tmux runs is the pane's process; the console is its child.
+        let o = t
+            .tmux()
+            .args(["display", "-p", "-t", &t.session, "#{pane_pid}"])
+            .output()
+            .expect("pane pid");
+        let shell = String::from_utf8_lossy(&o.stdout).trim().to_string();
+        let o = Command::new("pgrep")
+            .args(["-P", &shell])
+            .output()
+            .expect("pgrep");
+        let pid = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        assert!(!pid.is_empty(), "console process not found");
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let rc = wait_file(&dir.join("status.txt"));
+        assert_eq!(rc.trim(), "0", "{signal}: a clean exit");
+        assert_eq!(in_review(), 0, "{signal}: the claim was released");
+        assert_tty_sane(dir);
+    }
 }

@@ -64,7 +64,7 @@ pub fn draw_frame<B: Backend + Write>(
         .buffer
         .clone();
     // The gap filler reprints unchanged cells from exactly this frame.
-    terminal.backend_mut().sync(&frame);
+    terminal.backend_mut().sync_owned(frame);
     crossterm::execute!(
         terminal.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate

@@ -39,6 +39,11 @@ impl<B: Backend> GapFill<B> {
         self.shadow.content.clone_from(&frame.content);
     }
 
+    /// [`GapFill::sync`] with a frame the caller already owns (no second copy).
+    pub fn sync_owned(&mut self, frame: Buffer) {
+        self.shadow = frame;
+    }
+
     pub fn inner(&self) -> &B {
         &self.inner
     }
@@ -74,36 +79,37 @@ impl<B: Backend> Backend for GapFill<B> {
         if !self.enabled {
             return self.inner.draw(content);
         }
-        let changed: Vec<(u16, u16, Cell)> = content.map(|(x, y, c)| (x, y, c.clone())).collect();
-        let area = self.shadow.area;
-        let mut out: Vec<(u16, u16, Cell)> = Vec::with_capacity(changed.len());
+        let shadow = &self.shadow;
+        let area = shadow.area;
+        // References only: the cells come from ratatui's frame or from the shadow frame.
+        let mut out: Vec<(u16, u16, &Cell)> = Vec::new();
         let mut last: Option<(u16, u16, u16)> = None; // x, y, width of the last cell sent
-        for (x, y, c) in changed {
+        for (x, y, c) in content {
             if let Some((lx, ly, lw)) = last {
                 let next = lx.saturating_add(lw.max(1));
                 if ly == y && x > next && x - next <= MAX_GAP && x < area.width && y < area.height {
                     // The cells in between, as the terminal shows them.
-                    let prev = out.last().map(|(_, _, c)| c.clone());
-                    let mut fill = Vec::new();
+                    let prev = out.last().map(|(_, _, c)| *c);
+                    let start = out.len();
                     let mut bytes = 0;
                     let mut ok = true;
                     let mut gx = next;
                     while gx < x {
-                        let cell = &self.shadow[(gx, y)];
+                        let cell = &shadow[(gx, y)];
                         let w = crate::text::width(cell.symbol()).max(1) as u16;
                         if gx + w > x
                             || cell.symbol().is_empty()
-                            || prev.as_ref().is_some_and(|p| !same_style(p, cell))
+                            || prev.is_some_and(|p| !same_style(p, cell))
                         {
                             ok = false;
                             break;
                         }
                         bytes += cell.symbol().len();
-                        fill.push((gx, y, cell.clone()));
+                        out.push((gx, y, cell));
                         gx += w;
                     }
-                    if ok && gx == x && bytes < move_cost(x, y) {
-                        out.extend(fill);
+                    if !(ok && gx == x && bytes < move_cost(x, y)) {
+                        out.truncate(start);
                     }
                 }
             }
@@ -111,7 +117,7 @@ impl<B: Backend> Backend for GapFill<B> {
             last = Some((x, y, w));
             out.push((x, y, c));
         }
-        self.inner.draw(out.iter().map(|(x, y, c)| (*x, *y, c)))
+        self.inner.draw(out.into_iter())
     }
 
     fn hide_cursor(&mut self) -> Result<(), Self::Error> {

@@ -67,6 +67,10 @@ pub fn conf_text(conf: Option<f64>, cells: usize) -> String {
 /// one cell, while ratatui (and terminals without shaping) give each letter its own.
 pub fn cells(s: &str) -> usize {
     use unicode_segmentation::UnicodeSegmentation;
+    // Sanitized ASCII is one cell per byte; only other text needs segmenting.
+    if s.is_ascii() {
+        return s.len();
+    }
     s.graphemes(true).map(text::width).sum()
 }
 
@@ -78,6 +82,11 @@ pub fn cut(s: &str, max: usize) -> String {
     }
     if max == 0 {
         return String::new();
+    }
+    if s.is_ascii() {
+        let mut out = s[..max - 1].to_string();
+        out.push('…');
+        return out;
     }
     let mut out = String::new();
     let mut used = 0;
