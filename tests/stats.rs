@@ -232,7 +232,7 @@ fn an_hour_far_above_the_baseline_raises_a_volume_alert() {
     let st = s.stats(None).unwrap();
     assert_eq!(st.volume.baseline_per_hour, 2.0);
     assert_eq!(*st.volume.per_hour.last().unwrap(), 40);
-    let alert = st.volume.alert.expect("alert");
+    let alert = st.volume.alert.clone().expect("alert");
     assert!(
         alert.contains("this hour: 40 requests in an hour, 20.0× the baseline of 2/h"),
         "{alert}"

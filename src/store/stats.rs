@@ -195,6 +195,8 @@ impl Store {
                           WHERE ingested_at >= ?1 AND ingested_at < ?2 GROUP BY 1";
         let per_hour = hourly(ingest_sql, start, 24)?;
         let mut baseline_hours = hourly(ingest_sql, base_start, 7 * 24)?;
+        // With no history at all (a new queue, a demo) there is no baseline to be above.
+        let has_history = baseline_hours.iter().any(|&n| n > 0);
         baseline_hours.sort_unstable();
         let baseline = baseline_hours
             .get(baseline_hours.len() / 2)
@@ -214,7 +216,7 @@ impl Store {
             .enumerate()
             .find_map(|(i, &n)| {
                 let limit = policy.volume_alert_factor * baseline.max(1.0);
-                (n >= policy.volume_alert_min && n as f64 > limit).then(|| {
+                (has_history && n >= policy.volume_alert_min && n as f64 > limit).then(|| {
                     format!(
                         "{} {n} requests in an hour, {:.1}× the baseline of {baseline:.0}/h",
                         if i == 0 { "this hour:" } else { "last hour:" },
