@@ -625,3 +625,35 @@ fn auto_approval_is_off_by_default_and_samples_when_on() {
     assert_eq!(decided.detail["auto"], true);
     assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
 }
+
+#[test]
+fn a_listing_total_is_reused_until_the_queue_changes() {
+    let (dir, s) = seeded(3);
+    let q = ListQuery {
+        limit: 1,
+        ..Default::default()
+    };
+    assert_eq!(s.list(&q).unwrap().total, 3);
+    assert_eq!(
+        s.list(&ListQuery {
+            offset: 1,
+            ..q.clone()
+        })
+        .unwrap()
+        .total,
+        3
+    );
+    // Another connection (another reviewer, an ingest) adds an item: the count follows.
+    let mut other = open(&dir.path().join("q.db"));
+    other
+        .ingest_batch(&[item(&request("late", json!({})))], "system")
+        .unwrap();
+    assert_eq!(s.list(&q).unwrap().total, 4);
+    let mut filtered = q.clone();
+    filtered.filter.text = Some("nobody".into());
+    assert_eq!(
+        s.list(&filtered).unwrap().total,
+        0,
+        "another query, another count"
+    );
+}

@@ -74,7 +74,8 @@ async fn review_cjk_and_zwj_120x40() {
 
 #[tokio::test]
 async fn edit_form_diff_and_preview_120x40() {
-    let (_db, mut h) = at(120, 40).await;
+    let db = seeded_db();
+    let mut h = Headless::with_renderer(&db, 120, 40).await;
     h.keys("j j e").await;
     assert_eq!(h.app.mode, Mode::Edit);
     for a in type_text("Reissue: ") {
@@ -205,4 +206,162 @@ async fn list_colours_debug_buffer() {
     h.keys("j").await;
     let b = render_buffer(&h.app);
     insta::assert_debug_snapshot!(b);
+}
+
+#[test]
+fn stats_120x40() {
+    let mut a = loaded_app(120, 40);
+    update_keys(&mut a, "S");
+    signoff::tui::update::update(
+        &mut a,
+        Action::Loaded(signoff::tui::action::Loaded::Stats(Box::new(Ok(stats())))),
+    );
+    let s = render(&a);
+    assert_no_control_chars(&s);
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn stats_scrolled_120x40() {
+    let mut a = loaded_app(120, 40);
+    update_keys(&mut a, "S");
+    signoff::tui::update::update(
+        &mut a,
+        Action::Loaded(signoff::tui::action::Loaded::Stats(Box::new(Ok(stats())))),
+    );
+    update_keys(&mut a, "G");
+    let s = render(&a);
+    assert_no_control_chars(&s);
+    insta::assert_snapshot!(s);
+}
+
+#[test]
+fn action_states_120x40() {
+    use signoff::model::{ActionKind, DecisionKind, State};
+    use signoff::queue::{ActionStatus, DecisionRecord};
+    let mut a = loaded_app(120, 40);
+    let d = a.details.get_mut(&1).expect("detail 1");
+    d.summary.state = State::Approved;
+    d.summary.sample = true;
+    d.decision = Some(DecisionRecord {
+        id: 1,
+        kind: DecisionKind::Approve,
+        note: None,
+        reviewer: "ana".into(),
+        at: NOW - 60_000,
+        undo_until: NOW - 30_000,
+        undone: false,
+    });
+    let st = |id, action, status: &str, attempts, next, err: Option<&str>, resp: Option<&str>| {
+        ActionStatus {
+            id,
+            action,
+            idempotency_key: format!("k-{id}"),
+            status: status.into(),
+            attempts,
+            next_attempt_at: next,
+            last_error: err.map(Into::into),
+            response: resp.map(Into::into),
+        }
+    };
+    d.actions = vec![
+        st(
+            10,
+            ActionKind::Crm,
+            "sent",
+            1,
+            None,
+            None,
+            Some(r#"{"item_id":"98","update_id":"99"}"#),
+        ),
+        st(
+            11,
+            ActionKind::Slack,
+            "retrying",
+            3,
+            Some(NOW + 305_000),
+            Some("429 ratelimited"),
+            None,
+        ),
+        st(
+            12,
+            ActionKind::Gmail,
+            "dead",
+            5,
+            None,
+            Some("invalid_grant: re-authorize \u{1b}[2J"),
+            None,
+        ),
+        st(
+            13,
+            ActionKind::Crm,
+            "sandbox",
+            0,
+            None,
+            None,
+            Some(r#"{"sandbox":"actions.mode = sandbox"}"#),
+        ),
+    ];
+    a.list.page.items[0].sample = true;
+    let mut c = a.counts.clone().expect("counts");
+    c.actions_paused = true;
+    signoff::tui::update::update(
+        &mut a,
+        Action::Loaded(signoff::tui::action::Loaded::Counts(Ok(c))),
+    );
+    let s = render(&a);
+    assert_no_control_chars(&s);
+    assert!(s.contains("PAUSED"), "{s}");
+    insta::assert_snapshot!(s);
+    // Colour carries the meaning: the dead state is drawn in the error colour.
+    let b = render_buffer(&a);
+    let (x, y) = find(&b, "dead").expect("dead on screen");
+    assert_eq!(b[(x, y)].fg, a.theme.error.fg.unwrap_or(Color::Reset));
+}
+
+fn update_keys(a: &mut signoff::tui::app::App, keys: &str) {
+    for k in parse_keys(keys) {
+        signoff::tui::update::update(a, Action::Key(k));
+    }
+}
+
+fn find(b: &ratatui::buffer::Buffer, needle: &str) -> Option<(u16, u16)> {
+    for y in 0..b.area.height {
+        let row: Vec<&str> = (0..b.area.width).map(|x| b[(x, y)].symbol()).collect();
+        for x in 0..row.len() {
+            if row[x..]
+                .iter()
+                .take(needle.len())
+                .copied()
+                .collect::<String>()
+                == needle
+            {
+                return Some((x as u16, y));
+            }
+        }
+    }
+    None
+}
+
+#[tokio::test]
+async fn kill_switch_and_outcome_against_a_real_queue() {
+    let (_db, mut h) = at(120, 40).await;
+    h.keys("K y").await;
+    assert_eq!(h.queue.actions_paused().await.ok(), Some(true));
+    assert!(h.screen().contains(" PAUSED "), "{}", h.screen());
+    h.keys("K y").await;
+    assert_eq!(h.queue.actions_paused().await.ok(), Some(false));
+    assert!(!h.screen().contains(" PAUSED "));
+    // Approve the first item, list decided items, record an outcome on it.
+    h.keys("j a").await;
+    let (m, _) = h.app.message.clone().expect("message");
+    assert!(m.starts_with("approved"), "{m}");
+    h.keys("D").await;
+    assert!(h.screen().contains("Decided · 1"), "{}", h.screen());
+    h.keys("o 5").await;
+    let (m, _) = h.app.message.clone().expect("message");
+    assert!(m.contains("outcome 'won' recorded"), "{m}");
+    // Stats come from the same queue and count it.
+    h.keys("S G").await;
+    assert!(h.screen().contains("won 1"), "{}", h.screen());
 }

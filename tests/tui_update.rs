@@ -2,8 +2,11 @@
 mod tui_common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use signoff::model::ActionKind;
 use signoff::model::{DecisionKind, EditableField, State};
-use signoff::queue::{Claim, Decision, QueueError, Receipt};
+use signoff::queue::{
+    ActionPreview, ActionStatus, Claim, Decision, DecisionRecord, QueueError, Receipt,
+};
 use signoff::tui::action::{Action, Cmd, Effect, Loaded, Pane};
 use signoff::tui::app::{App, FieldInput, Level, Mode};
 use signoff::tui::update::{SAVE_DEBOUNCE_MS, update};
@@ -538,6 +541,8 @@ fn diff_preview_timeline_are_overlays() {
     assert_eq!((a.mode, a.overlay_scroll), (Mode::List, 0));
     let fx = key(&mut a, "p");
     assert_eq!(a.mode, Mode::Preview);
+    assert_eq!(fx, vec![Effect::LoadPreview(1, DecisionKind::Approve)]);
+    let fx = update(&mut a, Action::Loaded(Loaded::Preview(1, Ok(vec![]))));
     assert!(
         matches!(&fx[..], [Effect::RecordPreview(1, d)] if d.len() == 64),
         "the audit records what was previewed: {fx:?}"
@@ -751,4 +756,377 @@ fn every_command_has_a_name_that_round_trips() {
     for c in Cmd::ALL {
         assert_eq!(Cmd::from_name(c.name()), Some(c));
     }
+}
+
+// ---- after the decision: action states, resend, kill switch, preview, outcome, stats ----
+
+fn action(id: i64, kind: ActionKind, status: &str) -> ActionStatus {
+    ActionStatus {
+        id,
+        action: kind,
+        idempotency_key: format!("k-{id}"),
+        status: status.into(),
+        attempts: if status == "retrying" { 3 } else { 1 },
+        next_attempt_at: (status == "retrying").then_some(NOW + 70_000),
+        last_error: match status {
+            "retrying" => Some("429 ratelimited".into()),
+            "dead" => Some("invalid_grant: re-authorize".into()),
+            _ => None,
+        },
+        response: (status == "sent").then(|| r#"{"item_id":"98","update_id":"99"}"#.into()),
+    }
+}
+
+/// Item #1 approved by ana, with one action in each interesting state.
+fn decided_with_actions() -> App {
+    let mut a = loaded_app(120, 40);
+    let d = a.details.get_mut(&1).expect("detail 1");
+    d.summary.state = State::Approved;
+    d.decision = Some(DecisionRecord {
+        id: 1,
+        kind: DecisionKind::Approve,
+        note: None,
+        reviewer: "ana".into(),
+        at: NOW - 60_000,
+        undo_until: NOW - 30_000,
+        undone: false,
+    });
+    d.actions = vec![
+        action(10, ActionKind::Crm, "sent"),
+        action(11, ActionKind::Slack, "retrying"),
+        action(12, ActionKind::Gmail, "dead"),
+    ];
+    a
+}
+
+#[test]
+fn action_states_show_one_line_each_coloured_by_meaning() {
+    let a = decided_with_actions();
+    let s = render(&a);
+    assert!(s.contains("crm    sent · item 98, note 99"), "{s}");
+    assert!(
+        s.contains("slack  retrying (3) · next 12:01:10 · 429 ratelimited"),
+        "{s}"
+    );
+    assert!(
+        s.contains("gmail  dead · invalid_grant: re-authorize"),
+        "{s}"
+    );
+}
+
+#[test]
+fn resend_sends_all_dead_actions_of_the_item() {
+    let mut a = decided_with_actions();
+    let fx = key(&mut a, "R");
+    assert_eq!(fx, vec![Effect::Resend(1, vec![12])]);
+    let fx = update(
+        &mut a,
+        Action::Loaded(Loaded::Resent {
+            id: 1,
+            queued: 1,
+            failed: vec![],
+        }),
+    );
+    assert_eq!(fx, vec![Effect::LoadDetails(vec![1])]);
+    let (m, level) = a.message.clone().expect("message");
+    assert_eq!(level, Level::Ok);
+    assert!(m.contains("1 action queued again"), "{m}");
+    // A refusal is shown as such.
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Resent {
+            id: 1,
+            queued: 0,
+            failed: vec!["action 12: not a dead letter".into()],
+        }),
+    );
+    assert_eq!(a.message.as_ref().map(|m| m.1), Some(Level::Error));
+}
+
+#[test]
+fn resend_is_disabled_without_dead_actions_and_when_read_only() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(key(&mut a, "R"), vec![]);
+    assert!(
+        a.message
+            .as_ref()
+            .is_some_and(|m| m.0.contains("no dead actions"))
+    );
+    let mut a = decided_with_actions();
+    a.read_only = true;
+    assert_eq!(key(&mut a, "R"), vec![]);
+    assert!(
+        a.message
+            .as_ref()
+            .is_some_and(|m| m.0.contains("read-only"))
+    );
+    assert!(!signoff::tui::update::enabled(&a, Mode::List, Cmd::Resend));
+}
+
+#[test]
+fn kill_switch_asks_first_and_shows_paused() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "K");
+    assert_eq!(a.mode, Mode::Confirm);
+    assert_eq!(a.confirm_pause, Some(true));
+    assert!(render(&a).contains("pause all outbound actions"));
+    assert_eq!(key(&mut a, "n"), vec![]);
+    assert_eq!(a.mode, Mode::List);
+    key(&mut a, "K");
+    assert_eq!(key(&mut a, "y"), vec![Effect::SetPaused(true)]);
+    assert_eq!(a.mode, Mode::List);
+    let fx = update(&mut a, Action::Loaded(Loaded::Paused(true, Ok(()))));
+    assert_eq!(fx, vec![Effect::LoadCounts]);
+    let mut c = a.counts.clone().expect("counts");
+    c.actions_paused = true;
+    update(&mut a, Action::Loaded(Loaded::Counts(Ok(c))));
+    assert!(render(&a).contains(" PAUSED "));
+    // Now the same key resumes.
+    key(&mut a, "K");
+    assert_eq!(a.confirm_pause, Some(false));
+    assert_eq!(key(&mut a, "enter"), vec![Effect::SetPaused(false)]);
+}
+
+#[test]
+fn kill_switch_is_remappable_and_disabled_read_only() {
+    let mut o = std::collections::BTreeMap::new();
+    o.insert("kill_switch".to_string(), vec!["ctrl-k".to_string()]);
+    let (km, issues) = signoff::tui::keymap::Keymap::build(&o);
+    assert!(issues.is_empty(), "{issues:?}");
+    let mut a = loaded_app(120, 40);
+    a.keymap = km;
+    key(&mut a, "K");
+    assert_eq!(a.mode, Mode::List);
+    key(&mut a, "ctrl-k");
+    assert_eq!(a.mode, Mode::Confirm);
+    let mut a = loaded_app(120, 40);
+    a.read_only = true;
+    key(&mut a, "K");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn preview_shows_rendered_requests_or_the_refusal() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(
+        key(&mut a, "p"),
+        vec![Effect::LoadPreview(1, DecisionKind::Approve)]
+    );
+    let rendered = serde_json::json!({
+        "provider": "slack", "key": "k-1", "meta": {},
+        "requests": [{"step": "post", "method": "POST",
+                      "url": "https://slack.com/api/chat.postMessage",
+                      "headers": {}, "body": {"channel": "C1", "text": "hello \u{1b}[31m"}}]
+    });
+    let previews = vec![
+        ActionPreview {
+            action: ActionKind::Slack,
+            idempotency_key: "k-1".into(),
+            rendered: Ok(rendered),
+        },
+        ActionPreview {
+            action: ActionKind::Gmail,
+            idempotency_key: "k-2".into(),
+            rendered: Err("draft_reply is empty".into()),
+        },
+    ];
+    let fx = update(
+        &mut a,
+        Action::Loaded(Loaded::Preview(1, Ok(previews.clone()))),
+    );
+    assert_eq!(
+        fx,
+        vec![Effect::RecordPreview(
+            1,
+            signoff::tui::update::preview_digest(&previews)
+        )]
+    );
+    let s = render(&a);
+    assert!(
+        s.contains("POST https://slack.com/api/chat.postMessage"),
+        "{s}"
+    );
+    assert!(s.contains("approval would be refused"), "{s}");
+    assert!(s.contains("draft_reply is empty"), "{s}");
+    assert!(!s.contains('\u{1b}'));
+    // A second `p` (after an edit, say) fetches again instead of showing the old one.
+    key(&mut a, "esc");
+    assert_eq!(
+        key(&mut a, "p"),
+        vec![Effect::LoadPreview(1, DecisionKind::Approve)]
+    );
+    assert_eq!(a.preview, None);
+    // Read-only consoles preview without writing to the audit.
+    a.read_only = true;
+    let fx = update(&mut a, Action::Loaded(Loaded::Preview(1, Ok(previews))));
+    assert_eq!(fx, vec![]);
+}
+
+#[test]
+fn outcome_picks_then_asks_a_reason_when_needed() {
+    let mut a = decided_with_actions();
+    key(&mut a, "o");
+    assert_eq!(a.mode, Mode::Outcome);
+    // 5 = won: no reason needed.
+    let fx = key(&mut a, "5");
+    assert_eq!(
+        fx,
+        vec![Effect::RecordOutcome {
+            id: 1,
+            value: "won".into(),
+            reason: None
+        }]
+    );
+    assert_eq!(a.mode, Mode::List);
+    update(
+        &mut a,
+        Action::Loaded(Loaded::OutcomeRecorded {
+            id: 1,
+            value: "won".into(),
+            result: Ok(()),
+        }),
+    );
+    assert_eq!(a.message.as_ref().map(|m| m.1), Some(Level::Ok));
+    // 6 = lost: needs a reason.
+    key(&mut a, "o 6");
+    assert_eq!(a.mode, Mode::OutcomeNote);
+    assert_eq!(key(&mut a, "enter"), vec![], "an empty reason is refused");
+    for act in type_text("price") {
+        update(&mut a, act);
+    }
+    assert_eq!(
+        key(&mut a, "enter"),
+        vec![Effect::RecordOutcome {
+            id: 1,
+            value: "lost".into(),
+            reason: Some("price".into())
+        }]
+    );
+    update(
+        &mut a,
+        Action::Loaded(Loaded::OutcomeRecorded {
+            id: 1,
+            value: "lost".into(),
+            result: Err(QueueError::Invalid("no decision".into())),
+        }),
+    );
+    assert_eq!(a.message.as_ref().map(|m| m.1), Some(Level::Error));
+}
+
+#[test]
+fn outcome_needs_a_decided_item() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(key(&mut a, "o"), vec![]);
+    assert_eq!(a.mode, Mode::List);
+    assert!(a.message.as_ref().is_some_and(|m| m.0.contains("decided")));
+}
+
+#[test]
+fn stats_screen_loads_scrolls_and_goes_back() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(key(&mut a, "S"), vec![Effect::LoadStats]);
+    assert_eq!(a.mode, Mode::Stats);
+    assert!(render(&a).contains("loading…"));
+    update(&mut a, Action::Loaded(Loaded::Stats(Box::new(Ok(stats())))));
+    assert!(render(&a).contains("Reject reasons"));
+    key(&mut a, "j j");
+    assert_eq!(a.overlay_scroll, 2);
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn volume_alert_shows_and_reloads_at_most_once_a_minute() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(a.stats_at, Some(NOW), "start-up asks for stats");
+    update(&mut a, Action::Loaded(Loaded::Stats(Box::new(Ok(stats())))));
+    assert!(
+        render(&a).contains("⚠ 48 requests this hour"),
+        "{}",
+        render(&a)
+    );
+    update(&mut a, Action::Loaded(Loaded::Token(Ok(1))));
+    let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(2))));
+    assert!(!fx.contains(&Effect::LoadStats), "{fx:?}");
+    update(&mut a, Action::Tick(NOW + 61_000));
+    let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(3))));
+    assert!(fx.contains(&Effect::LoadStats), "{fx:?}");
+}
+
+#[test]
+fn sample_items_are_flagged_in_list_and_detail() {
+    let mut a = loaded_app(120, 40);
+    a.list.page.items[0].sample = true;
+    a.details.get_mut(&1).expect("detail").summary.sample = true;
+    let s = render(&a);
+    assert!(s.matches("sample").count() >= 2, "{s}");
+}
+
+#[test]
+fn decided_toggle_lists_decided_items_newest_first() {
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "D");
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }]
+            if query.states == vec![State::Approved, State::Rejected, State::Escalated]
+                && query.sort == signoff::queue::Sort::Newest),
+        "{fx:?}"
+    );
+    let fx = key(&mut a, "D");
+    assert!(
+        matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.states.is_empty()),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn a_queue_change_refetches_decided_details_so_states_move() {
+    let mut a = decided_with_actions();
+    update(&mut a, Action::Loaded(Loaded::Token(Ok(1))));
+    let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(2))));
+    assert!(!a.details.contains_key(&1), "the stale detail is dropped");
+    // The page reloads, and its arrival asks for the details on screen again.
+    let generation = a.list.generation;
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+        "{fx:?}"
+    );
+    let page = a.list.page.clone();
+    let fx = update(
+        &mut a,
+        Action::Loaded(Loaded::Page {
+            generation,
+            result: Ok(page),
+        }),
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn escalate_picker_previews_the_highlighted_queue_and_comes_back() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "x j");
+    assert_eq!(a.mode, Mode::Escalate);
+    let queue = a.policy.escalation_queues[1].name.clone();
+    let fx = key(&mut a, "p");
+    assert_eq!(
+        fx,
+        vec![Effect::LoadPreview(
+            1,
+            DecisionKind::Escalate {
+                queue: queue.clone()
+            }
+        )]
+    );
+    assert_eq!(a.mode, Mode::Preview);
+    update(&mut a, Action::Loaded(Loaded::Preview(1, Ok(vec![]))));
+    assert!(render(&a).contains(&format!("escalating to {queue}")));
+    key(&mut a, "esc");
+    assert_eq!((a.mode, a.pick), (Mode::Escalate, 1));
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
 }

@@ -69,19 +69,10 @@ pub async fn dispatch(
     once: bool,
     worker: &str,
 ) -> anyhow::Result<DispatchSummary> {
-    let stop = async {
+    dispatch_until(db, policy, cfg, once, worker, async {
         let _ = tokio::signal::ctrl_c().await;
-    };
-    Ok(dispatcher::run(
-        db,
-        policy,
-        &StoreOptions::default(),
-        cfg,
-        once,
-        worker,
-        stop,
-    )
-    .await?)
+    })
+    .await
 }
 
 /// Like [`dispatch`], stopping when `shutdown` resolves (the console's background task).
@@ -93,7 +84,7 @@ pub async fn dispatch_until(
     worker: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<DispatchSummary> {
-    Ok(dispatcher::run(
+    dispatch_with(
         db,
         policy,
         &StoreOptions::default(),
@@ -102,7 +93,7 @@ pub async fn dispatch_until(
         worker,
         shutdown,
     )
-    .await?)
+    .await
 }
 
 /// Like [`dispatch_until`], opening the database with the configured store options

@@ -114,6 +114,8 @@ pub struct Store {
     /// The anchor file, opened on first use, and the last sequence written to it.
     anchor_file: std::cell::RefCell<Option<std::fs::File>>,
     anchored_seq: std::cell::Cell<i64>,
+    /// The last listing's match count: (query, change token, total).
+    count_cache: std::cell::RefCell<Option<(String, u64, i64)>>,
     /// Renders each action of a decision into the request it will send, stored with it.
     renderer: Option<Arc<dyn ActionRenderer>>,
 }
@@ -191,6 +193,7 @@ impl Store {
             clock_frozen: Arc::new(AtomicI64::new(i64::MIN)),
             anchor_file: Default::default(),
             anchored_seq: Default::default(),
+            count_cache: Default::default(),
             renderer: None,
         };
         if opts.read_only {

@@ -170,12 +170,32 @@ impl Store {
                 summary_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
-        let total: i64 = self
-            .conn
-            .prepare_cached(&format!("SELECT COUNT(*) FROM requests WHERE {cond}"))?
-            .query_row(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
-                r.get(0)
-            })?;
+        // The total is a full count of the matches (a scan on a large queue): paging through
+        // the same query reuses it until the database changes.
+        let key = (q.filter.older_than.is_none() && q.filter.newer_than.is_none())
+            .then(|| serde_json::to_string(&(&q.states, &q.filter)).unwrap_or_default());
+        let token = self.change_token()?;
+        let cached = self
+            .count_cache
+            .borrow()
+            .as_ref()
+            .filter(|(k, t, _)| Some(k) == key.as_ref() && *t == token)
+            .map(|(_, _, n)| *n);
+        let total = match cached {
+            Some(n) => n,
+            None => {
+                let n: i64 = self
+                    .conn
+                    .prepare_cached(&format!("SELECT COUNT(*) FROM requests WHERE {cond}"))?
+                    .query_row(params_from_iter(args.iter().map(|a| a.as_ref())), |r| {
+                        r.get(0)
+                    })?;
+                if let Some(k) = key {
+                    *self.count_cache.borrow_mut() = Some((k, token, n));
+                }
+                n
+            }
+        };
         Ok(Page {
             items,
             total: total as u64,

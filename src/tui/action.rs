@@ -5,7 +5,8 @@ use crossterm::event::KeyEvent;
 
 use crate::model::EditableField;
 use crate::queue::{
-    AuditEntry, Claim, Counts, Decision, ItemDetail, ListQuery, Millis, Page, QueueError, Receipt,
+    ActionPreview, AuditEntry, Claim, Counts, Decision, ItemDetail, ListQuery, Millis, Page,
+    QueueError, Receipt,
 };
 
 /// A command a key can be bound to. Its [`Cmd::name`] is the name used in `[ui.keymap]`.
@@ -49,11 +50,21 @@ pub enum Cmd {
     ExternalEditor,
     /// Pick entry 1..=9 of a list (reject reasons, escalation queues).
     Pick(u8),
+    /// Send the item's dead actions again.
+    Resend,
+    /// Pause or resume all outbound actions (asks first).
+    KillSwitch,
+    /// Record what happened after a decision.
+    Outcome,
+    /// The review statistics screen.
+    Stats,
+    /// Switch the list between the open queue and decided items.
+    Decided,
 }
 
 impl Cmd {
     /// Every command, in help order.
-    pub const ALL: [Cmd; 42] = [
+    pub const ALL: [Cmd; 47] = [
         Cmd::Down,
         Cmd::Up,
         Cmd::Top,
@@ -96,6 +107,11 @@ impl Cmd {
         Cmd::Pick(7),
         Cmd::Pick(8),
         Cmd::Pick(9),
+        Cmd::Resend,
+        Cmd::KillSwitch,
+        Cmd::Outcome,
+        Cmd::Stats,
+        Cmd::Decided,
     ];
 
     /// The name used in the config's keymap.
@@ -134,6 +150,11 @@ impl Cmd {
             Cmd::PickPrev => "pick_prev",
             Cmd::Save => "save",
             Cmd::ExternalEditor => "external_editor",
+            Cmd::Resend => "resend",
+            Cmd::KillSwitch => "kill_switch",
+            Cmd::Outcome => "outcome",
+            Cmd::Stats => "stats",
+            Cmd::Decided => "decided",
             Cmd::Pick(n) => {
                 const N: [&str; 10] = [
                     "pick_0", "pick_1", "pick_2", "pick_3", "pick_4", "pick_5", "pick_6", "pick_7",
@@ -183,6 +204,22 @@ pub enum Loaded {
     PreviewRecorded(i64, Result<(), QueueError>),
     /// `$EDITOR` came back with this text (or failed).
     Editor(EditableField, Result<String, String>),
+    /// What approving the item would send (`Queue::preview`).
+    Preview(i64, Result<Vec<ActionPreview>, QueueError>),
+    /// Dead actions of an item queued again: how many were, and why the others were not.
+    Resent {
+        id: i64,
+        queued: usize,
+        failed: Vec<String>,
+    },
+    /// The kill switch was set to this value (or not).
+    Paused(bool, Result<(), QueueError>),
+    OutcomeRecorded {
+        id: i64,
+        value: String,
+        result: Result<(), QueueError>,
+    },
+    Stats(Box<Result<crate::stats::Stats, QueueError>>),
 }
 
 /// Everything that can happen.
@@ -225,6 +262,18 @@ pub enum Effect {
     LoadTimeline(i64),
     /// Record in the audit that the preview (with this digest) was shown.
     RecordPreview(i64, String),
+    /// Render what deciding the item this way would send (approve, or escalate to a queue).
+    LoadPreview(i64, crate::model::DecisionKind),
+    /// Queue these dead actions (outbox ids) of an item again.
+    Resend(i64, Vec<i64>),
+    /// Turn the actions kill switch on or off.
+    SetPaused(bool),
+    RecordOutcome {
+        id: i64,
+        value: String,
+        reason: Option<String>,
+    },
+    LoadStats,
     /// Open `$EDITOR` on this text for this field.
     OpenEditor(EditableField, String),
     /// Clear and repaint the whole screen.

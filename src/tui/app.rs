@@ -8,7 +8,8 @@ use super::action::Pane;
 use super::keymap::{Key, Keymap};
 use super::theme::Theme;
 use crate::model::{EditableField, Policy};
-use crate::queue::{AuditEntry, Claim, Counts, ItemDetail, ListQuery, Millis, Page};
+use crate::queue::{ActionPreview, AuditEntry, Claim, Counts, ItemDetail, ListQuery, Millis, Page};
+use crate::stats::Stats;
 
 /// What the keys do now. Each mode has its own table in the keymap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -29,10 +30,18 @@ pub enum Mode {
     Diff,
     Preview,
     Timeline,
+    /// A yes/no question (the kill switch).
+    Confirm,
+    /// Picking the outcome of a decided item.
+    Outcome,
+    /// Typing the reason an outcome needs.
+    OutcomeNote,
+    /// Review statistics.
+    Stats,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 11] = [
+    pub const ALL: [Mode; 15] = [
         Mode::List,
         Mode::Review,
         Mode::Edit,
@@ -44,6 +53,10 @@ impl Mode {
         Mode::Diff,
         Mode::Preview,
         Mode::Timeline,
+        Mode::Confirm,
+        Mode::Outcome,
+        Mode::OutcomeNote,
+        Mode::Stats,
     ];
 
     pub fn name(self) -> &'static str {
@@ -59,12 +72,19 @@ impl Mode {
             Mode::Diff => "diff",
             Mode::Preview => "preview",
             Mode::Timeline => "timeline",
+            Mode::Confirm => "confirm",
+            Mode::Outcome => "outcome",
+            Mode::OutcomeNote => "outcome_note",
+            Mode::Stats => "stats",
         }
     }
 
     /// Modes where unbound keys are typed into a text field.
     pub fn takes_text(self) -> bool {
-        matches!(self, Mode::Edit | Mode::Note | Mode::Filter | Mode::Help)
+        matches!(
+            self,
+            Mode::Edit | Mode::Note | Mode::Filter | Mode::Help | Mode::OutcomeNote
+        )
     }
 }
 
@@ -231,6 +251,18 @@ pub struct App {
     pub quit: bool,
     /// Something visible changed since the last frame.
     pub dirty: bool,
+    /// What approving the previewed item would send, or why the preview failed.
+    pub preview: Option<(i64, Result<Vec<ActionPreview>, String>)>,
+    /// The escalation queue previewed from the escalate picker (which Esc goes back to).
+    pub preview_escalation: Option<String>,
+    /// The kill-switch value the confirm question would set.
+    pub confirm_pause: Option<bool>,
+    /// The item an outcome is being recorded for, and the outcome chosen (reason pending).
+    pub outcome_item: Option<i64>,
+    pub outcome_value: Option<String>,
+    pub stats: Option<Box<Stats>>,
+    /// When stats were last asked for (the volume alert reloads at most once a minute).
+    pub stats_at: Option<Millis>,
 }
 
 /// What the console is started with.
@@ -290,6 +322,13 @@ impl App {
             deciding: None,
             quit: false,
             dirty: true,
+            preview: None,
+            preview_escalation: None,
+            confirm_pause: None,
+            outcome_item: None,
+            outcome_value: None,
+            stats: None,
+            stats_at: None,
         }
     }
 

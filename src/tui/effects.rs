@@ -58,6 +58,28 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
         Effect::RecordPreview(id, digest) => {
             Loaded::PreviewRecorded(id, q.preview_rendered(id, reviewer, &digest).await)
         }
+        Effect::LoadPreview(id, kind) => {
+            Loaded::Preview(id, q.preview(id, &kind, reviewer, None).await)
+        }
+        Effect::Resend(id, actions) => {
+            let mut queued = 0;
+            let mut failed = Vec::new();
+            for a in actions {
+                match q.resend(a, reviewer).await {
+                    Ok(()) => queued += 1,
+                    Err(e) => failed.push(format!("action {a}: {e}")),
+                }
+            }
+            Loaded::Resent { id, queued, failed }
+        }
+        Effect::SetPaused(p) => Loaded::Paused(p, q.set_actions_paused(p, reviewer).await),
+        Effect::RecordOutcome { id, value, reason } => {
+            let result = q
+                .record_outcome(id, &value, reason.as_deref(), reviewer)
+                .await;
+            Loaded::OutcomeRecorded { id, value, result }
+        }
+        Effect::LoadStats => Loaded::Stats(Box::new(q.stats(None).await)),
         Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => return None,
     })
 }

@@ -237,6 +237,11 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (Diff, &["d"], "diff", true),
                 (Preview, &["p"], "preview", true),
                 (Timeline, &["L"], "timeline", false),
+                (Outcome, &["o"], "record outcome", false),
+                (Resend, &["R"], "resend dead actions", false),
+                (KillSwitch, &["K"], "pause/resume all actions", false),
+                (Stats, &["S"], "stats", false),
+                (Decided, &["D"], "decided items / queue", false),
                 (SwitchPane, &["tab"], "pane", mode == Mode::Review),
                 (Filter, &["/"], "filter", mode == Mode::List),
                 (Sort, &["s"], "sort", mode == Mode::List),
@@ -283,15 +288,32 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (Down, &["j", "down"][..], "down", false),
                 (Up, &["k", "up"], "up", false),
                 (Submit, &["enter"], "escalate", true),
+                (Preview, &["p"], "preview", true),
             ]);
         }
-        Mode::Note | Mode::Filter => t.push((Submit, &["enter"], "done", true)),
+        Mode::Outcome => {
+            t.extend(picks("record outcome"));
+            t.extend([
+                (Down, &["j", "down"][..], "down", false),
+                (Up, &["k", "up"], "up", false),
+                (Submit, &["enter"], "record", true),
+            ]);
+        }
+        Mode::Confirm => {
+            // Its own tail: `n` and esc both say no.
+            return vec![
+                (Submit, &["y", "enter"], "yes", true),
+                (Back, &["n", "esc"], "no", true),
+                (ForceQuit, &["ctrl-c"], "quit now", false),
+            ];
+        }
+        Mode::Note | Mode::Filter | Mode::OutcomeNote => t.push((Submit, &["enter"], "done", true)),
         Mode::Help => t.extend([
             (Down, &["down", "ctrl-n"][..], "down", false),
             (Up, &["up", "ctrl-p"], "up", false),
             (Submit, &["enter"], "run", true),
         ]),
-        Mode::Diff | Mode::Preview | Mode::Timeline => {
+        Mode::Diff | Mode::Preview | Mode::Timeline | Mode::Stats => {
             t.extend(moves);
             t.push((Quit, &["q"], "quit", false));
         }

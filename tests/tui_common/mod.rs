@@ -304,7 +304,21 @@ fn pin_times(l: &mut Loaded) {
 
 impl Headless {
     pub async fn new(db: &Db, width: u16, height: u16) -> Headless {
-        let q = LocalQueue::open(&db.path, policy(), &StoreOptions::default()).expect("queue");
+        Headless::open(db, width, height, false).await
+    }
+
+    /// With the actions renderer of the default (sandbox) actions config, so the preview
+    /// shows the requests approval would store.
+    pub async fn with_renderer(db: &Db, width: u16, height: u16) -> Headless {
+        Headless::open(db, width, height, true).await
+    }
+
+    async fn open(db: &Db, width: u16, height: u16, render: bool) -> Headless {
+        let mut q = LocalQueue::open(&db.path, policy(), &StoreOptions::default()).expect("queue");
+        if render {
+            let cfg = signoff::actions::ActionsConfig::default();
+            q = q.with_renderer(signoff::actions::renderer(&cfg, policy()).expect("renderer"));
+        }
         let queue: Arc<dyn Queue> = Arc::new(q);
         let mut h = Headless {
             app: app(width, height),
@@ -387,4 +401,140 @@ pub fn type_text(s: &str) -> Vec<Action> {
     s.chars()
         .map(|c| Action::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)))
         .collect()
+}
+
+/// Statistics as the queue would return them, with a volume alert and hostile names.
+pub fn stats() -> signoff::stats::Stats {
+    use signoff::stats::*;
+    let mut per_hour: Vec<u64> = (0..24).map(|h| [4, 6, 5, 7, 3, 6][h % 6]).collect();
+    per_hour[22] = 19;
+    per_hour[23] = 48;
+    let mut esc: Vec<u64> = (0..24).map(|h| [0, 1, 0, 2][h % 4]).collect();
+    esc[23] = 7;
+    Stats {
+        now: NOW,
+        since: None,
+        queue: signoff::queue::Counts {
+            pending: 42,
+            in_review: 3,
+            approved: 120,
+            rejected: 31,
+            escalated: 9,
+            oldest_open: Some(NOW - 26 * 60 * MIN),
+            sla_breaches: 2,
+            actions_paused: false,
+        },
+        open_age: Some(Percentiles {
+            p50: 12 * MIN,
+            p90: 95 * MIN,
+            p99: 20 * 60 * MIN,
+            max: 26 * 60 * MIN,
+        }),
+        decisions: Decisions {
+            total: 160,
+            approved: 120,
+            rejected: 31,
+            escalated: 9,
+            undone: 4,
+        },
+        reviewers: vec![
+            ReviewerStats {
+                reviewer: "ana".into(),
+                decisions: 97,
+                median_handle_ms: Some(48_000),
+            },
+            ReviewerStats {
+                reviewer: "bo\u{1b}[31mb 山田".into(),
+                decisions: 63,
+                median_handle_ms: Some(3 * MIN + 5_000),
+            },
+        ],
+        reject_reasons: vec![
+            ("wrong_intent".into(), 14),
+            ("spam".into(), 9),
+            ("duplicate".into(), 5),
+            ("needs_info \u{202e}cba".into(), 3),
+        ],
+        escalation_queues: vec![("legal".into(), 6), ("billing".into(), 3)],
+        edits: vec![
+            FieldEdits {
+                field: "summary".into(),
+                edited: 22,
+                rate: 0.1375,
+            },
+            FieldEdits {
+                field: "draft_reply".into(),
+                edited: 41,
+                rate: 0.25625,
+            },
+        ],
+        agreement: vec![
+            Bucket {
+                bucket: "0.9–1.0".into(),
+                decided: 80,
+                agreed: 74,
+                rate: 0.925,
+            },
+            Bucket {
+                bucket: "0.7–0.9".into(),
+                decided: 50,
+                agreed: 38,
+                rate: 0.76,
+            },
+            Bucket {
+                bucket: "0.0–0.7".into(),
+                decided: 25,
+                agreed: 11,
+                rate: 0.44,
+            },
+            Bucket {
+                bucket: "unknown".into(),
+                decided: 5,
+                agreed: 1,
+                rate: 0.2,
+            },
+        ],
+        volume: Volume {
+            per_hour,
+            baseline_per_hour: 5.5,
+            escalations_per_hour: esc,
+            alert: Some("48 requests this hour, 8.7× the baseline of 5.5/h".into()),
+        },
+        actions: vec![
+            ProviderStats {
+                action: "crm".into(),
+                total: 120,
+                sent: 116,
+                dead: 2,
+                pending: 2,
+                sandbox: 0,
+                cancelled: 0,
+                success_rate: 116.0 / 118.0,
+                dead_rate: 2.0 / 118.0,
+            },
+            ProviderStats {
+                action: "gmail".into(),
+                total: 60,
+                sent: 51,
+                dead: 6,
+                pending: 1,
+                sandbox: 0,
+                cancelled: 2,
+                success_rate: 51.0 / 57.0,
+                dead_rate: 6.0 / 57.0,
+            },
+        ],
+        outcomes: vec![
+            OutcomeCount {
+                intent: "sales_lead".into(),
+                outcome: "won".into(),
+                count: 7,
+            },
+            OutcomeCount {
+                intent: "sales_lead".into(),
+                outcome: "lost".into(),
+                count: 4,
+            },
+        ],
+    }
 }

@@ -82,6 +82,20 @@ pub(super) fn picker_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             app.mode = app.return_mode;
             return Vec::new();
         }
+        Cmd::Preview if !reject => {
+            // What escalating to the highlighted queue would send; Esc comes back here.
+            let (Some(id), Some(q)) =
+                (app.current_id(), app.policy.escalation_queues.get(app.pick))
+            else {
+                return Vec::new();
+            };
+            let queue = q.name.clone();
+            app.preview = None;
+            app.preview_escalation = Some(queue.clone());
+            app.overlay_scroll = 0;
+            app.mode = Mode::Preview;
+            return vec![Effect::LoadPreview(id, DecisionKind::Escalate { queue })];
+        }
         Cmd::Pick(k) => usize::from(k).checked_sub(1),
         Cmd::Submit => Some(app.pick),
         _ => {

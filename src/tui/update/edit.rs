@@ -217,7 +217,7 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Mode::Filter => {
             app.dirty = edit_line(&mut app.filter_input, &ev);
         }
-        Mode::Note => {
+        Mode::Note | Mode::OutcomeNote => {
             app.dirty = edit_line(&mut app.note, &ev);
         }
         Mode::Help => {
@@ -247,12 +247,12 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
 pub(super) fn paste(app: &mut App, text: &str) -> Vec<Effect> {
     // Pasted text goes only to a focused text field, never to shortcuts.
     match app.mode {
-        Mode::Filter | Mode::Note | Mode::Help => {
+        Mode::Filter | Mode::Note | Mode::OutcomeNote | Mode::Help => {
             // Pasted text is outside text too: hidden characters become visible marks.
             let line: String = crate::text::sanitize_lines(text).join(" ");
             let input = match app.mode {
                 Mode::Filter => &mut app.filter_input,
-                Mode::Note => &mut app.note,
+                Mode::Note | Mode::OutcomeNote => &mut app.note,
                 _ => &mut app.palette,
             };
             input.text.push_str(&line);

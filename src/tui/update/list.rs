@@ -120,14 +120,16 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 app.timeline = None;
                 return vec![Effect::LoadTimeline(id)];
             }
-            if c == Cmd::Preview
-                && !app.read_only
-                && let Some(digest) = preview_digest(app, id)
-            {
-                // The audit records what the reviewer saw before deciding.
-                return vec![Effect::RecordPreview(id, digest)];
+            if c == Cmd::Preview {
+                // Always fetched afresh: an edit since the last preview changes what it sends.
+                app.preview = None;
+                app.preview_escalation = None;
+                return vec![Effect::LoadPreview(id, DecisionKind::Approve)];
             }
             Vec::new()
+        }
+        Cmd::Resend | Cmd::KillSwitch | Cmd::Outcome | Cmd::Stats | Cmd::Decided => {
+            actions_command(app, c)
         }
         Cmd::Filter => {
             app.mode = Mode::Filter;
@@ -344,27 +346,4 @@ pub(super) fn apply_filter(app: &mut App) -> Vec<Effect> {
             Vec::new()
         }
     }
-}
-
-/// SHA-256 of what the preview shows: the actions the intent triggers and the reviewed
-/// fields they are rendered from (edits in the open form included).
-pub(super) fn preview_digest(app: &App, id: i64) -> Option<String> {
-    use sha2::{Digest, Sha256};
-    let d = app.details.get(&id)?;
-    let mut fields = d.fields.clone();
-    if let Some(form) = app.form.as_ref().filter(|f| f.id == id) {
-        for f in &form.fields {
-            fields.set(f.field, f.value());
-        }
-    }
-    let intent = fields.intent.clone().unwrap_or_default();
-    let shown = serde_json::json!({
-        "actions": app.policy.actions_for(&intent).iter().map(|a| a.as_str()).collect::<Vec<_>>(),
-        "fields": fields,
-        "to": d.request.raw.from,
-        "subject": d.request.raw.subject,
-        "external_id": format!("{}:{}", d.summary.source, d.summary.external_id),
-    });
-    let digest = Sha256::digest(shown.to_string().as_bytes());
-    Some(digest.iter().map(|b| format!("{b:02x}")).collect())
 }

@@ -57,6 +57,7 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             app.details_requested.clear();
             let mut fx = reload(app);
             fx.push(Effect::LoadCounts);
+            fx.extend(stats_if_due(app));
             fx
         }
         Loaded::Token(Err(e)) => {
@@ -265,6 +266,11 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             }
             Vec::new()
         }
+        l @ (Loaded::Preview(..)
+        | Loaded::Resent { .. }
+        | Loaded::Paused(..)
+        | Loaded::OutcomeRecorded { .. }
+        | Loaded::Stats(_)) => loaded_actions(app, l),
         Loaded::Editor(field, r) => match r {
             Ok(text) => {
                 if let Some(form) = app.form.as_mut()

@@ -2,12 +2,15 @@
 //! no clock (time arrives as `Action::Tick`), so every action is testable without a terminal.
 use crossterm::event::KeyEvent;
 
+mod actions;
 mod decide;
 mod edit;
 mod list;
 mod loaded;
 mod palette;
 
+use actions::*;
+pub use actions::{STATS_EVERY_MS, confirm_question, dead_actions, is_decided, preview_digest};
 use decide::*;
 use edit::*;
 use list::*;
@@ -50,6 +53,7 @@ pub fn init(app: &mut App) -> Vec<Effect> {
     let mut fx = reload(app);
     fx.push(Effect::LoadCounts);
     fx.push(Effect::PollToken);
+    fx.extend(load_stats(app));
     fx
 }
 
@@ -132,6 +136,10 @@ pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
         Cmd::Undo => undo_open(app),
         Cmd::Open => app.selected_row().is_some(),
         Cmd::Diff | Cmd::Preview | Cmd::Timeline => app.current_id().is_some(),
+        Cmd::Resend => !app.read_only && !dead_actions(app).is_empty(),
+        Cmd::KillSwitch => !app.read_only && app.counts.is_some(),
+        Cmd::Decided => app.open.is_none(),
+        Cmd::Outcome => !app.read_only && is_decided(app) && !app.policy.outcomes.is_empty(),
         Cmd::PickNext | Cmd::PickPrev => {
             mode == Mode::Edit
                 && app.form.as_ref().is_some_and(|f| {
@@ -159,10 +167,26 @@ pub(super) fn why_disabled(app: &App, c: Cmd) -> String {
     if app.read_only
         && matches!(
             c,
-            Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit | Cmd::Undo
+            Cmd::Approve
+                | Cmd::Reject
+                | Cmd::Escalate
+                | Cmd::Edit
+                | Cmd::Undo
+                | Cmd::Resend
+                | Cmd::KillSwitch
+                | Cmd::Outcome
         )
     {
         return "read-only: this console shows everything and decides nothing".into();
+    }
+    match c {
+        Cmd::Resend => return "no dead actions on this item: nothing to resend".into(),
+        Cmd::KillSwitch => return "the queue's counts have not loaded yet".into(),
+        Cmd::Outcome if app.policy.outcomes.is_empty() => {
+            return "the policy lists no outcomes".into();
+        }
+        Cmd::Outcome => return "outcomes are recorded on decided items".into(),
+        _ => {}
     }
     if let Some((who, left)) = app.current_id().and_then(|id| held_by_other(app, id)) {
         return format!(
@@ -231,7 +255,16 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 _ => Vec::new(),
             },
             Mode::Help => help_command(app, c),
-            Mode::Diff | Mode::Preview | Mode::Timeline => match c {
+            Mode::Confirm => confirm_command(app, c),
+            Mode::Outcome => outcome_command(app, c),
+            Mode::OutcomeNote => outcome_note_command(app, c),
+            Mode::Diff | Mode::Preview | Mode::Timeline | Mode::Stats => match c {
+                Cmd::Back if app.mode == Mode::Preview && app.preview_escalation.is_some() => {
+                    app.preview_escalation = None;
+                    app.mode = Mode::Escalate;
+                    app.overlay_scroll = 0;
+                    Vec::new()
+                }
                 Cmd::Back => {
                     app.mode = app.return_mode;
                     app.overlay_scroll = 0;

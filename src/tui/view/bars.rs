@@ -16,6 +16,9 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let w = usize::from(area.width);
     let mut spans: Vec<Span> = Vec::new();
+    if app.counts.as_ref().is_some_and(|c| c.actions_paused) {
+        spans.push(Span::styled(" PAUSED ", t.badge_alert));
+    }
     match &app.counts {
         Some(c) => {
             spans.push(Span::styled(
@@ -48,6 +51,12 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
         }
         None => spans.push(Span::styled(" counting…", t.status)),
     }
+    if let Some(alert) = app.stats.as_ref().and_then(|s| s.volume.alert.as_deref()) {
+        spans.push(Span::styled(
+            format!(" · ⚠ {}", fmt::clean(alert, w / 4)),
+            t.warn,
+        ));
+    }
     let mut right = format!(
         " │ {} │ {} │ {} ",
         fmt::clean(&app.reviewer, 20),
@@ -71,6 +80,10 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled("█", t.accent),
             Span::styled("   p:high c<0.6 age>2h esc hidden intent:… text", t.muted),
         ]),
+        Mode::Confirm => Line::styled(
+            format!(" {}", crate::tui::update::confirm_question(app)),
+            t.warn,
+        ),
         Mode::Note => Line::from(vec![
             Span::styled(" note (optional): ", t.key),
             Span::styled(text::sanitize(&app.note.text).into_owned(), t.base),
@@ -132,6 +145,7 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
 fn pick_count(app: &App) -> usize {
     match app.mode {
         Mode::Escalate => app.policy.escalation_queues.len(),
+        Mode::Outcome => app.policy.outcomes.len(),
         _ => app.policy.reject_reasons.len(),
     }
     .min(9)

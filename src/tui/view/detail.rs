@@ -105,6 +105,9 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
     if d.summary.hidden_chars {
         title.push(Span::styled(" ⚠ hidden characters ", t.badge));
     }
+    if d.summary.sample {
+        title.push(Span::styled(" sample ", t.badge));
+    }
     let mut lines: Vec<Line> = Vec::new();
     for part in [
         field(
@@ -310,15 +313,15 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
         ),
     ]));
     if !d.actions.is_empty() {
-        let a: Vec<String> = d
-            .actions
-            .iter()
-            .map(|a| format!("{} {}", a.action.as_str(), a.status))
-            .collect();
-        lines.push(Line::from(vec![
-            Span::styled(format!("{:<12}", "Actions"), t.muted),
-            Span::styled(a.join(" · "), t.accent),
-        ]));
+        // First thing on a decided item: where its actions are, live.
+        let mut head = vec![Line::styled("Actions", t.title)];
+        head.extend(
+            d.actions
+                .iter()
+                .map(|a| super::actions::action_line(t, a, w)),
+        );
+        head.push(Line::raw(""));
+        lines.splice(0..0, head);
     }
     let p = scrolled(
         lines,

@@ -15,7 +15,12 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let l = &app.list;
     let focused = app.focus == Pane::List && app.open.is_none();
     let mut title = format!(
-        " Queue · {} · {} ",
+        " {} · {} · {} ",
+        if l.query.states.is_empty() {
+            "Queue"
+        } else {
+            "Decided"
+        },
         group(l.page.total),
         l.query.sort.label()
     );
@@ -158,7 +163,7 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
         badges.push(("✎".into(), t.edited));
     }
     if it.sample {
-        badges.push(("smp".into(), t.muted));
+        badges.push(("sample".into(), t.badge));
     }
     let badge_w: usize = badges.iter().map(|(b, _)| fmt::cells(b) + 1).sum();
     let right_w = fmt::cells(&age) + 1 + badge_w;

@@ -2,11 +2,13 @@
 pub mod fmt;
 pub mod layout;
 
+mod actions;
 mod bars;
 mod detail;
 mod form;
 mod list;
 mod overlay;
+mod stats;
 
 use ratatui::Frame;
 use ratatui::text::Line;

@@ -7,12 +7,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::fmt;
-use crate::model::{ActionKind, EditableField};
+use crate::model::EditableField;
 use crate::text;
 use crate::tui::app::{App, Mode};
 use crate::tui::update::{enabled, palette_items};
 
-fn centered(area: Rect, w: u16, h: u16) -> Rect {
+pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     let w = w.min(area.width);
     let h = h.min(area.height);
     Rect::new(
@@ -23,7 +23,14 @@ fn centered(area: Rect, w: u16, h: u16) -> Rect {
     )
 }
 
-fn panel(app: &App, frame: &mut Frame, area: Rect, title: String, lines: Vec<Line>, scroll: u16) {
+pub(super) fn panel(
+    app: &App,
+    frame: &mut Frame,
+    area: Rect,
+    title: String,
+    lines: Vec<Line>,
+    scroll: u16,
+) {
     let t = &app.theme;
     frame.render_widget(Clear, area);
     let p = Paragraph::new(lines)
@@ -46,6 +53,9 @@ pub fn draw(app: &App, frame: &mut Frame, body: Rect) {
         Mode::Diff => diff(app, frame, body),
         Mode::Preview => preview(app, frame, body),
         Mode::Timeline => timeline(app, frame, body),
+        Mode::Confirm => super::actions::confirm(app, frame, body),
+        Mode::Outcome | Mode::OutcomeNote => super::actions::outcome_picker(app, frame, body),
+        Mode::Stats => super::stats::draw(app, frame, body),
         _ => {}
     }
 }
@@ -89,7 +99,7 @@ fn picker(app: &App, frame: &mut Frame, body: Rect, reject: bool) {
         if reject {
             "1-9 reject now · enter: add a note first"
         } else {
-            "1-9 or enter: escalate"
+            "1-9 or enter: escalate · p: preview what it sends"
         },
         t.muted,
     ));
@@ -229,106 +239,22 @@ fn diff(app: &App, frame: &mut Frame, body: Rect) {
 }
 
 fn preview(app: &App, frame: &mut Frame, body: Rect) {
-    let t = &app.theme;
-    let Some(d) = app.current_detail() else {
-        panel(
-            app,
-            frame,
-            body,
-            " Preview ".into(),
-            vec![Line::styled("loading…", t.muted)],
-            0,
-        );
-        return;
-    };
-    let v = |f: EditableField| current_value(app, f);
-    let intent = v(EditableField::Intent).unwrap_or_default();
-    let actions = app.policy.actions_for(&intent);
-    let mut lines = vec![
-        Line::styled(
-            format!(
-                "Approving sends what follows, rendered from the reviewed fields ({} mode{}).",
-                app.actions_mode,
-                if app.actions_mode == "sandbox" {
-                    ": rendered and stored, nothing is sent"
-                } else {
-                    ""
-                }
-            ),
-            t.muted,
-        ),
-        Line::styled(
-            "Field mapping until the actions land; the exact HTTP requests will show here.",
-            t.muted,
-        ),
-        Line::raw(""),
-    ];
-    if actions.is_empty() {
-        lines.push(Line::styled(
-            format!("intent '{}' triggers no actions", fmt::clean(&intent, 40)),
-            t.warn,
-        ));
-    }
-    let raw = &d.request.raw;
-    let kv = |k: &str, val: String| {
-        Line::from(vec![
-            Span::styled(format!("  {k:<12}"), t.muted),
-            Span::styled(val, t.base),
-        ])
-    };
-    let one = |f: EditableField| text::sanitize(&v(f).unwrap_or_default()).into_owned();
-    for a in actions {
-        match a {
-            ActionKind::Crm => {
-                lines.push(Line::styled("CRM · monday.com", t.title));
-                lines.push(kv(
-                    "find item",
-                    fmt::clean(
-                        &format!(
-                            "external id = {}:{}",
-                            d.summary.source, d.summary.external_id
-                        ),
-                        200,
-                    ),
-                ));
-                lines.push(kv("intent", one(EditableField::Intent)));
-                lines.push(kv("priority", one(EditableField::Priority)));
-                lines.push(kv("next step", one(EditableField::RecommendedNextStep)));
-                lines.push(kv("update", one(EditableField::Summary)));
-            }
-            ActionKind::Slack => {
-                lines.push(Line::styled("Slack · chat.postMessage", t.title));
-                lines.push(kv(
-                    "text",
-                    format!(
-                        "[{}] {} from {}: {}",
-                        one(EditableField::Priority),
-                        one(EditableField::Intent),
-                        fmt::clean_opt(raw.from.as_deref()),
-                        one(EditableField::Summary)
-                    ),
-                ));
-            }
-            ActionKind::Gmail => {
-                lines.push(Line::styled("Gmail · users.drafts.create", t.title));
-                lines.push(kv("to", fmt::clean_opt(raw.from.as_deref()).into_owned()));
-                lines.push(kv(
-                    "subject",
-                    format!("Re: {}", fmt::clean_opt(raw.subject.as_deref())),
-                ));
-                match v(EditableField::DraftReply) {
-                    Some(body) => lines.extend(value_lines(Some(&body), "  │ ", t.base)),
-                    None => lines.push(kv("body", "(no draft reply: no draft is created)".into())),
-                }
-            }
-        }
-        lines.push(Line::raw(""));
-    }
+    let id = app
+        .current_id()
+        .map(|i| format!("#{i}"))
+        .unwrap_or_default();
+    let lines = super::actions::preview_lines(app, usize::from(body.width.saturating_sub(2)));
     panel(
         app,
         frame,
         body,
-        format!(" Preview #{}: what leaves on approve ", d.summary.id),
+        match &app.preview_escalation {
+            Some(q) => format!(
+                " Preview {id}: what leaves on escalating to {} ",
+                fmt::clean(q, 30)
+            ),
+            None => format!(" Preview {id}: what leaves on approve "),
+        },
         lines,
         app.overlay_scroll,
     );
