@@ -14,13 +14,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use ratatui::Terminal;
-use ratatui::backend::CrosstermBackend;
 use ratatui::buffer::Buffer;
 use serde_json::json;
 use signoff::model::{Policy, Request};
 use signoff::queue::{LocalQueue, Queue};
 use signoff::store::{Durability, IngestItem, Store, StoreOptions};
 use signoff::tui::action::{Action, Effect};
+use signoff::tui::ansi::AnsiBackend;
 use signoff::tui::app::App;
 use signoff::tui::gapfill::GapFill;
 use signoff::tui::{TuiOptions, UiConfig, effects, event_loop, update, view};
@@ -157,13 +157,13 @@ fn loaded_app(rt: &tokio::runtime::Runtime, q: &dyn Queue, w: u16, h: u16) -> Ap
 }
 
 /// `event_loop::draw_frame`, keeping the frame's buffer to count changed cells.
-type Term = Terminal<GapFill<CrosstermBackend<io::BufWriter<Counting>>>>;
+type Term = Terminal<GapFill<AnsiBackend<io::BufWriter<Counting>>>>;
 
 /// The console's terminal over a counting writer. A fixed viewport: the real console asks
 /// the tty for its size each frame (one ioctl); off a tty crossterm would run `tput`.
 fn terminal(counter: &Counting, w: u16, h: u16) -> Term {
     Terminal::with_options(
-        GapFill::new(CrosstermBackend::new(io::BufWriter::with_capacity(
+        GapFill::new(AnsiBackend::new(io::BufWriter::with_capacity(
             64 * 1024,
             counter.clone(),
         ))),

@@ -12,6 +12,7 @@ use crate::model::Policy;
 use crate::queue::Queue;
 
 pub mod action;
+pub mod ansi;
 pub mod app;
 mod config;
 pub mod effects;
@@ -117,11 +118,10 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
 
 /// Runs the console until the reviewer quits.
 pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> {
-    use ratatui::backend::CrosstermBackend;
     let mut guard = terminal::TerminalGuard::enter()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     // One write per frame instead of one per escape sequence (stdout's own buffer is small).
-    let mut backend = gapfill::GapFill::new(CrosstermBackend::new(
+    let mut backend = gapfill::GapFill::new(ansi::AnsiBackend::new(
         std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
     ));
     // An escape hatch should a terminal disagree with the shadow copy.
