@@ -92,6 +92,9 @@ pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
 }
 
 /// Runs the outbox until `shutdown` resolves, or — with `once` — until nothing is due.
+/// The longest wait between polls of an empty outbox.
+const IDLE_POLL_MAX: Duration = Duration::from_secs(8);
+
 pub async fn run(
     db: &Path,
     policy: Arc<Policy>,
@@ -125,6 +128,11 @@ pub async fn run(
     ));
     let mut tasks: JoinSet<Vec<AttemptRecord>> = JoinSet::new();
     let mut stopping = false;
+    // While the outbox holds nothing at all, polls back off from `poll` to IDLE_POLL_MAX:
+    // an idle console (whose process runs this dispatcher) should not wake every second.
+    // Rows are queued for the undo window first (30 s by default), so a row found by the
+    // next idle poll still goes out when it falls due.
+    let mut idle_wait = poll;
     tokio::pin!(shutdown);
     // A pipeline, not rounds: rows are claimed while less than half a batch is in flight,
     // and outcomes are recorded as they finish, so one slow request (up to its timeout)
@@ -163,6 +171,9 @@ pub async fn run(
                 summary.paused |= claimed.paused;
                 next_due = claimed.next_due;
                 spawn_groups(&mut tasks, &env, &sem, claimed.rows);
+                if !tasks.is_empty() {
+                    idle_wait = poll;
+                }
             }
         }
         if tasks.is_empty() {
@@ -170,9 +181,17 @@ pub async fn run(
                 break;
             }
             let now = now_ms();
-            let wait = next_due
-                .map(|t| Duration::from_millis((t - now).clamp(0, i64::MAX) as u64))
-                .map_or(poll, |d| d.min(poll));
+            let wait = match next_due {
+                Some(t) => {
+                    idle_wait = poll;
+                    Duration::from_millis((t - now).clamp(0, i64::MAX) as u64).min(poll)
+                }
+                None => {
+                    let w = idle_wait;
+                    idle_wait = (idle_wait * 2).min(IDLE_POLL_MAX.max(poll));
+                    w
+                }
+            };
             tokio::select! {
                 _ = &mut shutdown => stopping = true,
                 _ = tokio::time::sleep(wait) => {}
