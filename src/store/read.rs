@@ -157,16 +157,18 @@ impl Store {
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
         let now = self.now();
         let (cond, args) = where_clause(q, now);
-        let limit = if q.limit == 0 { 100 } else { q.limit };
+        let limit = i64::from(if q.limit == 0 { 100 } else { q.limit });
+        let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
+        // Limit and offset are bound, so paging reuses one cached statement per query shape.
         let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM requests WHERE {cond} ORDER BY {} LIMIT {limit} OFFSET {}",
+            "SELECT {SUMMARY_COLUMNS} FROM requests WHERE {cond} ORDER BY {} LIMIT ? OFFSET ?",
             order_by(q.sort),
-            q.offset
         );
         let mut stmt = self.conn.prepare_cached(&sql)?;
+        let paging: [&dyn ToSql; 2] = [&limit, &offset];
         let items = stmt
             .query_map(
-                params_from_iter(args.iter().map(|a| a.as_ref())),
+                params_from_iter(args.iter().map(|a| a.as_ref()).chain(paging)),
                 summary_row,
             )?
             .collect::<rusqlite::Result<Vec<_>>>()?;
