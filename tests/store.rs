@@ -657,3 +657,21 @@ fn a_listing_total_is_reused_until_the_queue_changes() {
         "another query, another count"
     );
 }
+
+#[test]
+fn decided_items_list_by_most_recent_decision() {
+    let (_d, mut s) = seeded(3);
+    for id in [2, 3, 1] {
+        let c = s.claim(id, "ana").unwrap();
+        s.decide(&c, &approve()).unwrap();
+    }
+    let page = s
+        .list(&ListQuery {
+            states: vec![State::Approved],
+            sort: Sort::RecentlyDecided,
+            ..Default::default()
+        })
+        .unwrap();
+    let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
+    assert_eq!(ids, [1, 3, 2]);
+}

@@ -1063,13 +1063,13 @@ fn sample_items_are_flagged_in_list_and_detail() {
 }
 
 #[test]
-fn decided_toggle_lists_decided_items_newest_first() {
+fn decided_toggle_lists_decided_items_most_recent_decision_first() {
     let mut a = loaded_app(120, 40);
     let fx = key(&mut a, "D");
     assert!(
         matches!(&fx[..], [Effect::LoadPage { query, .. }]
             if query.states == vec![State::Approved, State::Rejected, State::Escalated]
-                && query.sort == signoff::queue::Sort::Newest),
+                && query.sort == signoff::queue::Sort::RecentlyDecided),
         "{fx:?}"
     );
     let fx = key(&mut a, "D");

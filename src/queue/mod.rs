@@ -60,6 +60,8 @@ pub enum Sort {
     Newest,
     /// Least confident first.
     Confidence,
+    /// Most recently decided first (for decided items; not in the `s` cycle).
+    RecentlyDecided,
 }
 
 impl Sort {
@@ -71,6 +73,7 @@ impl Sort {
             Sort::Oldest => "oldest first",
             Sort::Newest => "newest first",
             Sort::Confidence => "least confident",
+            Sort::RecentlyDecided => "recently decided",
         }
     }
 

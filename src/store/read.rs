@@ -148,6 +148,7 @@ fn order_by(sort: Sort) -> &'static str {
         Sort::Queue => "priority_rank, received_at, id",
         Sort::Oldest => "received_at, id",
         Sort::Newest => "received_at DESC, id DESC",
+        Sort::RecentlyDecided => "decision_id DESC, id DESC",
         Sort::Confidence => "confidence IS NOT NULL, confidence, priority_rank, received_at, id",
     }
 }

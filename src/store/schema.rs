@@ -159,6 +159,10 @@ CREATE INDEX outcomes_request ON outcomes (request_id, id);
 CREATE INDEX decisions_at ON decisions (at);
 CREATE INDEX requests_ingested ON requests (ingested_at);
 "#,
+    // v5: decided items, most recent decision first (the console's decided view).
+    r#"
+CREATE INDEX requests_decided ON requests (decision_id) WHERE decision_id IS NOT NULL;
+"#,
 ];
 
 /// The schema version this build writes.

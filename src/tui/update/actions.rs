@@ -91,9 +91,9 @@ pub(super) fn actions_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             } else {
                 Vec::new()
             };
-            // Decided items read best newest first; the queue goes back to its own order.
+            // Decided items read best by most recent decision; the queue goes back to its own order.
             l.query.sort = if decided {
-                crate::queue::Sort::Newest
+                crate::queue::Sort::RecentlyDecided
             } else {
                 crate::queue::Sort::Queue
             };
@@ -103,7 +103,7 @@ pub(super) fn actions_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 app,
                 Level::Info,
                 if decided {
-                    "decided items, newest first: action states, resend, outcomes"
+                    "decided items, most recent decision first: action states, resend, outcomes"
                 } else {
                     "the open queue"
                 },
