@@ -1047,10 +1047,19 @@ fn volume_alert_shows_and_reloads_at_most_once_a_minute() {
     );
     update(&mut a, Action::Loaded(Loaded::Token(Ok(1))));
     let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(2))));
-    assert!(!fx.contains(&Effect::LoadStats), "{fx:?}");
+    assert!(!fx.contains(&Effect::LoadVolume), "{fx:?}");
     update(&mut a, Action::Tick(NOW + 61_000));
     let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(3))));
-    assert!(fx.contains(&Effect::LoadStats), "{fx:?}");
+    assert!(fx.contains(&Effect::LoadVolume), "{fx:?}");
+    assert!(
+        !fx.contains(&Effect::LoadStats),
+        "only the cheap volume query: {fx:?}"
+    );
+    // The volume's own answer replaces the alert.
+    let mut quiet = stats().volume;
+    quiet.alert = None;
+    update(&mut a, Action::Loaded(Loaded::Volume(Box::new(Ok(quiet)))));
+    assert!(!render(&a).contains("⚠"), "{}", render(&a));
 }
 
 #[test]

@@ -216,6 +216,10 @@ impl Queue for LocalQueue {
             .await
     }
 
+    async fn volume(&self) -> Result<crate::stats::Volume> {
+        self.read(|s| s.volume()).await
+    }
+
     async fn stats(&self, since: Option<crate::queue::Millis>) -> Result<crate::stats::Stats> {
         self.read(move |s| s.stats(since)).await
     }

@@ -313,6 +313,9 @@ pub trait Queue: Send + Sync {
         reviewer: &str,
         note: Option<&str>,
     ) -> Result<Vec<ActionPreview>>;
+    /// Ingest and escalation volume per hour with the volume alert: the cheap part of
+    /// [`Queue::stats`], for a status bar.
+    async fn volume(&self) -> Result<crate::stats::Volume>;
     /// Review analytics since a time (all time when `None`).
     async fn stats(&self, since: Option<Millis>) -> Result<crate::stats::Stats>;
 }

@@ -116,6 +116,8 @@ pub struct Store {
     anchored_seq: std::cell::Cell<i64>,
     /// The last listing's match count: (query, change token, total).
     count_cache: std::cell::RefCell<Option<(String, u64, i64)>>,
+    /// The volume baseline for an hour: (hour start, median per hour, any history).
+    baseline_cache: std::cell::Cell<Option<(Millis, f64, bool)>>,
     /// Renders each action of a decision into the request it will send, stored with it.
     renderer: Option<Arc<dyn ActionRenderer>>,
 }
@@ -194,6 +196,7 @@ impl Store {
             anchor_file: Default::default(),
             anchored_seq: Default::default(),
             count_cache: Default::default(),
+            baseline_cache: Default::default(),
             renderer: None,
         };
         if opts.read_only {

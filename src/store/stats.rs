@@ -24,6 +24,80 @@ const BUCKETS: [(&str, f64, f64); 6] = [
 ];
 
 impl Store {
+    /// Ingest and escalation volume per hour over the last 24 hours against the 7-day
+    /// baseline, with the alert. Cheap enough for a status bar: the baseline (a scan of a
+    /// week of ingests) is computed once per hour and kept.
+    pub fn volume(&self) -> Result<Volume> {
+        let now = self.now();
+        let c = &self.conn;
+        let this_hour = now - now.rem_euclid(HOUR);
+        let start = this_hour - 23 * HOUR;
+        let base_start = start - 7 * 24 * HOUR;
+        let hourly = |sql: &str, from: Millis, hours: usize| -> Result<Vec<u64>> {
+            let mut v = vec![0u64; hours];
+            let mut stmt = c.prepare_cached(sql)?;
+            let rows = stmt.query_map(params![from, from + hours as i64 * HOUR], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })?;
+            for row in rows {
+                let (at, n) = row?;
+                let h = ((at - from) / HOUR) as usize;
+                if h < hours {
+                    v[h] += n as u64;
+                }
+            }
+            Ok(v)
+        };
+        let ingest_sql = "SELECT ingested_at - (ingested_at - ?1) % 3600000, COUNT(*) FROM requests
+                          WHERE ingested_at >= ?1 AND ingested_at < ?2 GROUP BY 1";
+        let per_hour = hourly(ingest_sql, start, 24)?;
+        let cached = self
+            .baseline_cache
+            .get()
+            .filter(|(hour, _, _)| *hour == this_hour);
+        let (baseline, has_history) = match cached {
+            Some((_, b, h)) => (b, h),
+            None => {
+                let mut hours = hourly(ingest_sql, base_start, 7 * 24)?;
+                // With no history at all (a new queue, a demo) there is no baseline.
+                let has_history = hours.iter().any(|&n| n > 0);
+                hours.sort_unstable();
+                let baseline = hours.get(hours.len() / 2).copied().unwrap_or(0) as f64;
+                self.baseline_cache
+                    .set(Some((this_hour, baseline, has_history)));
+                (baseline, has_history)
+            }
+        };
+        let escalations = hourly(
+            "SELECT at - (at - ?1) % 3600000, COUNT(*) FROM decisions
+             WHERE kind = 'escalate' AND undone_at IS NULL AND at >= ?1 AND at < ?2 GROUP BY 1",
+            start,
+            24,
+        )?;
+        let policy = &self.policy;
+        let alert = per_hour
+            .iter()
+            .rev()
+            .take(2)
+            .enumerate()
+            .find_map(|(i, &n)| {
+                let limit = policy.volume_alert_factor * baseline.max(1.0);
+                (has_history && n >= policy.volume_alert_min && n as f64 > limit).then(|| {
+                    format!(
+                        "{} {n} requests in an hour, {:.1}× the baseline of {baseline:.0}/h",
+                        if i == 0 { "this hour:" } else { "last hour:" },
+                        n as f64 / baseline.max(1.0)
+                    )
+                })
+            });
+        Ok(Volume {
+            per_hour,
+            baseline_per_hour: baseline,
+            escalations_per_hour: escalations,
+            alert,
+        })
+    }
+
     /// Stats over decisions, edits, actions and outcomes since `since` (all time if None).
     pub fn stats(&self, since: Option<Millis>) -> Result<Stats> {
         let now = self.now();
@@ -172,64 +246,7 @@ impl Store {
             .collect();
         s.decisions = d;
 
-        // Volume per hour: the last 24 hours against the 7 days before.
-        let this_hour = now - now.rem_euclid(HOUR);
-        let start = this_hour - 23 * HOUR;
-        let base_start = start - 7 * 24 * HOUR;
-        let hourly = |sql: &str, from: Millis, hours: usize| -> Result<Vec<u64>> {
-            let mut v = vec![0u64; hours];
-            let mut stmt = c.prepare(sql)?;
-            let rows = stmt.query_map(params![from, from + hours as i64 * HOUR], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-            })?;
-            for row in rows {
-                let (at, n) = row?;
-                let h = ((at - from) / HOUR) as usize;
-                if h < hours {
-                    v[h] += n as u64;
-                }
-            }
-            Ok(v)
-        };
-        let ingest_sql = "SELECT ingested_at - (ingested_at - ?1) % 3600000, COUNT(*) FROM requests
-                          WHERE ingested_at >= ?1 AND ingested_at < ?2 GROUP BY 1";
-        let per_hour = hourly(ingest_sql, start, 24)?;
-        let mut baseline_hours = hourly(ingest_sql, base_start, 7 * 24)?;
-        // With no history at all (a new queue, a demo) there is no baseline to be above.
-        let has_history = baseline_hours.iter().any(|&n| n > 0);
-        baseline_hours.sort_unstable();
-        let baseline = baseline_hours
-            .get(baseline_hours.len() / 2)
-            .copied()
-            .unwrap_or(0) as f64;
-        let escalations = hourly(
-            "SELECT at - (at - ?1) % 3600000, COUNT(*) FROM decisions
-             WHERE kind = 'escalate' AND undone_at IS NULL AND at >= ?1 AND at < ?2 GROUP BY 1",
-            start,
-            24,
-        )?;
-        let policy = &self.policy;
-        let alert = per_hour
-            .iter()
-            .rev()
-            .take(2)
-            .enumerate()
-            .find_map(|(i, &n)| {
-                let limit = policy.volume_alert_factor * baseline.max(1.0);
-                (has_history && n >= policy.volume_alert_min && n as f64 > limit).then(|| {
-                    format!(
-                        "{} {n} requests in an hour, {:.1}× the baseline of {baseline:.0}/h",
-                        if i == 0 { "this hour:" } else { "last hour:" },
-                        n as f64 / baseline.max(1.0)
-                    )
-                })
-            });
-        s.volume = Volume {
-            per_hour,
-            baseline_per_hour: baseline,
-            escalations_per_hour: escalations,
-            alert,
-        };
+        s.volume = self.volume()?;
 
         // Actions per provider.
         let mut providers: BTreeMap<String, ProviderStats> = BTreeMap::new();

@@ -220,6 +220,7 @@ pub enum Loaded {
         result: Result<(), QueueError>,
     },
     Stats(Box<Result<crate::stats::Stats, QueueError>>),
+    Volume(Box<Result<crate::stats::Volume, QueueError>>),
 }
 
 /// Everything that can happen.
@@ -274,6 +275,8 @@ pub enum Effect {
         reason: Option<String>,
     },
     LoadStats,
+    /// Only the volume and its alert (the status bar's periodic reload).
+    LoadVolume,
     /// Open `$EDITOR` on this text for this field.
     OpenEditor(EditableField, String),
     /// Clear and repaint the whole screen.

@@ -261,6 +261,8 @@ pub struct App {
     pub outcome_item: Option<i64>,
     pub outcome_value: Option<String>,
     pub stats: Option<Box<Stats>>,
+    /// The last volume load (its alert shows in the status bar).
+    pub volume: Option<crate::stats::Volume>,
     /// When stats were last asked for (the volume alert reloads at most once a minute).
     pub stats_at: Option<Millis>,
 }
@@ -328,6 +330,7 @@ impl App {
             outcome_item: None,
             outcome_value: None,
             stats: None,
+            volume: None,
             stats_at: None,
         }
     }

@@ -80,6 +80,7 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
             Loaded::OutcomeRecorded { id, value, result }
         }
         Effect::LoadStats => Loaded::Stats(Box::new(q.stats(None).await)),
+        Effect::LoadVolume => Loaded::Volume(Box::new(q.volume().await)),
         Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => return None,
     })
 }

@@ -36,11 +36,15 @@ pub(super) fn load_stats(app: &mut App) -> Vec<Effect> {
     vec![Effect::LoadStats]
 }
 
-/// Stats when the last load is a minute old: the queue changed and the alert may have too.
+/// The volume (and its alert) when the last load is a minute old: the queue changed and
+/// the alert may have too. Only the cheap volume query, not the whole stats.
 pub(super) fn stats_if_due(app: &mut App) -> Vec<Effect> {
     match app.stats_at {
         Some(at) if app.now.saturating_sub(at) < STATS_EVERY_MS => Vec::new(),
-        _ => load_stats(app),
+        _ => {
+            app.stats_at = Some(app.now);
+            vec![Effect::LoadVolume]
+        }
     }
 }
 
@@ -320,10 +324,24 @@ pub(super) fn loaded_actions(app: &mut App, l: Loaded) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Loaded::Volume(r) => {
+            match *r {
+                Ok(v) => {
+                    app.dirty = app.volume.as_ref() != Some(&v);
+                    app.volume = Some(v);
+                }
+                Err(e) => {
+                    tracing::warn!("loading the volume failed: {e}");
+                    app.dirty = false;
+                }
+            }
+            Vec::new()
+        }
         Loaded::Stats(r) => {
             match *r {
                 Ok(s) => {
                     app.dirty = app.stats.as_deref() != Some(&s);
+                    app.volume = Some(s.volume.clone());
                     app.stats = Some(Box::new(s));
                 }
                 Err(e) => {

@@ -270,7 +270,8 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
         | Loaded::Resent { .. }
         | Loaded::Paused(..)
         | Loaded::OutcomeRecorded { .. }
-        | Loaded::Stats(_)) => loaded_actions(app, l),
+        | Loaded::Stats(_)
+        | Loaded::Volume(_)) => loaded_actions(app, l),
         Loaded::Editor(field, r) => match r {
             Ok(text) => {
                 if let Some(form) = app.form.as_mut()

@@ -53,7 +53,7 @@ pub fn init(app: &mut App) -> Vec<Effect> {
     let mut fx = reload(app);
     fx.push(Effect::LoadCounts);
     fx.push(Effect::PollToken);
-    fx.extend(load_stats(app));
+    fx.extend(stats_if_due(app));
     fx
 }
 

@@ -51,7 +51,7 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
         }
         None => spans.push(Span::styled(" counting…", t.status)),
     }
-    if let Some(alert) = app.stats.as_ref().and_then(|s| s.volume.alert.as_deref()) {
+    if let Some(alert) = app.volume.as_ref().and_then(|v| v.alert.as_deref()) {
         spans.push(Span::styled(
             format!(" · ⚠ {}", fmt::clean(alert, w / 4)),
             t.warn,
