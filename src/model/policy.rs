@@ -247,6 +247,20 @@ impl Policy {
         self.escalation_queues.iter().find(|q| q.name == name)
     }
 
+    /// Actions a decision sets in motion: an approval's by intent, an escalation's by
+    /// queue, none for a rejection.
+    pub fn actions_of(&self, kind: &super::DecisionKind, intent: Option<&str>) -> Vec<ActionKind> {
+        use super::DecisionKind;
+        match kind {
+            DecisionKind::Approve => self.actions_for(intent.unwrap_or_default()).to_vec(),
+            DecisionKind::Escalate { queue } => self
+                .escalation_queue(queue)
+                .map(|q| q.actions.clone())
+                .unwrap_or_default(),
+            DecisionKind::Reject { .. } => Vec::new(),
+        }
+    }
+
     /// Actions an approval of this intent triggers.
     pub fn actions_for(&self, intent: &str) -> &[ActionKind] {
         self.actions.get(intent).map_or(&[], Vec::as_slice)

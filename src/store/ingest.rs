@@ -382,9 +382,10 @@ fn route_new(
         return Ok(());
     }
     let fields = crate::model::FieldValues::from_ai(&r.ai);
-    let actions = policy
-        .actions_for(fields.intent.as_deref().unwrap_or_default())
-        .to_vec();
+    let actions = policy.actions_of(
+        &crate::model::DecisionKind::Approve,
+        fields.intent.as_deref(),
+    );
     let note = format!(
         "auto-approved by policy: confidence {} at or above {:.2}, no review rule applies",
         r.ai.confidence.display(),

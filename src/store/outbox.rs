@@ -345,24 +345,13 @@ impl Store {
         reviewer: &str,
         note: Option<&str>,
     ) -> Result<Vec<ActionPreview>> {
-        use crate::model::{DecisionKind, Request};
+        use crate::model::Request;
         let Some(renderer) = self.renderer.clone() else {
             return Ok(Vec::new());
         };
         let (_, payload) = super::read::load_payload(&self.conn, id)?;
         let fields = super::read::effective_fields(&self.conn, id, &payload)?;
-        let actions = match kind {
-            DecisionKind::Approve => self
-                .policy
-                .actions_for(fields.intent.as_deref().unwrap_or_default())
-                .to_vec(),
-            DecisionKind::Escalate { queue } => self
-                .policy
-                .escalation_queue(queue)
-                .map(|q| q.actions.clone())
-                .unwrap_or_default(),
-            DecisionKind::Reject { .. } => Vec::new(),
-        };
+        let actions = self.policy.actions_of(kind, fields.intent.as_deref());
         if actions.is_empty() {
             return Ok(Vec::new());
         }

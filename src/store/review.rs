@@ -483,7 +483,7 @@ impl Store {
             }
             let (revision, payload) = load_payload(tx, claim.id)?;
             let fields = effective_fields(tx, claim.id, &payload)?;
-            let (reason, queue, actions): (Option<&str>, Option<&str>, Vec<ActionKind>) =
+            let (reason, queue): (Option<&str>, Option<&str>) =
                 match &decision.kind {
                     DecisionKind::Approve => {
                         let problems = check_fields(&fields, policy);
@@ -496,8 +496,7 @@ impl Store {
                             ))
                             .into());
                         }
-                        let intent = fields.intent.as_deref().unwrap_or_default();
-                        (None, None, policy.actions_for(intent).to_vec())
+                        (None, None)
                     }
                     DecisionKind::Reject { reason } => {
                         if policy.reject_reason(reason).is_none() {
@@ -507,19 +506,20 @@ impl Store {
                             ))
                             .into());
                         }
-                        (Some(reason.as_str()), None, Vec::new())
+                        (Some(reason.as_str()), None)
                     }
                     DecisionKind::Escalate { queue } => {
-                        let Some(q) = policy.escalation_queue(queue) else {
+                        if policy.escalation_queue(queue).is_none() {
                             return Err(QueueError::Invalid(format!(
                                 "'{queue}' is not an escalation queue; queues: {}",
                                 policy.escalation_queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
                             ))
                             .into());
-                        };
-                        (None, Some(queue.as_str()), q.actions.clone())
+                        }
+                        (None, Some(queue.as_str()))
                     }
                 };
+            let actions = policy.actions_of(&decision.kind, fields.intent.as_deref());
             let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
             record_decision(
                 tx,
