@@ -306,8 +306,8 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
         Span::styled(
             format!(
                 "{} · prompt {}",
-                fmt::clean_opt(d.request.ai.model.as_deref()),
-                fmt::clean_opt(d.request.ai.prompt_version.as_deref())
+                fmt::clean_opt(d.request.ai.model.as_deref().or(Some("unknown model"))),
+                fmt::clean_opt(d.request.ai.prompt_version.as_deref().or(Some("unknown")))
             ),
             t.muted,
         ),
