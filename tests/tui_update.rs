@@ -1139,3 +1139,46 @@ fn escalate_picker_previews_the_highlighted_queue_and_comes_back() {
     key(&mut a, "esc");
     assert_eq!(a.mode, Mode::List);
 }
+
+#[test]
+fn a_save_that_failed_is_sent_again() {
+    let mut a = opened();
+    key(&mut a, "e");
+    for act in type_text("URGENT ") {
+        update(&mut a, act);
+    }
+    let fx = update(&mut a, Action::Tick(NOW + SAVE_DEBOUNCE_MS + 1));
+    assert!(
+        matches!(
+            &fx[..],
+            [Effect::SaveEdit(_, EditableField::Summary, Some(_))]
+        ),
+        "{fx:?}"
+    );
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Edited(
+            EditableField::Summary,
+            Err(QueueError::Storage("disk full".into())),
+        )),
+    );
+    // The form no longer counts it as saved: the next save sends it again.
+    let fx = key(&mut a, "ctrl-s");
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::SaveEdit(_, EditableField::Summary, Some(v)) if v.starts_with("URGENT"))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn a_second_enter_while_claiming_claims_nothing_more() {
+    let mut a = loaded_app(120, 40);
+    assert_eq!(key(&mut a, "enter"), vec![Effect::Claim(1)]);
+    key(&mut a, "esc");
+    key(&mut a, "j");
+    let fx = key(&mut a, "enter");
+    assert!(!fx.iter().any(|e| matches!(e, Effect::Claim(_))), "{fx:?}");
+    update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
+    assert_eq!(a.open, Some(1));
+}

@@ -186,10 +186,21 @@ pub async fn run<B: Backend + Write>(
         panic!("SIGNOFF_TUI_TEST_PANIC is set: panicking after the first frame");
     }
     loop {
-        // Run what the last batch asked for.
+        // Run what the last batch asked for. A batch that releases a claim (close, quit)
+        // runs its saves first and in order, so no edit races the release and loses.
+        let releasing = effects.iter().any(|e| matches!(e, Effect::Release(_)));
         for fx in std::mem::take(&mut effects) {
             match fx {
+                Effect::SaveEdit(..) if releasing => {
+                    if let Some(l) = effects::perform(queue.as_ref(), &reviewer, fx).await {
+                        pending.push(Action::Loaded(l));
+                    }
+                }
                 Effect::Release(claim) => {
+                    // No heartbeat for a claim being given back (it would report "lease lost").
+                    if let Some(h) = heartbeat.take_if(|h| h.id == claim.id) {
+                        h.task.abort();
+                    }
                     // Awaited: on quit the release must land before the process ends.
                     if let Some(l) =
                         effects::perform(queue.as_ref(), &reviewer, Effect::Release(claim)).await
@@ -292,7 +303,8 @@ pub async fn run<B: Backend + Write>(
             .any(|a| matches!(a, Action::Key(_) | Action::Paste(_) | Action::Resize(..)));
         let polled = pending.iter().any(|a| matches!(a, Action::Poll));
         let was_dirty = app.dirty;
-        let _ = update(&mut app, Action::Tick(now_ms()));
+        // Time first: a debounced save that fell due is one of this batch's effects.
+        effects.extend(update(&mut app, Action::Tick(now_ms())));
         let mut dirty = was_dirty || app.dirty;
         for a in std::mem::take(&mut pending) {
             effects.extend(update(&mut app, a));

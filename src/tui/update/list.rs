@@ -290,6 +290,12 @@ pub(super) fn open(app: &mut App, then: Option<Cmd>) -> Vec<Effect> {
         say(app, Level::Info, "read-only: viewing, not claiming");
         return fetch_details(app);
     }
+    // One claim at a time: a second Enter before the first claim lands would leave the
+    // first item claimed and forgotten until its lease ran out.
+    if let Some(claiming) = app.claiming {
+        say(app, Level::Info, format!("still claiming #{claiming}…"));
+        return Vec::new();
+    }
     if let Some((who, left)) = held_by_other(app, id) {
         say(
             app,

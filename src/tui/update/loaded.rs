@@ -164,6 +164,17 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                 if matches!(e, QueueError::LeaseLost { .. }) {
                     app.claim = None;
                 }
+                // Not saved after all: the last confirmed value is what the queue holds, so
+                // the next save (or the decision) sends this field again.
+                if let Some(form) = app.form.as_mut()
+                    && let Some(f) = form.fields.iter_mut().find(|f| f.field == field)
+                {
+                    f.saved = app
+                        .details
+                        .get(&form.id)
+                        .and_then(|d| d.fields.get(field))
+                        .map(str::to_owned);
+                }
                 say(
                     app,
                     Level::Error,
