@@ -2,13 +2,26 @@
 //! server's own hint (`Retry-After`, as delta-seconds or an HTTP-date).
 use std::time::{Duration, SystemTime};
 
-/// A random wait in `[0, min(cap, base · 2^(attempt-1))]` ("full jitter"), at least `floor`.
+/// The longest a server's hint may hold a row back: a day. A hint beyond it (a typo, a
+/// hostile or broken server) is taken as a day, never as a number that overflows.
+pub const MAX_HINT: Duration = Duration::from_secs(86_400);
+
+/// Seconds from a server, as a wait: finite, not negative, at most [`MAX_HINT`].
+pub fn hint_secs(secs: f64) -> Option<Duration> {
+    if !secs.is_finite() || secs < 0.0 {
+        return None;
+    }
+    Some(Duration::try_from_secs_f64(secs).map_or(MAX_HINT, |d| d.min(MAX_HINT)))
+}
+
+/// A random wait in `[0, min(cap, base · 2^(attempt-1))]` ("full jitter"), at least `floor`
+/// (itself at most [`MAX_HINT`]).
 pub fn delay(attempt: u32, base_ms: u64, cap_ms: u64, floor: Option<Duration>) -> Duration {
     let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
     let ceiling = exp.min(cap_ms);
     let jitter = Duration::from_millis(fastrand::u64(0..=ceiling));
     match floor {
-        Some(f) => jitter.max(f),
+        Some(f) => jitter.max(f.min(MAX_HINT)),
         None => jitter,
     }
 }
@@ -17,13 +30,10 @@ pub fn delay(attempt: u32, base_ms: u64, cap_ms: u64, floor: Option<Duration>) -
 pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
     let v = v.trim();
     if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+        return Some(Duration::from_secs(secs).min(MAX_HINT));
     }
-    if let Ok(secs) = v.parse::<f64>()
-        && secs.is_finite()
-        && secs >= 0.0
-    {
-        return Some(Duration::from_secs_f64(secs));
+    if let Ok(secs) = v.parse::<f64>() {
+        return hint_secs(secs);
     }
     let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822).ok()?;
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(at.unix_timestamp().max(0) as u64);
@@ -67,6 +77,18 @@ mod tests {
             .unwrap();
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("soon", now), None);
+        // Absurd hints are a day at most, never a panic or an overflow.
+        assert_eq!(parse_retry_after("1e300", now), Some(MAX_HINT));
+        assert_eq!(
+            parse_retry_after("99999999999999999999", now),
+            Some(MAX_HINT)
+        );
+        assert_eq!(
+            parse_retry_after("18446744073709551615", now),
+            Some(MAX_HINT)
+        );
+        assert_eq!(parse_retry_after("-3", now), None);
+        assert!(delay(1, 100, 5_000, Some(Duration::MAX)) <= MAX_HINT);
         assert_eq!(
             seconds_in_message(
                 "Complexity budget exhausted, query cost 30001 budget remaining 1, reset in 3 seconds"

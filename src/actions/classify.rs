@@ -73,8 +73,7 @@ impl Response {
 
 fn secs(v: Option<&Value>) -> Option<Duration> {
     v.and_then(Value::as_f64)
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(super::backoff::hint_secs)
 }
 
 /// monday.com: `field` is the root field whose value means success.

@@ -128,8 +128,9 @@ pub async fn run(
     ));
     let mut tasks: JoinSet<Vec<AttemptRecord>> = JoinSet::new();
     let mut stopping = false;
-    // While the outbox holds nothing at all, polls back off from `poll` to IDLE_POLL_MAX:
-    // an idle console (whose process runs this dispatcher) should not wake every second.
+    // While nothing is being sent, polls back off from `poll` to IDLE_POLL_MAX (a row
+    // that falls due sooner still wakes it on time): an idle console, whose process runs
+    // this dispatcher, should not wake every second, nor should a retry minutes away.
     // Rows are queued for the undo window first (30 s by default), so a row found by the
     // next idle poll still goes out when it falls due.
     let mut idle_wait = poll;
@@ -181,17 +182,11 @@ pub async fn run(
                 break;
             }
             let now = now_ms();
-            let wait = match next_due {
-                Some(t) => {
-                    idle_wait = poll;
-                    Duration::from_millis((t - now).clamp(0, i64::MAX) as u64).min(poll)
-                }
-                None => {
-                    let w = idle_wait;
-                    idle_wait = (idle_wait * 2).min(IDLE_POLL_MAX.max(poll));
-                    w
-                }
-            };
+            // Sleep until the next row falls due, or the (backing-off) idle poll finds
+            // rows other processes queued, whichever comes first.
+            let until_due = next_due.map(|t| Duration::from_millis((t - now).max(0) as u64));
+            let wait = until_due.map_or(idle_wait, |d| d.min(idle_wait));
+            idle_wait = (idle_wait * 2).min(IDLE_POLL_MAX.max(poll));
             tokio::select! {
                 _ = &mut shutdown => stopping = true,
                 _ = tokio::time::sleep(wait) => {}
@@ -414,7 +409,9 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
                     floor,
                 );
                 (
-                    Disposition::Retry(now + wait.as_millis() as i64),
+                    // From when the answer came, not from when the attempt started: a
+                    // `Retry-After` counts from the response.
+                    Disposition::Retry(now_ms().saturating_add(wait.as_millis() as i64)),
                     Some(o.message()),
                 )
             }
