@@ -675,3 +675,39 @@ fn decided_items_list_by_most_recent_decision() {
     let ids: Vec<i64> = page.items.iter().map(|i| i.id).collect();
     assert_eq!(ids, [1, 3, 2]);
 }
+
+#[test]
+fn a_crm_row_waits_while_another_for_the_same_item_is_being_sent() {
+    let (_d, mut s) = seeded(1);
+    let c = s.claim(1, "ana").unwrap();
+    s.decide(&c, &approve()).unwrap();
+    // A second CRM write for the same item (say, after an undo and a new decision).
+    s.connection()
+        .execute_batch(
+            "UPDATE outbox SET next_attempt_at = 0;
+             INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
+                 next_attempt_at, created_at, updated_at)
+             VALUES (1, 1, 'crm', 'second-crm-write', 'queued', 0, 0, 0);",
+        )
+        .unwrap();
+    // One worker takes the first CRM write (the dispatcher sends the CRM rows of one item
+    // it claims together in one task, in order).
+    let first = s.claim_due("w1", 60_000, 1).unwrap();
+    assert_eq!(first.rows.len(), 1);
+    assert_eq!(first.rows[0].action, "crm");
+    // Another worker, another round: still not while the first is sending.
+    let second = s.claim_due("w2", 60_000, 10).unwrap();
+    assert!(
+        second.rows.iter().all(|r| r.action != "crm"),
+        "{:?}",
+        second.rows.len()
+    );
+    s.connection()
+        .execute(
+            "UPDATE outbox SET status = 'sent' WHERE status = 'sending' AND action = 'crm'",
+            [],
+        )
+        .unwrap();
+    let third = s.claim_due("w2", 60_000, 10).unwrap();
+    assert_eq!(third.rows.iter().filter(|r| r.action == "crm").count(), 1);
+}

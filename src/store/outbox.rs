@@ -152,7 +152,9 @@ use crate::queue::Millis;
 impl Store {
     /// Claims up to `limit` due rows for `worker` for `lease_ms`: queued or retrying rows
     /// whose time has come, and rows whose last worker died mid-attempt (lease run out).
-    /// Claims nothing while the kill switch is on.
+    /// Claims nothing while the kill switch is on. A CRM row waits while another CRM row of
+    /// the same item is being sent (any worker, any round): two monday writes for one item
+    /// at once would both find nothing and both create it.
     pub fn claim_due(&mut self, worker: &str, lease_ms: i64, limit: u32) -> Result<Claimed> {
         self.write(|tx, now, _| {
             let paused: Option<String> = tx
@@ -180,6 +182,10 @@ impl Store {
                  FROM outbox WHERE status = 'sending' AND lease_expires <= ?1 ORDER BY id LIMIT ?2",
                 "SELECT id, request_id, action, idempotency_key, payload, response, status, attempts
                  FROM outbox WHERE status IN ('queued', 'retrying') AND next_attempt_at <= ?1
+                   AND NOT (action = 'crm' AND EXISTS (
+                       SELECT 1 FROM outbox o2 WHERE o2.request_id = outbox.request_id
+                         AND o2.action = 'crm' AND o2.id != outbox.id
+                         AND o2.status = 'sending' AND o2.lease_expires > ?1))
                  ORDER BY next_attempt_at, id LIMIT ?2",
             ] {
                 let left = i64::from(limit) - rows.len() as i64;
