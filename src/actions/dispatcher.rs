@@ -60,16 +60,36 @@ pub enum DispatchError {
     Client(#[from] reqwest::Error),
     #[error("the outbox database failed: {0}")]
     Db(String),
+    #[error(
+        "{key} is configured but cannot be read ({why}); in live mode nothing is sent without it"
+    )]
+    Secret { key: &'static str, why: String },
 }
 
-/// Reads the credentials of `cfg` (a missing one leaves its provider in sandbox).
+/// Reads the credentials of `cfg`. A provider with no credentials configured stays in
+/// sandbox. In live mode a credential that is configured but cannot be read is an error:
+/// silently treating it as absent would finish that provider's rows as "sandbox" (never
+/// sent) — for instance in a reviewer's console that lacks the server's secrets, where the
+/// rows must instead wait for the dispatcher that has them.
 pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
     let http = super::http::client(&cfg.dispatch)?;
-    let get = |s: &Option<crate::secret::Secret>| s.as_ref().and_then(|s| s.resolve().ok());
+    let live = cfg.mode == super::Mode::Live;
+    let mut unreadable: Option<(&'static str, String)> = None;
+    let mut get = |key: &'static str, s: &Option<crate::secret::Secret>| -> Option<String> {
+        match s.as_ref()?.resolve() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                if live && unreadable.is_none() {
+                    unreadable = Some((key, e.to_string()));
+                }
+                None
+            }
+        }
+    };
     let gmail = match (
-        get(&cfg.gmail.client_id),
-        get(&cfg.gmail.client_secret),
-        get(&cfg.gmail.refresh_token),
+        get("actions.gmail.client_id", &cfg.gmail.client_id),
+        get("actions.gmail.client_secret", &cfg.gmail.client_secret),
+        get("actions.gmail.refresh_token", &cfg.gmail.refresh_token),
     ) {
         (Some(id), Some(secret), Some(refresh)) => Some(Tokens::new(
             http.clone(),
@@ -80,10 +100,16 @@ pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
         )),
         _ => None,
     };
+    let monday_token = get("actions.monday.token", &cfg.monday.token);
+    let slack_token = get("actions.slack.token", &cfg.slack.token);
+    let webhook_url = get("actions.slack.webhook_url", &cfg.slack.webhook_url);
+    if let Some((key, why)) = unreadable {
+        return Err(DispatchError::Secret { key, why });
+    }
     Ok(Env {
-        monday_token: get(&cfg.monday.token),
-        slack_token: get(&cfg.slack.token),
-        webhook_url: get(&cfg.slack.webhook_url),
+        monday_token,
+        slack_token,
+        webhook_url,
         gmail,
         limits: Limits::default(),
         cfg: cfg.clone(),
@@ -91,10 +117,10 @@ pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
     })
 }
 
-/// Runs the outbox until `shutdown` resolves, or — with `once` — until nothing is due.
 /// The longest wait between polls of an empty outbox.
 const IDLE_POLL_MAX: Duration = Duration::from_secs(8);
 
+/// Runs the outbox until `shutdown` resolves, or — with `once` — until nothing is due.
 pub async fn run(
     db: &Path,
     policy: Arc<Policy>,
@@ -104,10 +130,17 @@ pub async fn run(
     worker: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<DispatchSummary, DispatchError> {
-    let store = Store::open(db, policy, opts).map_err(|source| DispatchError::Store {
-        path: db.display().to_string(),
-        source,
-    })?;
+    // Opening creates directories and may wait on a busy lock: off the async runtime.
+    let store = {
+        let (db, opts) = (db.to_path_buf(), opts.clone());
+        blocking(move || {
+            Store::open(&db, policy, &opts).map_err(|source| DispatchError::Store {
+                path: db.display().to_string(),
+                source,
+            })
+        })
+        .await?
+    };
     let store = Arc::new(Mutex::new(store));
     let env = Arc::new(env(cfg)?);
     let mut summary = DispatchSummary::default();
@@ -452,4 +485,27 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    #[test]
+    fn an_unreadable_secret_in_live_mode_stops_the_dispatcher_instead_of_sandboxing() {
+        let mut cfg = ActionsConfig::default();
+        cfg.slack.token = Some(Secret::new("env:SIGNOFF_TEST_NO_SUCH_SLACK_TOKEN"));
+        // Sandbox mode: the provider just stays in sandbox.
+        assert!(env(&cfg).is_ok());
+        cfg.mode = super::super::Mode::Live;
+        let err = env(&cfg).err().expect("live mode refuses").to_string();
+        assert!(
+            err.starts_with("actions.slack.token is configured but cannot be read"),
+            "{err}"
+        );
+        // Not configured at all: that provider stays in sandbox, live or not.
+        cfg.slack.token = None;
+        assert!(env(&cfg).is_ok());
+    }
 }

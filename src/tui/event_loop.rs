@@ -120,12 +120,26 @@ fn start_heartbeat(
 
 /// Runs `$EDITOR` (or `$VISUAL`, else `vi`) on `text`; the caller has left the terminal.
 fn run_editor(field: EditableField, text: &str) -> Result<String, String> {
+    // A shared server's /tmp: a fresh name, created exclusively (never through a symlink
+    // someone planted) and readable by this user only, since the text is customer data.
     let path = std::env::temp_dir().join(format!(
-        "signoff-{}-{}.txt",
+        "signoff-{}-{}-{:016x}.txt",
         std::process::id(),
-        field.as_str()
+        field.as_str(),
+        fastrand::u64(..)
     ));
-    std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    {
+        use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        f.write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     let editor = std::env::var("VISUAL")
         .ok()
         .or_else(|| std::env::var("EDITOR").ok())
