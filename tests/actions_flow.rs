@@ -209,12 +209,39 @@ async fn sandbox_renders_and_stores_and_sends_nothing() {
     }
     // Live mode without credentials for one provider keeps just that one in sandbox.
     let mut cfg = fakes.config();
-    cfg.slack.token = Some(signoff::secret::Secret::new("env:SIGNOFF_TEST_NO_SUCH_VAR"));
+    cfg.slack.token = None;
     let (_dir2, db2) = temp_db();
     let store2 = approve_all(&db2, &cfg, &[lead("lead-4")]);
     dispatch_once(&db2, &cfg).await;
     assert_eq!(row(&store2, "slack").0, "sandbox");
     assert_eq!(row(&store2, "crm").0, "sent");
+    // A credential that is configured but unreadable is not "absent": in live mode the
+    // dispatcher refuses to run rather than finish those rows as sandbox.
+    let mut cfg = fakes.config();
+    cfg.slack.token = Some(signoff::secret::Secret::new("env:SIGNOFF_TEST_NO_SUCH_VAR"));
+    let (_dir3, db3) = temp_db();
+    let store3 = approve_all(&db3, &cfg, &[lead("lead-7")]);
+    let err = signoff::actions::dispatch_with(
+        &db3,
+        std::sync::Arc::new(signoff::model::Policy::default()),
+        &signoff::store::StoreOptions::default(),
+        &cfg,
+        true,
+        "test",
+        std::future::pending(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        err.to_string()
+            .contains("actions.slack.token is configured but cannot be read"),
+        "{err}"
+    );
+    assert_eq!(
+        row(&store3, "slack").0,
+        "queued",
+        "left for a dispatcher that has the secret"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

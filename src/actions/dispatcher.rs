@@ -66,20 +66,36 @@ pub enum DispatchError {
     Secret { key: &'static str, why: String },
 }
 
-/// Reads the credentials of `cfg`. A provider with no credentials configured stays in
-/// sandbox. In live mode a credential that is configured but cannot be read is an error:
-/// silently treating it as absent would finish that provider's rows as "sandbox" (never
+/// Reads the credentials of `cfg`; one that is missing or unreadable leaves its provider
+/// in sandbox (the doctor reports which).
+pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
+    read_env(cfg).map(|(env, _)| env)
+}
+
+/// [`env`] for sending. In live mode a credential that is configured but cannot be read is
+/// an error: treating it as absent would finish that provider's rows as "sandbox" (never
 /// sent) — for instance in a reviewer's console that lacks the server's secrets, where the
 /// rows must instead wait for the dispatcher that has them.
-pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
+fn env_for_sending(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
+    match read_env(cfg)? {
+        (_, Some((key, why))) if cfg.mode == super::Mode::Live => {
+            Err(DispatchError::Secret { key, why })
+        }
+        (env, _) => Ok(env),
+    }
+}
+
+/// The credentials, and the first configured one that could not be read.
+type Unreadable = Option<(&'static str, String)>;
+
+fn read_env(cfg: &ActionsConfig) -> Result<(Env, Unreadable), DispatchError> {
     let http = super::http::client(&cfg.dispatch)?;
-    let live = cfg.mode == super::Mode::Live;
-    let mut unreadable: Option<(&'static str, String)> = None;
+    let mut unreadable: Unreadable = None;
     let mut get = |key: &'static str, s: &Option<crate::secret::Secret>| -> Option<String> {
         match s.as_ref()?.resolve() {
             Ok(v) => Some(v),
             Err(e) => {
-                if live && unreadable.is_none() {
+                if unreadable.is_none() {
                     unreadable = Some((key, e.to_string()));
                 }
                 None
@@ -103,10 +119,7 @@ pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
     let monday_token = get("actions.monday.token", &cfg.monday.token);
     let slack_token = get("actions.slack.token", &cfg.slack.token);
     let webhook_url = get("actions.slack.webhook_url", &cfg.slack.webhook_url);
-    if let Some((key, why)) = unreadable {
-        return Err(DispatchError::Secret { key, why });
-    }
-    Ok(Env {
+    let env = Env {
         monday_token,
         slack_token,
         webhook_url,
@@ -114,7 +127,8 @@ pub fn env(cfg: &ActionsConfig) -> Result<Env, DispatchError> {
         limits: Limits::default(),
         cfg: cfg.clone(),
         http,
-    })
+    };
+    Ok((env, unreadable))
 }
 
 /// The longest wait between polls of an empty outbox.
@@ -142,7 +156,7 @@ pub async fn run(
         .await?
     };
     let store = Arc::new(Mutex::new(store));
-    let env = Arc::new(env(cfg)?);
+    let env = Arc::new(env_for_sending(cfg)?);
     let mut summary = DispatchSummary::default();
     // A claimed row starts at once (claims never exceed the free permits), but CRM rows of
     // one item share a task: the lease covers two attempt budgets.
@@ -497,15 +511,19 @@ mod tests {
         let mut cfg = ActionsConfig::default();
         cfg.slack.token = Some(Secret::new("env:SIGNOFF_TEST_NO_SUCH_SLACK_TOKEN"));
         // Sandbox mode: the provider just stays in sandbox.
-        assert!(env(&cfg).is_ok());
+        assert!(env_for_sending(&cfg).is_ok());
         cfg.mode = super::super::Mode::Live;
-        let err = env(&cfg).err().expect("live mode refuses").to_string();
+        assert!(env(&cfg).is_ok(), "the doctor still gets its client");
+        let err = env_for_sending(&cfg)
+            .err()
+            .expect("live mode refuses")
+            .to_string();
         assert!(
             err.starts_with("actions.slack.token is configured but cannot be read"),
             "{err}"
         );
         // Not configured at all: that provider stays in sandbox, live or not.
         cfg.slack.token = None;
-        assert!(env(&cfg).is_ok());
+        assert!(env_for_sending(&cfg).is_ok());
     }
 }
