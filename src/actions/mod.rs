@@ -3,7 +3,7 @@
 //!
 //! - [`renderer`] gives the store its [`ActionRenderer`]: at approval each action becomes
 //!   the exact HTTP requests it will send ([`payload::Rendered`]), stored in the outbox row.
-//! - [`dispatch`] runs the outbox: leases, timeouts, classification ([`classify`]), backoff
+//! - [`dispatch_with`] runs the outbox: leases, timeouts, classification ([`classify`]), backoff
 //!   ([`backoff`]), reconciliation of ambiguous outcomes ([`reconcile`]), dead letters,
 //!   per-provider rate limits, Gmail token refresh, an audit entry per attempt and outcome.
 //! - Sandbox: with `mode = "sandbox"` (the default) or a provider's credentials missing,
@@ -60,22 +60,8 @@ pub fn check_config(cfg: &ActionsConfig) -> Vec<(String, String)> {
     check::check(cfg)
 }
 
-/// Runs the outbox (`signoff dispatch [--once]`): with `once`, until nothing is due; else
-/// until Ctrl-C. `worker` names this dispatcher in leases and the audit log.
-pub async fn dispatch(
-    db: &Path,
-    policy: Arc<Policy>,
-    cfg: &ActionsConfig,
-    once: bool,
-    worker: &str,
-) -> anyhow::Result<DispatchSummary> {
-    dispatch_until(db, policy, cfg, once, worker, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
-}
-
-/// Like [`dispatch`], stopping when `shutdown` resolves (the console's background task).
+/// Runs the outbox with the default store options until `shutdown` resolves, or — with
+/// `once` — until nothing is due. `worker` names this dispatcher in leases and the audit log.
 pub async fn dispatch_until(
     db: &Path,
     policy: Arc<Policy>,
