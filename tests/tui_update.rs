@@ -1182,3 +1182,20 @@ fn a_second_enter_while_claiming_claims_nothing_more() {
     update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
     assert_eq!(a.open, Some(1));
 }
+
+#[test]
+fn a_detail_that_cannot_load_says_so() {
+    let mut a = loaded_app(120, 40);
+    let id = a.current_id().expect("a row is selected");
+    a.details.remove(&id);
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Details(vec![(
+            id,
+            Err(QueueError::Storage("disk I/O error".into())),
+        )])),
+    );
+    let (text, level) = a.message.clone().expect("a message");
+    assert_eq!(level, Level::Error);
+    assert!(text.contains(&format!("cannot load #{id}")), "{text}");
+}

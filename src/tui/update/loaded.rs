@@ -110,8 +110,19 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
         Loaded::Details(list) => {
             for (id, r) in list {
                 app.details_requested.remove(&id);
-                if let Ok(d) = r {
-                    app.details.insert(id, d);
+                match r {
+                    Ok(d) => {
+                        app.details.insert(id, d);
+                    }
+                    // The item on screen says why it has no detail, instead of "loading…".
+                    Err(e) if app.current_id() == Some(id) => {
+                        say(
+                            app,
+                            Level::Error,
+                            format!("cannot load #{id}: {}", describe(&e)),
+                        );
+                    }
+                    Err(e) => tracing::warn!("loading item {id} failed: {e}"),
                 }
             }
             Vec::new()
