@@ -16,7 +16,8 @@
 //! What-if knobs (environment; all unset for the numbers in BENCHMARKS.md):
 //! - `STORE_BENCH_SQL`: SQL run on every timed connection after `Store::open` (pragmas,
 //!   index or table changes to try before proposing them);
-//! - `STORE_BENCH_BG_CHECKPOINT=1`: checkpoint from another thread instead of in commits.
+//! - `STORE_BENCH_INLINE_CHECKPOINT=1`: checkpoint inside commits (SQLite's default) instead
+//!   of on the store's background checkpoint thread, which heavy writers use.
 use std::fs::{File, OpenOptions};
 use std::io::{Cursor, Write};
 use std::os::unix::fs::FileExt;
@@ -476,6 +477,8 @@ fn open(path: &Path, durability: Durability) -> Store {
         Arc::new(Policy::default()),
         &StoreOptions {
             durability,
+            // What the heavy writers (ingest, the dispatcher) use; the knob compares.
+            background_checkpoint: std::env::var_os("STORE_BENCH_INLINE_CHECKPOINT").is_none(),
             ..Default::default()
         },
     )
@@ -489,48 +492,6 @@ fn open(path: &Path, durability: Durability) -> Store {
             .expect("STORE_BENCH_SQL");
     }
     store
-}
-
-/// What-if knob: STORE_BENCH_BG_CHECKPOINT=1 turns off SQLite's auto-checkpoint on the
-/// timed connection and checkpoints (PASSIVE) from a second connection on another thread
-/// every 20 ms, so no commit pays for a checkpoint. Unset for the numbers in BENCHMARKS.md.
-struct Checkpointer {
-    stop: Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    fn start(store: &Store) -> Option<Checkpointer> {
-        std::env::var_os("STORE_BENCH_BG_CHECKPOINT")?;
-        store
-            .connection()
-            .pragma_update(None, "wal_autocheckpoint", 0)
-            .expect("wal_autocheckpoint");
-        let path = store.path().to_path_buf();
-        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let conn = rusqlite::Connection::open(&path).expect("checkpointer connection");
-            conn.busy_timeout(Duration::from_secs(1)).expect("busy");
-            while !flag.load(std::sync::atomic::Ordering::Relaxed) {
-                let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        });
-        Some(Checkpointer {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 /// Copies `from` to `to` and flushes it, so writeback of the copy does not land inside
@@ -624,7 +585,6 @@ fn claim_decide(path: &Path, durability: Durability, budget: Duration) -> Decide
         sets: vec![],
     };
     let audit_before = count(&store, "SELECT COUNT(*) FROM audit");
-    let checkpointer = Checkpointer::start(&store);
     let mut claim_ns = Vec::with_capacity(50_000);
     let mut decide_ns = Vec::with_capacity(50_000);
     let sched = Sched::now();
@@ -644,7 +604,6 @@ fn claim_decide(path: &Path, durability: Durability, budget: Duration) -> Decide
     }
     let secs = start.elapsed().as_secs_f64();
     let sched = Sched::now().since(sched);
-    drop(checkpointer);
     let ops = decide_ns.len();
     // Everything the decisions promised is in the database.
     assert_eq!(
@@ -987,7 +946,6 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
     for round in 1..=s.rounds {
         let db = dir.join(format!("ingest-{round}.db"));
         let mut store = open(&db, Durability::Full);
-        let checkpointer = Checkpointer::start(&store);
         let sched = Sched::now();
         let start = Instant::now();
         let report = {
@@ -998,7 +956,6 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
         };
         let secs = start.elapsed().as_secs_f64();
         let sched = Sched::now().since(sched);
-        drop(checkpointer);
         assert_eq!(report.ingested as usize, s.ingest_lines, "{report}");
         assert_eq!(
             count(&store, "SELECT COUNT(*) FROM requests") as usize,

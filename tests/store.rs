@@ -711,3 +711,48 @@ fn a_crm_row_waits_while_another_for_the_same_item_is_being_sent() {
     let third = s.claim_due("w2", 60_000, 10).unwrap();
     assert_eq!(third.rows.iter().filter(|r| r.action == "crm").count(), 1);
 }
+
+#[test]
+fn the_background_checkpointer_copies_commits_into_the_database_file() {
+    use signoff::store::StoreOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    let mut s = Store::open(
+        &path,
+        std::sync::Arc::new(Policy::default()),
+        &StoreOptions {
+            background_checkpoint: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    for b in 0..20 {
+        let items: Vec<_> = (0..50)
+            .map(|i| item(&request(&format!("b{b}-{i}"), json!({}))))
+            .collect();
+        s.ingest_batch(&items, "system").unwrap();
+    }
+    for _ in 0..100 {
+        let c = s.claim_next("rita").unwrap().unwrap();
+        s.decide(&c, &approve()).unwrap();
+    }
+    // Far below the writer's own auto-checkpoint: only the background thread copies frames
+    // into the database file. Read that file alone, ignoring the WAL.
+    let uri = format!("file:{}?immutable=1", path.display());
+    let in_file = || -> i64 {
+        rusqlite::Connection::open_with_flags(
+            &uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_URI,
+        )
+        .and_then(|c| c.query_row("SELECT COUNT(*) FROM decisions", [], |r| r.get(0)))
+        .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while in_file() < 100 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(in_file(), 100, "the checkpointer copied every decision");
+    assert_eq!(count(&s, "SELECT COUNT(*) FROM requests"), 1000);
+    assert!(s.verify_audit(|_| {}).unwrap().broken.is_none());
+    drop(s); // joins the thread
+}

@@ -24,7 +24,11 @@ pub fn dispatch(loaded: &Loaded, once: bool) -> anyhow::Result<i32> {
     let summary = rt.block_on(actions::dispatch_with(
         &loaded.paths.db,
         policy,
-        &store_options(loaded),
+        // A long-running writer: checkpoints on their own thread.
+        &crate::store::StoreOptions {
+            background_checkpoint: !once,
+            ..store_options(loaded)
+        },
         &loaded.config.actions,
         once,
         &worker,

@@ -14,7 +14,12 @@ use crate::text::sanitize;
 
 pub fn run(loaded: &Loaded, files: &[PathBuf]) -> anyhow::Result<i32> {
     let policy = Arc::new(loaded.config.policy.clone());
-    let mut store = Store::open(&loaded.paths.db, policy, &store_options(loaded))
+    // Bulk writes: checkpoints run beside the ingest, not inside its commits.
+    let opts = crate::store::StoreOptions {
+        background_checkpoint: true,
+        ..store_options(loaded)
+    };
+    let mut store = Store::open(&loaded.paths.db, policy, &opts)
         .with_context(|| format!("opening {}", loaded.paths.db.display()))?;
     store.set_cache_size_mib(32)?;
     let progress_tty = std::io::stderr().is_terminal();

@@ -236,6 +236,7 @@ pub(crate) fn store_options(loaded: &Loaded) -> StoreOptions {
         durability: loaded.config.store.durability,
         busy_timeout: std::time::Duration::from_millis(loaded.config.store.busy_timeout_ms),
         read_only: false,
+        background_checkpoint: false,
     }
 }
 

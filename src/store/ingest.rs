@@ -262,13 +262,11 @@ fn ingest_one(
                     "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
                         updated_at, priority_rank, intent, priority, confidence, confidence_raw, channel,
                         sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
-                     RETURNING id",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
                 )?
-                .query_row(
-                    params_from_iter(head.into_iter().chain(derived_params(item, &d, &now))),
-                    |row| row.get(0),
-                )?;
+                .insert(params_from_iter(
+                    head.into_iter().chain(derived_params(item, &d, &now)),
+                ))?;
             insert_revision(tx, id, 1, item, now)?;
             audit.append(
                 tx,

@@ -5,6 +5,7 @@
 //! failing halfway; `SQLITE_BUSY` past the busy timeout is retried here and never reaches
 //! a user. The database runs in WAL mode, `synchronous=FULL` by default.
 mod audit;
+mod checkpoint;
 mod export;
 mod ingest;
 mod outbox;
@@ -49,6 +50,9 @@ pub struct StoreOptions {
     pub durability: Durability,
     pub busy_timeout: Duration,
     pub read_only: bool,
+    /// Checkpoint the WAL on a thread of its own instead of inside commits: for processes
+    /// that write a lot (ingest, the dispatcher). A console's few commits do not need it.
+    pub background_checkpoint: bool,
 }
 
 impl Default for StoreOptions {
@@ -57,6 +61,7 @@ impl Default for StoreOptions {
             durability: Durability::Full,
             busy_timeout: Duration::from_secs(10),
             read_only: false,
+            background_checkpoint: false,
         }
     }
 }
@@ -104,6 +109,8 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// A connection to one queue database, with the policy it enforces.
 pub struct Store {
+    /// Stopped before the connection closes (fields drop in order).
+    checkpointer: Option<checkpoint::Checkpointer>,
     conn: Connection,
     path: PathBuf,
     policy: Arc<Policy>,
@@ -188,6 +195,7 @@ impl Store {
             .map_err(open_err)?;
         conn.set_prepared_statement_cache_capacity(64);
         let mut store = Store {
+            checkpointer: None,
             conn,
             path: path.to_path_buf(),
             policy,
@@ -211,6 +219,14 @@ impl Store {
             }
         } else {
             schema::migrate(&mut store.conn, path)?;
+            if opts.background_checkpoint {
+                store.conn.pragma_update(
+                    None,
+                    "wal_autocheckpoint",
+                    checkpoint::BACKSTOP_FRAMES,
+                )?;
+                store.checkpointer = Some(checkpoint::Checkpointer::start(path)?);
+            }
         }
         Ok(store)
     }
@@ -279,6 +295,9 @@ impl Store {
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let out = f(&tx, now, &self.policy)?;
                 tx.commit()?;
+                if let Some(c) = &self.checkpointer {
+                    c.poke();
+                }
                 Ok(out)
             })();
             match res {

@@ -79,13 +79,7 @@ fn where_clause(q: &ListQuery, now: Millis) -> (String, Vec<Box<dyn ToSql>>) {
     } else {
         q.states.clone()
     };
-    let marks = vec!["?"; states.len()].join(",");
-    conds.push(format!("state IN ({marks})"));
-    args.extend(
-        states
-            .iter()
-            .map(|s| Box::new(s.as_str()) as Box<dyn ToSql>),
-    );
+    conds.push(state_condition(&states));
     let f: &Filter = &q.filter;
     if let Some(t) = f.text.as_deref().filter(|t| !t.is_empty()) {
         let pat = format!(
@@ -143,6 +137,30 @@ fn where_clause(q: &ListQuery, now: Millis) -> (String, Vec<Box<dyn ToSql>>) {
     (conds.join(" AND "), args)
 }
 
+/// SQL for open items, exactly as the partial index `requests_open` is declared.
+pub(crate) const OPEN: &str = "state IN ('pending','in_review')";
+/// SQL for decided items, exactly as the partial index `requests_closed` is declared.
+pub(crate) const CLOSED: &str = "state IN ('approved','rejected','escalated')";
+
+/// The state filter as literals (from the enum, never from input), repeating a partial
+/// index's own condition when the states fall inside it so SQLite can use that index
+/// (it cannot for bound parameters).
+fn state_condition(states: &[State]) -> String {
+    let list = states
+        .iter()
+        .map(|s| format!("'{}'", s.as_str()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let exact = format!("state IN ({list})");
+    if states.iter().all(|s| !s.is_decided()) {
+        format!("{OPEN} AND {exact}")
+    } else if states.iter().all(|s| s.is_decided()) {
+        format!("{CLOSED} AND {exact}")
+    } else {
+        exact
+    }
+}
+
 fn order_by(sort: Sort) -> &'static str {
     match sort {
         Sort::Queue => "priority_rank, received_at, id",
@@ -153,6 +171,25 @@ fn order_by(sort: Sort) -> &'static str {
     }
 }
 
+/// Decided items have no place in the queue: their queue order is the most recent
+/// decision first.
+fn list_sort(q: &ListQuery) -> Sort {
+    let decided_only = !q.states.is_empty() && q.states.iter().all(|s| s.is_decided());
+    match q.sort {
+        Sort::Queue if decided_only => Sort::RecentlyDecided,
+        other => other,
+    }
+}
+
+/// One page's SQL. Limit and offset are bound, so paging reuses one cached statement per
+/// query shape.
+fn list_sql(cond: &str, sort: Sort) -> String {
+    format!(
+        "SELECT {SUMMARY_COLUMNS} FROM requests WHERE {cond} ORDER BY {} LIMIT ? OFFSET ?",
+        order_by(sort),
+    )
+}
+
 impl Store {
     /// One page of the queue. Only the page's rows are read, plus a count of matches.
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
@@ -160,11 +197,7 @@ impl Store {
         let (cond, args) = where_clause(q, now);
         let limit = i64::from(if q.limit == 0 { 100 } else { q.limit });
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
-        // Limit and offset are bound, so paging reuses one cached statement per query shape.
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM requests WHERE {cond} ORDER BY {} LIMIT ? OFFSET ?",
-            order_by(q.sort),
-        );
+        let sql = list_sql(&cond, list_sort(q));
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let paging: [&dyn ToSql; 2] = [&limit, &offset];
         let items = stmt
@@ -213,41 +246,47 @@ impl Store {
             actions_paused: self.actions_paused()?,
             ..Counts::default()
         };
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT COUNT(*) FROM requests WHERE state = ?1")?;
-        for s in State::ALL {
-            let n: i64 = stmt.query_row([s.as_str()], |r| r.get(0))?;
-            let slot = match s {
-                State::Pending => &mut c.pending,
-                State::InReview => &mut c.in_review,
-                State::Approved => &mut c.approved,
-                State::Rejected => &mut c.rejected,
-                State::Escalated => &mut c.escalated,
-            };
-            *slot = n as u64;
+        // One pass over each partial index (both cover `state`).
+        for set in [OPEN, CLOSED] {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT state, COUNT(*) FROM requests WHERE {set} GROUP BY state"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (state, n) = row?;
+                let slot = match state.parse::<State>().map_err(QueueError::Storage)? {
+                    State::Pending => &mut c.pending,
+                    State::InReview => &mut c.in_review,
+                    State::Approved => &mut c.approved,
+                    State::Rejected => &mut c.rejected,
+                    State::Escalated => &mut c.escalated,
+                };
+                *slot = n as u64;
+            }
         }
-        let mut oldest = self
-            .conn
-            .prepare_cached("SELECT MIN(received_at) FROM requests WHERE state = ?1")?;
-        for s in ["pending", "in_review"] {
-            let o: Option<i64> = oldest.query_row([s], |r| r.get(0))?;
-            c.oldest_open = match (c.oldest_open, o) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+        // The oldest open item: the first entry of each priority in the queue order (a
+        // skip-scan over the few priorities, each a seek).
+        let mut next = self.conn.prepare_cached(&format!(
+            "SELECT priority_rank, received_at FROM requests WHERE {OPEN} AND priority_rank > ?1
+             ORDER BY priority_rank, received_at, id LIMIT 1"
+        ))?;
+        let mut after = i64::MIN;
+        while let Some((rank, received)) = next
+            .query_row([after], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()?
+        {
+            c.oldest_open = Some(c.oldest_open.map_or(received, |o: i64| o.min(received)));
+            after = rank;
         }
-        let mut breach = self.conn.prepare_cached(
-            "SELECT COUNT(*) FROM requests WHERE state = ?1 AND priority_rank = ?2 AND received_at < ?3",
-        )?;
+        let mut breach = self.conn.prepare_cached(&format!(
+            "SELECT COUNT(*) FROM requests WHERE {OPEN} AND priority_rank = ?1 AND received_at < ?2"
+        ))?;
         for (rank, p) in self.policy.priorities.iter().enumerate() {
             if let Some(min) = self.policy.sla_minutes.get(p) {
                 let cutoff = now - (*min as i64) * 60_000;
-                for s in ["pending", "in_review"] {
-                    let n: i64 = breach
-                        .query_row(rusqlite::params![s, rank as i64, cutoff], |r| r.get(0))?;
-                    c.sla_breaches += n as u64;
-                }
+                let n: i64 =
+                    breach.query_row(rusqlite::params![rank as i64, cutoff], |r| r.get(0))?;
+                c.sla_breaches += n as u64;
             }
         }
         Ok(c)
@@ -355,5 +394,90 @@ impl Store {
             })
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Policy;
+    use crate::store::StoreOptions;
+    use std::sync::Arc;
+
+    /// The query plan of `sql`, one line per step.
+    fn plan(store: &Store, sql: &str, args: &[Box<dyn ToSql>]) -> String {
+        let mut stmt = store
+            .connection()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let n = stmt.parameter_count();
+        let rows = stmt
+            .query_map(
+                params_from_iter(
+                    (0..n).map(|i| args.get(i).map_or(&0i64 as &dyn ToSql, |a| a.as_ref())),
+                ),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn queue_reads_use_the_partial_indexes_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("q.db"),
+            Arc::new(Policy::default()),
+            &StoreOptions::default(),
+        )
+        .unwrap();
+        let open_queue = ListQuery::default();
+        let (cond, args) = where_clause(&open_queue, 0);
+        let p = plan(&store, &list_sql(&cond, Sort::Queue), &args);
+        assert!(
+            p.contains("requests_open") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
+        let pending = ListQuery {
+            states: vec![State::Pending],
+            ..Default::default()
+        };
+        let (cond, args) = where_clause(&pending, 0);
+        let p = plan(&store, &list_sql(&cond, Sort::Queue), &args);
+        assert!(
+            p.contains("requests_open") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
+        let approved = ListQuery {
+            states: vec![State::Approved],
+            ..Default::default()
+        };
+        let (cond, args) = where_clause(&approved, 0);
+        let p = plan(&store, &list_sql(&cond, list_sort(&approved)), &args);
+        assert!(
+            p.contains("requests_closed") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
+        let decided = ListQuery {
+            states: vec![State::Approved, State::Rejected, State::Escalated],
+            sort: Sort::RecentlyDecided,
+            ..Default::default()
+        };
+        let (cond, args) = where_clause(&decided, 0);
+        let p = plan(&store, &list_sql(&cond, list_sort(&decided)), &args);
+        assert!(
+            p.contains("requests_closed") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
+        let p = plan(&store, crate::store::review::CLAIM_NEXT_SQL, &[]);
+        assert!(
+            p.contains("requests_open") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
+        for set in [OPEN, CLOSED] {
+            let sql = format!("SELECT state, COUNT(*) FROM requests WHERE {set} GROUP BY state");
+            let p = plan(&store, &sql, &[]);
+            assert!(p.contains("COVERING INDEX requests_"), "{p}");
+        }
     }
 }

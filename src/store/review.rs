@@ -91,13 +91,17 @@ fn take_lease(
     kind: &str,
 ) -> Result<Claim> {
     let expires = now + policy.lease_seconds as i64 * 1000;
+    // (No RETURNING: SQLite buffers its rows in an ephemeral table, which costs more than
+    // reading the row again from the page the update just touched.)
+    tx.prepare_cached(
+        "UPDATE requests SET state = 'in_review', claimed_by = ?2, lease_expires = ?3,
+            fence = fence + 1, updated_at = ?4
+         WHERE id = ?1",
+    )?
+    .execute(params![id, reviewer, expires, now])?;
     let fence: i64 = tx
-        .prepare_cached(
-            "UPDATE requests SET state = 'in_review', claimed_by = ?2, lease_expires = ?3,
-                fence = fence + 1, updated_at = ?4
-             WHERE id = ?1 RETURNING fence",
-        )?
-        .query_row(params![id, reviewer, expires, now], |r| r.get(0))?;
+        .prepare_cached("SELECT fence FROM requests WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
     audit.append(
         tx,
         now,
@@ -234,24 +238,21 @@ pub(crate) fn record_decision(
         .prepare_cached(
             "INSERT INTO decisions (request_id, revision, fence, kind, reason, queue, note, reviewer,
                 at, fields, undo_until)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) RETURNING id",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
-        .query_row(
-            params![
-                d.id,
-                d.revision,
-                d.fence,
-                d.kind.verb(),
-                d.reason,
-                d.queue,
-                d.note,
-                d.reviewer,
-                now,
-                fields_json,
-                undo_until
-            ],
-            |r| r.get(0),
-        )?;
+        .insert(params![
+            d.id,
+            d.revision,
+            d.fence,
+            d.kind.verb(),
+            d.reason,
+            d.queue,
+            d.note,
+            d.reviewer,
+            now,
+            fields_json,
+            undo_until
+        ])?;
     let state = d.kind.state();
     tx.prepare_cached(
         "UPDATE requests SET state = ?2, claimed_by = NULL, lease_expires = NULL,
@@ -262,7 +263,7 @@ pub(crate) fn record_decision(
     let mut insert = tx.prepare_cached(
         "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
             next_attempt_at, created_at, updated_at, payload)
-         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7)",
     )?;
     let request = match renderer {
         Some(_) if !d.actions.is_empty() => Some(
@@ -298,18 +299,15 @@ pub(crate) fn record_decision(
             ),
             _ => None,
         };
-        let id: i64 = insert.query_row(
-            params![
-                d.id,
-                decision_id,
-                action.as_str(),
-                key,
-                undo_until,
-                now,
-                rendered
-            ],
-            |r| r.get(0),
-        )?;
+        let id = insert.insert(params![
+            d.id,
+            decision_id,
+            action.as_str(),
+            key,
+            undo_until,
+            now,
+            rendered
+        ])?;
         statuses.push(ActionStatus {
             id,
             action: *action,
@@ -348,6 +346,12 @@ pub fn idempotency_key(request_id: i64, decision_id: i64, action: ActionKind) ->
     format!("signoff-{request_id}-{decision_id}-{}", action.as_str())
 }
 
+/// The next pending item in queue order, read from the open items' index (its own
+/// condition repeated so SQLite uses it).
+pub(crate) const CLAIM_NEXT_SQL: &str = "SELECT id FROM requests
+    WHERE state IN ('pending','in_review') AND state = 'pending'
+    ORDER BY priority_rank, received_at, id LIMIT 1";
+
 impl Store {
     /// Claims the next pending item in queue order (priority, then age).
     pub fn claim_next(&mut self, reviewer: &str) -> Result<Option<Claim>> {
@@ -355,10 +359,7 @@ impl Store {
             let mut audit = AuditWriter::new(tx)?;
             reap_expired(tx, &mut audit, now)?;
             let next: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT id FROM requests WHERE state = 'pending'
-                     ORDER BY priority_rank, received_at, id LIMIT 1",
-                )?
+                .prepare_cached(CLAIM_NEXT_SQL)?
                 .query_row([], |r| r.get(0))
                 .optional()?;
             next.map(|id| take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed"))

@@ -163,6 +163,21 @@ CREATE INDEX requests_ingested ON requests (ingested_at);
     r#"
 CREATE INDEX requests_decided ON requests (decision_id) WHERE decision_id IS NOT NULL;
 "#,
+    // v6: queue indexes that a claim or a decision touches as little as possible. The state
+    // is no longer the leading key: open items (pending and in review) live in one partial
+    // index in queue order whose entry keeps its place when a claim changes `state` (the
+    // last key), and decided items in another in decision order (it replaces
+    // `requests_decided`). Queries name the state sets as literals
+    // (`state IN ('pending','in_review')`) so SQLite can use them.
+    r#"
+DROP INDEX requests_queue;
+DROP INDEX requests_age;
+DROP INDEX requests_decided;
+CREATE INDEX requests_open ON requests (priority_rank, received_at, id, state)
+    WHERE state IN ('pending','in_review');
+CREATE INDEX requests_closed ON requests (decision_id, id, state)
+    WHERE state IN ('approved','rejected','escalated');
+"#,
 ];
 
 /// The schema version this build writes.

@@ -112,7 +112,7 @@ impl Store {
 
         let ages: Vec<Millis> = c
             .prepare(
-                "SELECT ?1 - received_at FROM requests WHERE state IN ('pending', 'in_review')",
+                "SELECT ?1 - received_at FROM requests WHERE state IN ('pending','in_review')",
             )?
             .query_map([now], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
