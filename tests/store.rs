@@ -756,3 +756,63 @@ fn the_background_checkpointer_copies_commits_into_the_database_file() {
     assert!(s.verify_audit(|_| {}).unwrap().broken.is_none());
     drop(s); // joins the thread
 }
+
+/// Writers coalesce each commit's WAL frames into one write (`src/store/vfs.rs`). A commit
+/// must be in the WAL file when it returns: a process that dies right after (here: a store
+/// leaked without closing, so nothing is written at close) loses nothing, and a connection
+/// through SQLite's default VFS reads it all back intact. A tiny page cache forces frames
+/// to spill mid-transaction and be rewritten in place, the VFS's other path.
+#[test]
+fn commits_are_in_the_wal_file_when_they_return() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    // NORMAL: no sync at commit, so nothing but the VFS's own rule writes the frames out.
+    let mut s = Store::open(
+        &path,
+        std::sync::Arc::new(Policy::default()),
+        &signoff::store::StoreOptions {
+            durability: signoff::store::Durability::Normal,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    s.connection().pragma_update(None, "cache_size", 8).unwrap();
+    for b in 0..6 {
+        let items: Vec<_> = (0..120)
+            .map(|i| {
+                let body = format!("{b}-{i} {}", "lorem ipsum ".repeat(i % 40));
+                item(&request(
+                    &format!("w{b}-{i}"),
+                    json!({"raw": {"body": body}}),
+                ))
+            })
+            .collect();
+        s.ingest_batch(&items, "system").unwrap();
+    }
+    for _ in 0..40 {
+        let c = s.claim_next("rita").unwrap().unwrap();
+        s.decide(&c, &approve()).unwrap();
+    }
+    // The last commit is a claim: nothing reads the WAL after it (a decision's anchor
+    // update would), so only the commit itself can have written its frames.
+    s.claim_next("rita").unwrap().unwrap();
+    std::mem::forget(s);
+    let plain = rusqlite::Connection::open(&path).unwrap();
+    let check: String = plain
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
+    let n = |sql: &str| -> i64 { plain.query_row(sql, [], |r| r.get(0)).unwrap() };
+    assert_eq!(n("SELECT COUNT(*) FROM requests"), 720);
+    assert_eq!(n("SELECT COUNT(*) FROM decisions"), 40);
+    assert_eq!(n("SELECT COUNT(*) FROM outbox"), 40 * 3);
+    assert_eq!(
+        n("SELECT COUNT(*) FROM requests WHERE state = 'in_review'"),
+        1
+    );
+    drop(plain);
+    let reopened = open(&path);
+    let report = reopened.verify_audit(|_| {}).unwrap();
+    assert!(report.broken.is_none(), "{report:?}");
+    assert_eq!(report.entries, 720 + 81);
+}

@@ -14,6 +14,7 @@ mod read;
 mod review;
 mod schema;
 mod stats;
+mod vfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -179,7 +180,13 @@ impl Store {
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX
         };
-        let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        // Writers go through the WAL-coalescing VFS (one write per commit); readers do not
+        // write the WAL, and a failed registration falls back to the default VFS.
+        let conn = match vfs::name().filter(|_| !opts.read_only) {
+            Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+            None => Connection::open_with_flags(path, flags),
+        }
+        .map_err(open_err)?;
         conn.busy_timeout(opts.busy_timeout).map_err(open_err)?;
         if !opts.read_only {
             // journal_mode=WAL needs a write lock on first use; retry through contention.

@@ -1,0 +1,372 @@
+//! A thin SQLite VFS over the platform's default one that writes each commit's WAL frames
+//! with one `pwrite` instead of two per frame.
+//!
+//! SQLite appends a WAL frame as two writes: its 24-byte header, then the page. A
+//! claim+decide writes about 18 frames, so 36 system calls, each one touching two page-cache
+//! pages because frames are not page-aligned. Measured on this project's VM: 29 µs for those
+//! 36 writes against 6 µs for the same bytes in one write — a quarter of the operation's CPU.
+//!
+//! What this layer does, for WAL files only (every other file is the default VFS's own,
+//! untouched):
+//! - A write that continues the log where the last one ended (an append) is held in a
+//!   buffer; anything else (a frame rewritten in place, the log header after a restart)
+//!   first writes the buffer out, then goes straight through.
+//! - The page that follows a frame header carrying the commit mark writes the buffer out
+//!   inside that same `xWrite` call, so the commit's frames are in the file, or its error is
+//!   SQLite's, before SQLite publishes the commit in the WAL index. Nothing another
+//!   connection or process can see ever depends on buffered bytes.
+//! - Every other operation on the WAL file (read, sync, size, truncate, file control, close)
+//!   writes the buffer out first, so SQLite reads back what it wrote and `synchronous=FULL`
+//!   syncs it.
+//!
+//! The files on disk are exactly what the default VFS writes; other programs (the sqlite3
+//! shell, another signoff using the default VFS) share them safely.
+use std::ffi::{CStr, c_int, c_void};
+use std::sync::OnceLock;
+
+use rusqlite::ffi;
+
+/// The name connections open the database with.
+pub const NAME: &CStr = c"signoff-wal";
+
+/// The buffer is written out when it grows past this (a commit rarely does).
+const MAX_BUFFER: usize = 1 << 20;
+const FRAME_HEADER: usize = 24;
+/// The most one write hands the default VFS.
+const MAX_WRITE: usize = 64 * 1024;
+
+/// Our part of an open WAL file; the default VFS's file follows it in the same allocation.
+#[repr(C)]
+struct WalFile {
+    base: ffi::sqlite3_file,
+    inner: *mut ffi::sqlite3_file,
+    state: *mut Pending,
+}
+
+/// Bytes appended but not yet written.
+struct Pending {
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    start: i64,
+    /// Where the log's next append goes (past the furthest byte written or buffered).
+    end: i64,
+    /// The last appended write was a frame header with the commit mark.
+    commit_header: bool,
+}
+
+/// Offset of the default VFS's file inside ours (kept 8-aligned).
+const HEADER: usize = std::mem::size_of::<WalFile>().next_multiple_of(8);
+
+static REGISTERED: OnceLock<Result<(), c_int>> = OnceLock::new();
+
+/// Registers the VFS once per process. Returns the name to open connections with, or
+/// `None` when registration failed (connections then use the default VFS).
+pub fn name() -> Option<&'static str> {
+    let r = REGISTERED.get_or_init(|| unsafe { register() });
+    r.as_ref()
+        .ok()
+        .map(|_| NAME.to_str().unwrap_or("signoff-wal"))
+}
+
+/// # Safety
+/// Called once, through [`name`].
+unsafe fn register() -> Result<(), c_int> {
+    unsafe {
+        let inner = ffi::sqlite3_vfs_find(std::ptr::null());
+        if inner.is_null() {
+            return Err(ffi::SQLITE_ERROR);
+        }
+        // Everything but xOpen is the default VFS's own function; they ignore the VFS
+        // pointer they are handed (checked for the unix VFS: delete, access, full pathname,
+        // randomness, sleep, time, last error).
+        let mut vfs: ffi::sqlite3_vfs = std::ptr::read(inner);
+        vfs.iVersion = (*inner).iVersion;
+        vfs.szOsFile = (HEADER as c_int) + (*inner).szOsFile;
+        vfs.pNext = std::ptr::null_mut();
+        vfs.zName = NAME.as_ptr();
+        vfs.pAppData = inner.cast();
+        vfs.xOpen = Some(open);
+        let vfs = Box::leak(Box::new(vfs));
+        let rc = ffi::sqlite3_vfs_register(vfs, 0);
+        if rc != ffi::SQLITE_OK {
+            return Err(rc);
+        }
+        Ok(())
+    }
+}
+
+fn inner_vfs(vfs: *mut ffi::sqlite3_vfs) -> *mut ffi::sqlite3_vfs {
+    unsafe { (*vfs).pAppData.cast() }
+}
+
+unsafe extern "C" fn open(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    unsafe {
+        let inner_vfs = inner_vfs(vfs);
+        let Some(inner_open) = (*inner_vfs).xOpen else {
+            return ffi::SQLITE_ERROR;
+        };
+        if flags & ffi::SQLITE_OPEN_WAL == 0 {
+            // Not a WAL file: the default VFS's file, in place, with its own methods.
+            return inner_open(inner_vfs, name, file, flags, out_flags);
+        }
+        let inner = file.cast::<u8>().add(HEADER).cast::<ffi::sqlite3_file>();
+        let w = file.cast::<WalFile>();
+        (*w).base.pMethods = std::ptr::null();
+        let rc = inner_open(inner_vfs, name, inner, flags, out_flags);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        let mut size: ffi::sqlite3_int64 = 0;
+        if let Some(m) = (*inner).pMethods.as_ref()
+            && let Some(f) = m.xFileSize
+        {
+            f(inner, &mut size);
+        }
+        std::ptr::write(std::ptr::addr_of_mut!((*w).inner), inner);
+        std::ptr::write(
+            std::ptr::addr_of_mut!((*w).state),
+            Box::into_raw(Box::new(Pending {
+                buf: Vec::new(),
+                start: 0,
+                end: size,
+                commit_header: false,
+            })),
+        );
+        (*w).base.pMethods = &WAL_METHODS;
+        ffi::SQLITE_OK
+    }
+}
+
+static WAL_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 1,
+    xClose: Some(close),
+    xRead: Some(read),
+    xWrite: Some(write),
+    xTruncate: Some(truncate),
+    xSync: Some(sync),
+    xFileSize: Some(file_size),
+    xLock: Some(lock),
+    xUnlock: Some(unlock),
+    xCheckReservedLock: Some(check_reserved_lock),
+    xFileControl: Some(file_control),
+    xSectorSize: Some(sector_size),
+    xDeviceCharacteristics: Some(device_characteristics),
+    xShmMap: None,
+    xShmLock: None,
+    xShmBarrier: None,
+    xShmUnmap: None,
+    xFetch: None,
+    xUnfetch: None,
+};
+
+/// The default VFS's file and its methods.
+unsafe fn parts<'a>(
+    file: *mut ffi::sqlite3_file,
+) -> (
+    *mut ffi::sqlite3_file,
+    &'a ffi::sqlite3_io_methods,
+    &'a mut Pending,
+) {
+    unsafe {
+        let w = file.cast::<WalFile>();
+        let inner = (*w).inner;
+        (inner, &*(*inner).pMethods, &mut *(*w).state)
+    }
+}
+
+/// Writes the buffer out (one write).
+unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
+    unsafe {
+        let (inner, m, p) = parts(file);
+        if p.buf.is_empty() {
+            return ffi::SQLITE_OK;
+        }
+        let Some(write) = m.xWrite else {
+            return ffi::SQLITE_IOERR_WRITE;
+        };
+        // The unix VFS takes at most 128 KiB per write (it masks the length to 17 bits).
+        let mut rc = ffi::SQLITE_OK;
+        let mut at = p.start;
+        for chunk in p.buf.chunks(MAX_WRITE) {
+            rc = write(inner, chunk.as_ptr().cast(), chunk.len() as c_int, at);
+            if rc != ffi::SQLITE_OK {
+                break;
+            }
+            at += chunk.len() as i64;
+        }
+        p.buf.clear();
+        rc
+    }
+}
+
+unsafe extern "C" fn write(
+    file: *mut ffi::sqlite3_file,
+    data: *const c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    unsafe {
+        let bytes = std::slice::from_raw_parts(data.cast::<u8>(), amount.max(0) as usize);
+        // A frame header: bytes 4..8 are the database size after the commit, zero otherwise.
+        let commit_header = bytes.len() == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0];
+        let (inner, m, p) = parts(file);
+        let follows_commit_header = std::mem::replace(&mut p.commit_header, commit_header);
+        if offset != p.end || offset == 0 {
+            let _ = p; // re-borrowed after the flush below
+            // Not an append (a frame rewritten in place, the log header after a restart,
+            // or the log was written by another connection): buffer out, then through.
+            let rc = flush(file);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            let rc = m
+                .xWrite
+                .map_or(ffi::SQLITE_IOERR_WRITE, |w| w(inner, data, amount, offset));
+            if rc == ffi::SQLITE_OK {
+                parts(file).2.end = offset + i64::from(amount);
+            }
+            return rc;
+        }
+        if p.buf.is_empty() {
+            p.start = offset;
+        }
+        p.buf.extend_from_slice(bytes);
+        p.end = offset + i64::from(amount);
+        // The page after a commit-marked header ends the commit: its frames go out now,
+        // before SQLite publishes it, and a failure is this write's.
+        if (follows_commit_header && !commit_header) || p.buf.len() >= MAX_BUFFER {
+            return flush(file);
+        }
+        ffi::SQLITE_OK
+    }
+}
+
+unsafe extern "C" fn read(
+    file: *mut ffi::sqlite3_file,
+    data: *mut c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        let (inner, m, _) = parts(file);
+        m.xRead
+            .map_or(ffi::SQLITE_IOERR_READ, |f| f(inner, data, amount, offset))
+    }
+}
+
+unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
+    unsafe {
+        let rc = flush(file);
+        let w = file.cast::<WalFile>();
+        let (inner, m, _) = parts(file);
+        let closed = m.xClose.map_or(ffi::SQLITE_OK, |f| f(inner));
+        drop(Box::from_raw((*w).state));
+        (*w).base.pMethods = std::ptr::null();
+        if rc != ffi::SQLITE_OK { rc } else { closed }
+    }
+}
+
+unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        let (inner, m, p) = parts(file);
+        let rc = m
+            .xTruncate
+            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |f| f(inner, size));
+        if rc == ffi::SQLITE_OK {
+            p.end = p.end.min(size);
+        }
+        rc
+    }
+}
+
+unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        let (inner, m, _) = parts(file);
+        m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |f| f(inner, flags))
+    }
+}
+
+unsafe extern "C" fn file_size(
+    file: *mut ffi::sqlite3_file,
+    size: *mut ffi::sqlite3_int64,
+) -> c_int {
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        let (inner, m, _) = parts(file);
+        m.xFileSize
+            .map_or(ffi::SQLITE_IOERR_FSTAT, |f| f(inner, size))
+    }
+}
+
+unsafe extern "C" fn file_control(
+    file: *mut ffi::sqlite3_file,
+    op: c_int,
+    arg: *mut c_void,
+) -> c_int {
+    unsafe {
+        let rc = flush(file);
+        if rc != ffi::SQLITE_OK {
+            return rc;
+        }
+        let (inner, m, _) = parts(file);
+        m.xFileControl
+            .map_or(ffi::SQLITE_NOTFOUND, |f| f(inner, op, arg))
+    }
+}
+
+unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    unsafe {
+        let (inner, m, _) = parts(file);
+        m.xLock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
+    }
+}
+
+unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
+    unsafe {
+        let (inner, m, _) = parts(file);
+        m.xUnlock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
+    }
+}
+
+unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
+    unsafe {
+        let (inner, m, _) = parts(file);
+        m.xCheckReservedLock
+            .map_or(ffi::SQLITE_OK, |f| f(inner, out))
+    }
+}
+
+unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
+    unsafe {
+        let (inner, m, _) = parts(file);
+        m.xSectorSize.map_or(4096, |f| f(inner))
+    }
+}
+
+unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
+    unsafe {
+        let (inner, m, _) = parts(file);
+        m.xDeviceCharacteristics.map_or(0, |f| f(inner))
+    }
+}
