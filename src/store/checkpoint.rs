@@ -1,15 +1,19 @@
 //! WAL checkpoints on a thread of their own, so a busy writer (bulk ingest, the dispatcher,
-//! a server) never pays for one inside a commit.
+//! a server) never pays for copying its pages into the database file inside a commit.
 //!
 //! SQLite's automatic checkpoint runs in the committing call: every ~1,000 WAL pages one
 //! commit copies them into the database file and syncs it (a fifth of a claim+decide's CPU
 //! and most of its I/O waits in `benches/store.rs`). Here commits only poke this thread,
-//! which copies frames concurrently (`PASSIVE`: never blocks the writer). A writer that
-//! never pauses keeps appending, so the WAL would never start over: once it holds
-//! [`RESTART_FRAMES`] the thread finishes with a `RESTART` checkpoint, which waits for the
-//! writer to finish its transaction, copies the few frames left and makes the next commit
-//! write from the start of the file again. The writer's own auto-checkpoint stays on as a
-//! backstop at [`BACKSTOP_FRAMES`], in case this thread falls behind.
+//! which copies frames concurrently (`PASSIVE`: never blocks the writer).
+//!
+//! A writer that never pauses keeps appending, and SQLite starts the log over only when a
+//! transaction begins with every frame already copied. Waiting for that from this thread
+//! (`RESTART`) does not work against a busy writer: its busy handler sleeps while the
+//! writer's lock is free for microseconds between transactions, and the log grew to
+//! hundreds of MB in the bench. So once the log holds [`RESTART_FRAMES`] this thread catches
+//! up and raises a flag; the writer, right after its next commit, copies the few frames
+//! written since (a `PASSIVE` checkpoint of its own) and its next transaction starts the log
+//! over. The writer's own auto-checkpoint stays on as a backstop at [`BACKSTOP_FRAMES`].
 //!
 //! Idle, the thread sleeps on a condition variable: no timers, no wake-ups.
 use std::path::Path;
@@ -20,7 +24,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-/// WAL size (pages) at which the thread forces the log to start over.
+/// WAL size (pages) at which the log is made to start over.
 pub const RESTART_FRAMES: i64 = 4_000;
 /// The writer's own auto-checkpoint while this thread runs (pages).
 pub const BACKSTOP_FRAMES: i64 = 4 * RESTART_FRAMES;
@@ -32,6 +36,8 @@ const GATHER: Duration = Duration::from_millis(5);
 struct Shared {
     commits: AtomicU64,
     waiting: AtomicBool,
+    /// Caught up with a long log: the writer should finish the cycle.
+    restart: AtomicBool,
     stop: Mutex<bool>,
     wake: Condvar,
 }
@@ -48,8 +54,8 @@ impl Checkpointer {
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
-        // RESTART waits for the writer's current transaction; a short wait, then try later.
-        conn.busy_timeout(Duration::from_millis(200))?;
+        // PASSIVE never waits for the writer; a busy lock means "next time".
+        conn.busy_timeout(Duration::from_millis(0))?;
         let shared = Arc::new(Shared::default());
         let inner = shared.clone();
         let thread = std::thread::Builder::new()
@@ -63,12 +69,27 @@ impl Checkpointer {
     }
 
     /// Called after each commit: one atomic add, and a wake-up only when the thread sleeps.
-    pub fn poke(&self) {
+    /// Returns whether the writer should finish a log cycle now ([`Checkpointer::finish_cycle`]).
+    pub fn poke(&self) -> bool {
         self.shared.commits.fetch_add(1, Ordering::Release);
         if self.shared.waiting.load(Ordering::Acquire) {
             // Taking the lock orders this wake-up after the thread started waiting.
             let _guard = self.shared.stop.lock();
             self.shared.wake.notify_one();
+        }
+        self.shared.restart.load(Ordering::Acquire)
+    }
+
+    /// On the writer's connection, between its transactions: copies the frames the thread
+    /// has not, so the next transaction starts the log over. Busy (the thread is mid-pass)
+    /// or behind again: the next commit tries again.
+    pub fn finish_cycle(&self, writer: &Connection) {
+        match checkpoint(writer, "PASSIVE") {
+            Ok((log, copied)) if log == copied => {
+                self.shared.restart.store(false, Ordering::Release);
+            }
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "WAL cycle checkpoint deferred"),
         }
     }
 }
@@ -118,9 +139,10 @@ fn run(conn: &Connection, shared: &Shared) {
         std::thread::sleep(GATHER);
         match checkpoint(conn, "PASSIVE") {
             Ok((log, _)) if log >= RESTART_FRAMES => {
-                if let Err(e) = checkpoint(conn, "RESTART") {
-                    tracing::debug!(error = %e, "WAL restart checkpoint deferred");
-                }
+                // Catch up with what was written during that pass, then hand the last
+                // few frames to the writer.
+                let _ = checkpoint(conn, "PASSIVE");
+                shared.restart.store(true, Ordering::Release);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "background WAL checkpoint failed"),
@@ -128,9 +150,16 @@ fn run(conn: &Connection, shared: &Shared) {
     }
 }
 
-/// Runs one checkpoint; returns (frames in the WAL, frames copied).
+/// Runs one checkpoint; returns (frames in the WAL, frames copied), or busy as an error.
 fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-        Ok((r.get(1)?, r.get(2)?))
-    })
+    let (busy, log, copied): (i64, i64, i64) = conn
+        .prepare_cached(&format!("PRAGMA wal_checkpoint({mode})"))?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    if busy != 0 {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_BUSY),
+            Some("checkpoint busy".into()),
+        ));
+    }
+    Ok((log, copied))
 }

@@ -302,8 +302,10 @@ impl Store {
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let out = f(&tx, now, &self.policy)?;
                 tx.commit()?;
-                if let Some(c) = &self.checkpointer {
-                    c.poke();
+                if let Some(c) = &self.checkpointer
+                    && c.poke()
+                {
+                    c.finish_cycle(&self.conn);
                 }
                 Ok(out)
             })();
