@@ -2,10 +2,17 @@
 //! file or stdin (a 1 GB file is never held in memory), written to the store in batched
 //! transactions. A bad entry is reported as `FILE:LINE: reason` and kept in quarantine
 //! with its raw text; it never stops the good ones.
+//!
+//! Two threads: this one reads entries and writes them to the store; a parser thread turns
+//! their text into items (JSON parse, validation, hashing) and frees the items the store
+//! is done with. Entries and problems keep their input order.
 use std::cell::Cell;
 use std::fmt;
 use std::io::{BufRead, Read};
 use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::thread::JoinHandle;
 
 use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
@@ -18,6 +25,112 @@ use crate::store::{IngestItem, IngestOutcome, Store, StoreError};
 const BATCH_ITEMS: usize = 2_000;
 /// Payload bytes per transaction (a few huge bodies flush early).
 const BATCH_BYTES: usize = 16 << 20;
+/// Entries handed to the parser thread at a time.
+const PARSE_CHUNK: usize = 256;
+/// Entry bytes handed to the parser thread at a time (huge entries go alone).
+const PARSE_CHUNK_BYTES: usize = 4 << 20;
+/// Chunks the parser may hold before the reader waits for it (bounds memory).
+const IN_FLIGHT: usize = 3;
+
+/// One entry for the parser thread: its text, or a problem the reader already found
+/// (so problems stay in input order).
+enum Raw {
+    Entry(u64, String),
+    Problem(u64, String, String),
+}
+
+/// What the parser made of one entry.
+enum Parsed {
+    Item(u64, Box<IngestItem>),
+    Problem(u64, String, String),
+}
+
+struct Chunk {
+    origin: Arc<str>,
+    entries: Vec<Raw>,
+    /// Items the store is done with: freed on the parser thread.
+    garbage: Vec<IngestItem>,
+}
+
+struct ParsedChunk {
+    origin: Arc<str>,
+    results: Vec<Parsed>,
+}
+
+/// The parser thread and its two channels.
+struct Parser {
+    to: Option<SyncSender<Chunk>>,
+    from: Receiver<ParsedChunk>,
+    thread: Option<JoinHandle<()>>,
+    in_flight: usize,
+}
+
+impl Parser {
+    fn start() -> Parser {
+        let (to, chunks) = std::sync::mpsc::sync_channel::<Chunk>(IN_FLIGHT);
+        let (done, from) = std::sync::mpsc::channel::<ParsedChunk>();
+        let thread = std::thread::Builder::new()
+            .name("signoff-parse".into())
+            .spawn(move || {
+                for chunk in chunks {
+                    drop(chunk.garbage);
+                    let results = chunk
+                        .entries
+                        .into_iter()
+                        .map(|raw| parse(&chunk.origin, raw))
+                        .collect();
+                    let parsed = ParsedChunk {
+                        origin: chunk.origin,
+                        results,
+                    };
+                    if done.send(parsed).is_err() {
+                        return;
+                    }
+                }
+            })
+            .ok();
+        Parser {
+            to: Some(to),
+            from,
+            thread,
+            in_flight: 0,
+        }
+    }
+}
+
+impl Drop for Parser {
+    fn drop(&mut self) {
+        self.to = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Parses one entry (on the parser thread, or inline when it could not start).
+fn parse(origin: &str, raw: Raw) -> Parsed {
+    match raw {
+        Raw::Problem(line, reason, text) => Parsed::Problem(line, reason, text),
+        Raw::Entry(line, text) => {
+            let value: Value = match serde_json::from_str(&text) {
+                Ok(v) => v,
+                Err(e) => return Parsed::Problem(line, format!("not valid JSON: {e}"), text),
+            };
+            match Request::from_value(&value) {
+                Ok(request) => Parsed::Item(
+                    line,
+                    Box::new(IngestItem::new(
+                        text,
+                        value,
+                        request,
+                        format!("{origin}:{line}"),
+                    )),
+                ),
+                Err(e) => Parsed::Problem(line, e.to_string(), text),
+            }
+        }
+    }
+}
 
 /// Totals of one ingest run.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -78,6 +191,13 @@ pub struct Ingester<'s> {
     on_progress: Box<dyn FnMut(u64, u64) + 's>,
     bytes_read: u64,
     entries: u64,
+    /// Entries read but not yet handed to the parser, and their input.
+    pending: Vec<Raw>,
+    pending_bytes: usize,
+    pending_origin: Arc<str>,
+    /// Items written, waiting to be freed by the parser thread.
+    garbage: Vec<IngestItem>,
+    parser: Parser,
 }
 
 impl<'s> Ingester<'s> {
@@ -94,6 +214,11 @@ impl<'s> Ingester<'s> {
             on_progress: Box::new(|_, _| {}),
             bytes_read: 0,
             entries: 0,
+            pending: Vec::new(),
+            pending_bytes: 0,
+            pending_origin: Arc::from(""),
+            garbage: Vec::new(),
+            parser: Parser::start(),
         }
     }
 
@@ -109,58 +234,132 @@ impl<'s> Ingester<'s> {
         self
     }
 
-    fn reject(&mut self, origin: &str, line: u64, reason: String, raw: String) {
-        let p = Problem {
-            origin: origin.to_string(),
-            line,
-            reason,
+    /// Queues an entry for the parser, in input order.
+    fn push(&mut self, origin: &str, raw: Raw) -> Result<(), StoreError> {
+        if *self.pending_origin != *origin {
+            self.send_pending()?;
+            self.pending_origin = Arc::from(origin);
+        }
+        self.pending_bytes += match &raw {
+            Raw::Entry(_, t) | Raw::Problem(_, _, t) => t.len(),
         };
-        (self.on_problem)(&p);
-        self.report.rejected += 1;
-        self.quarantine
-            .push((origin.to_string(), Some(line), p.reason, raw));
+        self.pending.push(raw);
+        if self.pending.len() >= PARSE_CHUNK || self.pending_bytes >= PARSE_CHUNK_BYTES {
+            self.send_pending()?;
+        }
+        Ok(())
+    }
+
+    /// A problem the reader found itself (it still goes through the parser, to keep order).
+    fn reject(&mut self, origin: &str, line: u64, reason: String, raw: String) {
+        // Pushing a problem only fails when storing earlier entries failed; that error
+        // comes back from the next store write.
+        let _ = self.push(origin, Raw::Problem(line, reason, raw));
     }
 
     /// Takes one entry's JSON text.
     fn entry(&mut self, origin: &str, line: u64, text: &str) -> Result<(), StoreError> {
         self.entries += 1;
-        let value: Value = match serde_json::from_str(text) {
-            Ok(v) => v,
-            Err(e) => {
-                self.reject(
-                    origin,
-                    line,
-                    format!("not valid JSON: {e}"),
-                    text.to_string(),
-                );
-                return self.maybe_flush();
-            }
-        };
-        match Request::from_value(&value) {
-            Ok(request) => {
-                self.batch_bytes += text.len();
-                let item =
-                    IngestItem::new(text.to_string(), value, request, format!("{origin}:{line}"));
-                self.batch.push(item);
-                self.lines.push(line);
-            }
-            Err(e) => self.reject(origin, line, e.to_string(), text.to_string()),
-        }
-        self.maybe_flush()
+        self.push(origin, Raw::Entry(line, text.to_string()))
     }
 
-    fn maybe_flush(&mut self) -> Result<(), StoreError> {
-        if self.batch.len() >= BATCH_ITEMS
-            || self.batch_bytes >= BATCH_BYTES
-            || self.quarantine.len() >= BATCH_ITEMS
-        {
-            self.flush()?;
+    /// Hands the pending entries to the parser, first taking back a parsed chunk when as
+    /// many as allowed are out.
+    fn send_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        if self.parser.in_flight >= IN_FLIGHT {
+            self.receive_one()?;
+        }
+        let chunk = Chunk {
+            origin: self.pending_origin.clone(),
+            entries: std::mem::take(&mut self.pending),
+            garbage: std::mem::take(&mut self.garbage),
+        };
+        self.pending_bytes = 0;
+        let sent = match &self.parser.to {
+            Some(to) => to.send(chunk).map_err(|e| e.0),
+            None => Err(chunk),
+        };
+        match sent {
+            Ok(()) => self.parser.in_flight += 1,
+            // No parser thread (it could not start): parse here.
+            Err(chunk) => {
+                self.parser.to = None;
+                let origin = chunk.origin;
+                let results = chunk
+                    .entries
+                    .into_iter()
+                    .map(|r| parse(&origin, r))
+                    .collect();
+                self.take_parsed(ParsedChunk { origin, results })?;
+            }
         }
         Ok(())
     }
 
-    /// Writes what is pending.
+    /// Waits for the parser's oldest chunk and takes it.
+    fn receive_one(&mut self) -> Result<(), StoreError> {
+        match self.parser.from.recv() {
+            Ok(parsed) => {
+                self.parser.in_flight -= 1;
+                self.take_parsed(parsed)
+            }
+            Err(_) => {
+                // The parser thread is gone (it panicked): what it held is lost, say so.
+                self.parser.in_flight = 0;
+                self.parser.to = None;
+                Err(StoreError::Queue(crate::queue::QueueError::Storage(
+                    "the ingest parser thread stopped".into(),
+                )))
+            }
+        }
+    }
+
+    /// Batches parsed items and records problems, writing full batches.
+    fn take_parsed(&mut self, parsed: ParsedChunk) -> Result<(), StoreError> {
+        let origin = parsed.origin;
+        for result in parsed.results {
+            match result {
+                Parsed::Item(line, item) => {
+                    self.batch_bytes += item.payload.len();
+                    self.batch.push(*item);
+                    self.lines.push(line);
+                }
+                Parsed::Problem(line, reason, raw) => {
+                    let p = Problem {
+                        origin: origin.to_string(),
+                        line,
+                        reason,
+                    };
+                    (self.on_problem)(&p);
+                    self.report.rejected += 1;
+                    self.quarantine
+                        .push((origin.to_string(), Some(line), p.reason, raw));
+                }
+            }
+            if self.batch.len() >= BATCH_ITEMS
+                || self.batch_bytes >= BATCH_BYTES
+                || self.quarantine.len() >= BATCH_ITEMS
+            {
+                self.write_batch()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is pending: everything read so far is parsed, then stored.
     pub fn flush(&mut self) -> Result<(), StoreError> {
+        self.send_pending()?;
+        while self.parser.in_flight > 0 {
+            self.receive_one()?;
+        }
+        self.write_batch()
+    }
+
+    /// Writes the batch and the quarantine to the store.
+    fn write_batch(&mut self) -> Result<(), StoreError> {
         if !self.quarantine.is_empty() {
             self.store.quarantine(&self.quarantine)?;
             self.quarantine.clear();
@@ -172,7 +371,7 @@ impl<'s> Ingester<'s> {
         let lines = std::mem::take(&mut self.lines);
         self.batch_bytes = 0;
         let outcomes = self.store.ingest_batch(&batch, &self.actor)?;
-        for ((item, line), outcome) in batch.into_iter().zip(lines).zip(outcomes) {
+        for ((item, line), outcome) in batch.iter().zip(lines).zip(outcomes) {
             match outcome {
                 IngestOutcome::Inserted { .. } => self.report.ingested += 1,
                 IngestOutcome::Duplicate { .. } => self.report.duplicates += 1,
@@ -191,6 +390,7 @@ impl<'s> Ingester<'s> {
                 }
             }
         }
+        self.garbage.extend(batch);
         (self.on_progress)(self.entries, self.bytes_read);
         Ok(())
     }
@@ -277,7 +477,6 @@ impl<'s> Ingester<'s> {
                         format!("not valid UTF-8 (byte {})", e.valid_up_to()),
                         String::from_utf8_lossy(&buf).into_owned(),
                     );
-                    self.maybe_flush()?;
                     continue;
                 }
             };

@@ -1,6 +1,7 @@
 //! Ingest into the store: new items, counted duplicates, revisions of undecided items and
 //! conflicts for decided ones, in batched transactions.
 use rusqlite::{OptionalExtension, ToSql, Transaction, params, params_from_iter};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -15,22 +16,29 @@ use crate::text::has_hidden;
 pub struct IngestItem {
     /// The payload's JSON text exactly as it came in.
     pub payload: String,
-    pub value: Value,
     pub request: Request,
-    /// [`payload_hash`] of `value`.
+    /// [`payload_hash`] of the parsed payload.
     pub sha256: String,
+    /// The `ai` object as JSON, for the "ingested" audit row (serialized where the item is
+    /// parsed, so the writer only copies it).
+    pub ai: Box<RawValue>,
     /// Where it came from, for reports: `FILE:LINE`.
     pub origin: String,
 }
 
 impl IngestItem {
+    /// Takes the parsed `value` for its hash and AI output; the tree itself is not kept.
     pub fn new(payload: String, value: Value, request: Request, origin: String) -> IngestItem {
         let sha256 = payload_hash(&value);
+        let ai = value
+            .get("ai")
+            .and_then(|ai| serde_json::value::to_raw_value(ai).ok())
+            .unwrap_or_else(|| RawValue::from_string("null".into()).expect("null is JSON"));
         IngestItem {
             payload,
-            value,
             request,
             sha256,
+            ai,
             origin,
         }
     }
@@ -110,7 +118,7 @@ struct IngestDetail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     previous_sha256: Option<&'a str>,
     policy_version: &'a str,
-    ai: &'a Value,
+    ai: &'a RawValue,
     flags: &'a [String],
 }
 
@@ -253,7 +261,7 @@ fn ingest_one(
         })
         .optional()?;
     let d = derive(r, policy, now);
-    let ai = item.value.get("ai").unwrap_or(&Value::Null);
+    let ai = &*item.ai;
     match existing {
         None => {
             let head: [&dyn ToSql; 2] = [&r.source, &r.external_id];
