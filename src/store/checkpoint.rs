@@ -163,3 +163,86 @@ fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(i64, i64)> {
     }
     Ok((log, copied))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DecisionKind, Policy};
+    use crate::queue::Decision;
+    use crate::store::{Durability, IngestItem, Store, StoreOptions};
+
+    /// The WAL header's checkpoint sequence: it goes up by one each time the log starts over.
+    fn wal_cycles(db: &Path) -> u32 {
+        let mut wal = db.as_os_str().to_owned();
+        wal.push("-wal");
+        let head = std::fs::read(wal).unwrap_or_default();
+        head.get(12..16)
+            .map_or(0, |b| u32::from_be_bytes(b.try_into().unwrap()))
+    }
+
+    /// A writer that never pauses still gets its log started over: once the thread has
+    /// caught up with a long log it raises the flag, the writer's next commit copies the
+    /// rest, and the commit after that writes from the start of the file again.
+    #[test]
+    fn the_writer_finishes_the_cycle_the_thread_asks_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let mut store = Store::open(
+            &path,
+            Arc::new(Policy::default()),
+            &StoreOptions {
+                durability: Durability::Normal,
+                background_checkpoint: true,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let items: Vec<IngestItem> = (0..800)
+            .map(|i| {
+                let v = serde_json::json!({
+                    "source": "t", "external_id": format!("e{i}"),
+                    "raw": {"body": "x".repeat(2_000)},
+                    "ai": {"summary": "s", "intent": "sales_lead", "priority": "normal",
+                           "confidence": 0.9}
+                });
+                let r = crate::model::Request::from_value(&v).unwrap();
+                IngestItem::new(v.to_string(), v, r, "t:1".into())
+            })
+            .collect();
+        let shared = store.checkpointer.as_ref().unwrap().shared.clone();
+        let approve = Decision {
+            kind: DecisionKind::Approve,
+            note: None,
+            sets: vec![],
+        };
+        // Write well past the restart size, then stop writing.
+        for chunk in items.chunks(100) {
+            store.ingest_batch(chunk, "system").unwrap();
+        }
+        for _ in 0..150 {
+            let c = store.claim_next("rita").unwrap().unwrap();
+            store.decide(&c, &approve).unwrap();
+        }
+        // With no commit to take it, the flag stays up once the thread has caught up.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while !shared.restart.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            shared.restart.load(Ordering::Acquire),
+            "the thread asked for a cycle"
+        );
+        let c = store.claim_next("rita").unwrap().unwrap();
+        assert!(
+            !shared.restart.load(Ordering::Acquire),
+            "the writer finished it"
+        );
+        let cycles = wal_cycles(&path);
+        store.decide(&c, &approve).unwrap();
+        assert_eq!(
+            wal_cycles(&path),
+            cycles + 1,
+            "the next commit started the log over"
+        );
+    }
+}

@@ -182,25 +182,26 @@ impl Store {
         };
         // Writers go through the WAL-coalescing VFS (one write per commit); readers do not
         // write the WAL, and a failed registration falls back to the default VFS.
-        let conn = match vfs::name().filter(|_| !opts.read_only) {
-            Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
-            None => Connection::open_with_flags(path, flags),
-        }
-        .map_err(open_err)?;
-        conn.busy_timeout(opts.busy_timeout).map_err(open_err)?;
-        if !opts.read_only {
-            // journal_mode=WAL needs a write lock on first use; retry through contention.
-            retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL")).map_err(open_err)?;
-        }
         let sync = match opts.durability {
             Durability::Full => "FULL",
             Durability::Normal => "NORMAL",
         };
-        conn.pragma_update(None, "synchronous", sync)
-            .map_err(open_err)?;
-        conn.pragma_update(None, "foreign_keys", "ON")
-            .map_err(open_err)?;
-        conn.set_prepared_statement_cache_capacity(64);
+        let connect = || {
+            let conn = match vfs::name().filter(|_| !opts.read_only) {
+                Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+                None => Connection::open_with_flags(path, flags),
+            }?;
+            conn.busy_timeout(opts.busy_timeout)?;
+            if !opts.read_only {
+                // journal_mode=WAL needs a write lock on first use; retry through contention.
+                retry_busy(|| conn.pragma_update(None, "journal_mode", "WAL"))?;
+            }
+            conn.pragma_update(None, "synchronous", sync)?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.set_prepared_statement_cache_capacity(64);
+            Ok::<_, rusqlite::Error>(conn)
+        };
+        let conn = connect().map_err(open_err)?;
         let mut store = Store {
             checkpointer: None,
             conn,
@@ -225,7 +226,13 @@ impl Store {
                 });
             }
         } else {
+            let before = schema::version(&store.conn)?;
             schema::migrate(&mut store.conn, path)?;
+            if before != SCHEMA_VERSION {
+                // A migration that rewrote a table's text in place (v7) is not re-read by
+                // the connection that made it: start afresh.
+                store.conn = connect().map_err(open_err)?;
+            }
             if opts.background_checkpoint {
                 store.conn.pragma_update(
                     None,

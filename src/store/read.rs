@@ -140,7 +140,7 @@ fn where_clause(q: &ListQuery, now: Millis) -> (String, Vec<Box<dyn ToSql>>) {
 /// SQL for open items, exactly as the partial index `requests_open` is declared.
 pub(crate) const OPEN: &str = "state IN ('pending','in_review')";
 /// SQL for decided items, exactly as the partial index `requests_closed` is declared.
-pub(crate) const CLOSED: &str = "state IN ('approved','rejected','escalated')";
+pub(crate) const CLOSED: &str = "state NOT IN ('pending','in_review')";
 
 /// The state filter as literals (from the enum, never from input), repeating a partial
 /// index's own condition when the states fall inside it so SQLite can use that index

@@ -178,7 +178,62 @@ CREATE INDEX requests_open ON requests (priority_rank, received_at, id, state)
 CREATE INDEX requests_closed ON requests (decision_id, id, state)
     WHERE state IN ('approved','rejected','escalated');
 "#,
+    // v7: no IN list of three or more constants where every row write evaluates it: SQLite
+    // builds an ephemeral b-tree for such a list on each statement run (a claim+decide
+    // built ten). The decided items' index says NOT IN over the two open states, and the
+    // CHECK constraints say the same as before with lists of at most two. The CHECK text
+    // is rewritten in place (SQLite's documented procedure for changes that leave the
+    // stored rows as they are), so a large queue migrates instantly;
+    // `after_migration` bumps the schema cookie and checks the text was found.
+    r#"
+DROP INDEX requests_closed;
+CREATE INDEX requests_closed ON requests (decision_id, id, state)
+    WHERE state NOT IN ('pending','in_review');
+PRAGMA writable_schema = ON;
+UPDATE sqlite_schema SET sql = replace(sql,
+    'CHECK (state IN (''pending'',''in_review'',''approved'',''rejected'',''escalated''))',
+    'CHECK (state IN (''pending'',''in_review'') OR state IN (''approved'',''rejected'') OR state = ''escalated'')')
+    WHERE type = 'table' AND name = 'requests';
+UPDATE sqlite_schema SET sql = replace(sql,
+    'CHECK (kind IN (''approve'',''reject'',''escalate''))',
+    'CHECK (kind IN (''approve'',''reject'') OR kind = ''escalate'')')
+    WHERE type = 'table' AND name = 'decisions';
+UPDATE sqlite_schema SET sql = replace(sql,
+    'CHECK (status IN (''queued'',''sending'',''sent'',''retrying'',''dead'',''sandbox'',''cancelled''))',
+    'CHECK (status IN (''queued'',''sending'') OR status IN (''sent'',''retrying'') OR status IN (''dead'',''sandbox'') OR status = ''cancelled'')')
+    WHERE type = 'table' AND name = 'outbox';
+PRAGMA writable_schema = OFF;
+"#,
 ];
+
+/// Work a migration needs beyond its SQL, inside the same transaction.
+fn after_migration(tx: &rusqlite::Transaction<'_>, to: i64, path: &Path) -> Result<()> {
+    if to == 7 {
+        for (table, check) in [
+            ("requests", "state IN ('pending','in_review') OR state IN"),
+            ("decisions", "kind IN ('approve','reject') OR kind ="),
+            ("outbox", "status IN ('queued','sending') OR status IN"),
+        ] {
+            let found: bool = tx.query_row(
+                "SELECT instr(sql, ?2) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                [table, check],
+                |r| r.get(0),
+            )?;
+            if !found {
+                return Err(StoreError::Queue(crate::queue::QueueError::Storage(
+                    format!(
+                        "cannot migrate {} to schema 7: the {table} table's CHECK constraint is not the one this signoff created",
+                        path.display()
+                    ),
+                )));
+            }
+        }
+        // Other connections re-read the schema when its cookie changes.
+        let cookie: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+        tx.pragma_update(None, "schema_version", cookie + 1)?;
+    }
+    Ok(())
+}
 
 /// The schema version this build writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -208,6 +263,7 @@ pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()>
             return Ok(());
         }
         tx.execute_batch(MIGRATIONS[v as usize])?;
+        after_migration(&tx, v + 1, path)?;
         tx.pragma_update(None, "user_version", v + 1)?;
         tx.commit()?;
         tracing::info!(from = v, to = v + 1, "migrated queue schema");
