@@ -66,7 +66,7 @@ struct Parser {
 }
 
 impl Parser {
-    fn start() -> Parser {
+    fn start(policy: Arc<crate::model::Policy>) -> Parser {
         let (to, chunks) = std::sync::mpsc::sync_channel::<Chunk>(IN_FLIGHT);
         let (done, from) = std::sync::mpsc::channel::<ParsedChunk>();
         let thread = std::thread::Builder::new()
@@ -77,7 +77,7 @@ impl Parser {
                     let results = chunk
                         .entries
                         .into_iter()
-                        .map(|raw| parse(&chunk.origin, raw))
+                        .map(|raw| parse(&chunk.origin, raw, Some(&policy)))
                         .collect();
                     let parsed = ParsedChunk {
                         origin: chunk.origin,
@@ -107,8 +107,9 @@ impl Drop for Parser {
     }
 }
 
-/// Parses one entry (on the parser thread, or inline when it could not start).
-fn parse(origin: &str, raw: Raw) -> Parsed {
+/// Parses one entry (on the parser thread, or inline when it could not start), deriving
+/// its columns under `policy` when given.
+fn parse(origin: &str, raw: Raw, policy: Option<&Arc<crate::model::Policy>>) -> Parsed {
     match raw {
         Raw::Problem(line, reason, text) => Parsed::Problem(line, reason, text),
         Raw::Entry(line, text) => {
@@ -117,15 +118,14 @@ fn parse(origin: &str, raw: Raw) -> Parsed {
                 Err(e) => return Parsed::Problem(line, format!("not valid JSON: {e}"), text),
             };
             match Request::from_value(&value) {
-                Ok(request) => Parsed::Item(
-                    line,
-                    Box::new(IngestItem::new(
-                        text,
-                        value,
-                        request,
-                        format!("{origin}:{line}"),
-                    )),
-                ),
+                Ok(request) => {
+                    let mut item =
+                        IngestItem::new(text, value, request, format!("{origin}:{line}"));
+                    if let Some(p) = policy {
+                        item.derive_with(p);
+                    }
+                    Parsed::Item(line, Box::new(item))
+                }
                 Err(e) => Parsed::Problem(line, e.to_string(), text),
             }
         }
@@ -202,6 +202,7 @@ pub struct Ingester<'s> {
 
 impl<'s> Ingester<'s> {
     pub fn new(store: &'s mut Store, actor: &str) -> Ingester<'s> {
+        let policy = store.policy_arc();
         Ingester {
             store,
             actor: actor.to_string(),
@@ -218,7 +219,7 @@ impl<'s> Ingester<'s> {
             pending_bytes: 0,
             pending_origin: Arc::from(""),
             garbage: Vec::new(),
-            parser: Parser::start(),
+            parser: Parser::start(policy),
         }
     }
 
@@ -291,7 +292,7 @@ impl<'s> Ingester<'s> {
                 let results = chunk
                     .entries
                     .into_iter()
-                    .map(|r| parse(&origin, r))
+                    .map(|r| parse(&origin, r, None))
                     .collect();
                 self.take_parsed(ParsedChunk { origin, results })?;
             }

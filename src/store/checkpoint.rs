@@ -11,9 +11,9 @@
 //! (`RESTART`) does not work against a busy writer: its busy handler sleeps while the
 //! writer's lock is free for microseconds between transactions, and the log grew to
 //! hundreds of MB in the bench. So once the log holds [`RESTART_FRAMES`] this thread catches
-//! up and raises a flag; the writer, right after its next commit, copies the few frames
-//! written since (a `PASSIVE` checkpoint of its own) and its next transaction starts the log
-//! over. The writer's own auto-checkpoint stays on as a backstop at [`BACKSTOP_FRAMES`].
+//! up and raises a flag; the writer, just before its next transaction, copies the few
+//! frames written since (a `PASSIVE` checkpoint of its own) and that transaction starts
+//! the log over. The writer's own auto-checkpoint stays on as a backstop at [`BACKSTOP_FRAMES`].
 //!
 //! Idle, the thread sleeps on a condition variable: no timers, no wake-ups.
 use std::path::Path;
@@ -69,20 +69,24 @@ impl Checkpointer {
     }
 
     /// Called after each commit: one atomic add, and a wake-up only when the thread sleeps.
-    /// Returns whether the writer should finish a log cycle now ([`Checkpointer::finish_cycle`]).
-    pub fn poke(&self) -> bool {
+    pub fn poke(&self) {
         self.shared.commits.fetch_add(1, Ordering::Release);
         if self.shared.waiting.load(Ordering::Acquire) {
             // Taking the lock orders this wake-up after the thread started waiting.
             let _guard = self.shared.stop.lock();
             self.shared.wake.notify_one();
         }
+    }
+
+    /// Whether the writer should finish a log cycle before its next transaction.
+    pub fn wants_cycle(&self) -> bool {
         self.shared.restart.load(Ordering::Acquire)
     }
 
-    /// On the writer's connection, between its transactions: copies the frames the thread
-    /// has not, so the next transaction starts the log over. Busy (the thread is mid-pass)
-    /// or behind again: the next commit tries again.
+    /// On the writer's connection, just before its next transaction (the thread has had
+    /// the time since the last commit to copy it, so little is left even after a large
+    /// batch): copies the frames the thread has not, so this transaction starts the log
+    /// over. Busy (the thread is mid-pass) or behind: the next transaction tries again.
     pub fn finish_cycle(&self, writer: &Connection) {
         match checkpoint(writer, "PASSIVE") {
             Ok((log, copied)) if log == copied => {
@@ -181,8 +185,8 @@ mod tests {
     }
 
     /// A writer that never pauses still gets its log started over: once the thread has
-    /// caught up with a long log it raises the flag, the writer's next commit copies the
-    /// rest, and the commit after that writes from the start of the file again.
+    /// caught up with a long log it raises the flag, and the writer's next transaction
+    /// copies the rest first and writes from the start of the file.
     #[test]
     fn the_writer_finishes_the_cycle_the_thread_asks_for() {
         let dir = tempfile::tempdir().unwrap();

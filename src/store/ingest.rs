@@ -1,6 +1,8 @@
 //! Ingest into the store: new items, counted duplicates, revisions of undecided items and
 //! conflicts for decided ones, in batched transactions.
-use rusqlite::{OptionalExtension, ToSql, Transaction, params, params_from_iter};
+use std::sync::Arc;
+
+use rusqlite::{ToSql, Transaction, params, params_from_iter};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -24,6 +26,9 @@ pub struct IngestItem {
     pub ai: Box<RawValue>,
     /// Where it came from, for reports: `FILE:LINE`.
     pub origin: String,
+    /// Columns derived under a policy ahead of the write (the ingest parser thread does
+    /// this); used only when that policy is the store's own.
+    pub(crate) derived: Option<(Arc<Policy>, Derived)>,
 }
 
 impl IngestItem {
@@ -40,7 +45,14 @@ impl IngestItem {
             sha256,
             ai,
             origin,
+            derived: None,
         }
+    }
+
+    /// Derives the listing columns and validation flags now, under `policy`, so the
+    /// store's write does not.
+    pub fn derive_with(&mut self, policy: &Arc<Policy>) {
+        self.derived = Some((policy.clone(), derive(&self.request, policy)));
     }
 }
 
@@ -123,8 +135,10 @@ struct IngestDetail<'a> {
 }
 
 /// Columns derived from a payload for listing and ordering.
-struct Derived {
-    received_at: Millis,
+#[derive(Clone, Debug)]
+pub(crate) struct Derived {
+    /// None: missing or not RFC 3339 (the item is then received when it is stored).
+    received_at: Option<Millis>,
     priority_rank: i64,
     confidence: Option<f64>,
     confidence_raw: Option<String>,
@@ -135,14 +149,14 @@ struct Derived {
     hidden: bool,
 }
 
-fn derive(r: &Request, policy: &Policy, now: Millis) -> Derived {
+fn derive(r: &Request, policy: &Policy) -> Derived {
     let received_at = r
         .received_at
         .as_deref()
         .and_then(|t| {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
         })
-        .map_or(now, |t| (t.unix_timestamp_nanos() / 1_000_000) as Millis);
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis);
     let flags = validate(r, policy);
     let hidden = request_has_hidden(r);
     Derived {
@@ -252,29 +266,44 @@ fn ingest_one(
     policy_version: &str,
 ) -> Result<IngestOutcome> {
     let r = &item.request;
-    let existing: Option<(i64, String, i64, String)> = tx
-        .prepare_cached(
-            "SELECT id, state, revision, payload_sha256 FROM requests WHERE source = ?1 AND external_id = ?2",
-        )?
-        .query_row(params![r.source, r.external_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-        })
-        .optional()?;
-    let d = derive(r, policy, now);
+    let owned;
+    let d = match &item.derived {
+        Some((p, d)) if std::ptr::eq(&**p, policy) => d,
+        _ => {
+            owned = derive(r, policy);
+            &owned
+        }
+    };
+    let received_at = d.received_at.unwrap_or(now);
     let ai = &*item.ai;
+    // New items are the common case: insert first, look up only on a key conflict.
+    let head: [&dyn ToSql; 2] = [&r.source, &r.external_id];
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
+                updated_at, priority_rank, intent, priority, confidence, confidence_raw, channel,
+                sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+             ON CONFLICT (source, external_id) DO NOTHING",
+        )?
+        .execute(params_from_iter(
+            head.into_iter().chain(derived_params(item, d, &received_at, &now)),
+        ))?;
+    let existing: Option<(i64, String, i64, String)> = if inserted == 1 {
+        None
+    } else {
+        Some(
+            tx.prepare_cached(
+                "SELECT id, state, revision, payload_sha256 FROM requests WHERE source = ?1 AND external_id = ?2",
+            )?
+            .query_row(params![r.source, r.external_id], |row| {
+                Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+            })?,
+        )
+    };
     match existing {
         None => {
-            let head: [&dyn ToSql; 2] = [&r.source, &r.external_id];
-            let id: i64 = tx
-                .prepare_cached(
-                    "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
-                        updated_at, priority_rank, intent, priority, confidence, confidence_raw, channel,
-                        sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-                )?
-                .insert(params_from_iter(
-                    head.into_iter().chain(derived_params(item, &d, &now)),
-                ))?;
+            let id = tx.last_insert_rowid();
             insert_revision(tx, id, 1, item, now)?;
             audit.append(
                 tx,
@@ -331,7 +360,7 @@ fn ingest_one(
                  WHERE id = ?1",
             )?
             .execute(params_from_iter(
-                head.into_iter().chain(derived_params(item, &d, &now)),
+                head.into_iter().chain(derived_params(item, d, &received_at, &now)),
             ))?;
             insert_revision(tx, id, revision, item, now)?;
             audit.append(
@@ -425,12 +454,13 @@ fn route_new(
 fn derived_params<'a>(
     item: &'a IngestItem,
     d: &'a Derived,
+    received_at: &'a Millis,
     now: &'a Millis,
 ) -> [&'a dyn ToSql; 16] {
     let r = &item.request;
     [
         &item.sha256,
-        &d.received_at,
+        received_at,
         now,
         &d.priority_rank,
         &r.ai.intent,

@@ -267,6 +267,11 @@ impl Store {
         &self.policy
     }
 
+    /// The policy, shared (work done ahead of a write under it is recognised by it).
+    pub fn policy_arc(&self) -> Arc<Policy> {
+        self.policy.clone()
+    }
+
     /// The raw connection, for tests and benchmarks that inspect the database.
     pub fn connection(&self) -> &Connection {
         &self.conn
@@ -300,6 +305,11 @@ impl Store {
         &mut self,
         mut f: impl FnMut(&Transaction<'_>, Millis, &Policy) -> Result<T>,
     ) -> Result<T> {
+        if let Some(c) = &self.checkpointer
+            && c.wants_cycle()
+        {
+            c.finish_cycle(&self.conn);
+        }
         let mut attempt = 0u32;
         loop {
             let now = self.now();
@@ -309,10 +319,8 @@ impl Store {
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let out = f(&tx, now, &self.policy)?;
                 tx.commit()?;
-                if let Some(c) = &self.checkpointer
-                    && c.poke()
-                {
-                    c.finish_cycle(&self.conn);
+                if let Some(c) = &self.checkpointer {
+                    c.poke();
                 }
                 Ok(out)
             })();
