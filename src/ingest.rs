@@ -201,7 +201,12 @@ pub struct Ingester<'s> {
 }
 
 impl<'s> Ingester<'s> {
+    /// Also gives the store's connection a page cache large enough for one batch (a
+    /// 2,000-item transaction dirties ~12 MB; spilling mid-transaction writes pages twice).
     pub fn new(store: &'s mut Store, actor: &str) -> Ingester<'s> {
+        if let Err(e) = store.set_cache_size_mib(32) {
+            tracing::warn!(error = %e, "could not enlarge the page cache for ingest");
+        }
         let policy = store.policy_arc();
         Ingester {
             store,

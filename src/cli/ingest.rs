@@ -21,7 +21,6 @@ pub fn run(loaded: &Loaded, files: &[PathBuf]) -> anyhow::Result<i32> {
     };
     let mut store = Store::open(&loaded.paths.db, policy, &opts)
         .with_context(|| format!("opening {}", loaded.paths.db.display()))?;
-    store.set_cache_size_mib(32)?;
     let progress_tty = std::io::stderr().is_terminal();
     let started = Instant::now();
     let mut last = Instant::now();
