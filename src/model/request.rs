@@ -221,50 +221,7 @@ impl Request {
             None => {}
         }
 
-        let mut a = Reader {
-            obj: ai_obj,
-            prefix: "ai.",
-            errors: &mut errors,
-        };
-        let confidence = match a.get("confidence") {
-            None => Confidence::Unknown,
-            Some(Value::Number(n)) => match n.as_f64() {
-                Some(f) if (0.0..=1.0).contains(&f) => Confidence::Value(f),
-                _ => Confidence::Invalid(n.to_string()),
-            },
-            Some(other) => Confidence::Invalid(other.to_string()),
-        };
-        let mut ai = Triage {
-            summary: a.string("summary"),
-            intent: a.string("intent"),
-            priority: a.string("priority"),
-            confidence,
-            recommended_next_step: a.string("recommended_next_step"),
-            escalation_reason: a.string("escalation_reason"),
-            crm_update_required: a.boolean("crm_update_required"),
-            human_review_required: a.boolean("human_review_required"),
-            missing_info: Vec::new(),
-            draft_reply: a.string("draft_reply"),
-            model: a.string("model"),
-            prompt_version: a.string("prompt_version"),
-        };
-        match a.get("missing_info") {
-            Some(Value::Array(items)) => {
-                ai.missing_info = items
-                    .iter()
-                    .map(|i| match i {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    })
-                    .collect()
-            }
-            Some(Value::String(s)) => ai.missing_info = vec![s.clone()],
-            Some(other) => a.errors.push(format!(
-                "ai.missing_info: expected a list of strings, found {}",
-                json_type(other)
-            )),
-            None => {}
-        }
+        let ai = triage_from(ai_obj, &mut errors);
         Ok(Request {
             source,
             external_id,
@@ -275,6 +232,22 @@ impl Request {
             ai_missing,
             type_errors: errors,
         })
+    }
+
+    /// Only the AI's fields of a payload, without building the rest (a decision reads
+    /// them from the stored payload). Same values as `from_json(text)?.1.ai`.
+    pub fn triage_from_json(text: &str) -> Result<Triage, IngestError> {
+        #[derive(serde::Deserialize)]
+        struct AiOnly {
+            #[serde(default)]
+            ai: Value,
+        }
+        match serde_json::from_str::<AiOnly>(text) {
+            Ok(only) => Ok(triage_from(only.ai.as_object(), &mut Vec::new())),
+            // A payload serde's derive refuses but a full read takes (a duplicate "ai"
+            // key: the last one wins there).
+            Err(_) => Request::from_json(text).map(|(_, r)| r.ai),
+        }
     }
 
     /// Parses JSON text and reads it.
@@ -366,5 +339,77 @@ mod tests {
         assert_eq!(r.ai, Triage::default());
         let r = Request::from_value(&json!({"source":"s","external_id":"e"})).unwrap();
         assert!(r.ai_missing);
+    }
+}
+
+/// The AI's fields from the `ai` object (None: missing or not an object; type errors are
+/// recorded in `errors`).
+fn triage_from(ai_obj: Option<&Map<String, Value>>, errors: &mut Vec<String>) -> Triage {
+    let mut a = Reader {
+        obj: ai_obj,
+        prefix: "ai.",
+        errors,
+    };
+    let confidence = match a.get("confidence") {
+        None => Confidence::Unknown,
+        Some(Value::Number(n)) => match n.as_f64() {
+            Some(f) if (0.0..=1.0).contains(&f) => Confidence::Value(f),
+            _ => Confidence::Invalid(n.to_string()),
+        },
+        Some(other) => Confidence::Invalid(other.to_string()),
+    };
+    let mut ai = Triage {
+        summary: a.string("summary"),
+        intent: a.string("intent"),
+        priority: a.string("priority"),
+        confidence,
+        recommended_next_step: a.string("recommended_next_step"),
+        escalation_reason: a.string("escalation_reason"),
+        crm_update_required: a.boolean("crm_update_required"),
+        human_review_required: a.boolean("human_review_required"),
+        missing_info: Vec::new(),
+        draft_reply: a.string("draft_reply"),
+        model: a.string("model"),
+        prompt_version: a.string("prompt_version"),
+    };
+    match a.get("missing_info") {
+        Some(Value::Array(items)) => {
+            ai.missing_info = items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        }
+        Some(Value::String(s)) => ai.missing_info = vec![s.clone()],
+        Some(other) => a.errors.push(format!(
+            "ai.missing_info: expected a list of strings, found {}",
+            json_type(other)
+        )),
+        None => {}
+    }
+    ai
+}
+
+#[cfg(test)]
+mod triage_tests {
+    use super::*;
+
+    #[test]
+    fn reading_only_the_ai_fields_gives_what_a_full_read_gives() {
+        let demo = include_str!("../demo/requests.jsonl");
+        let mut extra = vec![
+            r#"{"source":"s","external_id":"e"}"#.to_string(),
+            r#"{"source":"s","external_id":"e","ai":null}"#.to_string(),
+            r#"{"source":"s","external_id":"e","ai":"text"}"#.to_string(),
+            r#"{"source":"s","external_id":"e","ai":{"intent":"a"},"ai":{"intent":"b","confidence":"high"}}"#.to_string(),
+            r#"{"source":"s","external_id":"e","ai":{"confidence":7,"missing_info":"phone"}}"#.to_string(),
+        ];
+        extra.extend(demo.lines().map(str::to_string));
+        for text in extra {
+            let full = Request::from_json(&text).unwrap().1.ai;
+            assert_eq!(Request::triage_from_json(&text).unwrap(), full, "{text}");
+        }
     }
 }

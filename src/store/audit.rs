@@ -123,6 +123,11 @@ impl AuditWriter {
         Ok(AuditWriter { head })
     }
 
+    /// The newest row, this transaction's appends included.
+    pub fn head(&self) -> &AuditHead {
+        &self.head
+    }
+
     pub fn append(
         &mut self,
         tx: &Transaction<'_>,
@@ -250,15 +255,26 @@ impl Store {
     /// enough for every decision). Several processes may write it; the last one wins, and
     /// an anchor a little behind the head still pins everything up to it.
     pub fn write_anchor(&self) -> Result<()> {
-        use std::os::unix::fs::FileExt;
-        let head: Option<(i64, String)> = self
+        let head: Option<AuditHead> = self
             .conn
             .prepare_cached(HEAD_SQL)?
-            .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row([], |r| {
+                Ok(AuditHead {
+                    seq: r.get(0)?,
+                    hash: r.get(1)?,
+                })
+            })
             .optional()?;
-        let Some((seq, hash)) = head else {
-            return Ok(());
-        };
+        match head {
+            Some(head) => self.write_anchor_head(head),
+            None => Ok(()),
+        }
+    }
+
+    /// Records `head` (the head a committed transaction of this store ended on).
+    pub(crate) fn write_anchor_head(&self, head: AuditHead) -> Result<()> {
+        use std::os::unix::fs::FileExt;
+        let AuditHead { seq, hash } = head;
         if self.anchored_seq.get() >= seq {
             return Ok(());
         }

@@ -53,8 +53,8 @@ pub(crate) fn load_payload(conn: &Connection, id: i64) -> Result<(i64, String)> 
 
 /// The AI's fields from the payload, with the latest edit of each field on top.
 pub(crate) fn effective_fields(conn: &Connection, id: i64, payload: &str) -> Result<FieldValues> {
-    let mut fields = match Request::from_json(payload) {
-        Ok((_, r)) => FieldValues::from_ai(&r.ai),
+    let mut fields = match Request::triage_from_json(payload) {
+        Ok(ai) => FieldValues::from_ai(&ai),
         Err(_) => FieldValues::default(),
     };
     let mut stmt = conn

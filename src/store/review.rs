@@ -461,8 +461,8 @@ impl Store {
 
     /// Records a decision with its edits, audit rows and outbox rows, in one transaction.
     pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
-        let receipt = self.decide_tx(claim, decision)?;
-        self.anchor_quietly();
+        let (receipt, head) = self.decide_tx(claim, decision)?;
+        self.anchor_head_quietly(head);
         Ok(receipt)
     }
 
@@ -474,7 +474,18 @@ impl Store {
         }
     }
 
-    fn decide_tx(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+    /// The same with the head the transaction ended on (no query to find it).
+    fn anchor_head_quietly(&self, head: super::AuditHead) {
+        if let Err(e) = self.write_anchor_head(head) {
+            tracing::warn!(error = %e, "could not update the audit anchor file");
+        }
+    }
+
+    fn decide_tx(
+        &mut self,
+        claim: &Claim,
+        decision: &Decision,
+    ) -> Result<(Receipt, super::AuditHead)> {
         let renderer = self.renderer.clone();
         self.write(|tx, now, policy| {
             check_claim(tx, claim, now)?;
@@ -543,18 +554,19 @@ impl Store {
                 policy,
                 renderer.as_ref(),
             )
+            .map(|receipt| (receipt, audit.head().clone()))
         })
     }
 
     /// Takes back the reviewer's latest decision on an item inside its undo window, while
     /// none of its actions has been attempted. The item returns claimed by the reviewer.
     pub fn undo(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
-        let claim = self.undo_tx(id, reviewer)?;
-        self.anchor_quietly();
+        let (claim, head) = self.undo_tx(id, reviewer)?;
+        self.anchor_head_quietly(head);
         Ok(claim)
     }
 
-    fn undo_tx(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
+    fn undo_tx(&mut self, id: i64, reviewer: &str) -> Result<(Claim, super::AuditHead)> {
         self.write(|tx, now, policy| {
             let last: Option<(i64, String, i64, Option<i64>)> = tx
                 .prepare_cached(
@@ -602,6 +614,7 @@ impl Store {
             let mut audit = AuditWriter::new(tx)?;
             audit.append(tx, now, reviewer, Some(id), "undone", &json!({"decision_id": decision_id}))?;
             take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed")
+                .map(|claim| (claim, audit.head().clone()))
         })
     }
 }
