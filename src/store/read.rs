@@ -431,6 +431,211 @@ mod tests {
             &StoreOptions::default(),
         )
         .unwrap();
+        let query = |states: Vec<State>, sort: Sort| ListQuery {
+            states,
+            sort,
+            ..Default::default()
+        };
+        let decided = vec![State::Approved, State::Rejected, State::Escalated];
+        for (q, index) in [
+            (query(vec![], Sort::Queue), "requests_open"),
+            (query(vec![State::Pending], Sort::Queue), "requests_open"),
+            (query(vec![State::Approved], Sort::Queue), "requests_closed"),
+            (query(decided, Sort::RecentlyDecided), "requests_closed"),
+        ] {
+            let (cond, args) = where_clause(&q, 0);
+            let p = plan(&store, &list_sql(&cond, list_sort(&q)), &args);
+            assert!(p.contains(index) && !p.contains("TEMP B-TREE"), "{p}");
+        }
+        let p = plan(&store, crate::store::review::CLAIM_NEXT_SQL, &[]);
+        assert!(
+            p.contains("requests_open") && !p.contains("TEMP B-TREE"),
+            "{p}"
+        );
+        for set in [OPEN, CLOSED] {
+            let mut stmt = self.conn.prepare_cached(&format!(
+                "SELECT state, COUNT(*) FROM requests WHERE {set} GROUP BY state"
+            ))?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+            for row in rows {
+                let (state, n) = row?;
+                let slot = match state.parse::<State>().map_err(QueueError::Storage)? {
+                    State::Pending => &mut c.pending,
+                    State::InReview => &mut c.in_review,
+                    State::Approved => &mut c.approved,
+                    State::Rejected => &mut c.rejected,
+                    State::Escalated => &mut c.escalated,
+                };
+                *slot = n as u64;
+            }
+        }
+        // The oldest open item: the first entry of each priority in the queue order (a
+        // skip-scan over the few priorities, each a seek).
+        let mut next = self.conn.prepare_cached(&format!(
+            "SELECT priority_rank, received_at FROM requests WHERE {OPEN} AND priority_rank > ?1
+             ORDER BY priority_rank, received_at, id LIMIT 1"
+        ))?;
+        let mut after = i64::MIN;
+        while let Some((rank, received)) = next
+            .query_row([after], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()?
+        {
+            c.oldest_open = Some(c.oldest_open.map_or(received, |o: i64| o.min(received)));
+            after = rank;
+        }
+        let mut breach = self.conn.prepare_cached(&format!(
+            "SELECT COUNT(*) FROM requests WHERE {OPEN} AND priority_rank = ?1 AND received_at < ?2"
+        ))?;
+        for (rank, p) in self.policy.priorities.iter().enumerate() {
+            if let Some(min) = self.policy.sla_minutes.get(p) {
+                let cutoff = now - (*min as i64) * 60_000;
+                let n: i64 =
+                    breach.query_row(rusqlite::params![rank as i64, cutoff], |r| r.get(0))?;
+                c.sla_breaches += n as u64;
+            }
+        }
+        Ok(c)
+    }
+
+    /// Everything about one item.
+    pub fn get(&self, id: i64) -> Result<ItemDetail> {
+        let summary = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {SUMMARY_COLUMNS} FROM requests WHERE id = ?1"
+            ))?
+            .query_row([id], summary_row)
+            .optional()?
+            .ok_or(QueueError::NotFound(id))?;
+        let (fence, flags_json, decision_id): (i64, String, Option<i64>) = self.conn.query_row(
+            "SELECT fence, flags, decision_id FROM requests WHERE id = ?1",
+            [id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        let (_, payload) = load_payload(&self.conn, id)?;
+        let request = Request::from_json(&payload).map(|(_, r)| r).map_err(|e| {
+            QueueError::Storage(format!("item {id}: stored payload unreadable: {e}"))
+        })?;
+        let fields = effective_fields(&self.conn, id, &payload)?;
+        let flags: Vec<Flag> = serde_json::from_str(&flags_json).unwrap_or_default();
+        let edits = self
+            .conn
+            .prepare_cached(
+                "SELECT field, old_value, new_value, reviewer, at FROM edits WHERE request_id = ?1 ORDER BY id",
+            )?
+            .query_map([id], |r| {
+                Ok(Edit {
+                    field: r.get(0)?,
+                    old: r.get(1)?,
+                    new: r.get(2)?,
+                    reviewer: r.get(3)?,
+                    at: r.get(4)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        let decision = self
+            .conn
+            .prepare_cached(
+                "SELECT id, kind, reason, queue, note, reviewer, at, undo_until, undone_at
+                 FROM decisions WHERE request_id = ?1 ORDER BY id DESC LIMIT 1",
+            )?
+            .query_row([id], |r| {
+                let kind: String = r.get(1)?;
+                let kind = match kind.as_str() {
+                    "reject" => DecisionKind::Reject {
+                        reason: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    },
+                    "escalate" => DecisionKind::Escalate {
+                        queue: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+                    },
+                    _ => DecisionKind::Approve,
+                };
+                Ok(DecisionRecord {
+                    id: r.get(0)?,
+                    kind,
+                    note: r.get(4)?,
+                    reviewer: r.get(5)?,
+                    at: r.get(6)?,
+                    undo_until: r.get(7)?,
+                    undone: r.get::<_, Option<i64>>(8)?.is_some(),
+                })
+            })
+            .optional()?;
+        let actions = self.actions_for(id, decision_id)?;
+        Ok(ItemDetail {
+            confidence: request.ai.confidence.clone(),
+            summary,
+            payload,
+            request,
+            flags,
+            fields,
+            edits,
+            decision,
+            actions,
+            fence,
+        })
+    }
+
+    fn actions_for(&self, id: i64, decision_id: Option<i64>) -> Result<Vec<ActionStatus>> {
+        let Some(decision_id) = decision_id else {
+            return Ok(Vec::new());
+        };
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT id, action, idempotency_key, status, attempts, next_attempt_at, last_error,
+                    response
+             FROM outbox WHERE request_id = ?1 AND decision_id = ?2 ORDER BY id",
+        )?;
+        let rows = stmt.query_map([id, decision_id], |r| {
+            let action: String = r.get(1)?;
+            Ok(ActionStatus {
+                id: r.get(0)?,
+                action: ActionKind::parse(&action).unwrap_or(ActionKind::Crm),
+                idempotency_key: r.get(2)?,
+                status: r.get(3)?,
+                attempts: r.get(4)?,
+                next_attempt_at: r.get(5)?,
+                last_error: r.get(6)?,
+                response: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Policy;
+    use crate::store::StoreOptions;
+    use std::sync::Arc;
+
+    /// The query plan of `sql`, one line per step.
+    fn plan(store: &Store, sql: &str, args: &[Box<dyn ToSql>]) -> String {
+        let mut stmt = store
+            .connection()
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .unwrap();
+        let n = stmt.parameter_count();
+        let rows = stmt
+            .query_map(
+                params_from_iter(
+                    (0..n).map(|i| args.get(i).map_or(&0i64 as &dyn ToSql, |a| a.as_ref())),
+                ),
+                |r| r.get::<_, String>(3),
+            )
+            .unwrap();
+        rows.map(Result::unwrap).collect::<Vec<_>>().join("\n")
+    }
+
+    #[test]
+    fn queue_reads_use_the_partial_indexes_without_sorting() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(
+            &dir.path().join("q.db"),
+            Arc::new(Policy::default()),
+            &StoreOptions::default(),
+        )
+        .unwrap();
         let open_queue = ListQuery::default();
         let (cond, args) = where_clause(&open_queue, 0);
         let p = plan(&store, &list_sql(&cond, Sort::Queue), &args);

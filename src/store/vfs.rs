@@ -247,11 +247,10 @@ unsafe extern "C" fn write(
     }
 }
 
-unsafe extern "C" fn read(
+/// Writes the buffer out, then runs `op` on the default VFS's file and methods.
+unsafe fn after_flush(
     file: *mut ffi::sqlite3_file,
-    data: *mut c_void,
-    amount: c_int,
-    offset: ffi::sqlite3_int64,
+    op: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> c_int,
 ) -> c_int {
     unsafe {
         let rc = flush(file);
@@ -259,8 +258,32 @@ unsafe extern "C" fn read(
             return rc;
         }
         let (inner, m, _) = parts(file);
-        m.xRead
-            .map_or(ffi::SQLITE_IOERR_READ, |f| f(inner, data, amount, offset))
+        op(inner, m)
+    }
+}
+
+/// Runs `op` on the default VFS's file and methods (nothing buffered is involved).
+unsafe fn through(
+    file: *mut ffi::sqlite3_file,
+    op: impl FnOnce(*mut ffi::sqlite3_file, &ffi::sqlite3_io_methods) -> c_int,
+) -> c_int {
+    unsafe {
+        let (inner, m, _) = parts(file);
+        op(inner, m)
+    }
+}
+
+unsafe extern "C" fn read(
+    file: *mut ffi::sqlite3_file,
+    data: *mut c_void,
+    amount: c_int,
+    offset: ffi::sqlite3_int64,
+) -> c_int {
+    unsafe {
+        after_flush(file, |f, m| {
+            m.xRead
+                .map_or(ffi::SQLITE_IOERR_READ, |x| x(f, data, amount, offset))
+        })
     }
 }
 
@@ -268,8 +291,7 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
     unsafe {
         let rc = flush(file);
         let w = file.cast::<WalFile>();
-        let (inner, m, _) = parts(file);
-        let closed = m.xClose.map_or(ffi::SQLITE_OK, |f| f(inner));
+        let closed = through(file, |f, m| m.xClose.map_or(ffi::SQLITE_OK, |x| x(f)));
         drop(Box::from_raw((*w).state));
         (*w).base.pMethods = std::ptr::null();
         if rc != ffi::SQLITE_OK { rc } else { closed }
@@ -278,15 +300,12 @@ unsafe extern "C" fn close(file: *mut ffi::sqlite3_file) -> c_int {
 
 unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_int64) -> c_int {
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (inner, m, p) = parts(file);
-        let rc = m
-            .xTruncate
-            .map_or(ffi::SQLITE_IOERR_TRUNCATE, |f| f(inner, size));
+        let rc = after_flush(file, |f, m| {
+            m.xTruncate
+                .map_or(ffi::SQLITE_IOERR_TRUNCATE, |x| x(f, size))
+        });
         if rc == ffi::SQLITE_OK {
+            let p = parts(file).2;
             p.end = p.end.min(size);
         }
         rc
@@ -295,12 +314,9 @@ unsafe extern "C" fn truncate(file: *mut ffi::sqlite3_file, size: ffi::sqlite3_i
 
 unsafe extern "C" fn sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (inner, m, _) = parts(file);
-        m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |f| f(inner, flags))
+        after_flush(file, |f, m| {
+            m.xSync.map_or(ffi::SQLITE_IOERR_FSYNC, |x| x(f, flags))
+        })
     }
 }
 
@@ -309,13 +325,9 @@ unsafe extern "C" fn file_size(
     size: *mut ffi::sqlite3_int64,
 ) -> c_int {
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (inner, m, _) = parts(file);
-        m.xFileSize
-            .map_or(ffi::SQLITE_IOERR_FSTAT, |f| f(inner, size))
+        after_flush(file, |f, m| {
+            m.xFileSize.map_or(ffi::SQLITE_IOERR_FSTAT, |x| x(f, size))
+        })
     }
 }
 
@@ -325,48 +337,37 @@ unsafe extern "C" fn file_control(
     arg: *mut c_void,
 ) -> c_int {
     unsafe {
-        let rc = flush(file);
-        if rc != ffi::SQLITE_OK {
-            return rc;
-        }
-        let (inner, m, _) = parts(file);
-        m.xFileControl
-            .map_or(ffi::SQLITE_NOTFOUND, |f| f(inner, op, arg))
+        after_flush(file, |f, m| {
+            m.xFileControl
+                .map_or(ffi::SQLITE_NOTFOUND, |x| x(f, op, arg))
+        })
     }
 }
 
 unsafe extern "C" fn lock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
-    unsafe {
-        let (inner, m, _) = parts(file);
-        m.xLock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
-    }
+    unsafe { through(file, |f, m| m.xLock.map_or(ffi::SQLITE_OK, |x| x(f, level))) }
 }
 
 unsafe extern "C" fn unlock(file: *mut ffi::sqlite3_file, level: c_int) -> c_int {
     unsafe {
-        let (inner, m, _) = parts(file);
-        m.xUnlock.map_or(ffi::SQLITE_OK, |f| f(inner, level))
+        through(file, |f, m| {
+            m.xUnlock.map_or(ffi::SQLITE_OK, |x| x(f, level))
+        })
     }
 }
 
 unsafe extern "C" fn check_reserved_lock(file: *mut ffi::sqlite3_file, out: *mut c_int) -> c_int {
     unsafe {
-        let (inner, m, _) = parts(file);
-        m.xCheckReservedLock
-            .map_or(ffi::SQLITE_OK, |f| f(inner, out))
+        through(file, |f, m| {
+            m.xCheckReservedLock.map_or(ffi::SQLITE_OK, |x| x(f, out))
+        })
     }
 }
 
 unsafe extern "C" fn sector_size(file: *mut ffi::sqlite3_file) -> c_int {
-    unsafe {
-        let (inner, m, _) = parts(file);
-        m.xSectorSize.map_or(4096, |f| f(inner))
-    }
+    unsafe { through(file, |f, m| m.xSectorSize.map_or(4096, |x| x(f))) }
 }
 
 unsafe extern "C" fn device_characteristics(file: *mut ffi::sqlite3_file) -> c_int {
-    unsafe {
-        let (inner, m, _) = parts(file);
-        m.xDeviceCharacteristics.map_or(0, |f| f(inner))
-    }
+    unsafe { through(file, |f, m| m.xDeviceCharacteristics.map_or(0, |x| x(f))) }
 }
