@@ -50,10 +50,12 @@ pub(crate) struct Checkpointer {
 impl Checkpointer {
     /// Starts the thread with its own connection to `path`.
     pub fn start(path: &Path) -> rusqlite::Result<Checkpointer> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        // Its copies go out as runs of consecutive pages (see `vfs.rs`).
+        let conn = match super::vfs::checkpoint_name() {
+            Some(vfs) => Connection::open_with_flags_and_vfs(path, flags, vfs),
+            None => Connection::open_with_flags(path, flags),
+        }?;
         // PASSIVE never waits for the writer; a busy lock means "next time".
         conn.busy_timeout(Duration::from_millis(0))?;
         let shared = Arc::new(Shared::default());

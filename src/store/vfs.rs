@@ -19,6 +19,13 @@
 //!   writes the buffer out first, so SQLite reads back what it wrote and `synchronous=FULL`
 //!   syncs it.
 //!
+//! The second name, [`CHECKPOINT_NAME`], is for the background checkpoint thread's own
+//! connection (`src/store/checkpoint.rs`), which writes nothing but checkpoints: there the
+//! database file's writes are coalesced instead (a checkpoint copies pages in page order,
+//! so consecutive pages go out as one write), and written out before any other operation
+//! on that file — the `SQLITE_FCNTL_CKPT_DONE` file control SQLite sends right after the
+//! copy, before it records how far the copy got, the sync, a read, a lock.
+//!
 //! The files on disk are exactly what the default VFS writes; other programs (the sqlite3
 //! shell, another signoff using the default VFS) share them safely.
 use std::ffi::{CStr, c_int, c_void};
@@ -26,8 +33,10 @@ use std::sync::OnceLock;
 
 use rusqlite::ffi;
 
-/// The name connections open the database with.
+/// The name writers open the database with (their WAL appends are coalesced).
 pub const NAME: &CStr = c"signoff-wal";
+/// The name the checkpoint thread opens it with (its database writes are coalesced).
+pub const CHECKPOINT_NAME: &CStr = c"signoff-checkpoint";
 
 /// The buffer is written out when it grows past this (a commit rarely does).
 const MAX_BUFFER: usize = 1 << 20;
@@ -35,7 +44,16 @@ const FRAME_HEADER: usize = 24;
 /// The most one write hands the default VFS.
 const MAX_WRITE: usize = 64 * 1024;
 
-/// Our part of an open WAL file; the default VFS's file follows it in the same allocation.
+/// Which file a wrapper buffers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A writer's WAL: appends, written out at each commit.
+    Wal,
+    /// The checkpoint connection's database file: runs of consecutive pages.
+    Db,
+}
+
+/// Our part of an open file; the default VFS's file follows it in the same allocation.
 #[repr(C)]
 struct WalFile {
     base: ffi::sqlite3_file,
@@ -45,6 +63,7 @@ struct WalFile {
 
 /// Bytes appended but not yet written.
 struct Pending {
+    kind: Kind,
     buf: Vec<u8>,
     /// File offset of `buf[0]`.
     start: i64,
@@ -59,62 +78,102 @@ const HEADER: usize = std::mem::size_of::<WalFile>().next_multiple_of(8);
 
 static REGISTERED: OnceLock<Result<(), c_int>> = OnceLock::new();
 
-/// Registers the VFS once per process. Returns the name to open connections with, or
-/// `None` when registration failed (connections then use the default VFS).
+/// Registers both VFS names once per process. Returns the writers' name, or `None` when
+/// registration failed (connections then use the default VFS).
 pub fn name() -> Option<&'static str> {
-    let r = REGISTERED.get_or_init(|| unsafe { register() });
-    r.as_ref()
-        .ok()
-        .map(|_| NAME.to_str().unwrap_or("signoff-wal"))
+    registered().then(|| NAME.to_str().unwrap_or("signoff-wal"))
+}
+
+/// The checkpoint connection's name, or `None` (the default VFS then).
+pub fn checkpoint_name() -> Option<&'static str> {
+    registered().then(|| CHECKPOINT_NAME.to_str().unwrap_or("signoff-checkpoint"))
+}
+
+fn registered() -> bool {
+    REGISTERED.get_or_init(|| unsafe { register() }).is_ok()
 }
 
 /// # Safety
-/// Called once, through [`name`].
+/// Called once, through [`registered`].
 unsafe fn register() -> Result<(), c_int> {
     unsafe {
         let inner = ffi::sqlite3_vfs_find(std::ptr::null());
         if inner.is_null() {
             return Err(ffi::SQLITE_ERROR);
         }
-        // Everything but xOpen is the default VFS's own function; they ignore the VFS
-        // pointer they are handed (checked for the unix VFS: delete, access, full pathname,
-        // randomness, sleep, time, last error).
-        let mut vfs: ffi::sqlite3_vfs = std::ptr::read(inner);
-        vfs.iVersion = (*inner).iVersion;
-        vfs.szOsFile = (HEADER as c_int) + (*inner).szOsFile;
-        vfs.pNext = std::ptr::null_mut();
-        vfs.zName = NAME.as_ptr();
-        vfs.pAppData = inner.cast();
-        vfs.xOpen = Some(open);
-        let vfs = Box::leak(Box::new(vfs));
-        let rc = ffi::sqlite3_vfs_register(vfs, 0);
-        if rc != ffi::SQLITE_OK {
-            return Err(rc);
+        for (name, open) in [
+            (NAME, open_writer as OpenFn),
+            (CHECKPOINT_NAME, open_checkpointer as OpenFn),
+        ] {
+            // Everything but xOpen is the default VFS's own function; they ignore the VFS
+            // pointer they are handed (checked for the unix VFS: delete, access, full
+            // pathname, randomness, sleep, time, last error).
+            let mut vfs: ffi::sqlite3_vfs = std::ptr::read(inner);
+            vfs.szOsFile = (HEADER as c_int) + (*inner).szOsFile;
+            vfs.pNext = std::ptr::null_mut();
+            vfs.zName = name.as_ptr();
+            vfs.pAppData = inner.cast();
+            vfs.xOpen = Some(open);
+            let rc = ffi::sqlite3_vfs_register(Box::leak(Box::new(vfs)), 0);
+            if rc != ffi::SQLITE_OK {
+                return Err(rc);
+            }
         }
         Ok(())
     }
 }
 
-fn inner_vfs(vfs: *mut ffi::sqlite3_vfs) -> *mut ffi::sqlite3_vfs {
-    unsafe { (*vfs).pAppData.cast() }
-}
+type OpenFn = unsafe extern "C" fn(
+    *mut ffi::sqlite3_vfs,
+    ffi::sqlite3_filename,
+    *mut ffi::sqlite3_file,
+    c_int,
+    *mut c_int,
+) -> c_int;
 
-unsafe extern "C" fn open(
+unsafe extern "C" fn open_writer(
     vfs: *mut ffi::sqlite3_vfs,
     name: ffi::sqlite3_filename,
     file: *mut ffi::sqlite3_file,
     flags: c_int,
     out_flags: *mut c_int,
 ) -> c_int {
+    let wrap = (flags & ffi::SQLITE_OPEN_WAL != 0).then_some(Kind::Wal);
+    unsafe { open(vfs, name, file, flags, out_flags, wrap) }
+}
+
+unsafe extern "C" fn open_checkpointer(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+) -> c_int {
+    let wrap = (flags & ffi::SQLITE_OPEN_MAIN_DB != 0).then_some(Kind::Db);
+    unsafe { open(vfs, name, file, flags, out_flags, wrap) }
+}
+
+fn inner_vfs(vfs: *mut ffi::sqlite3_vfs) -> *mut ffi::sqlite3_vfs {
+    unsafe { (*vfs).pAppData.cast() }
+}
+
+unsafe fn open(
+    vfs: *mut ffi::sqlite3_vfs,
+    name: ffi::sqlite3_filename,
+    file: *mut ffi::sqlite3_file,
+    flags: c_int,
+    out_flags: *mut c_int,
+    wrap: Option<Kind>,
+) -> c_int {
     unsafe {
         let inner_vfs = inner_vfs(vfs);
         let Some(inner_open) = (*inner_vfs).xOpen else {
             return ffi::SQLITE_ERROR;
         };
-        if flags & ffi::SQLITE_OPEN_WAL == 0 {
-            // Not a WAL file: the default VFS's file, in place, with its own methods.
+        let Some(kind) = wrap else {
+            // Not wrapped: the default VFS's file, in place, with its own methods.
             return inner_open(inner_vfs, name, file, flags, out_flags);
-        }
+        };
         let inner = file.cast::<u8>().add(HEADER).cast::<ffi::sqlite3_file>();
         let w = file.cast::<WalFile>();
         (*w).base.pMethods = std::ptr::null();
@@ -132,13 +191,17 @@ unsafe extern "C" fn open(
         std::ptr::write(
             std::ptr::addr_of_mut!((*w).state),
             Box::into_raw(Box::new(Pending {
+                kind,
                 buf: Vec::new(),
                 start: 0,
                 end: size,
                 commit_header: false,
             })),
         );
-        (*w).base.pMethods = &WAL_METHODS;
+        (*w).base.pMethods = match kind {
+            Kind::Wal => &WAL_METHODS,
+            Kind::Db => &DB_METHODS,
+        };
         ffi::SQLITE_OK
     }
 }
@@ -163,6 +226,19 @@ static WAL_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
     xShmUnmap: None,
     xFetch: None,
     xUnfetch: None,
+};
+
+/// The database file's methods: the same, plus shared memory and memory mapping passed
+/// through (after writing the buffer out).
+static DB_METHODS: ffi::sqlite3_io_methods = ffi::sqlite3_io_methods {
+    iVersion: 3,
+    xShmMap: Some(shm_map),
+    xShmLock: Some(shm_lock),
+    xShmBarrier: Some(shm_barrier),
+    xShmUnmap: Some(shm_unmap),
+    xFetch: Some(fetch),
+    xUnfetch: Some(unfetch),
+    ..WAL_METHODS
 };
 
 /// The default VFS's file and its methods.
@@ -213,6 +289,9 @@ unsafe extern "C" fn write(
 ) -> c_int {
     unsafe {
         let bytes = std::slice::from_raw_parts(data.cast::<u8>(), amount.max(0) as usize);
+        if parts(file).2.kind == Kind::Db {
+            return write_db(file, bytes, offset);
+        }
         // A frame header: bytes 4..8 are the database size after the commit, zero otherwise.
         let commit_header = bytes.len() == FRAME_HEADER && bytes[4..8] != [0, 0, 0, 0];
         let (inner, m, p) = parts(file);
@@ -245,6 +324,96 @@ unsafe extern "C" fn write(
         }
         ffi::SQLITE_OK
     }
+}
+
+/// A checkpoint's page write: runs of consecutive pages become one write.
+unsafe fn write_db(file: *mut ffi::sqlite3_file, bytes: &[u8], offset: i64) -> c_int {
+    unsafe {
+        let p = parts(file).2;
+        if p.buf.is_empty() || offset != p.end {
+            let rc = flush(file);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            parts(file).2.start = offset;
+        }
+        let p = parts(file).2;
+        p.buf.extend_from_slice(bytes);
+        p.end = offset + bytes.len() as i64;
+        if p.buf.len() >= MAX_BUFFER {
+            return flush(file);
+        }
+        ffi::SQLITE_OK
+    }
+}
+
+unsafe extern "C" fn shm_map(
+    file: *mut ffi::sqlite3_file,
+    page: c_int,
+    size: c_int,
+    extend: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    unsafe {
+        after_flush(file, |f, m| {
+            m.xShmMap
+                .map_or(ffi::SQLITE_IOERR_SHMMAP, |x| x(f, page, size, extend, out))
+        })
+    }
+}
+
+unsafe extern "C" fn shm_lock(
+    file: *mut ffi::sqlite3_file,
+    offset: c_int,
+    n: c_int,
+    flags: c_int,
+) -> c_int {
+    unsafe {
+        after_flush(file, |f, m| {
+            m.xShmLock
+                .map_or(ffi::SQLITE_IOERR_SHMLOCK, |x| x(f, offset, n, flags))
+        })
+    }
+}
+
+/// No write-out here: a barrier cannot report a failed one. What a checkpoint copied is
+/// written out at `SQLITE_FCNTL_CKPT_DONE`, before SQLite records the copy in shared memory.
+unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
+    unsafe {
+        let (inner, m, _) = parts(file);
+        if let Some(x) = m.xShmBarrier {
+            x(inner);
+        }
+    }
+}
+
+unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
+    unsafe { after_flush(file, |f, m| m.xShmUnmap.map_or(ffi::SQLITE_OK, |x| x(f, delete))) }
+}
+
+unsafe extern "C" fn fetch(
+    file: *mut ffi::sqlite3_file,
+    offset: ffi::sqlite3_int64,
+    amount: c_int,
+    out: *mut *mut c_void,
+) -> c_int {
+    unsafe {
+        after_flush(file, |f, m| match m.xFetch {
+            Some(x) => x(f, offset, amount, out),
+            None => {
+                *out = std::ptr::null_mut();
+                ffi::SQLITE_OK
+            }
+        })
+    }
+}
+
+unsafe extern "C" fn unfetch(
+    file: *mut ffi::sqlite3_file,
+    offset: ffi::sqlite3_int64,
+    page: *mut c_void,
+) -> c_int {
+    unsafe { through(file, |f, m| m.xUnfetch.map_or(ffi::SQLITE_OK, |x| x(f, offset, page))) }
 }
 
 /// Writes the buffer out, then runs `op` on the default VFS's file and methods.
