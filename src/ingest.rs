@@ -5,7 +5,9 @@
 //!
 //! Two threads: this one reads entries and writes them to the store; a parser thread turns
 //! their text into items (JSON parse, validation, hashing) and frees the items the store
-//! is done with. Entries and problems keep their input order.
+//! is done with. When the parser thread falls behind (it shares the second core with the
+//! store's checkpoint thread), this one parses the next chunk itself instead of waiting.
+//! Entries and problems keep their input order.
 use std::cell::Cell;
 use std::fmt;
 use std::io::{BufRead, Read};
@@ -29,8 +31,9 @@ const BATCH_BYTES: usize = 16 << 20;
 const PARSE_CHUNK: usize = 256;
 /// Entry bytes handed to the parser thread at a time (huge entries go alone).
 const PARSE_CHUNK_BYTES: usize = 4 << 20;
-/// Chunks the parser may hold before the reader waits for it (bounds memory).
-const IN_FLIGHT: usize = 3;
+/// Chunks out with the parser thread; past that this thread parses too (and at most
+/// twice as many chunks wait in all, which bounds memory).
+const IN_FLIGHT: usize = 4;
 
 /// One entry for the parser thread: its text, or a problem the reader already found
 /// (so problems stay in input order).
@@ -62,13 +65,23 @@ struct Parser {
     to: Option<SyncSender<Chunk>>,
     from: Receiver<ParsedChunk>,
     thread: Option<JoinHandle<()>>,
-    in_flight: usize,
+    /// Chunks in input order: out with the parser thread, or parsed here.
+    slots: std::collections::VecDeque<Slot>,
+    /// Chunks out with the parser thread.
+    out: usize,
+    policy: Arc<crate::model::Policy>,
+}
+
+enum Slot {
+    Thread,
+    Ready(ParsedChunk),
 }
 
 impl Parser {
     fn start(policy: Arc<crate::model::Policy>) -> Parser {
         let (to, chunks) = std::sync::mpsc::sync_channel::<Chunk>(IN_FLIGHT);
         let (done, from) = std::sync::mpsc::channel::<ParsedChunk>();
+        let mine = policy.clone();
         let thread = std::thread::Builder::new()
             .name("signoff-parse".into())
             .spawn(move || {
@@ -93,7 +106,9 @@ impl Parser {
             to: Some(to),
             from,
             thread,
-            in_flight: 0,
+            slots: Default::default(),
+            out: 0,
+            policy: mine,
         }
     }
 }
@@ -269,58 +284,90 @@ impl<'s> Ingester<'s> {
         self.push(origin, Raw::Entry(line, text.to_string()))
     }
 
-    /// Hands the pending entries to the parser, first taking back a parsed chunk when as
-    /// many as allowed are out.
+    /// Hands the pending entries to the parser thread, or parses them here when that
+    /// thread is behind (as many chunks out as allowed: this thread would only wait), then
+    /// takes whatever is ready, in input order.
     fn send_pending(&mut self) -> Result<(), StoreError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        if self.parser.in_flight >= IN_FLIGHT {
-            self.receive_one()?;
-        }
-        let chunk = Chunk {
-            origin: self.pending_origin.clone(),
-            entries: std::mem::take(&mut self.pending),
-            garbage: std::mem::take(&mut self.garbage),
-        };
+        let origin = self.pending_origin.clone();
+        let entries = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
         let sent = match &self.parser.to {
-            Some(to) => to.send(chunk).map_err(|e| e.0),
-            None => Err(chunk),
+            Some(to) if self.parser.out < IN_FLIGHT => {
+                let chunk = Chunk {
+                    origin: origin.clone(),
+                    entries,
+                    garbage: std::mem::take(&mut self.garbage),
+                };
+                to.send(chunk).map_err(|e| e.0.entries)
+            }
+            _ => Err(entries),
         };
         match sent {
-            Ok(()) => self.parser.in_flight += 1,
-            // No parser thread (it could not start): parse here.
-            Err(chunk) => {
-                self.parser.to = None;
-                let origin = chunk.origin;
-                let results = chunk
-                    .entries
-                    .into_iter()
-                    .map(|r| parse(&origin, r, None))
-                    .collect();
-                self.take_parsed(ParsedChunk { origin, results })?;
+            Ok(()) => {
+                self.parser.slots.push_back(Slot::Thread);
+                self.parser.out += 1;
             }
+            Err(entries) => {
+                let policy = self.parser.policy.clone();
+                let results = entries
+                    .into_iter()
+                    .map(|r| parse(&origin, r, Some(&policy)))
+                    .collect();
+                self.parser
+                    .slots
+                    .push_back(Slot::Ready(ParsedChunk { origin, results }));
+            }
+        }
+        while self.take_front(false)? {}
+        while self.parser.slots.len() > 2 * IN_FLIGHT {
+            self.take_front(true)?;
         }
         Ok(())
     }
 
-    /// Waits for the parser's oldest chunk and takes it.
-    fn receive_one(&mut self) -> Result<(), StoreError> {
-        match self.parser.from.recv() {
-            Ok(parsed) => {
-                self.parser.in_flight -= 1;
-                self.take_parsed(parsed)
+    /// Takes the oldest chunk if it is parsed (waiting for the thread when `wait`).
+    /// Returns whether one was taken.
+    fn take_front(&mut self, wait: bool) -> Result<bool, StoreError> {
+        use std::sync::mpsc::TryRecvError;
+        let parsed = match self.parser.slots.front() {
+            None => return Ok(false),
+            Some(Slot::Ready(_)) => match self.parser.slots.pop_front() {
+                Some(Slot::Ready(p)) => p,
+                _ => return Ok(false),
+            },
+            Some(Slot::Thread) => {
+                let got = if wait {
+                    self.parser
+                        .from
+                        .recv()
+                        .map_err(|_| TryRecvError::Disconnected)
+                } else {
+                    self.parser.from.try_recv()
+                };
+                match got {
+                    Ok(p) => {
+                        self.parser.slots.pop_front();
+                        self.parser.out -= 1;
+                        p
+                    }
+                    Err(TryRecvError::Empty) => return Ok(false),
+                    Err(TryRecvError::Disconnected) => {
+                        // The parser thread is gone (it panicked): what it held is lost.
+                        self.parser.slots.clear();
+                        self.parser.out = 0;
+                        self.parser.to = None;
+                        return Err(StoreError::Queue(crate::queue::QueueError::Storage(
+                            "the ingest parser thread stopped".into(),
+                        )));
+                    }
+                }
             }
-            Err(_) => {
-                // The parser thread is gone (it panicked): what it held is lost, say so.
-                self.parser.in_flight = 0;
-                self.parser.to = None;
-                Err(StoreError::Queue(crate::queue::QueueError::Storage(
-                    "the ingest parser thread stopped".into(),
-                )))
-            }
-        }
+        };
+        self.take_parsed(parsed)?;
+        Ok(true)
     }
 
     /// Batches parsed items and records problems, writing full batches.
@@ -358,9 +405,7 @@ impl<'s> Ingester<'s> {
     /// Writes what is pending: everything read so far is parsed, then stored.
     pub fn flush(&mut self) -> Result<(), StoreError> {
         self.send_pending()?;
-        while self.parser.in_flight > 0 {
-            self.receive_one()?;
-        }
+        while self.take_front(true)? {}
         self.write_batch()
     }
 

@@ -238,17 +238,16 @@ mod tests {
             shared.restart.load(Ordering::Acquire),
             "the thread asked for a cycle"
         );
-        let c = store.claim_next("rita").unwrap().unwrap();
+        let cycles = wal_cycles(&path);
+        store.claim_next("rita").unwrap().unwrap();
         assert!(
             !shared.restart.load(Ordering::Acquire),
             "the writer finished it"
         );
-        let cycles = wal_cycles(&path);
-        store.decide(&c, &approve).unwrap();
         assert_eq!(
             wal_cycles(&path),
             cycles + 1,
-            "the next commit started the log over"
+            "its transaction started the log over"
         );
     }
 }

@@ -388,7 +388,11 @@ unsafe extern "C" fn shm_barrier(file: *mut ffi::sqlite3_file) {
 }
 
 unsafe extern "C" fn shm_unmap(file: *mut ffi::sqlite3_file, delete: c_int) -> c_int {
-    unsafe { after_flush(file, |f, m| m.xShmUnmap.map_or(ffi::SQLITE_OK, |x| x(f, delete))) }
+    unsafe {
+        after_flush(file, |f, m| {
+            m.xShmUnmap.map_or(ffi::SQLITE_OK, |x| x(f, delete))
+        })
+    }
 }
 
 unsafe extern "C" fn fetch(
@@ -413,7 +417,11 @@ unsafe extern "C" fn unfetch(
     offset: ffi::sqlite3_int64,
     page: *mut c_void,
 ) -> c_int {
-    unsafe { through(file, |f, m| m.xUnfetch.map_or(ffi::SQLITE_OK, |x| x(f, offset, page))) }
+    unsafe {
+        through(file, |f, m| {
+            m.xUnfetch.map_or(ffi::SQLITE_OK, |x| x(f, offset, page))
+        })
+    }
 }
 
 /// Writes the buffer out, then runs `op` on the default VFS's file and methods.
