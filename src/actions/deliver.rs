@@ -41,7 +41,9 @@ pub struct Progress {
     /// An earlier attempt may have taken effect: look it up before sending.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub maybe_sent: bool,
-    /// A person sent the dead letter again: what cannot be looked up may be reposted.
+    /// A person sent the dead letter again: what cannot be looked up may be reposted. Kept
+    /// through attempts that provably applied nothing (a 4xx, a 429, a refused connection);
+    /// spent by one that applied or may have (or whose worker died mid-attempt).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub resent: bool,
     /// Attempts made before the last resend (the budget restarts there).
@@ -53,6 +55,11 @@ pub struct Progress {
     /// Why the row stayed on this machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// This attempt's lookup answered that the effect an earlier attempt may have had is
+    /// absent: if this attempt then fails without applying, nothing unknown is left behind.
+    /// Not stored: `maybe_sent` stays set, so later attempts still look before sending.
+    #[serde(skip)]
+    pub settled: bool,
 }
 
 /// Live credentials and shared state of one dispatcher run.
@@ -188,6 +195,9 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
         let key = r.meta_str("ext_key").unwrap_or(&r.key);
         match ids.as_slice() {
             [] => {
+                if reconcile {
+                    p.settled = true;
+                }
                 let create = tryo!(step(r, "create"));
                 p.first_sent_at.get_or_insert(now);
                 let out = match call(create, None).await {
@@ -242,12 +252,13 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                 Err(o) => o,
             };
             match out {
-                Outcome::Ok(items) => {
-                    if let Some(id) = reconcile::monday_note(&items, &r.key) {
+                Outcome::Ok(items) => match reconcile::monday_note(&items, &r.key) {
+                    Some(id) => {
                         p.update_id = Some(id);
                         p.reconciled = true;
                     }
-                }
+                    None => p.settled = true,
+                },
                 other => return other,
             }
         }
@@ -291,7 +302,7 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
                     p.reconciled = true;
                     return Outcome::Ok(json!({"channel": p.channel, "ts": p.ts}));
                 }
-                Ok(None) => {}
+                Ok(None) => p.settled = true,
                 Err(Outcome::Permanent(why)) if !p.resent => {
                     return Outcome::Permanent(format!(
                         "an earlier post may have gone out and it cannot be looked up ({why}); check the channel, then press R to post again"
@@ -477,6 +488,7 @@ async fn gmail(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
                     p.reconciled = true;
                     return Outcome::Ok(json!({"draft_id": p.draft_id, "thread_id": p.thread_id}));
                 }
+                p.settled = true;
             }
             Ok(other) | Err(other) => return other,
         }
