@@ -40,16 +40,36 @@ pub fn parse_retry_after(v: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// "Complexity budget exhausted, … reset in 3 seconds" → 3 s (monday's legacy shape).
+/// The wait a message names as "in N seconds" (or "in N second", "in 2.5 seconds"), wherever
+/// it occurs: "Complexity budget exhausted, … reset in 3 seconds" → 3 s (monday's legacy
+/// shape); "Rate limited in channel X, retry in 30 seconds" → 30 s. The first such phrase
+/// counts; "in" must be a word of its own ("within 5 seconds" is not a hint). At most
+/// [`MAX_HINT`].
 pub fn seconds_in_message(msg: &str) -> Option<Duration> {
     let lower = msg.to_ascii_lowercase();
-    let i = lower.find("in ")?;
-    let rest = &lower[i + 3..];
-    let digits: String = rest.chars().take_while(|c| c.is_ascii_digit()).collect();
-    if digits.is_empty() || !rest[digits.len()..].trim_start().starts_with("second") {
-        return None;
-    }
-    digits.parse().ok().map(Duration::from_secs)
+    lower.match_indices("in ").find_map(|(i, _)| {
+        let word_start = lower[..i]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !c.is_alphanumeric());
+        if !word_start {
+            return None;
+        }
+        let rest = lower[i + 3..].trim_start();
+        let int = rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+        if int == 0 {
+            return None;
+        }
+        let frac = rest[int..].strip_prefix('.').map_or(0, |f| {
+            let n = f.len() - f.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+            if n == 0 { 0 } else { n + 1 }
+        });
+        let number = &rest[..int + frac];
+        if !rest[number.len()..].trim_start().starts_with("second") {
+            return None;
+        }
+        number.parse::<f64>().ok().and_then(hint_secs)
+    })
 }
 
 #[cfg(test)]
@@ -65,6 +85,41 @@ mod tests {
             assert!(d >= Duration::from_secs(7));
         }
         assert!(delay(1, 100, 5_000, None) <= Duration::from_millis(100));
+    }
+
+    #[test]
+    fn seconds_are_found_wherever_in_n_seconds_occurs() {
+        let s = |n: u64| Some(Duration::from_secs(n));
+        let table: &[(&str, Option<Duration>)] = &[
+            (
+                "Complexity budget exhausted, query cost 30001 budget remaining 1, reset in 3 seconds",
+                s(3),
+            ),
+            // An earlier "in " that is not followed by a number of seconds.
+            ("Rate limited in channel X, retry in 30 seconds", s(30)),
+            ("in channel C1 in 2 minutes, then in 4 seconds", s(4)),
+            ("Retry in 1 second", s(1)),
+            ("in 7 seconds", s(7)),
+            ("RESET IN 12 SECONDS", s(12)),
+            ("retry in 5seconds", s(5)),
+            ("retry in  9 seconds", s(9)),
+            ("retry in 2.5 seconds", Some(Duration::from_millis(2_500))),
+            // The first "in N seconds" counts.
+            ("reset in 3 seconds or in 5 seconds", s(3)),
+            // Not "in" as a word, not seconds, no number.
+            ("within 5 seconds", None),
+            ("Rate limited in channel X", None),
+            ("try again in 10 minutes", None),
+            ("try again in a few seconds", None),
+            ("in ", None),
+            ("", None),
+            ("réessayez in 6 seconds", s(6)),
+            // Absurd numbers are a day at most.
+            ("reset in 99999999999999999999999 seconds", Some(MAX_HINT)),
+        ];
+        for (msg, want) in table {
+            assert_eq!(seconds_in_message(msg), *want, "{msg:?}");
+        }
     }
 
     #[test]

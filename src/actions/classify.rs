@@ -37,6 +37,14 @@ impl Outcome {
         }
     }
 
+    /// The value of `Ok`, or this outcome as the error (for `?` after an exchange).
+    pub fn into_result(self) -> Result<Value, Outcome> {
+        match self {
+            Outcome::Ok(v) => Ok(v),
+            other => Err(other),
+        }
+    }
+
     pub fn message(&self) -> String {
         match self {
             Outcome::Ok(_) => "ok".into(),

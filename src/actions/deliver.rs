@@ -41,7 +41,9 @@ pub struct Progress {
     /// An earlier attempt may have taken effect: look it up before sending.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub maybe_sent: bool,
-    /// A person sent the dead letter again: what cannot be looked up may be reposted.
+    /// A person sent the dead letter again: what cannot be looked up may be reposted. Kept
+    /// through attempts that provably applied nothing (a 4xx, a 429, a refused connection);
+    /// spent by one that applied or may have (or whose worker died mid-attempt).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub resent: bool,
     /// Attempts made before the last resend (the budget restarts there).
@@ -53,6 +55,11 @@ pub struct Progress {
     /// Why the row stayed on this machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// This attempt's lookup answered that the effect an earlier attempt may have had is
+    /// absent: if this attempt then fails without applying, nothing unknown is left behind.
+    /// Not stored: `maybe_sent` stays set, so later attempts still look before sending.
+    #[serde(skip)]
+    pub settled: bool,
 }
 
 /// Live credentials and shared state of one dispatcher run.
@@ -90,16 +97,19 @@ impl Env {
         missing.map(|k| format!("no credentials ({k} is not set)"))
     }
 
-    async fn call(
+    /// One request under the rate limit `limit` (key, per second, burst), its answer
+    /// classified by `classify` ([`http::exchange`]).
+    async fn exchange(
         &self,
         req: &HttpRequest,
         url: &str,
         auth: Option<(&str, &str)>,
         body: Option<Vec<u8>>,
         limit: (&str, f64, f64),
-    ) -> Result<Response, Outcome> {
+        classify: impl FnOnce(&Response) -> Outcome,
+    ) -> Outcome {
         self.limits.acquire(limit.0, limit.1, limit.2).await;
-        http::send(&self.http, req, url, auth, body).await
+        http::exchange(&self.http, req, url, auth, body, classify).await
     }
 }
 
@@ -146,35 +156,39 @@ pub async fn deliver(
     }
 }
 
+/// One monday request; `field` is the root field whose value means success.
 async fn monday_call(
     env: &Env,
     req: &HttpRequest,
     body: Option<Vec<u8>>,
-) -> Result<Response, Outcome> {
+    field: &str,
+) -> Result<Value, Outcome> {
     let token = env.monday_token.as_deref().unwrap_or_default();
     let limit = (
         "monday",
         f64::from(env.cfg.monday.requests_per_minute) / 60.0,
         10.0,
     );
-    env.call(req, &req.url, Some(("Authorization", token)), body, limit)
-        .await
+    env.exchange(
+        req,
+        &req.url,
+        Some(("Authorization", token)),
+        body,
+        limit,
+        |r| classify::monday(r, field),
+    )
+    .await
+    .into_result()
 }
 
 /// Item ids holding the key (`items_page_by_column_values`, limit 2).
 async fn monday_find(env: &Env, find: &HttpRequest) -> Result<Vec<String>, Outcome> {
-    let out = match monday_call(env, find, None).await {
-        Ok(resp) => classify::monday(&resp, "items_page_by_column_values"),
-        Err(o) => o,
-    };
-    match out {
-        Outcome::Ok(page) => Ok(reconcile::monday_items(&page)),
-        other => Err(other),
-    }
+    let page = monday_call(env, find, None, "items_page_by_column_values").await?;
+    Ok(reconcile::monday_items(&page))
 }
 
 async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
-    let call = |req, body| monday_call(env, req, body);
+    let call = |req, body, field| monday_call(env, req, body, field);
     if p.item_id.is_none() {
         // Always look first: an earlier create may have landed (or another decision's).
         let find = tryo!(step(r, "find"));
@@ -188,22 +202,19 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
         let key = r.meta_str("ext_key").unwrap_or(&r.key);
         match ids.as_slice() {
             [] => {
+                if reconcile {
+                    p.settled = true;
+                }
                 let create = tryo!(step(r, "create"));
                 p.first_sent_at.get_or_insert(now);
-                let out = match call(create, None).await {
-                    Ok(resp) => classify::monday(&resp, "create_item"),
-                    Err(o) => o,
-                };
-                match out {
-                    Outcome::Ok(v) => match reconcile::id_string(v.get("id")) {
-                        Some(id) => p.item_id = Some(id),
-                        None => {
-                            return Outcome::Ambiguous(
-                                "monday created an item but returned no id".into(),
-                            );
-                        }
-                    },
-                    other => return other,
+                let v = tryo!(call(create, None, "create_item").await);
+                match reconcile::id_string(v.get("id")) {
+                    Some(id) => p.item_id = Some(id),
+                    None => {
+                        return Outcome::Ambiguous(
+                            "monday created an item but returned no id".into(),
+                        );
+                    }
                 }
             }
             [one] => {
@@ -211,14 +222,9 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                     p.reconciled = true;
                 }
                 let update = tryo!(step(r, "update"));
-                let out = match call(update, Some(with_item(update, one))).await {
-                    Ok(resp) => classify::monday(&resp, "change_multiple_column_values"),
-                    Err(o) => o,
-                };
-                match out {
-                    Outcome::Ok(_) => p.item_id = Some(one.clone()),
-                    other => return other,
-                }
+                let body = Some(with_item(update, one));
+                tryo!(call(update, body, "change_multiple_column_values").await);
+                p.item_id = Some(one.clone());
             }
             many => {
                 return Outcome::Permanent(format!(
@@ -237,30 +243,19 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
     {
         if reconcile {
             let find = tryo!(step(r, "find_note"));
-            let out = match call(find, Some(with_item(find, &item))).await {
-                Ok(resp) => classify::monday(&resp, "items"),
-                Err(o) => o,
-            };
-            match out {
-                Outcome::Ok(items) => {
-                    if let Some(id) = reconcile::monday_note(&items, &r.key) {
-                        p.update_id = Some(id);
-                        p.reconciled = true;
-                    }
+            let items = tryo!(call(find, Some(with_item(find, &item)), "items").await);
+            match reconcile::monday_note(&items, &r.key) {
+                Some(id) => {
+                    p.update_id = Some(id);
+                    p.reconciled = true;
                 }
-                other => return other,
+                None => p.settled = true,
             }
         }
         if p.update_id.is_none() {
             p.first_sent_at.get_or_insert(now);
-            let out = match call(note, Some(with_item(note, &item))).await {
-                Ok(resp) => classify::monday(&resp, "create_update"),
-                Err(o) => o,
-            };
-            match out {
-                Outcome::Ok(v) => p.update_id = reconcile::id_string(v.get("id")),
-                other => return other,
-            }
+            let v = tryo!(call(note, Some(with_item(note, &item)), "create_update").await);
+            p.update_id = reconcile::id_string(v.get("id"));
         }
     }
     Outcome::Ok(json!({"item_id": p.item_id, "update_id": p.update_id}))
@@ -291,7 +286,7 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
                     p.reconciled = true;
                     return Outcome::Ok(json!({"channel": p.channel, "ts": p.ts}));
                 }
-                Ok(None) => {}
+                Ok(None) => p.settled = true,
                 Err(Outcome::Permanent(why)) if !p.resent => {
                     return Outcome::Permanent(format!(
                         "an earlier post may have gone out and it cannot be looked up ({why}); check the channel, then press R to post again"
@@ -309,27 +304,25 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     let post = tryo!(step(r, "post"));
     p.first_sent_at.get_or_insert(now);
     p.last_sent_at = Some(now);
-    let mut out = match env.call(post, &post.url, auth, None, limit).await {
-        Ok(resp) => classify::slack(&resp),
-        Err(o) => o,
-    };
+    let post_once = || env.exchange(post, &post.url, auth, None, limit, classify::slack);
+    let mut out = post_once().await;
     // not_in_channel means nothing was posted: join (public channels, channels:join) and
     // post once more.
     if let (Outcome::Permanent(why), Some(join)) = (&out, r.step("join"))
         && why.starts_with("Slack: not_in_channel")
     {
-        let joined = match env
-            .call(join, &join.url, auth, None, ("slack:join", 0.0, 1.0))
-            .await
-        {
-            Ok(resp) => classify::slack(&resp),
-            Err(o) => o,
-        };
+        let joined = env
+            .exchange(
+                join,
+                &join.url,
+                auth,
+                None,
+                ("slack:join", 0.0, 1.0),
+                classify::slack,
+            )
+            .await;
         out = match joined {
-            Outcome::Ok(_) => match env.call(post, &post.url, auth, None, limit).await {
-                Ok(resp) => classify::slack(&resp),
-                Err(o) => o,
-            },
+            Outcome::Ok(_) => post_once().await,
             Outcome::Permanent(e) => Outcome::Permanent(format!(
                 "{why}; joining it failed ({e}): invite the bot, then press R"
             )),
@@ -375,13 +368,17 @@ async fn slack_lookup(
             ));
         }
         // History reads have their own, looser limit; don't spend the channel's tokens.
-        let resp = env
-            .call(lookup, &url, auth, None, ("slack:history", 0.0, 1.0))
-            .await?;
-        let page = match classify::slack(&resp) {
-            Outcome::Ok(page) => page,
-            other => return Err(other),
-        };
+        let page = env
+            .exchange(
+                lookup,
+                &url,
+                auth,
+                None,
+                ("slack:history", 0.0, 1.0),
+                classify::slack,
+            )
+            .await
+            .into_result()?;
         if let Some(ts) = reconcile::slack_message(&page, key, origin) {
             return Ok(Some(ts));
         }
@@ -410,27 +407,23 @@ async fn webhook(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now
     let url = env.webhook_url.clone().unwrap_or_default();
     let cfg = &env.cfg.slack;
     p.first_sent_at.get_or_insert(now);
-    match env
-        .call(
-            post,
-            &url,
-            None,
-            None,
-            (
-                "slack:webhook",
-                cfg.per_channel_per_second,
-                f64::from(cfg.burst),
-            ),
-        )
-        .await
-    {
-        Ok(resp) => classify::slack_webhook(&resp),
-        Err(o) => o,
-    }
+    env.exchange(
+        post,
+        &url,
+        None,
+        None,
+        (
+            "slack:webhook",
+            cfg.per_channel_per_second,
+            f64::from(cfg.burst),
+        ),
+        classify::slack_webhook,
+    )
+    .await
 }
 
 /// One Gmail request with the 401 → refresh once → retry once rule.
-async fn gmail_call(env: &Env, tokens: &Tokens, req: &HttpRequest) -> Result<Outcome, Outcome> {
+async fn gmail_call(env: &Env, tokens: &Tokens, req: &HttpRequest) -> Result<Value, Outcome> {
     let limit = (
         "gmail",
         env.cfg.gmail.per_second,
@@ -439,10 +432,11 @@ async fn gmail_call(env: &Env, tokens: &Tokens, req: &HttpRequest) -> Result<Out
     let mut tok = tokens.get().await?;
     for first in [true, false] {
         let bearer = format!("Bearer {tok}");
-        let resp = env
-            .call(req, &req.url, Some(("Authorization", &bearer)), None, limit)
-            .await?;
-        match classify::gmail(&resp) {
+        let auth = Some(("Authorization", bearer.as_str()));
+        match env
+            .exchange(req, &req.url, auth, None, limit, classify::gmail)
+            .await
+        {
             Outcome::AuthRefresh(why) if first => {
                 tracing::info!(%why, "Gmail refused the access token; refreshing once");
                 tok = tokens.refresh_after_401(&tok).await?;
@@ -453,7 +447,7 @@ async fn gmail_call(env: &Env, tokens: &Tokens, req: &HttpRequest) -> Result<Out
                     why: format!("{why} (even after a token refresh)"),
                 });
             }
-            other => return Ok(other),
+            other => return other.into_result(),
         }
     }
     Err(Outcome::Retry {
@@ -469,31 +463,24 @@ async fn gmail(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     let call = |req| gmail_call(env, tokens, req);
     if reconcile {
         let lookup = tryo!(step(r, "lookup"));
-        match call(lookup).await {
-            Ok(Outcome::Ok(list)) => {
-                if let Some((id, thread)) = reconcile::gmail_draft(&list) {
-                    p.draft_id = Some(id);
-                    p.thread_id = thread;
-                    p.reconciled = true;
-                    return Outcome::Ok(json!({"draft_id": p.draft_id, "thread_id": p.thread_id}));
-                }
-            }
-            Ok(other) | Err(other) => return other,
+        let list = tryo!(call(lookup).await);
+        if let Some((id, thread)) = reconcile::gmail_draft(&list) {
+            p.draft_id = Some(id);
+            p.thread_id = thread;
+            p.reconciled = true;
+            return Outcome::Ok(json!({"draft_id": p.draft_id, "thread_id": p.thread_id}));
         }
+        p.settled = true;
     }
     let create = tryo!(step(r, "create"));
     p.first_sent_at.get_or_insert(now);
-    match call(create).await {
-        Ok(Outcome::Ok(v)) => {
-            p.draft_id = v.get("id").and_then(Value::as_str).map(str::to_string);
-            p.thread_id = v
-                .pointer("/message/threadId")
-                .and_then(Value::as_str)
-                .map(str::to_string);
-            Outcome::Ok(json!({"draft_id": p.draft_id, "thread_id": p.thread_id}))
-        }
-        Ok(other) | Err(other) => other,
-    }
+    let v = tryo!(call(create).await);
+    p.draft_id = v.get("id").and_then(Value::as_str).map(str::to_string);
+    p.thread_id = v
+        .pointer("/message/threadId")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    Outcome::Ok(json!({"draft_id": p.draft_id, "thread_id": p.thread_id}))
 }
 
 /// How long one attempt may take at most: four request timeouts (monday's find, write and

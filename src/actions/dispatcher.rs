@@ -386,8 +386,15 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
     let now = now_ms();
-    let after_crash = row.prior_status == "sending";
-    let reconcile = after_crash || p.maybe_sent;
+    if row.prior_status == "sending" {
+        // The last worker died mid-attempt: that attempt may have taken effect. Look it up
+        // now and on every later attempt until one succeeds (a failed lookup must not let
+        // the next attempt send blind), and a resend's permission to repost what cannot be
+        // looked up is spent: it covered what a person had checked, not this attempt.
+        p.maybe_sent = true;
+        p.resent = false;
+    }
+    let reconcile = p.maybe_sent;
     let outcome = match &rendered {
         None => match env.sandbox_reason(provider_of(&row.action)) {
             Some(why) => {
@@ -415,8 +422,21 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
             }
         },
     };
-    // A resend's permission to repost is spent by this attempt.
-    p.resent = false;
+    // Whether an effect of this row may exist that nobody has seen: this attempt was
+    // ambiguous, or an earlier one was and this attempt's lookup did not settle it (the
+    // lookup itself failed, or there is none: a webhook). A definite failure after a
+    // lookup found nothing leaves nothing unknown.
+    let maybe_applied = match &outcome {
+        None | Some(Outcome::Ok(_)) => false,
+        Some(Outcome::Ambiguous(_)) => true,
+        Some(_) => p.maybe_sent && !p.settled,
+    };
+    // A resend's permission to repost is spent by an attempt that applied or may have;
+    // one that provably applied nothing (a 4xx, a 429, a refused connection) keeps it, so
+    // its retry is not stopped as "cannot be looked up" again.
+    if matches!(outcome, Some(Outcome::Ok(_) | Outcome::Ambiguous(_))) {
+        p.resent = false;
+    }
     let budget_used = row.attempts - p.attempts_base.unwrap_or(0);
     let max = i64::from(env.cfg.dispatch.max_attempts.max(1));
     let d = &env.cfg.dispatch;
@@ -436,7 +456,9 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
                 _ => None,
             };
             if budget_used >= max {
-                let maybe = if p.maybe_sent {
+                // The dead letter says what the last attempt left: an unknown effect, or
+                // (after a definite failure) none.
+                let maybe = if maybe_applied {
                     " (an attempt may have taken effect: check before sending again)"
                 } else {
                     ""
@@ -471,6 +493,7 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
         "key": row.idempotency_key,
         "attempt": row.attempts,
         "outcome": outcome.as_ref().map_or("sandbox", Outcome::label),
+        "maybe_applied": maybe_applied,
         "error": error,
         "result": serde_json::from_str::<serde_json::Value>(&response).unwrap_or_default(),
         "reconciled": p.reconciled && matches!(disposition, Disposition::Sent),

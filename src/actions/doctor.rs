@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::classify::{self, Outcome};
 use super::config::{ActionsConfig, Mode};
+use super::http::exchange;
 use super::payload::HttpRequest;
 
 /// How a check came out.
@@ -116,17 +117,13 @@ async fn monday(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Do
         r
     };
     let me = ask("query { me { id name } }", json!({}));
-    match super::http::send(
-        &env.http,
-        &me,
-        &m.api_url,
-        Some(("Authorization", token)),
-        None,
-    )
+    let auth = Some(("Authorization", token.as_str()));
+    match exchange(&env.http, &me, &m.api_url, auth, None, |r| {
+        classify::monday(r, "me")
+    })
     .await
-    .map(|r| classify::monday(&r, "me"))
     {
-        Ok(Outcome::Ok(v)) => out.push(line(
+        Outcome::Ok(v) => out.push(line(
             "monday",
             "token works",
             Status::Ok,
@@ -135,7 +132,7 @@ async fn monday(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Do
                 v.get("name").and_then(Value::as_str).unwrap_or("?")
             ),
         )),
-        Ok(o) | Err(o) => {
+        o => {
             out.push(line("monday", "token works", Status::Fail, o.message()));
             return;
         }
@@ -153,18 +150,13 @@ async fn monday(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Do
         "query ($board: [ID!]) { boards(ids: $board) { id name columns { id title type } } }",
         json!({"board": [m.board_id]}),
     );
-    let boards = match super::http::send(
-        &env.http,
-        &q,
-        &m.api_url,
-        Some(("Authorization", token)),
-        None,
-    )
+    let boards = match exchange(&env.http, &q, &m.api_url, auth, None, |r| {
+        classify::monday(r, "boards")
+    })
     .await
-    .map(|r| classify::monday(&r, "boards"))
     {
-        Ok(Outcome::Ok(v)) => v,
-        Ok(o) | Err(o) => {
+        Outcome::Ok(v) => v,
+        o => {
             out.push(line("monday", "board", Status::Fail, o.message()));
             return;
         }
@@ -262,11 +254,8 @@ async fn slack(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Doc
     let bearer = format!("Bearer {token}");
     let auth = Some(("Authorization", bearer.as_str()));
     let test = HttpRequest::post_json("doctor", format!("{base}/auth.test"), json!({}));
-    match super::http::send(&env.http, &test, &test.url, auth, None)
-        .await
-        .map(|r| classify::slack(&r))
-    {
-        Ok(Outcome::Ok(v)) => out.push(line(
+    match exchange(&env.http, &test, &test.url, auth, None, classify::slack).await {
+        Outcome::Ok(v) => out.push(line(
             "slack",
             "token works",
             Status::Ok,
@@ -276,7 +265,7 @@ async fn slack(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Doc
                 v.get("user").and_then(Value::as_str).unwrap_or("?")
             ),
         )),
-        Ok(o) | Err(o) => {
+        o => {
             out.push(line("slack", "token works", Status::Fail, o.message()));
             return;
         }
@@ -293,11 +282,8 @@ async fn slack(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Doc
     channels.dedup();
     for c in channels {
         let info = HttpRequest::get("doctor", format!("{base}/conversations.info?channel={c}"));
-        match super::http::send(&env.http, &info, &info.url, auth, None)
-            .await
-            .map(|r| classify::slack(&r))
-        {
-            Ok(Outcome::Ok(v)) => {
+        match exchange(&env.http, &info, &info.url, auth, None, classify::slack).await {
+            Outcome::Ok(v) => {
                 let member = v
                     .pointer("/channel/is_member")
                     .and_then(Value::as_bool)
@@ -320,7 +306,7 @@ async fn slack(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Doc
                 };
                 out.push(line("slack", &format!("channel {c}"), st, d));
             }
-            Ok(o) | Err(o) => out.push(line(
+            o => out.push(line(
                 "slack",
                 &format!("channel {c}"),
                 Status::Fail,
@@ -362,22 +348,23 @@ async fn gmail(cfg: &ActionsConfig, env: &super::deliver::Env, out: &mut Vec<Doc
         format!("{base}/gmail/v1/users/{}/profile", g.user),
     );
     let bearer = format!("Bearer {tok}");
-    match super::http::send(
+    let auth = Some(("Authorization", bearer.as_str()));
+    match exchange(
         &env.http,
         &profile,
         &profile.url,
-        Some(("Authorization", &bearer)),
+        auth,
         None,
+        classify::gmail,
     )
     .await
-    .map(|r| classify::gmail(&r))
     {
-        Ok(Outcome::Ok(v)) => out.push(line(
+        Outcome::Ok(v) => out.push(line(
             "gmail",
             "mailbox",
             Status::Ok,
             v.get("emailAddress").and_then(Value::as_str).unwrap_or("?"),
         )),
-        Ok(o) | Err(o) => out.push(line("gmail", "mailbox", Status::Fail, o.message())),
+        o => out.push(line("gmail", "mailbox", Status::Fail, o.message())),
     }
 }

@@ -68,6 +68,23 @@ pub async fn send(
     })
 }
 
+/// One exchange as the dispatcher and the doctor read it (INTEGRATIONS.md §0): sends `req`
+/// (see [`send`]) and classifies the answer with the provider's `classify`
+/// ([`super::classify`]); a request that failed in transport is already its outcome.
+pub async fn exchange(
+    client: &Client,
+    req: &HttpRequest,
+    url: &str,
+    auth: Option<(&str, &str)>,
+    body: Option<Vec<u8>>,
+    classify: impl FnOnce(&Response) -> Outcome,
+) -> Outcome {
+    match send(client, req, url, auth, body).await {
+        Ok(resp) => classify(&resp),
+        Err(transport) => transport,
+    }
+}
+
 fn transport(host: &str, e: &reqwest::Error) -> Outcome {
     if e.is_connect() {
         Outcome::Retry {
