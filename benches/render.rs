@@ -20,9 +20,8 @@ use signoff::model::{Policy, Request};
 use signoff::queue::{LocalQueue, Queue};
 use signoff::store::{Durability, IngestItem, Store, StoreOptions};
 use signoff::tui::action::{Action, Effect};
-use signoff::tui::ansi::AnsiBackend;
 use signoff::tui::app::App;
-use signoff::tui::gapfill::GapFill;
+use signoff::tui::backend::AnsiBackend;
 use signoff::tui::{TuiOptions, UiConfig, effects, event_loop, update, view};
 
 /// A terminal that counts what it is sent and throws it away (keeping the last bytes
@@ -157,16 +156,13 @@ fn loaded_app(rt: &tokio::runtime::Runtime, q: &dyn Queue, w: u16, h: u16) -> Ap
 }
 
 /// `event_loop::draw_frame`, keeping the frame's buffer to count changed cells.
-type Term = Terminal<GapFill<AnsiBackend<io::BufWriter<Counting>>>>;
+type Term = Terminal<AnsiBackend<io::BufWriter<Counting>>>;
 
 /// The console's terminal over a counting writer. A fixed viewport: the real console asks
 /// the tty for its size each frame (one ioctl); off a tty crossterm would run `tput`.
 fn terminal(counter: &Counting, w: u16, h: u16) -> Term {
     Terminal::with_options(
-        GapFill::new(AnsiBackend::new(io::BufWriter::with_capacity(
-            64 * 1024,
-            counter.clone(),
-        ))),
+        AnsiBackend::new(io::BufWriter::with_capacity(64 * 1024, counter.clone())),
         ratatui::TerminalOptions {
             viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, w, h)),
         },
@@ -185,7 +181,7 @@ fn frame(term: &mut Term, app: &App) -> Buffer {
         .expect("draw")
         .buffer
         .clone();
-    // As `event_loop::draw_frame`: the gap filler gets the frame just drawn.
+    // As `event_loop::draw_frame`: the backend gets the frame just drawn.
     term.backend_mut().sync_owned(b.clone());
     crossterm::execute!(
         term.backend_mut(),
@@ -217,6 +213,35 @@ fn changed_cell_bytes(prev: &Buffer, next: &Buffer) -> (u64, u64) {
         }
     }
     (cells, bytes)
+}
+
+/// Two frames as text, each row followed by a marker row (`^` symbol changed, `~` style
+/// only), for `SIGNOFF_BENCH_DUMP`.
+fn screens(prev: &Buffer, next: &Buffer) -> String {
+    let mut out = String::new();
+    for (name, b) in [("before", prev), ("after", next)] {
+        out.push_str(&format!("--- {name}\n"));
+        for y in 0..b.area.height {
+            let mut line = String::new();
+            let mut marks = String::new();
+            for x in 0..b.area.width {
+                let (p, n) = (&prev[(x, y)], &next[(x, y)]);
+                line.push_str(b[(x, y)].symbol());
+                marks.push(if p.symbol() != n.symbol() {
+                    '^'
+                } else if p != n {
+                    '~'
+                } else {
+                    ' '
+                });
+            }
+            out.push_str(&format!("{line}\n"));
+            if name == "after" {
+                out.push_str(&format!("{}\n", marks.trim_end()));
+            }
+        }
+    }
+    out
 }
 
 fn report() {
@@ -309,6 +334,8 @@ fn report() {
                 && let Ok(v) = m.lock()
             {
                 let _ = std::fs::write(path, &*v);
+                // Both screens as text, with `^` under each changed cell.
+                let _ = std::fs::write(path.with_extension("screens.txt"), screens(&prev, &next));
             }
             bytes.push(written);
             if changed > 0 {

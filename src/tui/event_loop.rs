@@ -13,13 +13,12 @@ use std::time::Duration;
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use ratatui::Terminal;
-use ratatui::backend::Backend;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
 use super::action::{Action, Cmd, Effect, Loaded};
 use super::app::App;
-use super::gapfill::GapFill;
+use super::backend::AnsiBackend;
 use super::terminal::TerminalGuard;
 use super::update::update;
 use super::{effects, update, view};
@@ -50,8 +49,8 @@ pub fn event_action(ev: Event) -> Option<Action> {
 }
 
 /// Draws one frame inside synchronized output (no tearing over slow links).
-pub fn draw_frame<B: Backend + Write>(
-    terminal: &mut Terminal<GapFill<B>>,
+pub fn draw_frame<W: Write>(
+    terminal: &mut Terminal<AnsiBackend<W>>,
     app: &App,
 ) -> anyhow::Result<()> {
     crossterm::queue!(
@@ -63,7 +62,7 @@ pub fn draw_frame<B: Backend + Write>(
         .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?
         .buffer
         .clone();
-    // The gap filler reprints unchanged cells from exactly this frame.
+    // The backend plans the next frame's bytes against exactly this one.
     terminal.backend_mut().sync_owned(frame);
     crossterm::execute!(
         terminal.backend_mut(),
@@ -171,10 +170,10 @@ fn run_editor(field: EditableField, text: &str) -> Result<String, String> {
 }
 
 /// Runs the console until it quits. `terminal` draws to the real terminal via `guard`.
-pub async fn run<B: Backend + Write>(
+pub async fn run<W: Write>(
     queue: Arc<dyn Queue>,
     mut app: App,
-    terminal: &mut Terminal<GapFill<B>>,
+    terminal: &mut Terminal<AnsiBackend<W>>,
     guard: &mut TerminalGuard,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = unbounded_channel::<Action>();
