@@ -170,25 +170,29 @@ fn terminal(counter: &Counting, w: u16, h: u16) -> Term {
     .expect("terminal")
 }
 
-fn frame(term: &mut Term, app: &App) -> Buffer {
+/// `event_loop::draw_frame`, returning the frame (copied after the clock stops: the
+/// console does not copy it) and how long drawing and writing it took.
+fn frame(term: &mut Term, app: &App) -> (Buffer, Duration) {
+    let t = Instant::now();
     crossterm::queue!(
         term.backend_mut(),
         crossterm::terminal::BeginSynchronizedUpdate
     )
     .expect("sync");
-    let b = term
-        .draw(|f| view::draw(app, f))
-        .expect("draw")
-        .buffer
-        .clone();
-    // As `event_loop::draw_frame`: the backend gets the frame just drawn.
-    term.backend_mut().sync_owned(b.clone());
+    let sync = term.backend().needs_sync();
+    let done = term.draw(|f| view::draw(app, f)).expect("draw");
+    let took = t.elapsed();
+    let copy = done.buffer.clone();
+    if sync {
+        term.backend_mut().sync_owned(copy.clone());
+    }
+    let t = Instant::now();
     crossterm::execute!(
         term.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate
     )
     .expect("sync");
-    b
+    (copy, took + t.elapsed())
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
@@ -283,12 +287,12 @@ fn report() {
     for i in 0..5000 {
         let app = if i % 2 == 0 { &a } else { &b };
         let t = Instant::now();
-        let b = term
-            .draw(|f| view::draw(app, f))
-            .expect("draw")
-            .buffer
-            .clone();
-        term.backend_mut().sync_owned(b);
+        let sync = term.backend().needs_sync();
+        let done = term.draw(|f| view::draw(app, f)).expect("draw");
+        let copy = sync.then(|| done.buffer.clone());
+        if let Some(b) = copy {
+            term.backend_mut().sync_owned(b);
+        }
         term.backend_mut().flush().expect("flush");
         frames.push(t.elapsed());
     }
@@ -305,7 +309,7 @@ fn report() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
     let mut app = loaded_app(&rt, &q, 120, 40);
-    let mut prev = frame(&mut term, &app);
+    let mut prev = frame(&mut term, &app).0;
     let mut key_frame = Vec::new();
     let mut fetch = Vec::new();
     let mut bytes = Vec::new();
@@ -323,8 +327,9 @@ fn report() {
         let was = app.current_id();
         let t = Instant::now();
         let fx = update::update(&mut app, Action::Key(jev));
-        let next = frame(&mut term, &app);
-        key_frame.push(t.elapsed());
+        let updated = t.elapsed();
+        let (next, drawn) = frame(&mut term, &app);
+        key_frame.push(updated + drawn);
         let written = counter.0.load(Ordering::Relaxed) - before;
         let (_, changed) = changed_cell_bytes(&prev, &next);
         if app.current_id() != was && app.current_detail().is_some() {
@@ -350,11 +355,30 @@ fn report() {
         if had {
             fetch.push(t.elapsed());
             if app.dirty {
-                prev = frame(&mut term, &app);
+                prev = frame(&mut term, &app).0;
             }
         }
     }
     ratios.sort_by(|x, y| x.total_cmp(y));
+    if std::env::var_os("SIGNOFF_BENCH_SPREAD").is_some() {
+        let mut v = bytes.clone();
+        v.sort();
+        let at = |p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        println!(
+            "bytes per j: min {} p10 {} p25 {} p50 {} p75 {} p90 {} max {}",
+            at(0.0),
+            at(0.1),
+            at(0.25),
+            at(0.5),
+            at(0.75),
+            at(0.9),
+            at(1.0)
+        );
+    }
     println!(
         "key j → frame flushed ({keys} presses through the 1M list): p50 {:.3?}  p99 {:.3?}  max {:.3?}",
         pct(&mut key_frame, 0.5),
@@ -555,7 +579,11 @@ fn process_report(db: &Path) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
+    // `--list`, `--test`, or a filter naming divan benchmarks: divan alone.
+    if std::env::args()
+        .skip(1)
+        .any(|a| a == "--list" || a == "--test" || !a.starts_with('-'))
+    {
         divan::main();
         return;
     }
@@ -580,5 +608,35 @@ fn draw_list_and_detail_120x40(bencher: divan::Bencher) {
     bencher.bench_local(|| {
         buf.reset();
         term.draw(|f| view::draw(&app, f)).expect("draw");
+    });
+}
+
+/// The frame as the console draws it: view, ratatui's diff and the planner (into a sink),
+/// alternating between two selected rows so every frame changes the list and the detail.
+#[divan::bench]
+fn frame_through_backend_120x40(bencher: divan::Bencher) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let path = seeded_db();
+    let q = LocalQueue::open(&path, Arc::new(Policy::default()), &StoreOptions::default())
+        .expect("queue");
+    let a = loaded_app(&rt, &q, 120, 40);
+    let mut b = a.clone();
+    let fx = update::update(&mut b, Action::Cmd(signoff::tui::action::Cmd::Down));
+    settle(&rt, &q, &mut b, fx);
+    let mut term = terminal(&Counting::default(), 120, 40);
+    let mut i = 0u64;
+    bencher.bench_local(|| {
+        i += 1;
+        let app = if i.is_multiple_of(2) { &a } else { &b };
+        let sync = term.backend().needs_sync();
+        let done = term.draw(|f| view::draw(app, f)).expect("draw");
+        let copy = sync.then(|| done.buffer.clone());
+        if let Some(b) = copy {
+            term.backend_mut().sync_owned(b);
+        }
+        term.backend_mut().flush().expect("flush");
     });
 }

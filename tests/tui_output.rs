@@ -225,8 +225,12 @@ impl Replay {
     /// Draws one frame; `strict`: the model agrees with ratatui on every glyph's width, so
     /// the screen must equal the frame everywhere.
     fn frame(&mut self, strict: bool, what: &str, draw: impl FnOnce(&mut ratatui::Frame)) {
+        // As the console: the backend keeps its copy of the screen itself, once it has one.
+        let sync = self.term.backend().needs_sync();
         let next = self.term.draw(|f| draw(f)).expect("draw").buffer.clone();
-        self.term.backend_mut().sync_owned(next.clone());
+        if sync {
+            self.term.backend_mut().sync_owned(next.clone());
+        }
         let bytes = self.sink.take();
         self.planned.process(&bytes);
         let naive = reference(&self.prev, &next);

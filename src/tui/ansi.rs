@@ -427,7 +427,11 @@ pub fn best_move(from: Cursor, x: u16, y: u16) -> Move {
     } else {
         cup
     };
-    if best.bytes() < cup.bytes() { best } else { cup }
+    if best.bytes() < cup.bytes() {
+        best
+    } else {
+        cup
+    }
 }
 
 /// `ESC[nX`: erase `n` cells from the cursor (which stays), in the pen's background.

@@ -1,15 +1,15 @@
 //! The console's terminal backend: crossterm's, except that frames are written by the
-//! planner ([`super::plan`]), which knows what the screen shows (the previous frame,
-//! handed over with [`AnsiBackend::sync_owned`]) and sends the fewest bytes that make it
-//! show the next one. Over a slow SSH link that is most of what a key costs.
+//! planner ([`super::plan`]), which knows what the screen shows (a copy of the frames it
+//! drew) and sends the fewest bytes that make it show the next one. Over a slow SSH link
+//! that is most of what a key costs.
 //!
 //! It assumes the frame spans the terminal's full width (a full-screen viewport): a blank
 //! run that reaches the frame's right edge is erased with `ESC[K`, to the end of the row.
 use std::io::{self, Write};
 
 use ratatui::backend::{Backend, ClearType, CrosstermBackend, WindowSize};
-use ratatui::buffer::{Buffer, Cell};
-use ratatui::layout::{Position, Size};
+use ratatui::buffer::{Buffer, Cell, CellWidth};
+use ratatui::layout::{Position, Rect, Size};
 
 use super::plan::{Planner, Shown, plain};
 
@@ -31,8 +31,8 @@ pub struct AnsiBackend<W: Write> {
     pub planned: bool,
     /// Whether the cursor is hidden, when known: ratatui hides it on every frame.
     cursor_hidden: Option<bool>,
-    /// The terminal's width from the last size query.
-    width: std::cell::Cell<Option<u16>>,
+    /// The terminal's size from the last query (ratatui asks before every frame).
+    size: std::cell::Cell<Option<Size>>,
 }
 
 impl<W: Write> AnsiBackend<W> {
@@ -44,24 +44,50 @@ impl<W: Write> AnsiBackend<W> {
             out: Vec::with_capacity(16 * 1024),
             planned: true,
             cursor_hidden: None,
-            width: std::cell::Cell::new(None),
+            size: std::cell::Cell::new(None),
         }
     }
 
-    /// Takes the frame just drawn (`CompletedFrame::buffer`) as what the screen shows.
-    /// Called after each `Terminal::draw`: the planner reprints and erases unchanged cells
-    /// from exactly what ratatui believes is on screen (hidden halves of wide characters
-    /// included, which a copy built from the drawn cells alone would get wrong). Without
-    /// it the next frame touches only changed cells.
+    /// Takes `frame` as what the screen shows: the frame ratatui just drew
+    /// (`CompletedFrame::buffer`). The backend keeps that copy up to date itself from the
+    /// cells it draws; it needs one again only when [`AnsiBackend::needs_sync`] says so
+    /// (at the start, and after a partial clear). Without it the next frame touches only
+    /// changed cells.
     pub fn sync_owned(&mut self, frame: Buffer) {
         self.screen = Screen::Frame(frame);
     }
 
-    /// [`AnsiBackend::sync_owned`] reusing this backend's copy.
-    pub fn sync(&mut self, frame: &Buffer) {
-        match &mut self.screen {
-            Screen::Frame(b) if b.area == frame.area => b.content.clone_from(&frame.content),
-            _ => self.screen = Screen::Frame(frame.clone()),
+    /// After the next frame the backend will not know what the screen shows unless it is
+    /// handed that frame with [`AnsiBackend::sync_owned`]. Ask before drawing.
+    pub fn needs_sync(&self) -> bool {
+        match self.screen {
+            Screen::Unknown => true,
+            Screen::Blank => self.size.get().is_none(),
+            Screen::Frame(_) => false,
+        }
+    }
+
+    /// Applies the cells just drawn to the copy of the screen, as ratatui's buffer has
+    /// them: the cells a wide glyph covers are reset (ratatui's diff skips them).
+    fn remember(&mut self, updates: &[(u16, u16, &Cell)]) {
+        if let (Screen::Blank, Some(size)) = (&self.screen, self.size.get()) {
+            self.screen = Screen::Frame(Buffer::empty(Rect::new(0, 0, size.width, size.height)));
+        }
+        let Screen::Frame(b) = &mut self.screen else {
+            self.screen = Screen::Unknown;
+            return;
+        };
+        for &(x, y, c) in updates {
+            let Some(cell) = b.cell_mut(Position { x, y }) else {
+                self.screen = Screen::Unknown;
+                return;
+            };
+            cell.clone_from(c);
+            for k in 1..c.cell_width() {
+                if let Some(cell) = b.cell_mut(Position { x: x + k, y }) {
+                    cell.reset();
+                }
+            }
         }
     }
 
@@ -82,18 +108,15 @@ impl<W: Write> Backend for AnsiBackend<W> {
         self.out.clear();
         if self.planned {
             let (shown, width) = match &self.screen {
-                Screen::Unknown => (Shown::Unknown, self.width.get()),
-                Screen::Blank => (Shown::Blank, self.width.get()),
+                Screen::Unknown => (Shown::Unknown, self.size.get().map(|s| s.width)),
+                Screen::Blank => (Shown::Blank, self.size.get().map(|s| s.width)),
                 Screen::Frame(b) => (Shown::Frame(b), (b.area.x == 0).then_some(b.area.width)),
             };
             self.planner.plan(&mut self.out, shown, width, &updates);
         } else {
             plain(&mut self.out, &updates);
         }
-        // Until the caller syncs the frame, the screen is only known where it was drawn.
-        if let Screen::Frame(_) | Screen::Blank = self.screen {
-            self.screen = Screen::Unknown;
-        }
+        self.remember(&updates);
         self.inner.write_all(&self.out)
     }
 
@@ -141,7 +164,7 @@ impl<W: Write> Backend for AnsiBackend<W> {
 
     fn size(&self) -> io::Result<Size> {
         let s = self.inner.size()?;
-        self.width.set(Some(s.width));
+        self.size.set(Some(s));
         Ok(s)
     }
 

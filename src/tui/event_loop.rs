@@ -57,13 +57,16 @@ pub fn draw_frame<W: Write>(
         terminal.backend_mut(),
         crossterm::terminal::BeginSynchronizedUpdate
     )?;
+    // The backend plans the next frame against what the screen shows; it keeps that up to
+    // date itself once it has a whole frame (the first, and after a partial clear).
+    let sync = terminal.backend().needs_sync();
     let frame = terminal
         .draw(|f| view::draw(app, f))
-        .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?
-        .buffer
-        .clone();
-    // The backend plans the next frame's bytes against exactly this one.
-    terminal.backend_mut().sync_owned(frame);
+        .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?;
+    let copy = sync.then(|| frame.buffer.clone());
+    if let Some(b) = copy {
+        terminal.backend_mut().sync_owned(b);
+    }
     crossterm::execute!(
         terminal.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate

@@ -1,6 +1,6 @@
 //! Plans the bytes of one frame. Given what the screen shows and the cells ratatui says
 //! changed, it finds the shortest output that leaves every changed cell as ratatui drew it
-//! and every other cell as it was, choosing per row among:
+//! and every other cell as it was, choosing among:
 //!
 //! - printing the changed cells, with the shortest SGR change before each;
 //! - reprinting a few unchanged cells instead of a cursor move when that is shorter;
@@ -8,16 +8,19 @@
 //!   of printing spaces, with the run's background;
 //! - the shortest cursor move (absolute, column, relative, line feeds).
 //!
+//! (Drawing a side-by-side screen one side at a time, to switch colours less often, was
+//! tried: within a few bytes of row by row either way, so rows it is.)
+//!
 //! Blank cells (a space with no attribute that shows on blanks) are only their background
 //! on screen, so they are printed or erased with whatever foreground the pen holds.
 //!
-//! The search is a shortest path over (cells done, cursor, pen) per row, carried from row
-//! to row. The cursor is only trusted where every terminal agrees: after a glyph whose
-//! width terminals may disagree on (emoji sequences, anything wide but CJK) the next move
-//! is absolute, and after the last column only absolute columns are used.
-use ratatui::buffer::{Buffer, Cell, CellWidth};
+//! The search is a shortest path over (cells done, cursor, pen) along the rows, carried
+//! from row to row. The cursor is only trusted where every terminal agrees: after a glyph
+//! whose width terminals may disagree on (emoji sequences, anything wide but CJK) the next
+//! move is absolute, and after the last column only absolute columns are used.
+use ratatui::buffer::{Buffer, Cell, CellDiffOption, CellWidth};
 use ratatui::layout::Position;
-use ratatui::style::Color;
+use ratatui::style::{Color, Modifier};
 
 use super::ansi::{self, Cursor, Pen};
 
@@ -37,6 +40,9 @@ pub enum Shown<'a> {
 const MAX_FILL: u16 = 4;
 /// States kept per position; more are never needed in practice (a few pens × cursors).
 const MAX_STATES: usize = 8;
+/// Pens with an id below this have their SGR costs cached.
+const PEN_CACHE: usize = 64;
+const NONE: u32 = u32::MAX;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Op {
@@ -60,24 +66,31 @@ struct Node {
     parent: u32,
     cost: u32,
     cur: Cursor,
-    pen: Pen,
+    pen: u16,
     op: Op,
 }
 
-/// One cell of the row being planned.
+/// One cell of a row being planned, as the new frame has it.
 #[derive(Clone, Copy, Default)]
-struct Slot<'a> {
-    /// What the cell must show; `None` when unknown (unchanged, screen unknown).
-    cell: Option<&'a Cell>,
+struct Slot {
+    /// What the cell must show is known (changed, or the screen is known).
+    known: bool,
     changed: bool,
-    /// Index into the frame's updates when changed.
+    /// Index into the frame's updates when ratatui changed it.
     update: u32,
     /// Under the right part of a wide glyph to its left.
     covered: bool,
+    /// A space that shows nothing but its background.
+    blank: bool,
     /// Width as ratatui lays it out (at least 1).
     width: u16,
     /// The terminal surely agrees on `width`.
     trusted: bool,
+    /// Bytes of the symbol.
+    len: u16,
+    /// The cell's own pen, and a reset pen with its background (for blanks).
+    pen: u16,
+    bg_pen: u16,
     /// End of the run of blank cells of one background starting here (itself when the
     /// cell is not blank or not known).
     run_end: u16,
@@ -88,6 +101,14 @@ struct Slot<'a> {
     old_end: u16,
 }
 
+/// A changed row: its cells are `slots[base..base + len]`.
+#[derive(Clone, Copy)]
+struct Row {
+    y: u16,
+    base: usize,
+    len: u16,
+}
+
 /// Reusable memory for [`Planner::plan`].
 #[derive(Default)]
 pub struct Planner {
@@ -95,12 +116,23 @@ pub struct Planner {
     buckets: Vec<Vec<u32>>,
     ends: Vec<u32>,
     chain: Vec<u32>,
+    slots: Vec<Slot>,
+    rows: Vec<Row>,
+    pens: Vec<Pen>,
+    /// SGR bytes between pens `a` and `b` at `a * PEN_CACHE + b`, `u8::MAX` unknown.
+    sgr_cache: Vec<u8>,
+    /// The pen that erases to `b`'s background from pen `a`, at `a * PEN_CACHE + b`.
+    erase_cache: Vec<u16>,
+    last_pen: Option<(Pen, u16)>,
 }
 
 /// Terminals agree on a glyph's width when it is one cell wide, or one wide CJK character.
 /// Emoji (with variation selectors, ZWJ sequences, skin tones, flags) are where they
 /// differ; after those the cursor is placed absolutely.
 fn trusted(symbol: &str, width: u16) -> bool {
+    if symbol.len() == 1 {
+        return true;
+    }
     let mut chars = symbol.chars();
     let Some(c) = chars.next() else {
         return false;
@@ -129,43 +161,120 @@ fn is_cjk_wide(c: char) -> bool {
         | 0x30000..=0x3FFFD)
 }
 
-/// Pens to print `cell` with, starting from `pen`: its own, or for a blank cell anything
-/// that shows the same blank (the current pen with the background changed and attributes
-/// that show on blanks dropped, or a reset with that background).
-fn print_pens(pen: Pen, cell: &Cell, blank: bool) -> ([Pen; 3], usize) {
-    let own = Pen::of(cell);
-    if !blank {
-        return ([own; 3], 1);
+/// Width as ratatui lays the cell out (ASCII without the lookup).
+fn width_of(c: &Cell) -> u16 {
+    if c.symbol().len() == 1 && c.diff_option == CellDiffOption::None {
+        1
+    } else {
+        c.cell_width().max(1)
     }
-    let (a, b) = erase_pens(pen, cell.bg);
-    let mut v = [own, a, b];
-    let mut n = 1;
-    for i in 1..3 {
-        if !v[..n].contains(&v[i]) {
-            v[n] = v[i];
-            n += 1;
-        }
-    }
-    (v, n)
 }
 
-/// Pens that erase to a blank of `bg`: the current one adjusted, or a reset one.
-fn erase_pens(pen: Pen, bg: Color) -> (Pen, Pen) {
-    (
-        Pen {
-            fg: pen.fg,
-            bg,
-            mods: pen.mods - ansi::VISIBLE_ON_BLANK,
-        },
-        Pen {
-            fg: Color::Reset,
-            bg,
-            mods: ratatui::style::Modifier::empty(),
-        },
-    )
+/// What unchanged cells of one row show.
+#[derive(Clone, Copy)]
+enum Known<'a> {
+    Unknown,
+    Blank,
+    Row(&'a [Cell]),
+    Frame(&'a Buffer, u16),
+}
+
+impl<'a> Known<'a> {
+    fn row(shown: Shown<'a>, y: u16) -> Known<'a> {
+        match shown {
+            Shown::Unknown => Known::Unknown,
+            Shown::Blank => Known::Blank,
+            Shown::Frame(b) => {
+                let a = b.area;
+                if a.x == 0 && y >= a.y && y < a.bottom() {
+                    let w = usize::from(a.width);
+                    let start = usize::from(y - a.y) * w;
+                    b.content
+                        .get(start..start + w)
+                        .map_or(Known::Frame(b, y), Known::Row)
+                } else {
+                    Known::Frame(b, y)
+                }
+            }
+        }
+    }
+
+    fn get(self, x: u16) -> Option<&'a Cell> {
+        match self {
+            Known::Unknown => None,
+            Known::Blank => Some(&BLANK),
+            Known::Row(r) => r.get(usize::from(x)),
+            Known::Frame(b, y) => b.cell(Position { x, y }),
+        }
+    }
+}
+
+static BLANK: Cell = Cell::EMPTY;
+
+/// The cursor is on (`x`, `y`). Also in the pending-wrap state: a cell at `x` exists, so
+/// `x` is not past the end of the row.
+fn at(cur: Cursor, x: u16, y: u16) -> bool {
+    matches!(cur, Cursor::At { x: cx, y: cy, .. } if cx == x && cy == y)
 }
 
 impl Planner {
+    fn pen_id(&mut self, p: Pen) -> u16 {
+        // Neighbouring cells mostly share a pen.
+        if let Some((last, id)) = self.last_pen
+            && last == p
+        {
+            return id;
+        }
+        let id = match self.pens.iter().position(|q| *q == p) {
+            Some(i) => i as u16,
+            None => {
+                self.pens.push(p);
+                (self.pens.len() - 1) as u16
+            }
+        };
+        self.last_pen = Some((p, id));
+        id
+    }
+
+    fn sgr(&mut self, a: u16, b: u16) -> u32 {
+        if a == b {
+            return 0;
+        }
+        let (ua, ub) = (usize::from(a), usize::from(b));
+        if ua < PEN_CACHE && ub < PEN_CACHE {
+            let k = ua * PEN_CACHE + ub;
+            if self.sgr_cache[k] == u8::MAX {
+                let n = ansi::sgr_len(self.pens[ua], self.pens[ub]);
+                self.sgr_cache[k] = n.min(254) as u8;
+                if n >= 254 {
+                    return n as u32;
+                }
+            }
+            return u32::from(self.sgr_cache[k]);
+        }
+        ansi::sgr_len(self.pens[ua], self.pens[ub]) as u32
+    }
+
+    /// The pen `pen` becomes to show blanks like `bg_pen` (a reset pen with the wanted
+    /// background): its background changed, attributes that show on blanks dropped.
+    fn blank_pen(&mut self, pen: u16, bg_pen: u16) -> u16 {
+        let (ua, ub) = (usize::from(pen), usize::from(bg_pen));
+        let cached = ua < PEN_CACHE && ub < PEN_CACHE;
+        if cached && self.erase_cache[ua * PEN_CACHE + ub] != u16::MAX {
+            return self.erase_cache[ua * PEN_CACHE + ub];
+        }
+        let p = self.pens[ua];
+        let id = self.pen_id(Pen {
+            fg: p.fg,
+            bg: self.pens[ub].bg,
+            mods: p.mods - ansi::VISIBLE_ON_BLANK,
+        });
+        if cached {
+            self.erase_cache[ua * PEN_CACHE + ub] = id;
+        }
+        id
+    }
+
     fn push(&mut self, bucket: usize, node: Node) {
         let nodes = &mut self.nodes;
         let b = &mut self.buckets[bucket];
@@ -179,338 +288,21 @@ impl Planner {
             }
         }
         if b.len() >= MAX_STATES {
-            // Replace the most expensive state if this one is cheaper.
-            let (k, worst) = b
+            // Replace the most expensive state if this one is cheaper. (Nodes in a bucket
+            // have no children yet, so they can be overwritten.)
+            if let Some((k, _)) = b
                 .iter()
                 .enumerate()
                 .map(|(k, &i)| (k, nodes[i as usize].cost))
                 .max_by_key(|&(_, c)| c)
-                .unwrap_or((0, 0));
-            if node.cost < worst {
-                let i = b[k] as usize;
-                nodes[i] = node;
+                .filter(|&(_, c)| node.cost < c)
+            {
+                nodes[b[k] as usize] = node;
             }
             return;
         }
         b.push(nodes.len() as u32);
         nodes.push(node);
-    }
-
-    /// Appends to `out` the bytes that bring the screen from `shown` to `shown` with
-    /// `updates` applied (ratatui's diff, in its order: row by row, left to right), from the
-    /// default pen and ending with it. `width` is the terminal's width when known.
-    pub fn plan(
-        &mut self,
-        out: &mut Vec<u8>,
-        shown: Shown<'_>,
-        width: Option<u16>,
-        updates: &[(u16, u16, &Cell)],
-    ) {
-        if updates.is_empty() {
-            return;
-        }
-        self.nodes.clear();
-        self.ends.clear();
-        self.nodes.push(Node {
-            parent: 0,
-            cost: 0,
-            cur: Cursor::Unknown,
-            pen: Pen::DEFAULT,
-            op: Op::Start,
-        });
-        self.ends.push(0);
-        let mut slots: Vec<Slot> = Vec::new();
-        let mut i = 0;
-        while i < updates.len() {
-            let y = updates[i].1;
-            let mut j = i;
-            while j < updates.len() && updates[j].1 == y {
-                j += 1;
-            }
-            self.row(&mut slots, shown, width, y, &updates[i..j], i);
-            i = j;
-        }
-        // The cheapest way through, ending with the default pen.
-        let best = self
-            .ends
-            .iter()
-            .copied()
-            .min_by_key(|&n| {
-                let n = &self.nodes[n as usize];
-                n.cost as usize + ansi::sgr_len(n.pen, Pen::DEFAULT)
-            })
-            .unwrap_or(0);
-        self.chain.clear();
-        let mut n = best;
-        while n != 0 {
-            self.chain.push(n);
-            n = self.nodes[n as usize].parent;
-        }
-        let mut cur = Cursor::Unknown;
-        let mut pen = Pen::DEFAULT;
-        let start = out.len();
-        for &k in self.chain.iter().rev() {
-            let node = self.nodes[k as usize];
-            let (x, y) = match node.op {
-                Op::Print { x, y, .. } | Op::Erase { x, y, .. } => (x, y),
-                Op::Start => continue,
-            };
-            if !at(cur, x, y) {
-                ansi::best_move(cur, x, y).write(out);
-            }
-            ansi::write_sgr(out, pen, node.pen);
-            match node.op {
-                Op::Print { x, y, update } => {
-                    let c = match updates.get(update as usize) {
-                        Some(u) => Some(u.2),
-                        None => known(shown, x, y),
-                    };
-                    out.extend_from_slice(c.map_or(" ", |c| c.symbol()).as_bytes());
-                }
-                Op::Erase { n, to_end, .. } => {
-                    if to_end {
-                        out.extend_from_slice(ansi::EL);
-                    } else {
-                        ansi::write_ech(out, n);
-                    }
-                }
-                Op::Start => {}
-            }
-            cur = node.cur;
-            pen = node.pen;
-        }
-        ansi::write_sgr(out, pen, Pen::DEFAULT);
-        debug_assert_eq!(
-            out.len() - start,
-            self.nodes[best as usize].cost as usize + ansi::sgr_len(pen, Pen::DEFAULT)
-        );
-    }
-
-    /// Extends the states in `self.ends` through one row's changes.
-    fn row<'a>(
-        &mut self,
-        slots: &mut Vec<Slot<'a>>,
-        shown: Shown<'a>,
-        width: Option<u16>,
-        y: u16,
-        updates: &[(u16, u16, &'a Cell)],
-        first: usize,
-    ) {
-        let max_x = updates.iter().map(|u| u.0).max().unwrap_or(0);
-        let len = width.unwrap_or(0).max(max_x.saturating_add(1));
-        let l = usize::from(len);
-        slots.clear();
-        slots.extend((0..len).map(|x| Slot {
-            cell: known(shown, x, y),
-            update: NONE,
-            ..Slot::default()
-        }));
-        // The glyphs on screen now (unchanged cells show what the screen shows).
-        let mut x = 0;
-        while x < l {
-            let w = slots[x]
-                .cell
-                .map_or(1, |c| usize::from(c.cell_width().max(1)));
-            for s in &mut slots[x..(x + w).min(l)] {
-                s.old_start = x as u16;
-                s.old_end = (x + w) as u16;
-            }
-            x += w;
-        }
-        for (k, &(x, _, c)) in updates.iter().enumerate() {
-            let s = &mut slots[usize::from(x)];
-            s.cell = Some(c);
-            s.changed = true;
-            s.update = (first + k) as u32;
-        }
-        // Widths and what wide glyphs cover, as ratatui lays the row out.
-        let mut x = 0;
-        while x < l {
-            let Some(c) = slots[x].cell else {
-                x += 1;
-                continue;
-            };
-            let w = c.cell_width().max(1);
-            slots[x].width = w;
-            slots[x].trusted = trusted(c.symbol(), c.cell_width());
-            for s in &mut slots[x + 1..(x + usize::from(w)).min(l)] {
-                s.covered = true;
-                // A changed cell under a glyph (ratatui refreshes those after some emoji)
-                // is printed as it is, and nothing after it is trusted.
-                if let Some(c) = s.cell {
-                    s.width = c.cell_width().max(1);
-                }
-            }
-            x += usize::from(w);
-        }
-        // A glyph drawn over part of a wide glyph on screen blanks the rest of it, in a
-        // style terminals do not agree on. ratatui's diff does not always redraw that rest
-        // (a wide character replaced by another one a column to the left): redraw it.
-        for &(x, _, _) in updates {
-            let x = usize::from(x);
-            if slots[x].covered {
-                continue;
-            }
-            let last = (x + usize::from(slots[x].width)).min(l) - 1;
-            let (from, to) = (slots[x].old_start, slots[last].old_end);
-            for i in (usize::from(from)..x).chain(last + 1..usize::from(to).min(l)) {
-                if !slots[i].changed && !slots[i].covered && slots[i].cell.is_some() {
-                    slots[i].changed = true;
-                }
-            }
-        }
-        let mut next = len;
-        for x in (0..l).rev() {
-            let s = slots[x];
-            let blank = !s.covered && s.cell.is_some_and(ansi::is_blank);
-            let run_end = match (blank, s.cell) {
-                (true, Some(c)) => {
-                    let n = slots.get(x + 1);
-                    match n {
-                        Some(n)
-                            if n.run_end > x as u16 + 1
-                                && n.cell.is_some_and(|nc| nc.bg == c.bg) =>
-                        {
-                            n.run_end
-                        }
-                        _ => x as u16 + 1,
-                    }
-                }
-                _ => x as u16,
-            };
-            if s.changed {
-                next = x as u16;
-            }
-            slots[x].run_end = run_end;
-            slots[x].next = next;
-        }
-
-        if self.buckets.len() < l + 1 {
-            self.buckets.resize_with(l + 1, Vec::new);
-        }
-        for b in &mut self.buckets[..=l] {
-            b.clear();
-        }
-        self.buckets[0].append(&mut self.ends);
-        for d in 0..=l {
-            let here = std::mem::take(&mut self.buckets[d]);
-            let nx = slots.get(d).map_or(len, |s| s.next);
-            if nx >= len {
-                for n in &here {
-                    self.push_end(*n);
-                }
-                self.buckets[d] = here;
-                continue;
-            }
-            let target = slots[usize::from(nx)];
-            let Some(cell) = target.cell else {
-                continue;
-            };
-            let blank = !target.covered && ansi::is_blank(cell);
-            for &ni in &here {
-                let n = self.nodes[ni as usize];
-                let mv = if at(n.cur, nx, y) {
-                    0
-                } else {
-                    ansi::best_move(n.cur, nx, y).bytes()
-                };
-                // Print the changed cell.
-                let end = nx.saturating_add(target.width).min(len);
-                let cur = if target.trusted && !target.covered {
-                    Cursor::At {
-                        x: end,
-                        y,
-                        wrap: width.is_none_or(|w| end >= w),
-                    }
-                } else {
-                    Cursor::Unknown
-                };
-                let (pens, k) = print_pens(n.pen, cell, blank);
-                for &p in &pens[..k] {
-                    let cost = n.cost as usize + mv + ansi::sgr_len(n.pen, p) + cell.symbol().len();
-                    self.push(
-                        usize::from(end),
-                        Node {
-                            parent: ni,
-                            cost: cost as u32,
-                            cur,
-                            pen: p,
-                            op: Op::Print {
-                                x: nx,
-                                y,
-                                update: target.update,
-                            },
-                        },
-                    );
-                }
-                // Erase the run of blanks it starts.
-                if blank && target.run_end >= nx + 2 {
-                    let to_end = width == Some(target.run_end);
-                    let op_len = if to_end {
-                        ansi::EL.len()
-                    } else {
-                        ansi::ech_len(target.run_end - nx)
-                    };
-                    let (a, b) = erase_pens(n.pen, cell.bg);
-                    for p in [a, b] {
-                        let cost = n.cost as usize + mv + ansi::sgr_len(n.pen, p) + op_len;
-                        self.push(
-                            usize::from(target.run_end),
-                            Node {
-                                parent: ni,
-                                cost: cost as u32,
-                                cur: Cursor::At {
-                                    x: nx,
-                                    y,
-                                    wrap: false,
-                                },
-                                pen: p,
-                                op: Op::Erase {
-                                    x: nx,
-                                    y,
-                                    n: target.run_end - nx,
-                                    to_end,
-                                },
-                            },
-                        );
-                    }
-                }
-                // Reprint the unchanged cell under the cursor to get to `nx`.
-                let d16 = d as u16;
-                if d16 < nx && nx - d16 <= MAX_FILL && at(n.cur, d16, y) {
-                    let s = slots[d];
-                    if let Some(c) = s.cell
-                        && !s.covered
-                        && s.trusted
-                        && d16 + s.width <= nx
-                    {
-                        let (pens, k) = print_pens(n.pen, c, ansi::is_blank(c));
-                        for &p in &pens[..k] {
-                            let cost = n.cost as usize + ansi::sgr_len(n.pen, p) + c.symbol().len();
-                            self.push(
-                                d + usize::from(s.width),
-                                Node {
-                                    parent: ni,
-                                    cost: cost as u32,
-                                    cur: Cursor::At {
-                                        x: d16 + s.width,
-                                        y,
-                                        wrap: false,
-                                    },
-                                    pen: p,
-                                    op: Op::Print {
-                                        x: d16,
-                                        y,
-                                        update: NONE,
-                                    },
-                                },
-                            );
-                        }
-                    }
-                }
-            }
-            self.buckets[d] = here;
-        }
     }
 
     fn push_end(&mut self, n: u32) {
@@ -539,25 +331,383 @@ impl Planner {
         }
         self.ends.push(n);
     }
-}
 
-/// What an unchanged cell shows, when known.
-fn known<'a>(shown: Shown<'a>, x: u16, y: u16) -> Option<&'a Cell> {
-    match shown {
-        Shown::Unknown => None,
-        Shown::Blank => Some(&BLANK),
-        Shown::Frame(b) => b.cell(Position { x, y }),
+    /// Appends to `out` the bytes that bring the screen from `shown` to `shown` with
+    /// `updates` applied (ratatui's diff, in its order: row by row, left to right), from the
+    /// default pen and ending with it. `width` is the terminal's width when known.
+    pub fn plan(
+        &mut self,
+        out: &mut Vec<u8>,
+        shown: Shown<'_>,
+        width: Option<u16>,
+        updates: &[(u16, u16, &Cell)],
+    ) {
+        if updates.is_empty() {
+            return;
+        }
+        self.pens.clear();
+        self.pens.push(Pen::DEFAULT);
+        self.last_pen = None;
+        self.sgr_cache.clear();
+        self.sgr_cache.resize(PEN_CACHE * PEN_CACHE, u8::MAX);
+        self.erase_cache.clear();
+        self.erase_cache.resize(PEN_CACHE * PEN_CACHE, u16::MAX);
+        self.slots.clear();
+        self.rows.clear();
+        let mut i = 0;
+        while i < updates.len() {
+            let y = updates[i].1;
+            let mut j = i;
+            while j < updates.len() && updates[j].1 == y {
+                j += 1;
+            }
+            self.build_row(shown, width, y, &updates[i..j], i);
+            i = j;
+        }
+
+        self.nodes.clear();
+        self.nodes.push(Node {
+            parent: 0,
+            cost: 0,
+            cur: Cursor::Unknown,
+            pen: 0,
+            op: Op::Start,
+        });
+        // Row by row.
+        self.ends.clear();
+        self.ends.push(0);
+        for r in 0..self.rows.len() {
+            let len = self.rows[r].len;
+            self.segment(r, 0, len, width);
+        }
+        let best = self.best_end();
+        self.emit(out, shown, updates, best);
     }
-}
 
-static BLANK: Cell = Cell::EMPTY;
+    /// The cheapest end state, with its cost including the reset to the default pen.
+    fn best_end(&mut self) -> (u32, u32) {
+        let mut best = (0, u32::MAX);
+        for k in 0..self.ends.len() {
+            let n = self.ends[k];
+            let node = self.nodes[n as usize];
+            let cost = node.cost + self.sgr(node.pen, 0);
+            if cost < best.1 {
+                best = (n, cost);
+            }
+        }
+        best
+    }
 
-const NONE: u32 = u32::MAX;
+    fn emit(
+        &mut self,
+        out: &mut Vec<u8>,
+        shown: Shown<'_>,
+        updates: &[(u16, u16, &Cell)],
+        best: (u32, u32),
+    ) {
+        self.chain.clear();
+        let mut n = best.0;
+        while n != 0 {
+            self.chain.push(n);
+            n = self.nodes[n as usize].parent;
+        }
+        let mut cur = Cursor::Unknown;
+        let mut pen = Pen::DEFAULT;
+        let start = out.len();
+        for &k in self.chain.iter().rev() {
+            let node = self.nodes[k as usize];
+            let (x, y) = match node.op {
+                Op::Print { x, y, .. } | Op::Erase { x, y, .. } => (x, y),
+                Op::Start => continue,
+            };
+            if !at(cur, x, y) {
+                ansi::best_move(cur, x, y).write(out);
+            }
+            let p = self.pens[usize::from(node.pen)];
+            ansi::write_sgr(out, pen, p);
+            match node.op {
+                Op::Print { x, y, update } => {
+                    let c = match updates.get(update as usize) {
+                        Some(u) => Some(u.2),
+                        None => Known::row(shown, y).get(x),
+                    };
+                    out.extend_from_slice(c.map_or(" ", |c| c.symbol()).as_bytes());
+                }
+                Op::Erase { n, to_end, .. } => {
+                    if to_end {
+                        out.extend_from_slice(ansi::EL);
+                    } else {
+                        ansi::write_ech(out, n);
+                    }
+                }
+                Op::Start => {}
+            }
+            cur = node.cur;
+            pen = p;
+        }
+        ansi::write_sgr(out, pen, Pen::DEFAULT);
+        debug_assert_eq!((out.len() - start) as u32, best.1);
+    }
 
-/// The cursor is on (`x`, `y`). Also in the pending-wrap state: a cell at `x` exists, so
-/// `x` is not past the end of the row.
-fn at(cur: Cursor, x: u16, y: u16) -> bool {
-    matches!(cur, Cursor::At { x: cx, y: cy, .. } if cx == x && cy == y)
+    /// Lays out one changed row: what each cell must show, widths, wide glyphs, runs of
+    /// blanks, where the next change is.
+    fn build_row(
+        &mut self,
+        shown: Shown<'_>,
+        width: Option<u16>,
+        y: u16,
+        updates: &[(u16, u16, &Cell)],
+        first: usize,
+    ) {
+        let max_x = updates.iter().map(|u| u.0).max().unwrap_or(0);
+        let len = width.unwrap_or(0).max(max_x.saturating_add(1));
+        let l = usize::from(len);
+        let known = Known::row(shown, y);
+        let base = self.slots.len();
+        self.rows.push(Row { y, base, len });
+        self.slots.resize(base + l, Slot::default());
+
+        // The glyphs on screen now.
+        let mut x = 0;
+        while x < l {
+            let w = known.get(x as u16).map_or(1, |c| usize::from(width_of(c)));
+            for s in &mut self.slots[base + x..base + (x + w).min(l)] {
+                s.old_start = x as u16;
+                s.old_end = (x + w) as u16;
+            }
+            x += w;
+        }
+        for (k, &(x, _, _)) in updates.iter().enumerate() {
+            let s = &mut self.slots[base + usize::from(x)];
+            s.changed = true;
+            s.update = (first + k) as u32;
+        }
+        // The new row: widths, pens, what wide glyphs cover.
+        let mut x = 0;
+        let mut covered_to = 0;
+        while x < l {
+            let s = self.slots[base + x];
+            let cell = if s.changed {
+                Some(updates[s.update as usize - first].2)
+            } else {
+                known.get(x as u16)
+            };
+            let Some(c) = cell else {
+                self.slots[base + x].update = if s.changed { s.update } else { NONE };
+                x += 1;
+                continue;
+            };
+            let w = width_of(c);
+            let pen = self.pen_id(Pen::of(c));
+            let blank = ansi::is_blank(c);
+            let bg_pen = if blank {
+                self.pen_id(Pen {
+                    fg: Color::Reset,
+                    bg: c.bg,
+                    mods: Modifier::empty(),
+                })
+            } else {
+                pen
+            };
+            let covered = x < covered_to;
+            let s = &mut self.slots[base + x];
+            if !s.changed {
+                s.update = NONE;
+            }
+            s.known = true;
+            s.covered = covered;
+            s.blank = blank && !covered;
+            s.width = w;
+            s.trusted = !covered && trusted(c.symbol(), c.cell_width());
+            s.len = c.symbol().len() as u16;
+            s.pen = pen;
+            s.bg_pen = bg_pen;
+            if !covered {
+                covered_to = x + usize::from(w);
+            }
+            x += 1;
+        }
+        // A glyph drawn over part of a wide glyph on screen blanks the rest of it, in a
+        // style terminals do not agree on. ratatui's diff does not always redraw that rest
+        // (a wide character replaced by another one a column to the left): redraw it.
+        let row = &mut self.slots[base..base + l];
+        for &(x, _, _) in updates {
+            let x = usize::from(x);
+            if row[x].covered {
+                continue;
+            }
+            let last = (x + usize::from(row[x].width)).min(l) - 1;
+            let (from, to) = (
+                usize::from(row[x].old_start),
+                usize::from(row[last].old_end),
+            );
+            for i in (from..x).chain(last + 1..to.min(l)) {
+                let s = &mut row[i];
+                if !s.changed && !s.covered && s.known {
+                    s.changed = true;
+                }
+            }
+        }
+        let mut next = len;
+        for x in (0..l).rev() {
+            let n = row.get(x + 1).copied();
+            let s = &mut row[x];
+            s.run_end = match n {
+                _ if !s.blank => x as u16,
+                Some(n) if n.blank && n.bg_pen == s.bg_pen => n.run_end,
+                _ => x as u16 + 1,
+            };
+            if s.changed {
+                next = x as u16;
+            }
+            s.next = next;
+        }
+    }
+
+    /// Extends the states in `self.ends` through the changes of row `r` in columns
+    /// `lo..hi`.
+    fn segment(&mut self, r: usize, lo: u16, hi: u16, width: Option<u16>) {
+        let Row { y, base, len } = self.rows[r];
+        let at_lo = self.slots[base + usize::from(lo)].next;
+        if at_lo >= hi {
+            return;
+        }
+        let span = usize::from(hi - lo);
+        if self.buckets.len() < span + 1 {
+            self.buckets.resize_with(span + 1, Vec::new);
+        }
+        for b in &mut self.buckets[..=span] {
+            b.clear();
+        }
+        let mut starts = std::mem::take(&mut self.ends);
+        self.buckets[0].append(&mut starts);
+        self.ends = starts;
+        for d in lo..=hi {
+            let here = std::mem::take(&mut self.buckets[usize::from(d - lo)]);
+            let nx = if d < hi {
+                self.slots[base + usize::from(d)].next.min(hi)
+            } else {
+                hi
+            };
+            if nx >= hi {
+                for &n in &here {
+                    self.push_end(n);
+                }
+                self.buckets[usize::from(d - lo)] = here;
+                continue;
+            }
+            let t = self.slots[base + usize::from(nx)];
+            for &ni in &here {
+                let n = self.nodes[ni as usize];
+                let mv = if at(n.cur, nx, y) {
+                    0
+                } else {
+                    ansi::best_move(n.cur, nx, y).bytes() as u32
+                };
+                // Print the changed cell.
+                let end = nx.saturating_add(t.width).min(hi);
+                let cur = if t.trusted {
+                    Cursor::At {
+                        x: end,
+                        y,
+                        wrap: width.is_none_or(|w| end >= w),
+                    }
+                } else {
+                    Cursor::Unknown
+                };
+                let op = Op::Print {
+                    x: nx,
+                    y,
+                    update: t.update,
+                };
+                self.print(ni, n, usize::from(end - lo), cur, t, mv, op);
+                // Erase the run of blanks it starts.
+                let run_end = t.run_end.min(hi);
+                if t.blank && run_end >= nx + 2 {
+                    let to_end = hi == len && width == Some(run_end);
+                    let op_len = if to_end {
+                        ansi::EL.len() as u32
+                    } else {
+                        ansi::ech_len(run_end - nx) as u32
+                    };
+                    let cur = Cursor::At {
+                        x: nx,
+                        y,
+                        wrap: false,
+                    };
+                    let op = Op::Erase {
+                        x: nx,
+                        y,
+                        n: run_end - nx,
+                        to_end,
+                    };
+                    let bucket = usize::from(run_end - lo);
+                    for p in [self.blank_pen(n.pen, t.bg_pen), t.bg_pen] {
+                        let cost = n.cost + mv + self.sgr(n.pen, p) + op_len;
+                        self.push(
+                            bucket,
+                            Node {
+                                parent: ni,
+                                cost,
+                                cur,
+                                pen: p,
+                                op,
+                            },
+                        );
+                    }
+                }
+                // Reprint the unchanged cell under the cursor on the way to `nx`.
+                if d < nx && nx - d <= MAX_FILL && at(n.cur, d, y) {
+                    let s = self.slots[base + usize::from(d)];
+                    if s.known && !s.covered && s.trusted && d + s.width <= nx {
+                        let end = d + s.width;
+                        let cur = Cursor::At {
+                            x: end,
+                            y,
+                            wrap: false,
+                        };
+                        let op = Op::Print {
+                            x: d,
+                            y,
+                            update: NONE,
+                        };
+                        self.print(ni, n, usize::from(end - lo), cur, s, 0, op);
+                    }
+                }
+            }
+            self.buckets[usize::from(d - lo)] = here;
+        }
+    }
+
+    /// Pushes the states after printing cell `s` from node `n`: with its own pen, or for a
+    /// blank any pen that shows it.
+    #[allow(clippy::too_many_arguments)]
+    fn print(&mut self, ni: u32, n: Node, bucket: usize, cur: Cursor, s: Slot, mv: u32, op: Op) {
+        let base = n.cost + mv + u32::from(s.len);
+        let mut pens = [s.pen, s.pen, s.pen];
+        let mut k = 1;
+        if s.blank {
+            for p in [self.blank_pen(n.pen, s.bg_pen), s.bg_pen] {
+                if !pens[..k].contains(&p) {
+                    pens[k] = p;
+                    k += 1;
+                }
+            }
+        }
+        for &p in &pens[..k] {
+            let cost = base + self.sgr(n.pen, p);
+            self.push(
+                bucket,
+                Node {
+                    parent: ni,
+                    cost,
+                    cur,
+                    pen: p,
+                    op,
+                },
+            );
+        }
+    }
 }
 
 /// The escape hatch (`SIGNOFF_TUI_PLAIN=1`): every changed cell printed where it goes, an
