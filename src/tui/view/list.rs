@@ -176,16 +176,19 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
         (true, false) => subj.into_owned(),
         (true, true) => format!("{}:{}", it.source, it.external_id),
     };
+    // The selection covers the row's head (mark, priority, confidence, intent), not the
+    // rest: a j repaints only the heads of two rows, not two whole rows (~200 bytes of a
+    // 2 KB frame at 120 columns).
     let label = fmt::clean(&label, avail);
-    push!(&mut spans, fmt::pad(&label, avail + 1), sel(t.base));
+    push!(&mut spans, fmt::pad(&label, avail + 1), t.base);
     let sla = p.sla_minutes_for(it.priority.as_deref());
-    push!(&mut spans, age, sel(fmt::age_style(t, age_ms, sla)));
+    push!(&mut spans, age, fmt::age_style(t, age_ms, sla));
     for (b, st) in badges {
-        push!(&mut spans, " ".into(), sel(t.base));
-        push!(&mut spans, b, sel(st));
+        push!(&mut spans, " ".into(), t.base);
+        push!(&mut spans, b, st);
     }
     if used < width {
-        spans.push(Span::styled(" ".repeat(width - used), sel(t.base)));
+        spans.push(Span::styled(" ".repeat(width - used), t.base));
     }
     Line::from(spans)
 }
