@@ -2,7 +2,10 @@
 //! sanitised, width-aware text from requests.
 use std::borrow::Cow;
 
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
 use ratatui::style::Style;
+use ratatui::text::Line;
 
 use crate::queue::Millis;
 use crate::text;
@@ -71,7 +74,44 @@ pub fn cells(s: &str) -> usize {
     if s.is_ascii() {
         return s.len();
     }
-    s.graphemes(true).map(text::width).sum()
+    // Most other text is characters that are a grapheme on their own whatever surrounds
+    // them (letters, punctuation, symbols, CJK): their widths add up without segmenting.
+    let mut n = 0;
+    for c in s.chars() {
+        if !alone(c) {
+            return s.graphemes(true).map(text::width).sum();
+        }
+        n += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+    }
+    n
+}
+
+/// Never joins a neighbour into one grapheme (UAX #29 class Other, and not a control):
+/// no combining or spacing marks, joiners, variation selectors, prepended marks, Hangul
+/// jamo, regional indicators or emoji modifiers.
+fn alone(c: char) -> bool {
+    matches!(c as u32,
+        0x20..=0x7E
+        | 0xA0..=0xAC
+        | 0xAE..=0x2FF
+        | 0x370..=0x482
+        | 0x48A..=0x58F
+        | 0x5D0..=0x5EA
+        | 0x5F0..=0x5F4
+        | 0x621..=0x64A
+        | 0x2010..=0x2027
+        | 0x2030..=0x205E
+        | 0x2070..=0x20C0
+        | 0x2100..=0x27BF
+        | 0x2E80..=0x3029
+        | 0x3030..=0x303E
+        | 0x3041..=0x3096
+        | 0x309B..=0x30FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xAC00..=0xD7A3
+        | 0xFF01..=0xFF9D
+        | 0xFFE0..=0xFFE6)
 }
 
 /// `s` cut to at most `max` cells as [`cells`] counts them, with `…` when cut.
@@ -121,6 +161,34 @@ pub fn pad(s: &str, w: usize) -> String {
     let used = cells(&out);
     out.extend(std::iter::repeat_n(' ', w.saturating_sub(used)));
     out
+}
+
+/// Writes lines into `area` from line `skip` on, as `Paragraph` (without wrapping) does,
+/// but ASCII spans go in byte by byte instead of through grapheme segmentation: the list
+/// and the detail are most of a frame's text.
+pub fn put_lines(buf: &mut Buffer, area: Rect, lines: &[Line<'_>], skip: usize) {
+    let right = area.right();
+    for (line, y) in lines.iter().skip(skip).zip(area.top()..area.bottom()) {
+        let mut x = area.x;
+        for span in &line.spans {
+            if x >= right {
+                break;
+            }
+            let style = line.style.patch(span.style);
+            let s = span.content.as_ref();
+            if s.is_ascii() {
+                for b in s.bytes().filter(|b| !b.is_ascii_control()) {
+                    if x >= right {
+                        break;
+                    }
+                    buf[(x, y)].set_char(char::from(b)).set_style(style);
+                    x += 1;
+                }
+            } else {
+                x = buf.set_stringn(x, y, s, usize::from(right - x), style).0;
+            }
+        }
+    }
 }
 
 /// "2026-11-21 04:12 UTC".
@@ -191,6 +259,34 @@ mod tests {
             assert!(cells(&l) <= 7, "{l}");
         }
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
+    }
+
+    /// The shortcut in `cells` gives what segmenting gives.
+    #[test]
+    fn characters_that_stand_alone_do() {
+        use unicode_segmentation::UnicodeSegmentation;
+        let all: Vec<char> = (0..0x40000u32)
+            .filter_map(char::from_u32)
+            .filter(|c| alone(*c))
+            .collect();
+        for &c in &all {
+            let s = c.to_string();
+            assert_eq!(
+                unicode_width::UnicodeWidthChar::width(c).unwrap_or(0),
+                text::width(&s),
+                "{c:?}"
+            );
+            for t in [format!("a{c}"), format!("{c}a"), format!("{c}{c}")] {
+                assert_eq!(t.graphemes(true).count(), 2, "{t:?}");
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..50_000 {
+            let t: String = (0..3).map(|_| all[rng.usize(..all.len())]).collect();
+            let slow: usize = t.graphemes(true).map(text::width).sum();
+            assert_eq!(cells(&t), slow, "{t:?}");
+            assert_eq!(t.graphemes(true).count(), 3, "{t:?}");
+        }
     }
 
     #[test]

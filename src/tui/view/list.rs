@@ -3,7 +3,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Paragraph};
+use ratatui::widgets::Block;
 
 use super::fmt;
 use crate::queue::ItemSummary;
@@ -61,7 +61,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             None => Line::styled(fmt::pad("  …", width), t.muted),
         });
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    fmt::put_lines(frame.buffer_mut(), inner, &lines, 0);
 }
 
 /// 1234567 → "1,234,567".
