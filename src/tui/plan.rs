@@ -497,9 +497,14 @@ impl Planner {
                 x += 1;
                 continue;
             };
-            let w = width_of(c);
+            let sym = c.symbol();
+            let w = if sym.len() == 1 && c.diff_option == CellDiffOption::None {
+                1
+            } else {
+                c.cell_width().max(1)
+            };
             let pen = self.pen_id(Pen::of(c));
-            let blank = ansi::is_blank(c);
+            let blank = sym == " " && !c.modifier.intersects(ansi::VISIBLE_ON_BLANK);
             let bg_pen = if blank {
                 self.pen_id(Pen {
                     fg: Color::Reset,
@@ -518,8 +523,8 @@ impl Planner {
             s.covered = covered;
             s.blank = blank && !covered;
             s.width = w;
-            s.trusted = !covered && trusted(c.symbol(), c.cell_width());
-            s.len = c.symbol().len() as u16;
+            s.trusted = !covered && (sym.len() == 1 || trusted(sym, c.cell_width()));
+            s.len = sym.len() as u16;
             s.pen = pen;
             s.bg_pen = bg_pen;
             if !covered {

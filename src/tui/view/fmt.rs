@@ -130,13 +130,25 @@ pub fn cut(s: &str, max: usize) -> String {
     }
     let mut out = String::new();
     let mut used = 0;
-    for g in s.graphemes(true) {
-        let w = text::width(g);
-        if used + w + 1 > max {
-            break;
+    if s.chars().all(alone) {
+        // Each character is a grapheme (see `cells`).
+        for c in s.chars() {
+            let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+            if used + w + 1 > max {
+                break;
+            }
+            out.push(c);
+            used += w;
         }
-        out.push_str(g);
-        used += w;
+    } else {
+        for g in s.graphemes(true) {
+            let w = text::width(g);
+            if used + w + 1 > max {
+                break;
+            }
+            out.push_str(g);
+            used += w;
+        }
     }
     out.push('…');
     out
@@ -285,6 +297,19 @@ mod tests {
             let t: String = (0..3).map(|_| all[rng.usize(..all.len())]).collect();
             let slow: usize = t.graphemes(true).map(text::width).sum();
             assert_eq!(cells(&t), slow, "{t:?}");
+            let mut cut_slow = String::new();
+            let mut used = 0;
+            for g in t.graphemes(true) {
+                if used + text::width(g) + 1 > 3 {
+                    break;
+                }
+                cut_slow.push_str(g);
+                used += text::width(g);
+            }
+            if slow > 3 {
+                cut_slow.push('…');
+                assert_eq!(cut(&t, 3), cut_slow, "{t:?}");
+            }
             assert_eq!(t.graphemes(true).count(), 3, "{t:?}");
         }
     }
