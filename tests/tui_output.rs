@@ -497,3 +497,47 @@ fn console_frames_replay_to_the_same_screen() {
         assert!(r.used(b"\x1b["), "{w}x{h}");
     }
 }
+
+/// The demo queue (40 requests of realistic lengths and scripts) against a real SQLite
+/// queue, through keys that page, sort, filter and open overlays.
+#[tokio::test]
+async fn demo_queue_replays_to_the_same_screen() {
+    use signoff::store::{IngestItem, Store, StoreOptions};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("demo.db");
+    let mut store =
+        Store::open(&path, tui_common::policy(), &StoreOptions::default()).expect("open");
+    let items: Vec<IngestItem> = include_str!("../src/demo/requests.jsonl")
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("demo request");
+            let r = signoff::model::Request::from_value(&v).expect("request");
+            IngestItem::new(v.to_string(), v, r, "demo".into())
+        })
+        .collect();
+    store.ingest_batch(&items, "test").expect("ingest");
+    drop(store);
+    let db = tui_common::Db {
+        dir,
+        path: path.clone(),
+    };
+    for (w, h) in [(80, 24), (120, 40), (200, 50)] {
+        let mut hl = tui_common::Headless::new(&db, w, h).await;
+        let mut r = Replay::new(w, h);
+        r.frame(false, "first", |f| signoff::tui::view::draw(&hl.app, f));
+        let keys = "j j j k tab j j tab G g g j ctrl-d ctrl-u ? esc j d esc p esc L esc j s s j \
+                    x esc r esc / a b esc j k esc tab ctrl-d j j";
+        for (i, k) in keys.split_whitespace().enumerate() {
+            hl.keys(k).await;
+            let what = format!("{w}x{h} key {i} ({k})");
+            r.frame(false, &what, |f| signoff::tui::view::draw(&hl.app, f));
+        }
+        assert!(
+            r.agree * 10 >= r.cells * 9,
+            "{w}x{h}: {} of {}",
+            r.agree,
+            r.cells
+        );
+    }
+}
