@@ -351,13 +351,18 @@ fn a_lost_lease_keeps_the_edits_and_decides_after_a_new_claim() {
         update(&mut a, act);
     }
     key(&mut a, "esc");
+    let fence = a.claim.as_ref().map_or(0, |c| c.fence);
     update(
         &mut a,
-        Action::Loaded(Loaded::Heartbeat(Err(QueueError::LeaseLost {
+        Action::Loaded(Loaded::Heartbeat {
             id: 1,
-            fence: 7,
-            holder: Some("bob".into()),
-        }))),
+            fence,
+            result: Err(QueueError::LeaseLost {
+                id: 1,
+                fence: 7,
+                holder: Some("bob".into()),
+            }),
+        }),
     );
     assert_eq!(a.claim, None);
     assert!(a.message.clone().unwrap().0.contains("lease lost"));
@@ -744,11 +749,64 @@ fn heartbeat_renews_the_claim() {
     let mut a = opened();
     let mut renewed = claim(1);
     renewed.lease_expires += 100_000;
+    let fence = renewed.fence;
     update(
         &mut a,
-        Action::Loaded(Loaded::Heartbeat(Ok(renewed.clone()))),
+        Action::Loaded(Loaded::Heartbeat {
+            id: 1,
+            fence,
+            result: Ok(renewed.clone()),
+        }),
     );
     assert_eq!(a.claim, Some(renewed));
+}
+
+/// A heartbeat still on its way when the claim was given back and taken again (a new
+/// fence) must not end the new claim, nor replace it with the old one.
+#[test]
+fn a_stale_heartbeat_leaves_a_newer_claim_alone() {
+    let mut a = opened();
+    let old = a.claim.clone().expect("claimed");
+    let mut newer = old.clone();
+    newer.fence += 1;
+    a.claim = Some(newer.clone());
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat {
+            id: old.id,
+            fence: old.fence,
+            result: Err(QueueError::LeaseLost {
+                id: old.id,
+                fence: old.fence,
+                holder: Some("bob".into()),
+            }),
+        }),
+    );
+    assert_eq!(a.claim, Some(newer.clone()));
+    assert!(!a.dirty, "nothing to redraw");
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat {
+            id: old.id,
+            fence: old.fence,
+            result: Ok(old.clone()),
+        }),
+    );
+    assert_eq!(a.claim, Some(newer));
+    // Nor one for another item.
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat {
+            id: 99,
+            fence: old.fence + 1,
+            result: Err(QueueError::LeaseLost {
+                id: 99,
+                fence: 1,
+                holder: None,
+            }),
+        }),
+    );
+    assert!(a.claim.is_some());
 }
 
 #[test]

@@ -106,12 +106,13 @@ fn start_heartbeat(
         let mut claim = claim;
         loop {
             tokio::time::sleep(every).await;
-            let r = q.heartbeat(&claim).await;
-            let lost = r.is_err();
-            if let Ok(c) = &r {
+            let result = q.heartbeat(&claim).await;
+            let lost = result.is_err();
+            let (id, fence) = (claim.id, claim.fence);
+            if let Ok(c) = &result {
                 claim = c.clone();
             }
-            let _ = tx.send(Action::Loaded(Loaded::Heartbeat(r)));
+            let _ = tx.send(Action::Loaded(Loaded::Heartbeat { id, fence, result }));
             if lost {
                 break;
             }

@@ -153,19 +153,26 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                 }
             }
         }
-        Loaded::Heartbeat(r) => match r {
-            Ok(c) => {
-                if app.claim.as_ref().is_some_and(|x| x.id == c.id) {
-                    app.claim = Some(c);
+        Loaded::Heartbeat { id, fence, result } => {
+            // The heartbeat of a claim given back, lost or taken again since (its task is
+            // aborted, but a result may already be on its way) says nothing about this one.
+            if !app
+                .claim
+                .as_ref()
+                .is_some_and(|c| c.id == id && c.fence == fence)
+            {
+                app.dirty = false;
+                return Vec::new();
+            }
+            match result {
+                Ok(c) => app.claim = Some(c),
+                Err(e) => {
+                    app.claim = None;
+                    say(app, Level::Error, describe(&e));
                 }
-                Vec::new()
             }
-            Err(e) => {
-                app.claim = None;
-                say(app, Level::Error, describe(&e));
-                Vec::new()
-            }
-        },
+            Vec::new()
+        }
         Loaded::Released(_) => {
             app.dirty = false;
             Vec::new()
