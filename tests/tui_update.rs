@@ -540,8 +540,9 @@ fn diff_preview_timeline_are_overlays() {
     let mut a = loaded_app(120, 40);
     key(&mut a, "d");
     assert_eq!(a.mode, Mode::Diff);
-    key(&mut a, "j j");
-    assert_eq!(a.overlay_scroll, 2);
+    // No edits: the diff fits, so it does not scroll.
+    key(&mut a, "j j G");
+    assert_eq!(a.overlay_scroll, 0);
     key(&mut a, "esc");
     assert_eq!((a.mode, a.overlay_scroll), (Mode::List, 0));
     let fx = key(&mut a, "p");
@@ -561,6 +562,56 @@ fn diff_preview_timeline_are_overlays() {
     assert_eq!(a.timeline, Some((1, vec![])));
     key(&mut a, "esc");
     assert_eq!(a.mode, Mode::List);
+}
+
+fn entries(n: usize) -> Vec<signoff::queue::AuditEntry> {
+    (0..n)
+        .map(|i| signoff::queue::AuditEntry {
+            seq: i as i64,
+            at: NOW,
+            actor: "ana".into(),
+            request_id: Some(1),
+            kind: "edited".into(),
+            detail: serde_json::json!({ "field": "summary" }),
+        })
+        .collect()
+}
+
+/// G, PgDn and friends stop at the last screenful: the overlay never scrolls past its
+/// content, so k after G moves at once.
+#[test]
+fn overlays_scroll_no_further_than_their_content() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "L");
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Timeline(1, Ok(entries(100)))),
+    );
+    // 37 rows of body, 2 of them borders: 35 entries on screen, 65 more below.
+    let max = 100 - 35;
+    key(&mut a, "G");
+    assert_eq!(a.overlay_scroll, max);
+    key(&mut a, "k");
+    assert_eq!(a.overlay_scroll, max - 1);
+    key(&mut a, "pagedown pagedown ctrl-d j");
+    assert_eq!(a.overlay_scroll, max);
+    assert!(render(&a).contains("edited"));
+    // A taller terminal shows more and scrolls less.
+    update(&mut a, Action::Resize(120, 50));
+    assert_eq!(a.overlay_scroll, max - 10);
+    key(&mut a, "g g");
+    assert_eq!(a.overlay_scroll, 0);
+    key(&mut a, "esc");
+    // The stats screen too.
+    key(&mut a, "S");
+    update(&mut a, Action::Loaded(Loaded::Stats(Box::new(Ok(stats())))));
+    key(&mut a, "G");
+    let bottom = a.overlay_scroll;
+    assert!(bottom > 0 && bottom < 100, "{bottom}");
+    key(&mut a, "j");
+    assert_eq!(a.overlay_scroll, bottom);
+    key(&mut a, "k");
+    assert_eq!(a.overlay_scroll, bottom - 1);
 }
 
 #[test]

@@ -37,6 +37,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.width = w;
             app.height = h;
             follow_selection(app);
+            clamp_overlay_scroll(app);
             ensure_window(app)
         }
         Action::Tick(now) => tick(app, now),
@@ -272,6 +273,7 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 }
                 _ => {
                     scroll(&mut app.overlay_scroll, c, app.height);
+                    clamp_overlay_scroll(app);
                     Vec::new()
                 }
             },
@@ -287,6 +289,19 @@ pub(super) fn quit(app: &mut App) -> Vec<Effect> {
     app.quit = true;
     fx.push(Effect::Quit);
     fx
+}
+
+/// Keeps an overlay's scroll within its content (G then k moves at once; a larger terminal
+/// shows more and scrolls less).
+pub(super) fn clamp_overlay_scroll(app: &mut App) {
+    if matches!(
+        app.mode,
+        Mode::Diff | Mode::Preview | Mode::Timeline | Mode::Stats
+    ) {
+        app.overlay_scroll = app
+            .overlay_scroll
+            .min(crate::tui::view::overlay_max_scroll(app));
+    }
 }
 
 /// Scrolls an offset by a movement command.
