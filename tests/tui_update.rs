@@ -323,6 +323,45 @@ fn undo_inside_the_window_only() {
     assert!(a.message.unwrap().0.contains("undo window"));
 }
 
+/// The undo hint goes out when the window closes, not at the next poll: the loop arms one
+/// wake-up for the deadline while the hint is shown, and none otherwise.
+#[test]
+fn the_undo_hint_goes_out_when_the_window_closes() {
+    use signoff::tui::event_loop::undo_timer;
+    let mut a = loaded_app(120, 40);
+    assert_eq!(undo_timer(&a, NOW), None, "no decision, no timer");
+    key(&mut a, "a");
+    update(&mut a, Action::Loaded(decided(1, State::Approved)));
+    let until = a.last_decision.as_ref().map(|d| d.1).unwrap();
+    assert_eq!(a.undo_closes_at(), Some(until));
+    assert_eq!(
+        undo_timer(&a, NOW + 10_000),
+        Some(std::time::Duration::from_millis(
+            (until - NOW - 10_000) as u64
+        ))
+    );
+    // The colour of the footer's undo key.
+    let undo_fg = |a: &App| {
+        let b = render_buffer(a);
+        let y = b.area.height - 1;
+        let footer: String = (0..b.area.width).map(|x| b[(x, y)].symbol()).collect();
+        let at = footer.find("u undo").expect("undo in the footer");
+        b[(footer[..at].chars().count() as u16, y)].fg
+    };
+    let muted = a.theme.muted.fg.unwrap_or(ratatui::style::Color::Reset);
+    assert_ne!(undo_fg(&a), muted, "undo offered");
+    // The wake-up: time passes to the deadline, the frame must be redrawn without undo.
+    a.dirty = false;
+    update(&mut a, Action::Tick(until));
+    assert!(a.dirty, "the closing window redraws");
+    assert_eq!(undo_timer(&a, until), None, "no timer once the hint is out");
+    assert_eq!(undo_fg(&a), muted, "undo no longer offered");
+    // Read-only consoles offer no undo and arm nothing.
+    a.read_only = true;
+    a.now = NOW;
+    assert_eq!(undo_timer(&a, NOW), None);
+}
+
 #[test]
 fn undo_refused_by_the_queue_is_reported() {
     let mut a = loaded_app(120, 40);

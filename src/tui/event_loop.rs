@@ -4,8 +4,9 @@
 //! Wake-ups while idle: the change-token poll and nothing else; it redraws only when the
 //! queue changed. The poll runs every [`POLL_EVERY`] after a key or a change and backs off
 //! (doubling) to [`POLL_IDLE_MAX`] while nothing happens. A one-second tick runs only while an item is claimed
-//! (lease countdown) or an edit waits for its debounced save; heartbeats run in their own
-//! task while a claim is held, so `$EDITOR` does not cost the lease.
+//! (lease countdown) or an edit waits for its debounced save; one wake-up at the end of the
+//! undo window, only while the footer offers undo; heartbeats run in their own task while a
+//! claim is held, so `$EDITOR` does not cost the lease.
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -119,6 +120,13 @@ fn start_heartbeat(
         }
     });
     Heartbeat { id, fence, task }
+}
+
+/// How long until the undo hint in the footer must go out: a one-shot wake-up, armed only
+/// while the hint is shown (the window closing is time passing; nothing else would redraw).
+pub fn undo_timer(app: &App, now: Millis) -> Option<Duration> {
+    app.undo_closes_at()
+        .map(|until| Duration::from_millis(u64::try_from(until - now).unwrap_or(0)))
 }
 
 /// Runs `$EDITOR` (or `$VISUAL`, else `vi`) on `text`; the caller has left the terminal.
@@ -269,6 +277,7 @@ pub async fn run<W: Write>(
         if pending.is_empty() {
             let timer_on =
                 app.claim.is_some() || app.form.as_ref().is_some_and(|f| f.unsaved_since.is_some());
+            let undo_ends = undo_timer(&app, now_ms()).map(|d| tokio::time::Instant::now() + d);
             let first = tokio::select! {
                 ev = async {
                     match events.as_mut() {
@@ -283,6 +292,12 @@ pub async fn run<W: Write>(
                 Some(a) = rx.recv() => Some(a),
                 _ = tokio::time::sleep_until(next_poll) => Some(Action::Poll),
                 _ = tick.tick(), if timer_on => Some(Action::Tick(now_ms())),
+                _ = async {
+                    match undo_ends {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => Some(Action::Tick(now_ms())),
                 _ = sighup.recv() => Some(Action::Cmd(Cmd::Quit)),
                 _ = sigterm.recv() => Some(Action::Cmd(Cmd::Quit)),
             };

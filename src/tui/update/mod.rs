@@ -122,11 +122,7 @@ pub fn can_decide(app: &App) -> bool {
 }
 
 pub(super) fn undo_open(app: &App) -> bool {
-    !app.read_only
-        && app
-            .last_decision
-            .as_ref()
-            .is_some_and(|(_, until, _)| *until > app.now)
+    app.undo_closes_at().is_some()
 }
 
 /// Whether a command takes its key now. Disabled commands show muted in the footer and leave
