@@ -1347,3 +1347,117 @@ fn a_detail_that_cannot_load_says_so() {
     assert_eq!(level, Level::Error);
     assert!(text.contains(&format!("cannot load #{id}")), "{text}");
 }
+
+// ---- one way through: pickers, refetches and requeries share their helpers ----
+
+/// The reject, escalation and outcome pickers move, refuse a wrong number and go back the
+/// same way.
+#[test]
+fn every_picker_moves_chooses_and_goes_back_alike() {
+    let cases: [(App, &str, Mode); 3] = [
+        (loaded_app(120, 40), "r", Mode::Reject),
+        (loaded_app(120, 40), "x", Mode::Escalate),
+        (decided_with_actions(), "o", Mode::Outcome),
+    ];
+    for (mut a, open_key, mode) in cases {
+        let before = a.mode;
+        key(&mut a, open_key);
+        assert_eq!(a.mode, mode, "{open_key}");
+        assert_eq!(a.pick, 0);
+        key(&mut a, "k");
+        assert_eq!(a.pick, 0, "{mode:?}: k at the top stays");
+        key(&mut a, "j j");
+        assert_eq!(a.pick, 2, "{mode:?}");
+        for _ in 0..20 {
+            key(&mut a, "j");
+        }
+        let last = a.pick;
+        key(&mut a, "j");
+        assert_eq!(a.pick, last, "{mode:?}: j at the bottom stays");
+        // A number past the last entry is refused, and the picker stays open.
+        if last + 2 <= 9 {
+            let n = (last + 2).to_string();
+            assert!(key(&mut a, &n).is_empty(), "{mode:?}");
+            assert_eq!(a.mode, mode);
+            assert!(
+                a.message
+                    .as_ref()
+                    .is_some_and(|m| m.0.starts_with("choose 1–")),
+                "{mode:?}: {:?}",
+                a.message
+            );
+        }
+        key(&mut a, "esc");
+        assert_eq!(a.mode, before, "{mode:?}: esc goes back");
+    }
+}
+
+/// Filter, clearing it, sort and the decided list all start again from the top with one
+/// page request.
+type Requery = dyn Fn(&mut App) -> Vec<Effect>;
+
+#[test]
+fn every_requery_starts_from_the_top() {
+    let requeries: [&Requery; 4] = [
+        &|a| {
+            key(a, "/");
+            for act in type_text("p:high") {
+                update(a, act);
+            }
+            key(a, "enter")
+        },
+        &|a| key(a, "esc"),
+        &|a| key(a, "s"),
+        &|a| key(a, "D"),
+    ];
+    let mut a = loaded_app(120, 40);
+    for (i, rq) in requeries.iter().enumerate() {
+        key(&mut a, "j j");
+        assert_eq!(a.list.selected, 2, "requery {i}");
+        let generation = a.list.generation;
+        let fx = rq(&mut a);
+        assert_eq!(a.list.selected, 0, "requery {i}");
+        assert_eq!(a.list.top, 0, "requery {i}");
+        assert!(
+            matches!(&fx[..], [Effect::LoadPage { generation: g, .. }] if *g == generation + 1),
+            "requery {i}: {fx:?}"
+        );
+        // Put the page back so the next one has rows to move over.
+        let details: Vec<_> = fixtures()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| detail(i as i64 + 1, v))
+            .collect();
+        let generation = a.list.generation;
+        update(
+            &mut a,
+            Action::Loaded(Loaded::Page {
+                generation,
+                result: Ok(signoff::queue::Page {
+                    items: details.iter().map(|d| d.summary.clone()).collect(),
+                    total: details.len() as u64,
+                    offset: 0,
+                }),
+            }),
+        );
+    }
+}
+
+/// An item's detail asked for again (after a save, an undo, a resend) is marked as asked
+/// for, so moving over it does not ask a second time.
+#[test]
+fn a_refetched_detail_is_not_asked_for_twice() {
+    let mut a = opened();
+    key(&mut a, "e");
+    let fx = key(&mut a, "esc");
+    assert!(fx.contains(&Effect::LoadDetails(vec![1])), "{fx:?}");
+    assert!(a.details_requested.contains(&1));
+    // The prefetch (here after a resize) leaves it to the request on its way.
+    a.details.remove(&1);
+    let fx = update(&mut a, Action::Resize(120, 41));
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
+        "{fx:?}"
+    );
+}

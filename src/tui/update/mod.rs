@@ -8,6 +8,7 @@ mod edit;
 mod list;
 mod loaded;
 mod palette;
+mod picker;
 
 use actions::*;
 pub use actions::{STATS_EVERY_MS, confirm_question, dead_actions, is_decided, preview_digest};
@@ -17,6 +18,7 @@ use list::*;
 use loaded::*;
 pub use palette::palette_items;
 use palette::*;
+use picker::*;
 
 use super::action::{Action, Cmd, Effect};
 use super::app::{App, FieldInput, Level, LineInput, Mode};
