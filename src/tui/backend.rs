@@ -145,6 +145,9 @@ impl<W: Write> Backend for AnsiBackend<W> {
     }
 
     fn clear(&mut self) -> io::Result<()> {
+        // Erases take the pen's background: make sure it is the default (after `$EDITOR`
+        // the terminal may hold any pen).
+        self.inner.write_all(b"\x1b[m")?;
         self.inner.clear()?;
         self.forget();
         self.screen = Screen::Blank;
@@ -152,9 +155,10 @@ impl<W: Write> Backend for AnsiBackend<W> {
     }
 
     fn clear_region(&mut self, clear_type: ClearType) -> io::Result<()> {
+        self.inner.write_all(b"\x1b[m")?;
         self.inner.clear_region(clear_type)?;
-        // The frame ends with the default pen, so a full clear leaves default blanks;
-        // anything partial forgets the screen (the next frame touches only what changed).
+        // With the default pen a full clear leaves default blanks; anything partial
+        // forgets the screen (the next frame touches only what changed).
         self.forget();
         if clear_type == ClearType::All {
             self.screen = Screen::Blank;
