@@ -20,9 +20,8 @@ use signoff::model::{Policy, Request};
 use signoff::queue::{LocalQueue, Queue};
 use signoff::store::{Durability, IngestItem, Store, StoreOptions};
 use signoff::tui::action::{Action, Effect};
-use signoff::tui::ansi::AnsiBackend;
 use signoff::tui::app::App;
-use signoff::tui::gapfill::GapFill;
+use signoff::tui::backend::AnsiBackend;
 use signoff::tui::{TuiOptions, UiConfig, effects, event_loop, update, view};
 
 /// A terminal that counts what it is sent and throws it away (keeping the last bytes
@@ -157,16 +156,13 @@ fn loaded_app(rt: &tokio::runtime::Runtime, q: &dyn Queue, w: u16, h: u16) -> Ap
 }
 
 /// `event_loop::draw_frame`, keeping the frame's buffer to count changed cells.
-type Term = Terminal<GapFill<AnsiBackend<io::BufWriter<Counting>>>>;
+type Term = Terminal<AnsiBackend<io::BufWriter<Counting>>>;
 
 /// The console's terminal over a counting writer. A fixed viewport: the real console asks
 /// the tty for its size each frame (one ioctl); off a tty crossterm would run `tput`.
 fn terminal(counter: &Counting, w: u16, h: u16) -> Term {
     Terminal::with_options(
-        GapFill::new(AnsiBackend::new(io::BufWriter::with_capacity(
-            64 * 1024,
-            counter.clone(),
-        ))),
+        AnsiBackend::new(io::BufWriter::with_capacity(64 * 1024, counter.clone())),
         ratatui::TerminalOptions {
             viewport: ratatui::Viewport::Fixed(ratatui::layout::Rect::new(0, 0, w, h)),
         },
@@ -174,25 +170,29 @@ fn terminal(counter: &Counting, w: u16, h: u16) -> Term {
     .expect("terminal")
 }
 
-fn frame(term: &mut Term, app: &App) -> Buffer {
+/// `event_loop::draw_frame`, returning the frame (copied after the clock stops: the
+/// console does not copy it) and how long drawing and writing it took.
+fn frame(term: &mut Term, app: &App) -> (Buffer, Duration) {
+    let t = Instant::now();
     crossterm::queue!(
         term.backend_mut(),
         crossterm::terminal::BeginSynchronizedUpdate
     )
     .expect("sync");
-    let b = term
-        .draw(|f| view::draw(app, f))
-        .expect("draw")
-        .buffer
-        .clone();
-    // As `event_loop::draw_frame`: the gap filler gets the frame just drawn.
-    term.backend_mut().sync_owned(b.clone());
+    let sync = term.backend().needs_sync();
+    let done = term.draw(|f| view::draw(app, f)).expect("draw");
+    let took = t.elapsed();
+    let copy = done.buffer.clone();
+    if sync {
+        term.backend_mut().sync_owned(copy.clone());
+    }
+    let t = Instant::now();
     crossterm::execute!(
         term.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate
     )
     .expect("sync");
-    b
+    (copy, took + t.elapsed())
 }
 
 fn pct(v: &mut [Duration], p: f64) -> Duration {
@@ -217,6 +217,35 @@ fn changed_cell_bytes(prev: &Buffer, next: &Buffer) -> (u64, u64) {
         }
     }
     (cells, bytes)
+}
+
+/// Two frames as text, each row followed by a marker row (`^` symbol changed, `~` style
+/// only), for `SIGNOFF_BENCH_DUMP`.
+fn screens(prev: &Buffer, next: &Buffer) -> String {
+    let mut out = String::new();
+    for (name, b) in [("before", prev), ("after", next)] {
+        out.push_str(&format!("--- {name}\n"));
+        for y in 0..b.area.height {
+            let mut line = String::new();
+            let mut marks = String::new();
+            for x in 0..b.area.width {
+                let (p, n) = (&prev[(x, y)], &next[(x, y)]);
+                line.push_str(b[(x, y)].symbol());
+                marks.push(if p.symbol() != n.symbol() {
+                    '^'
+                } else if p != n {
+                    '~'
+                } else {
+                    ' '
+                });
+            }
+            out.push_str(&format!("{line}\n"));
+            if name == "after" {
+                out.push_str(&format!("{}\n", marks.trim_end()));
+            }
+        }
+    }
+    out
 }
 
 fn report() {
@@ -258,12 +287,12 @@ fn report() {
     for i in 0..5000 {
         let app = if i % 2 == 0 { &a } else { &b };
         let t = Instant::now();
-        let b = term
-            .draw(|f| view::draw(app, f))
-            .expect("draw")
-            .buffer
-            .clone();
-        term.backend_mut().sync_owned(b);
+        let sync = term.backend().needs_sync();
+        let done = term.draw(|f| view::draw(app, f)).expect("draw");
+        let copy = sync.then(|| done.buffer.clone());
+        if let Some(b) = copy {
+            term.backend_mut().sync_owned(b);
+        }
         term.backend_mut().flush().expect("flush");
         frames.push(t.elapsed());
     }
@@ -280,7 +309,7 @@ fn report() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(3000);
     let mut app = loaded_app(&rt, &q, 120, 40);
-    let mut prev = frame(&mut term, &app);
+    let mut prev = frame(&mut term, &app).0;
     let mut key_frame = Vec::new();
     let mut fetch = Vec::new();
     let mut bytes = Vec::new();
@@ -298,8 +327,9 @@ fn report() {
         let was = app.current_id();
         let t = Instant::now();
         let fx = update::update(&mut app, Action::Key(jev));
-        let next = frame(&mut term, &app);
-        key_frame.push(t.elapsed());
+        let updated = t.elapsed();
+        let (next, drawn) = frame(&mut term, &app);
+        key_frame.push(updated + drawn);
         let written = counter.0.load(Ordering::Relaxed) - before;
         let (_, changed) = changed_cell_bytes(&prev, &next);
         if app.current_id() != was && app.current_detail().is_some() {
@@ -309,6 +339,8 @@ fn report() {
                 && let Ok(v) = m.lock()
             {
                 let _ = std::fs::write(path, &*v);
+                // Both screens as text, with `^` under each changed cell.
+                let _ = std::fs::write(path.with_extension("screens.txt"), screens(&prev, &next));
             }
             bytes.push(written);
             if changed > 0 {
@@ -323,11 +355,30 @@ fn report() {
         if had {
             fetch.push(t.elapsed());
             if app.dirty {
-                prev = frame(&mut term, &app);
+                prev = frame(&mut term, &app).0;
             }
         }
     }
     ratios.sort_by(|x, y| x.total_cmp(y));
+    if std::env::var_os("SIGNOFF_BENCH_SPREAD").is_some() {
+        let mut v = bytes.clone();
+        v.sort();
+        let at = |p: f64| {
+            v.get(((v.len() as f64 - 1.0) * p) as usize)
+                .copied()
+                .unwrap_or(0)
+        };
+        println!(
+            "bytes per j: min {} p10 {} p25 {} p50 {} p75 {} p90 {} max {}",
+            at(0.0),
+            at(0.1),
+            at(0.25),
+            at(0.5),
+            at(0.75),
+            at(0.9),
+            at(1.0)
+        );
+    }
     println!(
         "key j → frame flushed ({keys} presses through the 1M list): p50 {:.3?}  p99 {:.3?}  max {:.3?}",
         pct(&mut key_frame, 0.5),
@@ -528,7 +579,11 @@ fn process_report(db: &Path) {
 }
 
 fn main() {
-    if std::env::args().any(|a| a == "--list" || a == "--test") {
+    // `--list`, `--test`, or a filter naming divan benchmarks: divan alone.
+    if std::env::args()
+        .skip(1)
+        .any(|a| a == "--list" || a == "--test" || !a.starts_with('-'))
+    {
         divan::main();
         return;
     }
@@ -553,5 +608,35 @@ fn draw_list_and_detail_120x40(bencher: divan::Bencher) {
     bencher.bench_local(|| {
         buf.reset();
         term.draw(|f| view::draw(&app, f)).expect("draw");
+    });
+}
+
+/// The frame as the console draws it: view, ratatui's diff and the planner (into a sink),
+/// alternating between two selected rows so every frame changes the list and the detail.
+#[divan::bench]
+fn frame_through_backend_120x40(bencher: divan::Bencher) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let path = seeded_db();
+    let q = LocalQueue::open(&path, Arc::new(Policy::default()), &StoreOptions::default())
+        .expect("queue");
+    let a = loaded_app(&rt, &q, 120, 40);
+    let mut b = a.clone();
+    let fx = update::update(&mut b, Action::Cmd(signoff::tui::action::Cmd::Down));
+    settle(&rt, &q, &mut b, fx);
+    let mut term = terminal(&Counting::default(), 120, 40);
+    let mut i = 0u64;
+    bencher.bench_local(|| {
+        i += 1;
+        let app = if i.is_multiple_of(2) { &a } else { &b };
+        let sync = term.backend().needs_sync();
+        let done = term.draw(|f| view::draw(app, f)).expect("draw");
+        let copy = sync.then(|| done.buffer.clone());
+        if let Some(b) = copy {
+            term.backend_mut().sync_owned(b);
+        }
+        term.backend_mut().flush().expect("flush");
     });
 }

@@ -323,6 +323,45 @@ fn undo_inside_the_window_only() {
     assert!(a.message.unwrap().0.contains("undo window"));
 }
 
+/// The undo hint goes out when the window closes, not at the next poll: the loop arms one
+/// wake-up for the deadline while the hint is shown, and none otherwise.
+#[test]
+fn the_undo_hint_goes_out_when_the_window_closes() {
+    use signoff::tui::event_loop::undo_timer;
+    let mut a = loaded_app(120, 40);
+    assert_eq!(undo_timer(&a, NOW), None, "no decision, no timer");
+    key(&mut a, "a");
+    update(&mut a, Action::Loaded(decided(1, State::Approved)));
+    let until = a.last_decision.as_ref().map(|d| d.1).unwrap();
+    assert_eq!(a.undo_closes_at(), Some(until));
+    assert_eq!(
+        undo_timer(&a, NOW + 10_000),
+        Some(std::time::Duration::from_millis(
+            (until - NOW - 10_000) as u64
+        ))
+    );
+    // The colour of the footer's undo key.
+    let undo_fg = |a: &App| {
+        let b = render_buffer(a);
+        let y = b.area.height - 1;
+        let footer: String = (0..b.area.width).map(|x| b[(x, y)].symbol()).collect();
+        let at = footer.find("u undo").expect("undo in the footer");
+        b[(footer[..at].chars().count() as u16, y)].fg
+    };
+    let muted = a.theme.muted.fg.unwrap_or(ratatui::style::Color::Reset);
+    assert_ne!(undo_fg(&a), muted, "undo offered");
+    // The wake-up: time passes to the deadline, the frame must be redrawn without undo.
+    a.dirty = false;
+    update(&mut a, Action::Tick(until));
+    assert!(a.dirty, "the closing window redraws");
+    assert_eq!(undo_timer(&a, until), None, "no timer once the hint is out");
+    assert_eq!(undo_fg(&a), muted, "undo no longer offered");
+    // Read-only consoles offer no undo and arm nothing.
+    a.read_only = true;
+    a.now = NOW;
+    assert_eq!(undo_timer(&a, NOW), None);
+}
+
 #[test]
 fn undo_refused_by_the_queue_is_reported() {
     let mut a = loaded_app(120, 40);
@@ -351,13 +390,18 @@ fn a_lost_lease_keeps_the_edits_and_decides_after_a_new_claim() {
         update(&mut a, act);
     }
     key(&mut a, "esc");
+    let fence = a.claim.as_ref().map_or(0, |c| c.fence);
     update(
         &mut a,
-        Action::Loaded(Loaded::Heartbeat(Err(QueueError::LeaseLost {
+        Action::Loaded(Loaded::Heartbeat {
             id: 1,
-            fence: 7,
-            holder: Some("bob".into()),
-        }))),
+            fence,
+            result: Err(QueueError::LeaseLost {
+                id: 1,
+                fence: 7,
+                holder: Some("bob".into()),
+            }),
+        }),
     );
     assert_eq!(a.claim, None);
     assert!(a.message.clone().unwrap().0.contains("lease lost"));
@@ -535,8 +579,9 @@ fn diff_preview_timeline_are_overlays() {
     let mut a = loaded_app(120, 40);
     key(&mut a, "d");
     assert_eq!(a.mode, Mode::Diff);
-    key(&mut a, "j j");
-    assert_eq!(a.overlay_scroll, 2);
+    // No edits: the diff fits, so it does not scroll.
+    key(&mut a, "j j G");
+    assert_eq!(a.overlay_scroll, 0);
     key(&mut a, "esc");
     assert_eq!((a.mode, a.overlay_scroll), (Mode::List, 0));
     let fx = key(&mut a, "p");
@@ -556,6 +601,56 @@ fn diff_preview_timeline_are_overlays() {
     assert_eq!(a.timeline, Some((1, vec![])));
     key(&mut a, "esc");
     assert_eq!(a.mode, Mode::List);
+}
+
+fn entries(n: usize) -> Vec<signoff::queue::AuditEntry> {
+    (0..n)
+        .map(|i| signoff::queue::AuditEntry {
+            seq: i as i64,
+            at: NOW,
+            actor: "ana".into(),
+            request_id: Some(1),
+            kind: "edited".into(),
+            detail: serde_json::json!({ "field": "summary" }),
+        })
+        .collect()
+}
+
+/// G, PgDn and friends stop at the last screenful: the overlay never scrolls past its
+/// content, so k after G moves at once.
+#[test]
+fn overlays_scroll_no_further_than_their_content() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "L");
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Timeline(1, Ok(entries(100)))),
+    );
+    // 37 rows of body, 2 of them borders: 35 entries on screen, 65 more below.
+    let max = 100 - 35;
+    key(&mut a, "G");
+    assert_eq!(a.overlay_scroll, max);
+    key(&mut a, "k");
+    assert_eq!(a.overlay_scroll, max - 1);
+    key(&mut a, "pagedown pagedown ctrl-d j");
+    assert_eq!(a.overlay_scroll, max);
+    assert!(render(&a).contains("edited"));
+    // A taller terminal shows more and scrolls less.
+    update(&mut a, Action::Resize(120, 50));
+    assert_eq!(a.overlay_scroll, max - 10);
+    key(&mut a, "g g");
+    assert_eq!(a.overlay_scroll, 0);
+    key(&mut a, "esc");
+    // The stats screen too.
+    key(&mut a, "S");
+    update(&mut a, Action::Loaded(Loaded::Stats(Box::new(Ok(stats())))));
+    key(&mut a, "G");
+    let bottom = a.overlay_scroll;
+    assert!(bottom > 0 && bottom < 100, "{bottom}");
+    key(&mut a, "j");
+    assert_eq!(a.overlay_scroll, bottom);
+    key(&mut a, "k");
+    assert_eq!(a.overlay_scroll, bottom - 1);
 }
 
 #[test]
@@ -744,11 +839,64 @@ fn heartbeat_renews_the_claim() {
     let mut a = opened();
     let mut renewed = claim(1);
     renewed.lease_expires += 100_000;
+    let fence = renewed.fence;
     update(
         &mut a,
-        Action::Loaded(Loaded::Heartbeat(Ok(renewed.clone()))),
+        Action::Loaded(Loaded::Heartbeat {
+            id: 1,
+            fence,
+            result: Ok(renewed.clone()),
+        }),
     );
     assert_eq!(a.claim, Some(renewed));
+}
+
+/// A heartbeat still on its way when the claim was given back and taken again (a new
+/// fence) must not end the new claim, nor replace it with the old one.
+#[test]
+fn a_stale_heartbeat_leaves_a_newer_claim_alone() {
+    let mut a = opened();
+    let old = a.claim.clone().expect("claimed");
+    let mut newer = old.clone();
+    newer.fence += 1;
+    a.claim = Some(newer.clone());
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat {
+            id: old.id,
+            fence: old.fence,
+            result: Err(QueueError::LeaseLost {
+                id: old.id,
+                fence: old.fence,
+                holder: Some("bob".into()),
+            }),
+        }),
+    );
+    assert_eq!(a.claim, Some(newer.clone()));
+    assert!(!a.dirty, "nothing to redraw");
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat {
+            id: old.id,
+            fence: old.fence,
+            result: Ok(old.clone()),
+        }),
+    );
+    assert_eq!(a.claim, Some(newer));
+    // Nor one for another item.
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat {
+            id: 99,
+            fence: old.fence + 1,
+            result: Err(QueueError::LeaseLost {
+                id: 99,
+                fence: 1,
+                holder: None,
+            }),
+        }),
+    );
+    assert!(a.claim.is_some());
 }
 
 #[test]
@@ -1198,4 +1346,118 @@ fn a_detail_that_cannot_load_says_so() {
     let (text, level) = a.message.clone().expect("a message");
     assert_eq!(level, Level::Error);
     assert!(text.contains(&format!("cannot load #{id}")), "{text}");
+}
+
+// ---- one way through: pickers, refetches and requeries share their helpers ----
+
+/// The reject, escalation and outcome pickers move, refuse a wrong number and go back the
+/// same way.
+#[test]
+fn every_picker_moves_chooses_and_goes_back_alike() {
+    let cases: [(App, &str, Mode); 3] = [
+        (loaded_app(120, 40), "r", Mode::Reject),
+        (loaded_app(120, 40), "x", Mode::Escalate),
+        (decided_with_actions(), "o", Mode::Outcome),
+    ];
+    for (mut a, open_key, mode) in cases {
+        let before = a.mode;
+        key(&mut a, open_key);
+        assert_eq!(a.mode, mode, "{open_key}");
+        assert_eq!(a.pick, 0);
+        key(&mut a, "k");
+        assert_eq!(a.pick, 0, "{mode:?}: k at the top stays");
+        key(&mut a, "j j");
+        assert_eq!(a.pick, 2, "{mode:?}");
+        for _ in 0..20 {
+            key(&mut a, "j");
+        }
+        let last = a.pick;
+        key(&mut a, "j");
+        assert_eq!(a.pick, last, "{mode:?}: j at the bottom stays");
+        // A number past the last entry is refused, and the picker stays open.
+        if last + 2 <= 9 {
+            let n = (last + 2).to_string();
+            assert!(key(&mut a, &n).is_empty(), "{mode:?}");
+            assert_eq!(a.mode, mode);
+            assert!(
+                a.message
+                    .as_ref()
+                    .is_some_and(|m| m.0.starts_with("choose 1–")),
+                "{mode:?}: {:?}",
+                a.message
+            );
+        }
+        key(&mut a, "esc");
+        assert_eq!(a.mode, before, "{mode:?}: esc goes back");
+    }
+}
+
+/// Filter, clearing it, sort and the decided list all start again from the top with one
+/// page request.
+type Requery = dyn Fn(&mut App) -> Vec<Effect>;
+
+#[test]
+fn every_requery_starts_from_the_top() {
+    let requeries: [&Requery; 4] = [
+        &|a| {
+            key(a, "/");
+            for act in type_text("p:high") {
+                update(a, act);
+            }
+            key(a, "enter")
+        },
+        &|a| key(a, "esc"),
+        &|a| key(a, "s"),
+        &|a| key(a, "D"),
+    ];
+    let mut a = loaded_app(120, 40);
+    for (i, rq) in requeries.iter().enumerate() {
+        key(&mut a, "j j");
+        assert_eq!(a.list.selected, 2, "requery {i}");
+        let generation = a.list.generation;
+        let fx = rq(&mut a);
+        assert_eq!(a.list.selected, 0, "requery {i}");
+        assert_eq!(a.list.top, 0, "requery {i}");
+        assert!(
+            matches!(&fx[..], [Effect::LoadPage { generation: g, .. }] if *g == generation + 1),
+            "requery {i}: {fx:?}"
+        );
+        // Put the page back so the next one has rows to move over.
+        let details: Vec<_> = fixtures()
+            .iter()
+            .enumerate()
+            .map(|(i, v)| detail(i as i64 + 1, v))
+            .collect();
+        let generation = a.list.generation;
+        update(
+            &mut a,
+            Action::Loaded(Loaded::Page {
+                generation,
+                result: Ok(signoff::queue::Page {
+                    items: details.iter().map(|d| d.summary.clone()).collect(),
+                    total: details.len() as u64,
+                    offset: 0,
+                }),
+            }),
+        );
+    }
+}
+
+/// An item's detail asked for again (after a save, an undo, a resend) is marked as asked
+/// for, so moving over it does not ask a second time.
+#[test]
+fn a_refetched_detail_is_not_asked_for_twice() {
+    let mut a = opened();
+    key(&mut a, "e");
+    let fx = key(&mut a, "esc");
+    assert!(fx.contains(&Effect::LoadDetails(vec![1])), "{fx:?}");
+    assert!(a.details_requested.contains(&1));
+    // The prefetch (here after a resize) leaves it to the request on its way.
+    a.details.remove(&1);
+    let fx = update(&mut a, Action::Resize(120, 41));
+    assert!(
+        !fx.iter()
+            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
+        "{fx:?}"
+    );
 }

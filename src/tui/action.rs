@@ -191,7 +191,13 @@ pub enum Loaded {
     Counts(Result<Counts, QueueError>),
     Details(Vec<(i64, Result<ItemDetail, QueueError>)>),
     Claimed(i64, Result<Claim, QueueError>),
-    Heartbeat(Result<Claim, QueueError>),
+    /// A heartbeat's result, for the claim (`id`, `fence`) it renewed: a late result of an
+    /// earlier claim must not touch the one held now.
+    Heartbeat {
+        id: i64,
+        fence: i64,
+        result: Result<Claim, QueueError>,
+    },
     Released(i64),
     Edited(EditableField, Result<(), QueueError>),
     Decided {

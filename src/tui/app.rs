@@ -353,6 +353,17 @@ impl App {
         self.current_id().and_then(|id| self.details.get(&id))
     }
 
+    /// When the footer's undo hint goes out (the undo window closes), while it is shown.
+    pub fn undo_closes_at(&self) -> Option<Millis> {
+        if self.read_only {
+            return None;
+        }
+        self.last_decision
+            .as_ref()
+            .map(|(_, until, _)| *until)
+            .filter(|until| *until > self.now)
+    }
+
     /// The mode beneath overlays: `Review` while an item is open, else `List`.
     pub fn base_mode(&self) -> Mode {
         if self.open.is_some() {

@@ -4,8 +4,9 @@
 //! Wake-ups while idle: the change-token poll and nothing else; it redraws only when the
 //! queue changed. The poll runs every [`POLL_EVERY`] after a key or a change and backs off
 //! (doubling) to [`POLL_IDLE_MAX`] while nothing happens. A one-second tick runs only while an item is claimed
-//! (lease countdown) or an edit waits for its debounced save; heartbeats run in their own
-//! task while a claim is held, so `$EDITOR` does not cost the lease.
+//! (lease countdown) or an edit waits for its debounced save; one wake-up at the end of the
+//! undo window, only while the footer offers undo; heartbeats run in their own task while a
+//! claim is held, so `$EDITOR` does not cost the lease.
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,13 +14,12 @@ use std::time::Duration;
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use ratatui::Terminal;
-use ratatui::backend::Backend;
 use tokio::sync::mpsc::{UnboundedSender, unbounded_channel};
 use tokio::task::JoinHandle;
 
 use super::action::{Action, Cmd, Effect, Loaded};
 use super::app::App;
-use super::gapfill::GapFill;
+use super::backend::AnsiBackend;
 use super::terminal::TerminalGuard;
 use super::update::update;
 use super::{effects, update, view};
@@ -50,21 +50,24 @@ pub fn event_action(ev: Event) -> Option<Action> {
 }
 
 /// Draws one frame inside synchronized output (no tearing over slow links).
-pub fn draw_frame<B: Backend + Write>(
-    terminal: &mut Terminal<GapFill<B>>,
+pub fn draw_frame<W: Write>(
+    terminal: &mut Terminal<AnsiBackend<W>>,
     app: &App,
 ) -> anyhow::Result<()> {
     crossterm::queue!(
         terminal.backend_mut(),
         crossterm::terminal::BeginSynchronizedUpdate
     )?;
+    // The backend plans the next frame against what the screen shows; it keeps that up to
+    // date itself once it has a whole frame (the first, and after a partial clear).
+    let sync = terminal.backend().needs_sync();
     let frame = terminal
         .draw(|f| view::draw(app, f))
-        .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?
-        .buffer
-        .clone();
-    // The gap filler reprints unchanged cells from exactly this frame.
-    terminal.backend_mut().sync_owned(frame);
+        .map_err(|e| anyhow::anyhow!("drawing the console failed: {e}"))?;
+    let copy = sync.then(|| frame.buffer.clone());
+    if let Some(b) = copy {
+        terminal.backend_mut().sync_owned(b);
+    }
     crossterm::execute!(
         terminal.backend_mut(),
         crossterm::terminal::EndSynchronizedUpdate
@@ -104,18 +107,26 @@ fn start_heartbeat(
         let mut claim = claim;
         loop {
             tokio::time::sleep(every).await;
-            let r = q.heartbeat(&claim).await;
-            let lost = r.is_err();
-            if let Ok(c) = &r {
+            let result = q.heartbeat(&claim).await;
+            let lost = result.is_err();
+            let (id, fence) = (claim.id, claim.fence);
+            if let Ok(c) = &result {
                 claim = c.clone();
             }
-            let _ = tx.send(Action::Loaded(Loaded::Heartbeat(r)));
+            let _ = tx.send(Action::Loaded(Loaded::Heartbeat { id, fence, result }));
             if lost {
                 break;
             }
         }
     });
     Heartbeat { id, fence, task }
+}
+
+/// How long until the undo hint in the footer must go out: a one-shot wake-up, armed only
+/// while the hint is shown (the window closing is time passing; nothing else would redraw).
+pub fn undo_timer(app: &App, now: Millis) -> Option<Duration> {
+    app.undo_closes_at()
+        .map(|until| Duration::from_millis(u64::try_from(until - now).unwrap_or(0)))
 }
 
 /// Runs `$EDITOR` (or `$VISUAL`, else `vi`) on `text`; the caller has left the terminal.
@@ -171,10 +182,10 @@ fn run_editor(field: EditableField, text: &str) -> Result<String, String> {
 }
 
 /// Runs the console until it quits. `terminal` draws to the real terminal via `guard`.
-pub async fn run<B: Backend + Write>(
+pub async fn run<W: Write>(
     queue: Arc<dyn Queue>,
     mut app: App,
-    terminal: &mut Terminal<GapFill<B>>,
+    terminal: &mut Terminal<AnsiBackend<W>>,
     guard: &mut TerminalGuard,
 ) -> anyhow::Result<()> {
     let (tx, mut rx) = unbounded_channel::<Action>();
@@ -266,6 +277,7 @@ pub async fn run<B: Backend + Write>(
         if pending.is_empty() {
             let timer_on =
                 app.claim.is_some() || app.form.as_ref().is_some_and(|f| f.unsaved_since.is_some());
+            let undo_ends = undo_timer(&app, now_ms()).map(|d| tokio::time::Instant::now() + d);
             let first = tokio::select! {
                 ev = async {
                     match events.as_mut() {
@@ -280,6 +292,12 @@ pub async fn run<B: Backend + Write>(
                 Some(a) = rx.recv() => Some(a),
                 _ = tokio::time::sleep_until(next_poll) => Some(Action::Poll),
                 _ = tick.tick(), if timer_on => Some(Action::Tick(now_ms())),
+                _ = async {
+                    match undo_ends {
+                        Some(t) => tokio::time::sleep_until(t).await,
+                        None => std::future::pending().await,
+                    }
+                } => Some(Action::Tick(now_ms())),
                 _ = sighup.recv() => Some(Action::Cmd(Cmd::Quit)),
                 _ = sigterm.recv() => Some(Action::Cmd(Cmd::Quit)),
             };

@@ -14,12 +14,13 @@ use crate::queue::Queue;
 pub mod action;
 pub mod ansi;
 pub mod app;
+pub mod backend;
 mod config;
 pub mod effects;
 pub mod event_loop;
 pub mod filter;
-pub mod gapfill;
 pub mod keymap;
+pub mod plan;
 pub mod terminal;
 pub mod theme;
 pub mod update;
@@ -121,11 +122,12 @@ pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> 
     let mut guard = terminal::TerminalGuard::enter()
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     // One write per frame instead of one per escape sequence (stdout's own buffer is small).
-    let mut backend = gapfill::GapFill::new(ansi::AnsiBackend::new(
-        std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()),
+    let mut backend = backend::AnsiBackend::new(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stdout(),
     ));
-    // An escape hatch should a terminal disagree with the shadow copy.
-    backend.enabled = std::env::var_os("SIGNOFF_TUI_NO_GAPFILL").is_none();
+    // An escape hatch should a terminal disagree with the planner's output.
+    backend.planned = std::env::var_os("SIGNOFF_TUI_PLAIN").is_none();
     let mut term = ratatui::Terminal::new(backend)?;
     let size = term.size()?;
     let app = initial_app(queue.as_ref(), &opts, size.width, size.height);

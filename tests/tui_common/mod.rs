@@ -290,9 +290,9 @@ fn pin_times(l: &mut Loaded) {
                 }
             }
         }
-        Loaded::Claimed(_, Ok(c)) | Loaded::Undone(_, Ok(c)) | Loaded::Heartbeat(Ok(c)) => {
-            c.lease_expires = NOW + 300_000
-        }
+        Loaded::Claimed(_, Ok(c))
+        | Loaded::Undone(_, Ok(c))
+        | Loaded::Heartbeat { result: Ok(c), .. } => c.lease_expires = NOW + 300_000,
         Loaded::Decided { result: Ok(r), .. } => r.undo_until = NOW + 30_000,
         Loaded::Timeline(_, Ok(entries)) => entries.iter_mut().for_each(|e| e.at = NOW),
         Loaded::Counts(Ok(c)) => {

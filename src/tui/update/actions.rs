@@ -81,9 +81,7 @@ pub(super) fn actions_command(app: &mut App, c: Cmd) -> Vec<Effect> {
         Cmd::Outcome => {
             app.outcome_item = app.current_id();
             app.outcome_value = None;
-            app.return_mode = app.mode;
-            app.mode = Mode::Outcome;
-            app.pick = 0;
+            open_picker(app, Mode::Outcome);
             Vec::new()
         }
         Cmd::Decided => {
@@ -101,9 +99,7 @@ pub(super) fn actions_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             } else {
                 crate::queue::Sort::Queue
             };
-            l.selected = 0;
-            l.top = 0;
-            say(
+            requery(
                 app,
                 Level::Info,
                 if decided {
@@ -111,8 +107,7 @@ pub(super) fn actions_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 } else {
                     "the open queue"
                 },
-            );
-            reload(app)
+            )
         }
         Cmd::Stats => {
             app.return_mode = app.mode;
@@ -164,31 +159,18 @@ pub(super) fn confirm_command(app: &mut App, c: Cmd) -> Vec<Effect> {
 }
 
 pub(super) fn outcome_command(app: &mut App, c: Cmd) -> Vec<Effect> {
-    let n = app.policy.outcomes.len();
-    let chosen = match c {
-        Cmd::Down => {
-            app.pick = (app.pick + 1).min(n.saturating_sub(1));
-            return Vec::new();
-        }
-        Cmd::Up => {
-            app.pick = app.pick.saturating_sub(1);
-            return Vec::new();
-        }
-        Cmd::Back => {
+    let i = match pick(app, c, app.policy.outcomes.len()) {
+        Picked::Chosen(i) => i,
+        Picked::Done => return Vec::new(),
+        Picked::Other if c == Cmd::Back => {
             app.mode = app.return_mode;
             app.outcome_item = None;
             return Vec::new();
         }
-        Cmd::Pick(k) => usize::from(k).checked_sub(1),
-        Cmd::Submit => Some(app.pick),
-        _ => {
+        Picked::Other => {
             app.dirty = false;
             return Vec::new();
         }
-    };
-    let Some(i) = chosen.filter(|i| *i < n) else {
-        say(app, Level::Warn, format!("choose 1–{n}"));
-        return Vec::new();
     };
     let o = app.policy.outcomes[i].clone();
     app.pick = i;
@@ -288,8 +270,7 @@ pub(super) fn loaded_actions(app: &mut App, l: Loaded) -> Vec<Effect> {
                     ),
                 );
             }
-            app.details_requested.insert(id);
-            vec![Effect::LoadDetails(vec![id])]
+            vec![refetch_detail(app, id)]
         }
         Loaded::Paused(p, r) => {
             match r {

@@ -69,43 +69,10 @@ pub(super) fn picker_command(app: &mut App, c: Cmd) -> Vec<Effect> {
     } else {
         app.policy.escalation_queues.len()
     };
-    let chosen = match c {
-        Cmd::Down => {
-            app.pick = (app.pick + 1).min(n.saturating_sub(1));
-            return Vec::new();
-        }
-        Cmd::Up => {
-            app.pick = app.pick.saturating_sub(1);
-            return Vec::new();
-        }
-        Cmd::Back => {
-            app.mode = app.return_mode;
-            return Vec::new();
-        }
-        Cmd::Preview if !reject => {
-            // What escalating to the highlighted queue would send; Esc comes back here.
-            let (Some(id), Some(q)) =
-                (app.current_id(), app.policy.escalation_queues.get(app.pick))
-            else {
-                return Vec::new();
-            };
-            let queue = q.name.clone();
-            app.preview = None;
-            app.preview_escalation = Some(queue.clone());
-            app.overlay_scroll = 0;
-            app.mode = Mode::Preview;
-            return vec![Effect::LoadPreview(id, DecisionKind::Escalate { queue })];
-        }
-        Cmd::Pick(k) => usize::from(k).checked_sub(1),
-        Cmd::Submit => Some(app.pick),
-        _ => {
-            app.dirty = false;
-            return Vec::new();
-        }
-    };
-    let Some(i) = chosen.filter(|i| *i < n) else {
-        say(app, Level::Warn, format!("choose 1–{n}"));
-        return Vec::new();
+    let i = match pick(app, c, n) {
+        Picked::Chosen(i) => i,
+        Picked::Done => return Vec::new(),
+        Picked::Other => return picker_other(app, c, reject),
     };
     if reject {
         let key = app.policy.reject_reasons[i].key.clone();
@@ -119,5 +86,33 @@ pub(super) fn picker_command(app: &mut App, c: Cmd) -> Vec<Effect> {
     } else {
         let queue = app.policy.escalation_queues[i].name.clone();
         decide(app, DecisionKind::Escalate { queue }, None)
+    }
+}
+
+/// Esc, and `p` in the escalation picker.
+fn picker_other(app: &mut App, c: Cmd, reject: bool) -> Vec<Effect> {
+    match c {
+        Cmd::Back => {
+            app.mode = app.return_mode;
+            Vec::new()
+        }
+        Cmd::Preview if !reject => {
+            // What escalating to the highlighted queue would send; Esc comes back here.
+            let (Some(id), Some(q)) =
+                (app.current_id(), app.policy.escalation_queues.get(app.pick))
+            else {
+                return Vec::new();
+            };
+            let queue = q.name.clone();
+            app.preview = None;
+            app.preview_escalation = Some(queue.clone());
+            app.overlay_scroll = 0;
+            app.mode = Mode::Preview;
+            vec![Effect::LoadPreview(id, DecisionKind::Escalate { queue })]
+        }
+        _ => {
+            app.dirty = false;
+            Vec::new()
+        }
     }
 }

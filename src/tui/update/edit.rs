@@ -151,8 +151,7 @@ pub(super) fn edit_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 say(app, Level::Ok, "edits saved and valid");
                 let mut fx = fx;
                 if let Some(id) = app.open {
-                    app.details_requested.insert(id);
-                    fx.push(Effect::LoadDetails(vec![id]));
+                    fx.push(refetch_detail(app, id));
                 }
                 fx
             } else {
@@ -181,8 +180,7 @@ pub(super) fn edit_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             app.form = None;
             app.mode = Mode::Review;
             if let Some(id) = app.open {
-                app.details_requested.insert(id);
-                fx.push(Effect::LoadDetails(vec![id]));
+                fx.push(refetch_detail(app, id));
             }
             fx
         }

@@ -40,10 +40,7 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 app.list.filter_text.clear();
                 app.filter_input = LineInput::default();
                 app.list.query.filter = Default::default();
-                app.list.selected = 0;
-                app.list.top = 0;
-                say(app, Level::Info, "filter cleared");
-                reload(app)
+                requery(app, Level::Info, "filter cleared")
             } else {
                 app.dirty = false;
                 Vec::new()
@@ -76,9 +73,7 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 );
                 return Vec::new();
             }
-            app.return_mode = app.mode;
-            app.mode = mode;
-            app.pick = 0;
+            open_picker(app, mode);
             app.note = LineInput::default();
             Vec::new()
         }
@@ -138,11 +133,8 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
         }
         Cmd::Sort => {
             app.list.query.sort = app.list.query.sort.next();
-            app.list.selected = 0;
-            app.list.top = 0;
             let label = app.list.query.sort.label();
-            say(app, Level::Info, format!("sorted by {label}"));
-            reload(app)
+            requery(app, Level::Info, format!("sorted by {label}"))
         }
         _ => {
             app.dirty = false;
@@ -251,6 +243,22 @@ pub(super) fn ensure_window(app: &mut App) -> Vec<Effect> {
     fx
 }
 
+/// Asks again for one item's detail (it changed: saved, decided, resent), marked as asked
+/// for so the prefetch does not ask twice.
+pub(super) fn refetch_detail(app: &mut App, id: i64) -> Effect {
+    app.details_requested.insert(id);
+    Effect::LoadDetails(vec![id])
+}
+
+/// The query changed (filter, sort, open queue or decided items): back to the top, say so,
+/// ask for the first rows.
+pub(super) fn requery(app: &mut App, level: Level, message: impl Into<String>) -> Vec<Effect> {
+    app.list.selected = 0;
+    app.list.top = 0;
+    say(app, level, message);
+    reload(app)
+}
+
 /// Details of the rows on screen and half a screen either side (so `j` past the edge finds
 /// its detail already there) that are not cached or asked for yet.
 pub(super) fn fetch_details(app: &mut App) -> Vec<Effect> {
@@ -336,16 +344,13 @@ pub(super) fn apply_filter(app: &mut App) -> Vec<Effect> {
         Ok(f) => {
             app.list.query.filter = f;
             app.list.filter_text = app.filter_input.text.trim().to_string();
-            app.list.selected = 0;
-            app.list.top = 0;
             app.mode = Mode::List;
-            if app.list.filter_text.is_empty() {
-                say(app, Level::Info, "filter cleared");
+            let message = if app.list.filter_text.is_empty() {
+                "filter cleared".to_string()
             } else {
-                let t = app.list.filter_text.clone();
-                say(app, Level::Info, format!("filter: {t}"));
-            }
-            reload(app)
+                format!("filter: {}", app.list.filter_text)
+            };
+            requery(app, Level::Info, message)
         }
         Err(e) => {
             say(app, Level::Error, e);

@@ -139,8 +139,7 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                     app.raw_scroll = 0;
                     app.ai_scroll = 0;
                     say(app, Level::Ok, format!("#{id} is yours while it is open"));
-                    app.details_requested.insert(id);
-                    let mut fx = vec![Effect::LoadDetails(vec![id]), Effect::LoadCounts];
+                    let mut fx = vec![refetch_detail(app, id), Effect::LoadCounts];
                     if then == Some(Cmd::Edit) {
                         // Edit on the cached detail; the fresh one arrives right after.
                         fx.extend(start_edit(app));
@@ -153,19 +152,26 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                 }
             }
         }
-        Loaded::Heartbeat(r) => match r {
-            Ok(c) => {
-                if app.claim.as_ref().is_some_and(|x| x.id == c.id) {
-                    app.claim = Some(c);
+        Loaded::Heartbeat { id, fence, result } => {
+            // The heartbeat of a claim given back, lost or taken again since (its task is
+            // aborted, but a result may already be on its way) says nothing about this one.
+            if !app
+                .claim
+                .as_ref()
+                .is_some_and(|c| c.id == id && c.fence == fence)
+            {
+                app.dirty = false;
+                return Vec::new();
+            }
+            match result {
+                Ok(c) => app.claim = Some(c),
+                Err(e) => {
+                    app.claim = None;
+                    say(app, Level::Error, describe(&e));
                 }
-                Vec::new()
             }
-            Err(e) => {
-                app.claim = None;
-                say(app, Level::Error, describe(&e));
-                Vec::new()
-            }
-        },
+            Vec::new()
+        }
         Loaded::Released(_) => {
             app.dirty = false;
             Vec::new()
@@ -197,8 +203,7 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             {
                 // Saves and the detail reload race; the last save to land reloads again.
                 app.dirty = false;
-                app.details_requested.insert(id);
-                vec![Effect::LoadDetails(vec![id])]
+                vec![refetch_detail(app, id)]
             } else {
                 app.dirty = false;
                 Vec::new()
@@ -263,8 +268,7 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                 app.focus = Pane::Ai;
                 say(app, Level::Ok, format!("undone: #{id} is back with you"));
                 app.details.remove(&id);
-                app.details_requested.insert(id);
-                let mut fx = vec![Effect::LoadDetails(vec![id]), Effect::LoadCounts];
+                let mut fx = vec![refetch_detail(app, id), Effect::LoadCounts];
                 fx.extend(reload(app));
                 fx
             }

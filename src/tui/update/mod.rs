@@ -8,6 +8,7 @@ mod edit;
 mod list;
 mod loaded;
 mod palette;
+mod picker;
 
 use actions::*;
 pub use actions::{STATS_EVERY_MS, confirm_question, dead_actions, is_decided, preview_digest};
@@ -17,6 +18,7 @@ use list::*;
 use loaded::*;
 pub use palette::palette_items;
 use palette::*;
+use picker::*;
 
 use super::action::{Action, Cmd, Effect};
 use super::app::{App, FieldInput, Level, LineInput, Mode};
@@ -37,6 +39,7 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
             app.width = w;
             app.height = h;
             follow_selection(app);
+            clamp_overlay_scroll(app);
             ensure_window(app)
         }
         Action::Tick(now) => tick(app, now),
@@ -121,11 +124,7 @@ pub fn can_decide(app: &App) -> bool {
 }
 
 pub(super) fn undo_open(app: &App) -> bool {
-    !app.read_only
-        && app
-            .last_decision
-            .as_ref()
-            .is_some_and(|(_, until, _)| *until > app.now)
+    app.undo_closes_at().is_some()
 }
 
 /// Whether a command takes its key now. Disabled commands show muted in the footer and leave
@@ -272,6 +271,7 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 }
                 _ => {
                     scroll(&mut app.overlay_scroll, c, app.height);
+                    clamp_overlay_scroll(app);
                     Vec::new()
                 }
             },
@@ -287,6 +287,19 @@ pub(super) fn quit(app: &mut App) -> Vec<Effect> {
     app.quit = true;
     fx.push(Effect::Quit);
     fx
+}
+
+/// Keeps an overlay's scroll within its content (G then k moves at once; a larger terminal
+/// shows more and scrolls less).
+pub(super) fn clamp_overlay_scroll(app: &mut App) {
+    if matches!(
+        app.mode,
+        Mode::Diff | Mode::Preview | Mode::Timeline | Mode::Stats
+    ) {
+        app.overlay_scroll = app
+            .overlay_scroll
+            .min(crate::tui::view::overlay_max_scroll(app));
+    }
 }
 
 /// Scrolls an offset by a movement command.

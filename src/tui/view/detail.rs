@@ -81,12 +81,17 @@ fn body_lines(s: &str, style: Style, width: usize, limit: usize) -> Vec<Line<'st
         .collect()
 }
 
-/// Paragraph of pre-wrapped lines, scrolled but never past the end.
-fn scrolled<'a>(lines: Vec<Line<'a>>, block: Block<'a>, scroll: u16, height: u16) -> Paragraph<'a> {
-    let max = (lines.len() as u16).saturating_sub(height.saturating_sub(2).max(1));
-    Paragraph::new(lines)
-        .block(block)
-        .scroll((scroll.min(max), 0))
+/// Pre-wrapped lines in a block, scrolled but never past the end.
+fn scrolled(frame: &mut Frame, area: Rect, lines: &[Line<'_>], block: Block<'_>, scroll: u16) {
+    let max = (lines.len() as u16).saturating_sub(area.height.saturating_sub(2).max(1));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    fmt::put_lines(
+        frame.buffer_mut(),
+        inner,
+        lines,
+        usize::from(scroll.min(max)),
+    );
 }
 
 pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
@@ -184,13 +189,13 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
             ));
         }
     }
-    let p = scrolled(
-        lines,
+    scrolled(
+        frame,
+        area,
+        &lines,
         block(app, title, focused),
         app.raw_scroll,
-        area.height,
     );
-    frame.render_widget(p, area);
 }
 
 fn edited(d: &ItemDetail, f: EditableField) -> bool {
@@ -323,11 +328,11 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
         head.push(Line::raw(""));
         lines.splice(0..0, head);
     }
-    let p = scrolled(
-        lines,
+    scrolled(
+        frame,
+        area,
+        &lines,
         block(app, title, focused),
         app.ai_scroll,
-        area.height,
     );
-    frame.render_widget(p, area);
 }

@@ -2,7 +2,10 @@
 //! sanitised, width-aware text from requests.
 use std::borrow::Cow;
 
+use ratatui::buffer::Buffer;
+use ratatui::layout::Rect;
 use ratatui::style::Style;
+use ratatui::text::Line;
 
 use crate::queue::Millis;
 use crate::text;
@@ -71,7 +74,44 @@ pub fn cells(s: &str) -> usize {
     if s.is_ascii() {
         return s.len();
     }
-    s.graphemes(true).map(text::width).sum()
+    // Most other text is characters that are a grapheme on their own whatever surrounds
+    // them (letters, punctuation, symbols, CJK): their widths add up without segmenting.
+    let mut n = 0;
+    for c in s.chars() {
+        if !alone(c) {
+            return s.graphemes(true).map(text::width).sum();
+        }
+        n += unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+    }
+    n
+}
+
+/// Never joins a neighbour into one grapheme (UAX #29 class Other, and not a control):
+/// no combining or spacing marks, joiners, variation selectors, prepended marks, Hangul
+/// jamo, regional indicators or emoji modifiers.
+fn alone(c: char) -> bool {
+    matches!(c as u32,
+        0x20..=0x7E
+        | 0xA0..=0xAC
+        | 0xAE..=0x2FF
+        | 0x370..=0x482
+        | 0x48A..=0x58F
+        | 0x5D0..=0x5EA
+        | 0x5F0..=0x5F4
+        | 0x621..=0x64A
+        | 0x2010..=0x2027
+        | 0x2030..=0x205E
+        | 0x2070..=0x20C0
+        | 0x2100..=0x27BF
+        | 0x2E80..=0x3029
+        | 0x3030..=0x303E
+        | 0x3041..=0x3096
+        | 0x309B..=0x30FF
+        | 0x3400..=0x4DBF
+        | 0x4E00..=0x9FFF
+        | 0xAC00..=0xD7A3
+        | 0xFF01..=0xFF9D
+        | 0xFFE0..=0xFFE6)
 }
 
 /// `s` cut to at most `max` cells as [`cells`] counts them, with `…` when cut.
@@ -90,13 +130,25 @@ pub fn cut(s: &str, max: usize) -> String {
     }
     let mut out = String::new();
     let mut used = 0;
-    for g in s.graphemes(true) {
-        let w = text::width(g);
-        if used + w + 1 > max {
-            break;
+    if s.chars().all(alone) {
+        // Each character is a grapheme (see `cells`).
+        for c in s.chars() {
+            let w = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+            if used + w + 1 > max {
+                break;
+            }
+            out.push(c);
+            used += w;
         }
-        out.push_str(g);
-        used += w;
+    } else {
+        for g in s.graphemes(true) {
+            let w = text::width(g);
+            if used + w + 1 > max {
+                break;
+            }
+            out.push_str(g);
+            used += w;
+        }
     }
     out.push('…');
     out
@@ -123,6 +175,34 @@ pub fn pad(s: &str, w: usize) -> String {
     out
 }
 
+/// Writes lines into `area` from line `skip` on, as `Paragraph` (without wrapping) does,
+/// but ASCII spans go in byte by byte instead of through grapheme segmentation: the list
+/// and the detail are most of a frame's text.
+pub fn put_lines(buf: &mut Buffer, area: Rect, lines: &[Line<'_>], skip: usize) {
+    let right = area.right();
+    for (line, y) in lines.iter().skip(skip).zip(area.top()..area.bottom()) {
+        let mut x = area.x;
+        for span in &line.spans {
+            if x >= right {
+                break;
+            }
+            let style = line.style.patch(span.style);
+            let s = span.content.as_ref();
+            if s.is_ascii() {
+                for b in s.bytes().filter(|b| !b.is_ascii_control()) {
+                    if x >= right {
+                        break;
+                    }
+                    buf[(x, y)].set_char(char::from(b)).set_style(style);
+                    x += 1;
+                }
+            } else {
+                x = buf.set_stringn(x, y, s, usize::from(right - x), style).0;
+            }
+        }
+    }
+}
+
 /// "2026-11-21 04:12 UTC".
 pub fn time(ms: Millis) -> String {
     let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000) else {
@@ -140,7 +220,14 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
     let mut out = Vec::new();
     let mut line = String::new();
     let mut used = 0usize;
-    for word in s.split_word_bounds() {
+    // Word segmentation is most of a detail pane's cost; ASCII text (most requests) has
+    // a short rule set (see `ascii_words`).
+    let words: Box<dyn Iterator<Item = &str>> = if s.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Box::new(AsciiWords { s })
+    } else {
+        Box::new(s.split_word_bounds())
+    };
+    for word in words {
         let w = cells(word);
         if used + w <= width {
             line.push_str(word);
@@ -175,6 +262,79 @@ pub fn wrap(s: &str, width: usize) -> Vec<String> {
     out
 }
 
+/// UAX #29 word boundaries (what `split_word_bounds` gives) for printable ASCII (no control
+/// characters, so no CR LF pairs): letters, digits and `_` join; `.` `'` join letters to letters, and with `,`
+/// `;` digits to digits; `:` joins letters; runs of spaces stay together; everything else
+/// stands alone.
+struct AsciiWords<'a> {
+    s: &'a str,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wb {
+    Letter,
+    Digit,
+    /// `_`
+    Extend,
+    /// `:`
+    MidLetter,
+    /// `.` and `'`
+    MidNumLet,
+    /// `,` and `;`
+    MidNum,
+    Space,
+    Other,
+}
+
+fn wb(b: u8) -> Wb {
+    match b {
+        b'a'..=b'z' | b'A'..=b'Z' => Wb::Letter,
+        b'0'..=b'9' => Wb::Digit,
+        b'_' => Wb::Extend,
+        b':' => Wb::MidLetter,
+        b'.' | b'\'' => Wb::MidNumLet,
+        b',' | b';' => Wb::MidNum,
+        b' ' => Wb::Space,
+        _ => Wb::Other,
+    }
+}
+
+impl<'a> Iterator for AsciiWords<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let b = self.s.as_bytes();
+        if b.is_empty() {
+            return None;
+        }
+        let at = |i: usize| b.get(i).copied().map(wb);
+        let mut i = 1;
+        while i < b.len() {
+            let (prev, cur) = (wb(b[i - 1]), wb(b[i]));
+            let joins = match (prev, cur) {
+                (Wb::Space, Wb::Space) => true,
+                (Wb::Letter | Wb::Digit | Wb::Extend, Wb::Letter | Wb::Digit | Wb::Extend) => true,
+                // Letter (MidLetter | MidNumLet) Letter, and digit (MidNum | MidNumLet)
+                // digit: the middle one joins when the same kind follows it.
+                (Wb::Letter, Wb::MidLetter | Wb::MidNumLet) => at(i + 1) == Some(Wb::Letter),
+                (Wb::Digit, Wb::MidNum | Wb::MidNumLet) => at(i + 1) == Some(Wb::Digit),
+                (Wb::MidLetter | Wb::MidNumLet, Wb::Letter) => {
+                    i >= 2 && at(i - 2) == Some(Wb::Letter)
+                }
+                (Wb::MidNum | Wb::MidNumLet, Wb::Digit) => i >= 2 && at(i - 2) == Some(Wb::Digit),
+                _ => false,
+            };
+            if !joins {
+                break;
+            }
+            i += 1;
+        }
+        let (word, rest) = self.s.split_at(i);
+        self.s = rest;
+        Some(word)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +351,72 @@ mod tests {
             assert!(cells(&l) <= 7, "{l}");
         }
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
+    }
+
+    /// The shortcut in `cells` gives what segmenting gives.
+    #[test]
+    fn characters_that_stand_alone_do() {
+        use unicode_segmentation::UnicodeSegmentation;
+        let all: Vec<char> = (0..0x40000u32)
+            .filter_map(char::from_u32)
+            .filter(|c| alone(*c))
+            .collect();
+        for &c in &all {
+            let s = c.to_string();
+            assert_eq!(
+                unicode_width::UnicodeWidthChar::width(c).unwrap_or(0),
+                text::width(&s),
+                "{c:?}"
+            );
+            for t in [format!("a{c}"), format!("{c}a"), format!("{c}{c}")] {
+                assert_eq!(t.graphemes(true).count(), 2, "{t:?}");
+            }
+        }
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..50_000 {
+            let t: String = (0..3).map(|_| all[rng.usize(..all.len())]).collect();
+            let slow: usize = t.graphemes(true).map(text::width).sum();
+            assert_eq!(cells(&t), slow, "{t:?}");
+            let mut cut_slow = String::new();
+            let mut used = 0;
+            for g in t.graphemes(true) {
+                if used + text::width(g) + 1 > 3 {
+                    break;
+                }
+                cut_slow.push_str(g);
+                used += text::width(g);
+            }
+            if slow > 3 {
+                cut_slow.push('…');
+                assert_eq!(cut(&t, 3), cut_slow, "{t:?}");
+            }
+            assert_eq!(t.graphemes(true).count(), 3, "{t:?}");
+        }
+    }
+
+    /// The ASCII shortcut splits words exactly where unicode-segmentation does.
+    #[test]
+    fn ascii_words_are_uax29_words() {
+        use unicode_segmentation::UnicodeSegmentation;
+        let alphabet = b"aZ9_:.',; -\"/@#()!?x0";
+        let mut rng = fastrand::Rng::with_seed(11);
+        for n in 0..200_000 {
+            let len = 1 + n % 9;
+            let s: String = (0..len)
+                .map(|_| char::from(alphabet[rng.usize(..alphabet.len())]))
+                .collect();
+            let want: Vec<&str> = s.split_word_bounds().collect();
+            let got: Vec<&str> = AsciiWords { s: &s }.collect();
+            assert_eq!(got, want, "{s:?}");
+        }
+        for s in [
+            "Re: Dispatch board n/a since 3.14, e.g. don't (v1.2.3) priya.raman@harborline.example",
+            "track.fleetwise.example/api/t/{id}, where {id} is a 12,500.00 USD; 10:30",
+            "",
+        ] {
+            let want: Vec<&str> = s.split_word_bounds().collect();
+            assert_eq!(AsciiWords { s }.collect::<Vec<_>>(), want, "{s:?}");
+        }
     }
 
     #[test]

@@ -16,6 +16,13 @@ use ratatui::widgets::Paragraph;
 
 use super::app::{App, Mode};
 
+/// How far the open scrolling overlay (diff, preview, timeline, stats) can scroll at the
+/// current size: `update` keeps its offset within this.
+pub fn overlay_max_scroll(app: &App) -> u16 {
+    let r = layout::regions(app, ratatui::layout::Rect::new(0, 0, app.width, app.height));
+    overlay::max_scroll(app, r.body)
+}
+
 /// Draws one frame. Reads the state, changes nothing.
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();

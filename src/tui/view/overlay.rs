@@ -23,6 +23,28 @@ pub(super) fn centered(area: Rect, w: u16, h: u16) -> Rect {
     )
 }
 
+fn paragraph<'a>(app: &App, title: String, lines: Vec<Line<'a>>) -> Paragraph<'a> {
+    let t = &app.theme;
+    Paragraph::new(lines)
+        .block(
+            Block::bordered()
+                .border_style(t.border_focus)
+                .title(Span::styled(title, t.title))
+                .title_bottom(Span::styled(" esc back ", t.muted)),
+        )
+        .wrap(Wrap { trim: false })
+}
+
+/// How far a panel of `p` in `area` scrolls: its wrapped height less what it shows.
+fn panel_max_scroll(p: &Paragraph, area: Rect) -> u16 {
+    let rows = p.line_count(area.width.saturating_sub(2));
+    // `line_count` includes the borders, as `area.height` does.
+    u16::try_from(rows)
+        .unwrap_or(u16::MAX)
+        .saturating_sub(area.height)
+}
+
+/// Scrolled, but never past the end (content may shrink or the terminal grow after a scroll).
 pub(super) fn panel(
     app: &App,
     frame: &mut Frame,
@@ -31,18 +53,24 @@ pub(super) fn panel(
     lines: Vec<Line>,
     scroll: u16,
 ) {
-    let t = &app.theme;
     frame.render_widget(Clear, area);
-    let p = Paragraph::new(lines)
-        .block(
-            Block::bordered()
-                .border_style(t.border_focus)
-                .title(Span::styled(title, t.title))
-                .title_bottom(Span::styled(" esc back ", t.muted)),
-        )
-        .wrap(Wrap { trim: false })
-        .scroll((scroll, 0));
-    frame.render_widget(p, area);
+    let p = paragraph(app, title, lines);
+    let scroll = scroll.min(panel_max_scroll(&p, area));
+    frame.render_widget(p.scroll((scroll, 0)), area);
+}
+
+/// How far the open scrolling overlay (diff, preview, timeline, stats) can scroll in `body`:
+/// its content's height less the rows it shows, 0 when it fits.
+pub fn max_scroll(app: &App, body: Rect) -> u16 {
+    let content = match app.mode {
+        Mode::Diff => diff_content(app),
+        Mode::Preview => preview_content(app, body),
+        Mode::Timeline => timeline_content(app),
+        Mode::Stats => return super::stats::max_scroll(app, body),
+        _ => return 0,
+    };
+    let (title, lines) = content;
+    panel_max_scroll(&paragraph(app, title, lines), body)
 }
 
 pub fn draw(app: &App, frame: &mut Frame, body: Rect) {
@@ -187,17 +215,14 @@ fn current_value(app: &App, f: EditableField) -> Option<String> {
 }
 
 fn diff(app: &App, frame: &mut Frame, body: Rect) {
+    let (title, lines) = diff_content(app);
+    panel(app, frame, body, title, lines, app.overlay_scroll);
+}
+
+fn diff_content(app: &App) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
     let Some(d) = app.current_detail() else {
-        panel(
-            app,
-            frame,
-            body,
-            " Diff ".into(),
-            vec![Line::styled("loading…", t.muted)],
-            0,
-        );
-        return;
+        return (" Diff ".into(), vec![Line::styled("loading…", t.muted)]);
     };
     let mut lines = Vec::new();
     for f in EditableField::ALL {
@@ -228,41 +253,41 @@ fn diff(app: &App, frame: &mut Frame, body: Rect) {
             t.muted,
         ));
     }
-    panel(
-        app,
-        frame,
-        body,
+    (
         format!(" Diff #{}: AI proposal (-) vs reviewed (+) ", d.summary.id),
         lines,
-        app.overlay_scroll,
-    );
+    )
 }
 
 fn preview(app: &App, frame: &mut Frame, body: Rect) {
+    let (title, lines) = preview_content(app, body);
+    panel(app, frame, body, title, lines, app.overlay_scroll);
+}
+
+fn preview_content(app: &App, body: Rect) -> (String, Vec<Line<'static>>) {
     let id = app
         .current_id()
         .map(|i| format!("#{i}"))
         .unwrap_or_default();
     let lines = super::actions::preview_lines(app, usize::from(body.width.saturating_sub(2)));
-    panel(
-        app,
-        frame,
-        body,
-        match &app.preview_escalation {
-            Some(q) => format!(
-                " Preview {id}: what leaves on escalating to {} ",
-                fmt::clean(q, 30)
-            ),
-            None => format!(" Preview {id}: what leaves on approve "),
-        },
-        lines,
-        app.overlay_scroll,
-    );
+    let title = match &app.preview_escalation {
+        Some(q) => format!(
+            " Preview {id}: what leaves on escalating to {} ",
+            fmt::clean(q, 30)
+        ),
+        None => format!(" Preview {id}: what leaves on approve "),
+    };
+    (title, lines)
 }
 
 fn timeline(app: &App, frame: &mut Frame, body: Rect) {
+    let (title, lines) = timeline_content(app);
+    panel(app, frame, body, title, lines, app.overlay_scroll);
+}
+
+fn timeline_content(app: &App) -> (String, Vec<Line<'static>>) {
     let t = &app.theme;
-    let (title, lines) = match &app.timeline {
+    match &app.timeline {
         None => (
             " Timeline ".to_string(),
             vec![Line::styled("loading…", t.muted)],
@@ -285,8 +310,7 @@ fn timeline(app: &App, frame: &mut Frame, body: Rect) {
             }
             (format!(" Timeline #{id} · audit log, oldest first "), lines)
         }
-    };
-    panel(app, frame, body, title, lines, app.overlay_scroll);
+    }
 }
 
 /// An audit entry's detail on one line: scalar fields as `key=value` (long text cut),

@@ -341,6 +341,17 @@ fn render_parts(t: &Theme, parts: &[Part], w: u16) -> Buffer {
     buf
 }
 
+/// How far the stats screen scrolls in `body`: its height less the rows it shows.
+pub fn max_scroll(app: &App, body: Rect) -> u16 {
+    let Some(s) = &app.stats else {
+        return 0;
+    };
+    let inner = Block::bordered().inner(body);
+    let parts = parts(&app.theme, s, usize::from(inner.width));
+    let total: u16 = parts.iter().map(Part::height).fold(0, u16::saturating_add);
+    total.max(1).saturating_sub(inner.height)
+}
+
 pub fn draw(app: &App, frame: &mut Frame, body: Rect) {
     let t = &app.theme;
     frame.render_widget(Clear, body);
