@@ -517,6 +517,15 @@ fn open(path: &Path, durability: Durability) -> Store {
 
 /// Copies `from` to `to` and flushes it, so writeback of the copy does not land inside
 /// the timed loop.
+/// Before a round (untimed): write back everything earlier rounds and phases left dirty
+/// (`sync()`), so the kernel's writeback of the last round's gigabyte does not run on the
+/// CPUs and the disk during this one.
+fn settle() {
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    std::thread::sleep(Duration::from_millis(200));
+}
+
 fn fresh_copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).expect("copy seed db");
     File::open(to)
@@ -742,6 +751,7 @@ fn full_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
     let mut contended_rounds = 0;
     let mut before = probes.fdatasync;
     for round in 1..=s.rounds {
+        settle();
         let db = dir.join(format!("full-{round}.db"));
         fresh_copy(seed, &db);
         let r = claim_decide(&db, Durability::Full, s.full_budget);
@@ -821,6 +831,7 @@ fn normal_rounds(dir: &Path, s: &Settings, seed: &Path) -> String {
     let mut normal_cpu = Vec::new();
     let mut normal_unwaited = Vec::new();
     for round in 1..=s.rounds {
+        settle();
         let db = dir.join(format!("normal-{round}.db"));
         fresh_copy(seed, &db);
         let r = claim_decide(&db, Durability::Normal, s.normal_budget);
@@ -970,6 +981,7 @@ fn ingest_phase(dir: &Path, s: &Settings) -> String {
     let mut unwaited = Vec::new();
     let mut cpu = Vec::new();
     for round in 1..=s.rounds {
+        settle();
         let db = dir.join(format!("ingest-{round}.db"));
         let mut store = open(&db, Durability::Full);
         let sched = Sched::now();
