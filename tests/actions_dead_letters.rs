@@ -56,6 +56,20 @@ fn last_dead_audit(store: &signoff::store::Store) -> Value {
     serde_json::from_str(&detail).unwrap()
 }
 
+/// The Slack row is a dead letter whose error starts with `error`, and the last attempt's
+/// audit entry says `outcome` and `maybe_applied`.
+fn assert_gave_up(store: &signoff::store::Store, error: &str, outcome: &str, maybe_applied: bool) {
+    let (st, _, err, _) = row(store, "slack");
+    assert_eq!(st, "dead");
+    assert!(err.as_deref().unwrap_or("").starts_with(error), "{err:?}");
+    let audit = last_dead_audit(store);
+    assert_eq!(
+        (&audit["outcome"], &audit["maybe_applied"]),
+        (&json!(outcome), &json!(maybe_applied)),
+        "{audit}"
+    );
+}
+
 /// A webhook post that hung (may have posted, cannot be looked up) is a dead letter; a
 /// person checks the channel and sends it again.
 async fn hung_webhook_dead_letter(
@@ -236,17 +250,16 @@ async fn out_of_attempts_after_a_definite_failure_is_not_called_ambiguous() {
     let (_d, db) = temp_db();
     let store = approve_all(&db, &cfg, &[partnership("m")]);
     dispatch_settled(&db, &store, &cfg, 3).await;
-    let (st, attempts, err, _) = row(&store, "slack");
-    assert_eq!((st.as_str(), attempts), ("dead", 2));
-    assert_eq!(
-        err.as_deref(),
-        Some("gave up after 2 attempts: Slack: rate_limited")
+    assert_eq!(row(&store, "slack").1, 2);
+    assert_gave_up(
+        &store,
+        "gave up after 2 attempts: Slack: rate_limited",
+        "retry",
+        false,
     );
-    let audit = last_dead_audit(&store);
     assert_eq!(
-        (&audit["outcome"], &audit["maybe_applied"]),
-        (&json!("retry"), &json!(false)),
-        "{audit}"
+        row(&store, "slack").2.as_deref(),
+        Some("gave up after 2 attempts: Slack: rate_limited")
     );
     assert_eq!(f.with(|w| w.slack.messages.len()), 0);
 }
@@ -266,18 +279,11 @@ async fn out_of_attempts_with_an_unknown_effect_says_so() {
     let (_d, db) = temp_db();
     let store = approve_all(&db, &cfg, &[partnership("a")]);
     dispatch_settled(&db, &store, &cfg, 3).await;
-    let (st, _, err, _) = row(&store, "slack");
-    assert_eq!(st, "dead");
-    assert!(
-        err.as_deref().unwrap().starts_with(
-            "gave up after 2 attempts (an attempt may have taken effect: check before sending again): Slack HTTP 503"
-        ),
-        "{err:?}"
-    );
-    let audit = last_dead_audit(&store);
-    assert_eq!(
-        (&audit["outcome"], &audit["maybe_applied"]),
-        (&json!("ambiguous"), &json!(true))
+    assert_gave_up(
+        &store,
+        "gave up after 2 attempts (an attempt may have taken effect: check before sending again): Slack HTTP 503",
+        "ambiguous",
+        true,
     );
 
     // An earlier attempt ambiguous, and the last one could not look it up (history
@@ -296,17 +302,10 @@ async fn out_of_attempts_with_an_unknown_effect_says_so() {
     let (_d2, db2) = temp_db();
     let store2 = approve_all(&db2, &cfg, &[partnership("b")]);
     dispatch_settled(&db2, &store2, &cfg, 3).await;
-    let (st, _, err, _) = row(&store2, "slack");
-    assert_eq!(st, "dead");
-    assert!(
-        err.as_deref().unwrap().starts_with(
-            "gave up after 2 attempts (an attempt may have taken effect: check before sending again): Slack: ratelimited"
-        ),
-        "{err:?}"
-    );
-    let audit = last_dead_audit(&store2);
-    assert_eq!(
-        (&audit["outcome"], &audit["maybe_applied"]),
-        (&json!("retry"), &json!(true))
+    assert_gave_up(
+        &store2,
+        "gave up after 2 attempts (an attempt may have taken effect: check before sending again): Slack: ratelimited",
+        "retry",
+        true,
     );
 }
