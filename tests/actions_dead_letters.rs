@@ -309,3 +309,41 @@ async fn out_of_attempts_with_an_unknown_effect_says_so() {
         true,
     );
 }
+
+/// An attempt cut off while it still waited for the rate limit sent nothing: it is retried,
+/// not taken for "may have posted" (a webhook cannot be looked up, so that would have made
+/// a dead letter for a person to check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attempt_cut_off_waiting_for_the_rate_limit_is_retried_not_ambiguous() {
+    let f = Fakes::start().await;
+    let mut cfg = webhook_config(&f);
+    // Four request timeouts, 400 ms, per attempt; the second post waits a second.
+    cfg.dispatch.timeout_ms = 100;
+    cfg.slack.per_channel_per_second = 1.0;
+    cfg.slack.burst = 1;
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &[partnership("r1"), partnership("r2")]);
+    dispatch_settled(&db, &store, &cfg, 4).await;
+    let statuses: Vec<String> = store
+        .connection()
+        .prepare("SELECT status FROM outbox WHERE action = 'slack' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(statuses, ["sent", "sent"]);
+    assert_eq!(f.with(|w| w.slack.webhook_posts.len()), 2);
+    let cut: i64 = store
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM audit WHERE detail LIKE '%before it sent anything%'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(
+        cut >= 1,
+        "the test's premise: an attempt was cut off in the rate limiter"
+    );
+}

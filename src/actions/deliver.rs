@@ -60,6 +60,10 @@ pub struct Progress {
     /// Not stored: `maybe_sent` stays set, so later attempts still look before sending.
     #[serde(skip)]
     pub settled: bool,
+    /// This attempt let a request with an effect go (past its rate limit): cut off after
+    /// that, the attempt may have taken effect; before it, it sent nothing. Not stored.
+    #[serde(skip)]
+    pub sending: bool,
 }
 
 /// Live credentials and shared state of one dispatcher run.
@@ -98,7 +102,10 @@ impl Env {
     }
 
     /// One request under the rate limit `limit` (key, per second, burst), its answer
-    /// classified by `classify` ([`http::exchange`]).
+    /// classified by `classify` ([`http::exchange`]). For a request that has an effect
+    /// (a write, a post, a draft), `sending` is set once the rate limit lets it go: an
+    /// attempt cut off before that sent nothing.
+    #[allow(clippy::too_many_arguments)]
     async fn exchange(
         &self,
         req: &HttpRequest,
@@ -106,9 +113,13 @@ impl Env {
         auth: Option<(&str, &str)>,
         body: Option<Vec<u8>>,
         limit: (&str, f64, f64),
+        sending: Option<&mut bool>,
         classify: impl FnOnce(&Response) -> Outcome,
     ) -> Outcome {
         self.limits.acquire(limit.0, limit.1, limit.2).await;
+        if let Some(s) = sending {
+            *s = true;
+        }
         http::exchange(&self.http, req, url, auth, body, classify).await
     }
 }
@@ -162,6 +173,7 @@ async fn monday_call(
     req: &HttpRequest,
     body: Option<Vec<u8>>,
     field: &str,
+    sending: Option<&mut bool>,
 ) -> Result<Value, Outcome> {
     let token = env.monday_token.as_deref().unwrap_or_default();
     let limit = (
@@ -175,6 +187,7 @@ async fn monday_call(
         Some(("Authorization", token)),
         body,
         limit,
+        sending,
         |r| classify::monday(r, field),
     )
     .await
@@ -183,12 +196,11 @@ async fn monday_call(
 
 /// Item ids holding the key (`items_page_by_column_values`, limit 2).
 async fn monday_find(env: &Env, find: &HttpRequest) -> Result<Vec<String>, Outcome> {
-    let page = monday_call(env, find, None, "items_page_by_column_values").await?;
+    let page = monday_call(env, find, None, "items_page_by_column_values", None).await?;
     Ok(reconcile::monday_items(&page))
 }
 
 async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
-    let call = |req, body, field| monday_call(env, req, body, field);
     if p.item_id.is_none() {
         // Always look first: an earlier create may have landed (or another decision's).
         let find = tryo!(step(r, "find"));
@@ -207,7 +219,9 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                 }
                 let create = tryo!(step(r, "create"));
                 p.first_sent_at.get_or_insert(now);
-                let v = tryo!(call(create, None, "create_item").await);
+                let v = tryo!(
+                    monday_call(env, create, None, "create_item", Some(&mut p.sending)).await
+                );
                 match reconcile::id_string(v.get("id")) {
                     Some(id) => p.item_id = Some(id),
                     None => {
@@ -223,7 +237,16 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                 }
                 let update = tryo!(step(r, "update"));
                 let body = Some(with_item(update, one));
-                tryo!(call(update, body, "change_multiple_column_values").await);
+                tryo!(
+                    monday_call(
+                        env,
+                        update,
+                        body,
+                        "change_multiple_column_values",
+                        Some(&mut p.sending)
+                    )
+                    .await
+                );
                 p.item_id = Some(one.clone());
             }
             many => {
@@ -243,7 +266,8 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
     {
         if reconcile {
             let find = tryo!(step(r, "find_note"));
-            let items = tryo!(call(find, Some(with_item(find, &item)), "items").await);
+            let body = Some(with_item(find, &item));
+            let items = tryo!(monday_call(env, find, body, "items", None).await);
             match reconcile::monday_note(&items, &r.key) {
                 Some(id) => {
                     p.update_id = Some(id);
@@ -254,7 +278,9 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
         }
         if p.update_id.is_none() {
             p.first_sent_at.get_or_insert(now);
-            let v = tryo!(call(note, Some(with_item(note, &item)), "create_update").await);
+            let body = Some(with_item(note, &item));
+            let v =
+                tryo!(monday_call(env, note, body, "create_update", Some(&mut p.sending)).await);
             p.update_id = reconcile::id_string(v.get("id"));
         }
     }
@@ -304,8 +330,17 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     let post = tryo!(step(r, "post"));
     p.first_sent_at.get_or_insert(now);
     p.last_sent_at = Some(now);
-    let post_once = || env.exchange(post, &post.url, auth, None, limit, classify::slack);
-    let mut out = post_once().await;
+    let mut out = env
+        .exchange(
+            post,
+            &post.url,
+            auth,
+            None,
+            limit,
+            Some(&mut p.sending),
+            classify::slack,
+        )
+        .await;
     // not_in_channel means nothing was posted: join (public channels, channels:join) and
     // post once more.
     if let (Outcome::Permanent(why), Some(join)) = (&out, r.step("join"))
@@ -318,11 +353,23 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
                 auth,
                 None,
                 ("slack:join", 0.0, 1.0),
+                None,
                 classify::slack,
             )
             .await;
         out = match joined {
-            Outcome::Ok(_) => post_once().await,
+            Outcome::Ok(_) => {
+                env.exchange(
+                    post,
+                    &post.url,
+                    auth,
+                    None,
+                    limit,
+                    Some(&mut p.sending),
+                    classify::slack,
+                )
+                .await
+            }
             Outcome::Permanent(e) => Outcome::Permanent(format!(
                 "{why}; joining it failed ({e}): invite the bot, then press R"
             )),
@@ -375,6 +422,7 @@ async fn slack_lookup(
                 auth,
                 None,
                 ("slack:history", 0.0, 1.0),
+                None,
                 classify::slack,
             )
             .await
@@ -417,13 +465,19 @@ async fn webhook(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now
             cfg.per_channel_per_second,
             f64::from(cfg.burst),
         ),
+        Some(&mut p.sending),
         classify::slack_webhook,
     )
     .await
 }
 
 /// One Gmail request with the 401 → refresh once → retry once rule.
-async fn gmail_call(env: &Env, tokens: &Tokens, req: &HttpRequest) -> Result<Value, Outcome> {
+async fn gmail_call(
+    env: &Env,
+    tokens: &Tokens,
+    req: &HttpRequest,
+    mut sending: Option<&mut bool>,
+) -> Result<Value, Outcome> {
     let limit = (
         "gmail",
         env.cfg.gmail.per_second,
@@ -434,7 +488,15 @@ async fn gmail_call(env: &Env, tokens: &Tokens, req: &HttpRequest) -> Result<Val
         let bearer = format!("Bearer {tok}");
         let auth = Some(("Authorization", bearer.as_str()));
         match env
-            .exchange(req, &req.url, auth, None, limit, classify::gmail)
+            .exchange(
+                req,
+                &req.url,
+                auth,
+                None,
+                limit,
+                sending.as_deref_mut(),
+                classify::gmail,
+            )
             .await
         {
             Outcome::AuthRefresh(why) if first => {
@@ -460,10 +522,9 @@ async fn gmail(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     let Some(tokens) = &env.gmail else {
         return Outcome::Permanent("Gmail credentials are not configured".into());
     };
-    let call = |req| gmail_call(env, tokens, req);
     if reconcile {
         let lookup = tryo!(step(r, "lookup"));
-        let list = tryo!(call(lookup).await);
+        let list = tryo!(gmail_call(env, tokens, lookup, None).await);
         if let Some((id, thread)) = reconcile::gmail_draft(&list) {
             p.draft_id = Some(id);
             p.thread_id = thread;
@@ -474,7 +535,7 @@ async fn gmail(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     }
     let create = tryo!(step(r, "create"));
     p.first_sent_at.get_or_insert(now);
-    let v = tryo!(call(create).await);
+    let v = tryo!(gmail_call(env, tokens, create, Some(&mut p.sending)).await);
     p.draft_id = v.get("id").and_then(Value::as_str).map(str::to_string);
     p.thread_id = v
         .pointer("/message/threadId")
@@ -485,7 +546,8 @@ async fn gmail(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
 
 /// How long one attempt may take at most: four request timeouts (monday's find, write and
 /// note, or Gmail's lookup, refresh and create). The dispatcher cuts an attempt off there
-/// (ambiguous: it may have taken effect), so it always ends inside its lease.
+/// (ambiguous once a request with an effect has gone out, a retry before that), so it
+/// always ends inside its lease.
 pub fn attempt_budget(cfg: &ActionsConfig) -> Duration {
     Duration::from_millis(cfg.dispatch.timeout_ms.saturating_mul(4))
 }

@@ -413,12 +413,22 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
             None => {
                 let budget = deliver::attempt_budget(&env.cfg);
                 let run = deliver::deliver(env, r, &mut p, reconcile, now);
-                Some(tokio::time::timeout(budget, run).await.unwrap_or_else(|_| {
-                    Outcome::Ambiguous(format!(
+                let finished = tokio::time::timeout(budget, run).await;
+                Some(match finished {
+                    Ok(outcome) => outcome,
+                    Err(_) if p.sending => Outcome::Ambiguous(format!(
                         "the attempt ran past its {} s budget and was cut off; it may have taken effect",
                         budget.as_secs()
-                    ))
-                }))
+                    )),
+                    // Cut off waiting for the rate limit or a lookup: nothing left.
+                    Err(_) => Outcome::Retry {
+                        after: None,
+                        why: format!(
+                            "the attempt ran past its {} s budget before it sent anything (waiting for the rate limit or a lookup)",
+                            budget.as_secs()
+                        ),
+                    },
+                })
             }
         },
     };
