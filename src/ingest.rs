@@ -87,16 +87,10 @@ impl Parser {
             .spawn(move || {
                 for chunk in chunks {
                     drop(chunk.garbage);
-                    let results = chunk
-                        .entries
-                        .into_iter()
-                        .map(|raw| parse(&chunk.origin, raw, Some(&policy)))
-                        .collect();
-                    let parsed = ParsedChunk {
-                        origin: chunk.origin,
-                        results,
-                    };
-                    if done.send(parsed).is_err() {
+                    if done
+                        .send(parse_chunk(chunk.origin, chunk.entries, &policy))
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -122,9 +116,22 @@ impl Drop for Parser {
     }
 }
 
-/// Parses one entry (on the parser thread, or inline when it could not start), deriving
-/// its columns under `policy` when given.
-fn parse(origin: &str, raw: Raw, policy: Option<&Arc<crate::model::Policy>>) -> Parsed {
+/// Parses a chunk of entries, in order (on the parser thread, or on the reading thread
+/// when the parser is behind or could not start).
+fn parse_chunk(
+    origin: Arc<str>,
+    entries: Vec<Raw>,
+    policy: &Arc<crate::model::Policy>,
+) -> ParsedChunk {
+    let results = entries
+        .into_iter()
+        .map(|raw| parse(&origin, raw, policy))
+        .collect();
+    ParsedChunk { origin, results }
+}
+
+/// Parses one entry and derives its columns under `policy`.
+fn parse(origin: &str, raw: Raw, policy: &Arc<crate::model::Policy>) -> Parsed {
     match raw {
         Raw::Problem(line, reason, text) => Parsed::Problem(line, reason, text),
         Raw::Entry(line, text) => {
@@ -136,9 +143,7 @@ fn parse(origin: &str, raw: Raw, policy: Option<&Arc<crate::model::Policy>>) -> 
                 Ok(request) => {
                     let mut item =
                         IngestItem::new(text, value, request, format!("{origin}:{line}"));
-                    if let Some(p) = policy {
-                        item.derive_with(p);
-                    }
+                    item.derive_with(policy);
                     Parsed::Item(line, Box::new(item))
                 }
                 Err(e) => Parsed::Problem(line, e.to_string(), text),
@@ -272,10 +277,15 @@ impl<'s> Ingester<'s> {
     }
 
     /// A problem the reader found itself (it still goes through the parser, to keep order).
-    fn reject(&mut self, origin: &str, line: u64, reason: String, raw: String) {
-        // Pushing a problem only fails when storing earlier entries failed; that error
-        // comes back from the next store write.
-        let _ = self.push(origin, Raw::Problem(line, reason, raw));
+    /// Fails when queueing it wrote a full batch and the store refused that batch.
+    fn reject(
+        &mut self,
+        origin: &str,
+        line: u64,
+        reason: String,
+        raw: String,
+    ) -> Result<(), StoreError> {
+        self.push(origin, Raw::Problem(line, reason, raw))
     }
 
     /// Takes one entry's JSON text.
@@ -311,14 +321,8 @@ impl<'s> Ingester<'s> {
                 self.parser.out += 1;
             }
             Err(entries) => {
-                let policy = self.parser.policy.clone();
-                let results = entries
-                    .into_iter()
-                    .map(|r| parse(&origin, r, Some(&policy)))
-                    .collect();
-                self.parser
-                    .slots
-                    .push_back(Slot::Ready(ParsedChunk { origin, results }));
+                let parsed = parse_chunk(origin, entries, &self.parser.policy);
+                self.parser.slots.push_back(Slot::Ready(parsed));
             }
         }
         while self.take_front(false)? {}
@@ -464,7 +468,7 @@ impl<'s> Ingester<'s> {
             let buf = match reader.fill_buf() {
                 Ok(b) => b,
                 Err(e) => {
-                    self.reject(origin, 1, format!("cannot read: {e}"), String::new());
+                    self.reject(origin, 1, format!("cannot read: {e}"), String::new())?;
                     return self.flush();
                 }
             };
@@ -514,7 +518,7 @@ impl<'s> Ingester<'s> {
                         line_no + 1,
                         format!("cannot read: {e}"),
                         String::new(),
-                    );
+                    )?;
                     return Ok(());
                 }
             }
@@ -527,7 +531,7 @@ impl<'s> Ingester<'s> {
                         line_no,
                         format!("not valid UTF-8 (byte {})", e.valid_up_to()),
                         String::from_utf8_lossy(&buf).into_owned(),
-                    );
+                    )?;
                     continue;
                 }
             };
@@ -604,7 +608,7 @@ impl<'s> Ingester<'s> {
                         line,
                         format!("not valid JSON: {e}; the rest of this input was not read"),
                         String::new(),
-                    );
+                    )?;
                     return Ok(());
                 }
             }
@@ -644,7 +648,7 @@ impl<'s> Ingester<'s> {
                 line.max(1),
                 format!("not valid JSON: {e}; the rest of this array was not read"),
                 String::new(),
-            );
+            )?;
         }
         Ok(())
     }

@@ -330,17 +330,7 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
     let post = tryo!(step(r, "post"));
     p.first_sent_at.get_or_insert(now);
     p.last_sent_at = Some(now);
-    let mut out = env
-        .exchange(
-            post,
-            &post.url,
-            auth,
-            None,
-            limit,
-            Some(&mut p.sending),
-            classify::slack,
-        )
-        .await;
+    let mut out = slack_post(env, post, auth, limit, &mut p.sending).await;
     // not_in_channel means nothing was posted: join (public channels, channels:join) and
     // post once more.
     if let (Outcome::Permanent(why), Some(join)) = (&out, r.step("join"))
@@ -358,18 +348,7 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
             )
             .await;
         out = match joined {
-            Outcome::Ok(_) => {
-                env.exchange(
-                    post,
-                    &post.url,
-                    auth,
-                    None,
-                    limit,
-                    Some(&mut p.sending),
-                    classify::slack,
-                )
-                .await
-            }
+            Outcome::Ok(_) => slack_post(env, post, auth, limit, &mut p.sending).await,
             Outcome::Permanent(e) => Outcome::Permanent(format!(
                 "{why}; joining it failed ({e}): invite the bot, then press R"
             )),
@@ -388,6 +367,26 @@ async fn slack(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: 
         }
         other => other,
     }
+}
+
+/// One `chat.postMessage` under the channel's rate limit.
+async fn slack_post(
+    env: &Env,
+    post: &HttpRequest,
+    auth: Option<(&str, &str)>,
+    limit: (&str, f64, f64),
+    sending: &mut bool,
+) -> Outcome {
+    env.exchange(
+        post,
+        &post.url,
+        auth,
+        None,
+        limit,
+        Some(sending),
+        classify::slack,
+    )
+    .await
 }
 
 /// Pages through the channel's history between shortly before the first post and shortly

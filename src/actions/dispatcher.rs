@@ -414,18 +414,20 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
                 let budget = deliver::attempt_budget(&env.cfg);
                 let run = deliver::deliver(env, r, &mut p, reconcile, now);
                 let finished = tokio::time::timeout(budget, run).await;
+                let cut = format!(
+                    "the attempt ran past its {:.1} s budget",
+                    budget.as_secs_f64()
+                );
                 Some(match finished {
                     Ok(outcome) => outcome,
                     Err(_) if p.sending => Outcome::Ambiguous(format!(
-                        "the attempt ran past its {} s budget and was cut off; it may have taken effect",
-                        budget.as_secs()
+                        "{cut} and was cut off; it may have taken effect"
                     )),
                     // Cut off waiting for the rate limit or a lookup: nothing left.
                     Err(_) => Outcome::Retry {
                         after: None,
                         why: format!(
-                            "the attempt ran past its {} s budget before it sent anything (waiting for the rate limit or a lookup)",
-                            budget.as_secs()
+                            "{cut} before it sent anything (waiting for the rate limit or a lookup)"
                         ),
                     },
                 })
