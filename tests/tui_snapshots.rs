@@ -365,3 +365,52 @@ async fn kill_switch_and_outcome_against_a_real_queue() {
     h.keys("S G").await;
     assert!(h.screen().contains("won 1"), "{}", h.screen());
 }
+
+/// A hostile request with a 2 MB one-line body and a 200 KB AI summary: the detail shows
+/// the start of each (only what the screen holds is sanitised and wrapped), and says
+/// where the summary stops.
+#[test]
+fn huge_texts_show_their_start_and_where_a_field_stops() {
+    use signoff::queue::Page;
+    use signoff::tui::action::{Effect, Loaded};
+    use signoff::tui::update::{init, update};
+    let mut a = app(120, 40);
+    let generation = init(&mut a)
+        .iter()
+        .find_map(|e| match e {
+            Effect::LoadPage { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .expect("init loads a page");
+    let body = format!("BEGIN {}", "A".repeat(2_000_000));
+    let summary = format!("START {}", "x".repeat(200_000));
+    let v = serde_json::json!({
+        "source": "h", "external_id": "big", "received_at": "2026-11-20T10:00:00Z",
+        "raw": {"body": body, "subject": "huge"},
+        "ai": {"summary": summary, "intent": "sales_lead", "priority": "normal", "confidence": 0.5}
+    });
+    let d = detail(1, &v);
+    let page = Page {
+        items: vec![d.summary.clone()],
+        total: 1,
+        offset: 0,
+    };
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Page {
+            generation,
+            result: Ok(page),
+        }),
+    );
+    update(&mut a, Action::Loaded(Loaded::Details(vec![(1, Ok(d))])));
+    let screen = render(&a);
+    assert!(screen.contains("BEGIN AAAA"), "{screen}");
+    assert!(screen.contains("START xxxx"), "{screen}");
+    // Scrolled to its end, the AI pane says what it left out.
+    a.ai_scroll = u16::MAX;
+    let screen = render(&a);
+    assert!(
+        screen.contains(&format!("{} more bytes not shown", 200_006 - 64 * 1024)),
+        "{screen}"
+    );
+}

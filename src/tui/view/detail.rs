@@ -43,7 +43,8 @@ fn labelled(
 ) -> Vec<Line<'static>> {
     let mut out = Vec::new();
     let mut first = true;
-    let parts = text::sanitize_lines(value);
+    let shown = prefix(value, MAX_FIELD_BYTES);
+    let parts = text::sanitize_lines(shown);
     let parts = if parts.is_empty() {
         vec![std::borrow::Cow::Borrowed("")]
     } else {
@@ -63,7 +64,30 @@ fn labelled(
             first = false;
         }
     }
+    if shown.len() < value.len() {
+        out.push(Line::styled(
+            format!(
+                "{}… {} more bytes not shown",
+                " ".repeat(indent),
+                value.len() - shown.len()
+            ),
+            label_style,
+        ));
+    }
     out
+}
+
+/// An AI field is wrapped on every frame; past this much text the pane shows where it
+/// stops instead (the editor, `e`, holds all of it).
+const MAX_FIELD_BYTES: usize = 64 * 1024;
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+fn prefix(s: &str, max: usize) -> &str {
+    let mut end = s.len().min(max);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 fn field(app: &App, label: &str, value: String, style: Style, width: usize) -> Vec<Line<'static>> {
@@ -71,9 +95,13 @@ fn field(app: &App, label: &str, value: String, style: Style, width: usize) -> V
 }
 
 /// Multi-line request text, sanitised line by line and wrapped.
-/// Stops after `limit` lines: a long body is wrapped only as far as the screen shows.
+/// Stops after `limit` lines: a long body is sanitised and wrapped only as far as the
+/// screen shows. `limit` lines of `width` cells hold at most 4 bytes a cell (zero-width
+/// marks aside), so only that much of the text is read: a 2 MB body in one line cost
+/// 40 ms a frame when all of it was sanitised and wrapped on every keypress.
 fn body_lines(s: &str, style: Style, width: usize, limit: usize) -> Vec<Line<'static>> {
-    text::sanitize_lines(s)
+    let budget = (limit + 1).saturating_mul(width.max(1)).saturating_mul(4);
+    text::sanitize_lines(prefix(s, budget))
         .into_iter()
         .flat_map(|l| fmt::wrap(&l, width))
         .take(limit)
