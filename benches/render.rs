@@ -611,6 +611,43 @@ fn draw_list_and_detail_120x40(bencher: divan::Bencher) {
     });
 }
 
+/// A hostile request selected: a 2 MB body in one line and a 200 KB AI summary. Only what
+/// the screen shows is sanitised and wrapped (it was all of it, ~40 ms a frame).
+#[divan::bench]
+fn draw_a_2mb_request_120x40(bencher: divan::Bencher) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("big.db");
+    let policy = Arc::new(Policy::default());
+    {
+        let mut store =
+            Store::open(&path, policy.clone(), &StoreOptions::default()).expect("store");
+        let v = json!({
+            "source": "bench", "external_id": "big",
+            "raw": {"subject": "huge", "body": format!("BEGIN {}", "A".repeat(2_000_000))},
+            "ai": {"summary": "x".repeat(200_000), "intent": "sales_lead",
+                   "priority": "normal", "confidence": 0.5}
+        });
+        let r = Request::from_value(&v).expect("request");
+        store
+            .ingest_batch(
+                &[IngestItem::new(v.to_string(), v, r, "bench".into())],
+                "bench",
+            )
+            .expect("ingest");
+    }
+    let q = LocalQueue::open(&path, policy, &StoreOptions::default()).expect("queue");
+    let app = loaded_app(&rt, &q, 120, 40);
+    let backend = ratatui::backend::TestBackend::new(120, 40);
+    let mut term = Terminal::new(backend).expect("terminal");
+    bencher.bench_local(|| {
+        term.draw(|f| view::draw(&app, f)).expect("draw");
+    });
+}
+
 /// The frame as the console draws it: view, ratatui's diff and the planner (into a sink),
 /// alternating between two selected rows so every frame changes the list and the detail.
 #[divan::bench]

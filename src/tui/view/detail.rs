@@ -79,7 +79,7 @@ fn labelled(
 
 /// An AI field is wrapped on every frame; past this much text the pane shows where it
 /// stops instead (the editor, `e`, holds all of it).
-const MAX_FIELD_BYTES: usize = 64 * 1024;
+const MAX_FIELD_BYTES: usize = 16 * 1024;
 
 /// At most `max` bytes of `s`, cut at a character boundary.
 fn prefix(s: &str, max: usize) -> &str {
