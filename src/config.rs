@@ -18,6 +18,9 @@ use crate::secret::Secret;
 use crate::store::Durability;
 use crate::tui::UiConfig;
 
+/// The system-wide config, read under the user's (`SIGNOFF_SYSTEM_CONFIG` overrides the path).
+pub const SYSTEM_CONFIG: &str = "/etc/signoff/config.toml";
+
 /// The commented example config (`signoff config example`); config.example.toml is this text.
 pub const EXAMPLE: &str = include_str!("../config.example.toml");
 
@@ -52,29 +55,107 @@ pub struct ReviewerConfig {
     pub name: Option<String>,
 }
 
-/// One reviewer's API token for `signoff serve`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerToken {
-    pub reviewer: String,
-    pub token: Secret,
+/// A role on the queue server: what a caller may do.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Observer,
+    /// Claims, edits, decides, undoes, records outcomes.
+    Reviewer,
+    /// A reviewer who also flips the kill switch, resends dead letters and manages tokens.
+    Admin,
+    /// Posts requests to `/v1/ingest` and nothing else (the upstream AI service).
+    Ingest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Observer => "observer",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+            Role::Ingest => "ingest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Observer, Role::Reviewer, Role::Admin, Role::Ingest]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// `[server.access]`: who may use the queue server over its Unix socket. Users and Unix
+/// groups map to a role; a user's own entry wins over their groups', and of several groups
+/// the strongest role (admin, then reviewer, then observer) counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    pub users: BTreeMap<String, Role>,
+    pub groups: BTreeMap<String, Role>,
+}
+
+impl AccessConfig {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
 }
 
 /// `[server]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    pub bind: String,
-    pub tokens: Vec<ServerToken>,
+    /// The Unix socket; default `$XDG_RUNTIME_DIR/signoff.sock`.
+    pub socket: Option<PathBuf>,
+    /// A TCP address to listen on as well (`127.0.0.1:8787`); none by default.
+    pub bind: Option<String>,
+    /// PEM certificate chain and private key: TCP is served over TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A TLS-terminating proxy sits in front: a non-loopback `bind` is allowed without TLS.
+    pub behind_proxy: bool,
+    /// The shared secret upstream signs `/v1/ingest` bodies with (`env:` or `file:`).
     pub webhook_secret: Option<Secret>,
+    pub access: AccessConfig,
+    /// The largest request body, except ingest.
+    pub max_body_bytes: usize,
+    /// The largest `/v1/ingest` body.
+    pub max_ingest_bytes: usize,
+    /// Requests per second each caller may make on average, and in a burst.
+    pub rate_per_second: f64,
+    pub rate_burst: u32,
+    /// A request taking longer is answered 503 (the event stream excepted).
+    pub request_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            bind: "127.0.0.1:8787".into(),
-            tokens: Vec::new(),
+            socket: None,
+            bind: None,
+            tls_cert: None,
+            tls_key: None,
+            behind_proxy: false,
             webhook_secret: None,
+            access: AccessConfig::default(),
+            max_body_bytes: 1 << 20,
+            max_ingest_bytes: 32 << 20,
+            rate_per_second: 50.0,
+            rate_burst: 200,
+            request_timeout_seconds: 60,
         }
     }
 }
@@ -102,6 +183,14 @@ impl Default for LogConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// A queue server to use instead of a local database: `unix:/run/signoff/signoff.sock`,
+    /// `https://host:port` or `http://127.0.0.1:port`.
+    pub remote: Option<String>,
+    /// The bearer token for a TCP `remote` (`env:` or `file:`); `SIGNOFF_TOKEN` and
+    /// `--token-file` override it.
+    pub remote_token: Option<Secret>,
+    /// A PEM CA certificate to trust for an `https` remote (a private CA, a self-signed server).
+    pub remote_ca: Option<PathBuf>,
     pub store: StoreConfig,
     pub reviewer: ReviewerConfig,
     pub policy: Policy,
@@ -302,8 +391,30 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         .unwrap_or_else(|| config_dir.join("config.toml"));
     let mut sources = BTreeMap::new();
 
+    // 0. The system-wide file (a shared host's `remote = ...`), under the user's.
+    let system_file = env
+        .iter()
+        .find(|(k, _)| k == "SIGNOFF_SYSTEM_CONFIG")
+        .map(|(_, v)| PathBuf::from(v))
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+    let (mut table, system_text) = match std::fs::read_to_string(&system_file) {
+        Ok(text) => (parse_file(&text, &system_file)?, Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml::Table::new(), None),
+        Err(e) => {
+            return Err(ConfigError {
+                origin: system_file.display().to_string(),
+                line: None,
+                key: None,
+                message: format!("cannot read the system config file: {e}"),
+            });
+        }
+    };
+    for key in leaf_keys(&toml::Value::Table(table.clone())) {
+        sources.insert(key, Source::File(system_file.clone()));
+    }
+
     // 1. The file, checked alone first so its errors carry its own lines.
-    let (mut table, text) = match std::fs::read_to_string(&config_file) {
+    let (user_table, text) = match std::fs::read_to_string(&config_file) {
         Ok(text) => {
             let table = parse_file(&text, &config_file)?;
             (table, Some(text))
@@ -320,8 +431,25 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
             });
         }
     };
-    for key in leaf_keys(&toml::Value::Table(table.clone())) {
+    for key in leaf_keys(&toml::Value::Table(user_table.clone())) {
         sources.insert(key, Source::File(config_file.clone()));
+    }
+    merge_tables(&mut table, user_table);
+    if system_text.is_some() {
+        // The merge of two valid files can still contradict itself only in meaning
+        // (checked below), never in type; this names the files should it happen anyway.
+        toml::Value::Table(table.clone())
+            .try_into::<Config>()
+            .map_err(|e| ConfigError {
+                origin: format!(
+                    "{} merged over {}",
+                    config_file.display(),
+                    system_file.display()
+                ),
+                line: None,
+                key: None,
+                message: e.message().trim().to_string(),
+            })?;
     }
 
     // 2. The environment.
@@ -397,6 +525,10 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         }) {
             Some(Source::Env(n)) => (format!("environment variable {n}"), None),
             Some(Source::Flag(n)) => (format!("flag {n}"), None),
+            Some(Source::File(f)) if *f == system_file => (
+                system_file.display().to_string(),
+                system_text.as_deref().and_then(|t| find_key_line(t, &key)),
+            ),
             _ => (
                 config_file.display().to_string(),
                 text.as_deref().and_then(|t| find_key_line(t, &key)),
@@ -431,6 +563,18 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         file_read: text.is_some(),
         sources,
     })
+}
+
+/// Merges `over` into `base`: tables key by key, anything else replaced.
+fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
 }
 
 /// Parses and checks the file alone, mapping errors to line and key.

@@ -54,6 +54,47 @@ impl LocalQueue {
         self
     }
 
+    /// Runs `f` on the writing connection, off the async runtime: for a caller that owns
+    /// the store (the queue server's tokens, idempotency records, ingest). Refused when
+    /// read-only.
+    pub async fn on_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        self.write(f).await
+    }
+
+    /// Runs `f` on the reading connection, off the async runtime.
+    pub async fn on_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        self.read(f).await
+    }
+
+    /// Ingests `body` (an object, an array or JSON Lines) as `signoff ingest` reads a
+    /// file, on the writing connection: the totals and each entry not taken, with its
+    /// line. Bad entries are quarantined and never stop the good ones.
+    pub async fn ingest(
+        &self,
+        origin: &str,
+        body: Vec<u8>,
+        actor: &str,
+    ) -> Result<(crate::ingest::Report, Vec<crate::ingest::Problem>)> {
+        let (origin, actor) = (origin.to_string(), actor.to_string());
+        self.write(move |s| {
+            let mut problems = Vec::new();
+            let report = {
+                let mut ingester = crate::ingest::Ingester::new(s, &actor)
+                    .on_problem(|p| problems.push(p.clone()));
+                ingester.read(&origin, std::io::Cursor::new(body))?;
+                ingester.report
+            };
+            Ok((report, problems))
+        })
+        .await
+    }
+
     async fn with<T: Send + 'static>(
         store: &Arc<Mutex<Store>>,
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,

@@ -19,6 +19,7 @@ mod read;
 mod review;
 mod schema;
 mod stats;
+mod tokens;
 mod vfs;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition,
 pub use outcomes::Outcome;
 pub use review::idempotency_key;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
+pub use tokens::{IdempotentAnswer, TokenRecord};
 
 use crate::model::Policy;
 use crate::queue::{Millis, QueueError};

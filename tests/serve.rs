@@ -1,0 +1,413 @@
+//! `signoff serve` end to end: the real binary serving a real Unix socket and 127.0.0.1
+//! TCP; clients are the real binary with `--remote`, raw HTTP, and the library's
+//! RemoteQueue. Nothing here asserts how long anything took: waits have generous
+//! deadlines and only what arrives is checked.
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::run;
+use serde_json::{Value, json};
+
+/// How long a test waits for something that should happen promptly, before failing.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// The binary with an isolated config and data dir under `dir/name`, and no system config.
+fn signoff_in(dir: &Path, name: &str) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_signoff"));
+    c.env("SIGNOFF_CONFIG_DIR", dir.join(name).join("config"))
+        .env("SIGNOFF_DATA_DIR", dir.join(name).join("data"))
+        .env("SIGNOFF_SYSTEM_CONFIG", dir.join("no-system-config.toml"))
+        .env_remove("SIGNOFF_DB")
+        .env_remove("SIGNOFF_REVIEWER")
+        .env_remove("SIGNOFF_CONFIG")
+        .env_remove("SIGNOFF_REMOTE")
+        .env_remove("SIGNOFF_TOKEN")
+        .env_remove("XDG_RUNTIME_DIR");
+    c
+}
+
+struct Server {
+    child: Option<Child>,
+    dir: PathBuf,
+    socket: PathBuf,
+    /// `http://127.0.0.1:PORT`.
+    http: String,
+    /// The lines it printed on stdout after the first.
+    lines: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `signoff serve` on `dir/s.sock` and 127.0.0.1 (a free port, or `port`) with
+    /// `config` as the server's config file.
+    fn start(dir: &Path, config: &str) -> Server {
+        Server::start_on(dir, config, 0)
+    }
+
+    fn start_on(dir: &Path, config: &str, port: u16) -> Server {
+        let cfg_dir = dir.join("server").join("config");
+        std::fs::create_dir_all(&cfg_dir).unwrap();
+        std::fs::write(cfg_dir.join("config.toml"), config).unwrap();
+        let socket = dir.join("s.sock");
+        let mut child = signoff_in(dir, "server")
+            .args(["serve", "--socket"])
+            .arg(&socket)
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .env("SIGNOFF_WEBHOOK_SECRET", "whsec-test")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start signoff serve");
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        let first = rx
+            .recv_timeout(DEADLINE)
+            .expect("signoff serve prints where it listens");
+        assert!(
+            first.starts_with("signoff serve: listening on unix:"),
+            "{first}"
+        );
+        assert!(first.contains("database "), "{first}");
+        let http = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .map(|w| w.trim_end_matches(';').to_string())
+            .expect("the TCP address is printed");
+        Server {
+            child: Some(child),
+            dir: dir.to_path_buf(),
+            socket,
+            http,
+            lines: rx,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.http.rsplit(':').next().unwrap().parse().unwrap()
+    }
+
+    fn unix(&self) -> String {
+        format!("unix:{}", self.socket.display())
+    }
+
+    /// `signoff token add NAME --role ROLE` on the server's own database (as its admin
+    /// would on the host); returns the token.
+    fn token(&self, name: &str, role: &str, extra: &[&str]) -> String {
+        let (code, out, err) = run(signoff_in(&self.dir, "server")
+            .args(["token", "add", name, "--role", role])
+            .args(extra));
+        assert_eq!(code, 0, "{err}");
+        out.trim().to_string()
+    }
+
+    /// Stops the server with SIGTERM and waits for it; returns its exit code.
+    fn stop(&mut self) -> i32 {
+        let Some(mut child) = self.child.take() else {
+            return 0;
+        };
+        // SAFETY: kill with a pid we spawned.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let status = child.wait().expect("wait for the server");
+        status.code().unwrap_or(-1)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A client of the server: `signoff --remote URL ...` with its own empty config.
+fn client(dir: &Path, remote: &str, token: Option<&str>) -> Command {
+    let mut c = signoff_in(dir, "client");
+    c.arg("--remote").arg(remote);
+    if let Some(t) = token {
+        c.env("SIGNOFF_TOKEN", t);
+    }
+    c
+}
+
+/// A raw HTTP/1.1 exchange (Connection: close) over the socket or TCP.
+enum To<'a> {
+    Unix(&'a Path),
+    Tcp(u16),
+}
+
+struct Answer {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+fn http(to: &To, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Answer {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut raw = Vec::new();
+    let mut exchange = |s: &mut dyn ReadWrite| {
+        s.write_all(req.as_bytes()).unwrap();
+        // The server may answer (413) before reading all of a large body.
+        let _ = s.write_all(body);
+        let _ = s.read_to_end(&mut raw);
+    };
+    match to {
+        To::Unix(p) => exchange(&mut UnixStream::connect(p).expect("connect to the socket")),
+        To::Tcp(port) => {
+            exchange(&mut std::net::TcpStream::connect(("127.0.0.1", *port)).expect("connect"))
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    Answer {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// Follows `/v1/events` on a raw connection; each change token arrives on the channel.
+fn follow_events(to: To, token: Option<&str>) -> mpsc::Receiver<u64> {
+    let mut req =
+        "GET /v1/events HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n".to_string();
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    req.push_str("\r\n");
+    let mut stream: Box<dyn ReadWrite + Send> = match to {
+        To::Unix(p) => Box::new(UnixStream::connect(p).unwrap()),
+        To::Tcp(port) => Box::new(std::net::TcpStream::connect(("127.0.0.1", port)).unwrap()),
+    };
+    stream.write_all(req.as_bytes()).unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(stream);
+        let mut line = String::new();
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            // Chunked framing lines and headers carry no `data:`; events do.
+            if let Some(data) = line.trim().strip_prefix("data:") {
+                let v: Value = serde_json::from_str(data.trim()).unwrap();
+                let t: u64 = v["token"].as_str().unwrap().parse().unwrap();
+                if tx.send(t).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Waits for an event whose token differs from `than`.
+fn next_change(rx: &mpsc::Receiver<u64>, than: u64, what: &str) -> u64 {
+    let start = Instant::now();
+    loop {
+        let left = DEADLINE.saturating_sub(start.elapsed());
+        let t = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no change event after {what}"));
+        if t != than {
+            return t;
+        }
+    }
+}
+
+fn access_for_me(role: &str) -> String {
+    format!(
+        "[server.access]\nusers = {{ {} = \"{role}\" }}\n",
+        signoff::server::current_user()
+    )
+}
+
+fn requests_file(dir: &Path, exts: &[&str]) -> PathBuf {
+    let lines: Vec<String> = exts
+        .iter()
+        .map(|e| common::request(e, json!({})).to_string())
+        .collect();
+    let f = dir.join(format!("requests-{}.jsonl", exts.join("-")));
+    std::fs::write(&f, lines.join("\n")).unwrap();
+    f
+}
+
+#[test]
+fn consoles_over_the_socket_and_tcp_claim_edit_approve_and_see_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &access_for_me("admin"));
+    let carol = server.token("carol", "reviewer", &[]);
+    let unix = server.unix();
+    let d = dir.path();
+
+    // Requests come in through the server.
+    let file = requests_file(d, &["a-1", "a-2"]);
+    let (code, out, err) = run(client(d, &unix, None).arg("ingest").arg(&file));
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(
+        out.trim(),
+        "ingested 2, duplicates 0, revised 0, rejected 0"
+    );
+
+    // A console on the socket follows the events.
+    let events = follow_events(To::Unix(&server.socket), None);
+    let t0 = events
+        .recv_timeout(DEADLINE)
+        .expect("the current token at once");
+
+    // carol, over TCP with her token, claims the first item...
+    let (code, out, err) = run(client(d, &server.http, Some(&carol)).args(["claim", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let claim: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(claim["reviewer"], "carol", "the name is the token's");
+    let (id, fence) = (
+        claim["id"].as_i64().unwrap(),
+        claim["fence"].as_i64().unwrap(),
+    );
+    let t1 = next_change(&events, t0, "carol's claim");
+
+    // ...which the socket user cannot take from her.
+    let (code, _, err) = run(client(d, &unix, None).args(["decide", &id.to_string(), "--approve"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("being reviewed by carol"), "{err}");
+
+    // carol edits and approves under her claim.
+    let (code, out, err) = run(client(d, &server.http, Some(&carol)).args([
+        "decide",
+        &id.to_string(),
+        "--approve",
+        "--set",
+        "summary=Wants a demo next week",
+        "--fence",
+        &fence.to_string(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&format!("item {id} approved")), "{out}");
+    let t2 = next_change(&events, t1, "carol's decision");
+
+    // The socket user sees it, with carol's name on the edit and the decision.
+    let (code, out, err) = run(client(d, &unix, None).args(["show", &id.to_string(), "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["state"], "approved");
+    assert_eq!(shown["decision"]["reviewer"], "carol");
+    assert_eq!(shown["edits"][0]["reviewer"], "carol");
+    assert_eq!(shown["fields"]["summary"], "Wants a demo next week");
+
+    // The socket user claims, edits and approves the other; carol's events see it.
+    let tcp_events = follow_events(To::Tcp(server.port()), Some(&carol));
+    let c0 = tcp_events.recv_timeout(DEADLINE).unwrap();
+    let (code, out, err) = run(client(d, &unix, None).args(["claim", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let claim: Value = serde_json::from_str(&out).unwrap();
+    let me = signoff::server::current_user();
+    assert_eq!(
+        claim["reviewer"],
+        me.as_str(),
+        "the name is the socket peer's user"
+    );
+    let other = claim["id"].as_i64().unwrap();
+    assert_ne!(other, id);
+    let c1 = next_change(&tcp_events, c0, "the socket user's claim");
+    let (code, _, err) = run(client(d, &unix, None).args([
+        "decide",
+        &other.to_string(),
+        "--approve",
+        "--set",
+        "priority=high",
+        "--fence",
+        &claim["fence"].to_string(),
+    ]));
+    assert_eq!(code, 0, "{err}");
+    next_change(&tcp_events, c1, "the socket user's decision");
+    next_change(&events, t2, "the socket user's decision");
+
+    let (code, out, _) =
+        run(client(d, &server.http, Some(&carol)).args(["list", "--state", "approved", "--json"]));
+    assert_eq!(code, 0);
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 2);
+
+    assert_eq!(server.stop(), 0, "a clean stop on SIGTERM");
+    assert!(
+        !server.socket.exists(),
+        "the socket file goes with the server"
+    );
+}
+
+#[test]
+fn a_user_not_in_server_access_is_refused_on_the_socket() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        "[server.access]\nusers = { surely-not-this-user = \"reviewer\" }\n",
+    );
+    let a = http(&To::Unix(&server.socket), "GET", "/v1/counts", &[], b"");
+    assert_eq!(a.status, 403, "{}", a.body);
+    let e = a.json();
+    assert_eq!(e["code"], "forbidden");
+    let me = signoff::server::current_user();
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{me} is not in [server.access]")),
+        "{e}"
+    );
+    // Health needs nobody.
+    let h = http(&To::Unix(&server.socket), "GET", "/healthz", &[], b"");
+    assert_eq!(h.status, 200);
+    // The CLI says so too.
+    let (code, _, err) = run(client(dir.path(), &server.unix(), None).args(["list"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("not in [server.access]"), "{err}");
+}
