@@ -38,8 +38,6 @@ struct Server {
     socket: PathBuf,
     /// `http://127.0.0.1:PORT`.
     http: String,
-    /// The lines it printed on stdout after the first.
-    lines: mpsc::Receiver<String>,
 }
 
 impl Server {
@@ -90,7 +88,6 @@ impl Server {
             dir: dir.to_path_buf(),
             socket,
             http,
-            lines: rx,
         }
     }
 
@@ -410,4 +407,394 @@ fn a_user_not_in_server_access_is_refused_on_the_socket() {
     let (code, _, err) = run(client(dir.path(), &server.unix(), None).args(["list"]));
     assert_eq!(code, 1);
     assert!(err.contains("not in [server.access]"), "{err}");
+}
+
+#[test]
+fn tokens_missing_wrong_revoked_or_expired_are_401_and_roles_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &access_for_me("admin"));
+    let tcp = To::Tcp(server.port());
+    let counts = |headers: &[(&str, &str)]| http(&tcp, "GET", "/v1/counts", headers, b"");
+
+    let a = counts(&[]);
+    assert_eq!(
+        (a.status, a.json()["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert!(a.body.contains("bearer token"), "{}", a.body);
+    let a = counts(&[("Authorization", "Bearer signoff_not-a-real-token")]);
+    assert_eq!(a.status, 401, "{}", a.body);
+
+    let watcher = server.token("wendy", "observer", &[]);
+    let bearer = format!("Bearer {watcher}");
+    assert_eq!(counts(&[("Authorization", &bearer)]).status, 200);
+    // Only the hash is stored.
+    let db = std::fs::read(dir.path().join("server/data/queue.db")).unwrap();
+    assert!(
+        !db.windows(watcher.len()).any(|w| w == watcher.as_bytes()),
+        "the token itself is not in the database"
+    );
+
+    // An observer reads but does not decide.
+    let file = requests_file(dir.path(), &["t-1"]);
+    let (code, _, err) = run(client(dir.path(), &server.unix(), None)
+        .arg("ingest")
+        .arg(&file));
+    assert_eq!(code, 0, "{err}");
+    let a = http(
+        &tcp,
+        "POST",
+        "/v1/items/1/claim",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    let e = a.json();
+    assert_eq!(e["code"], "forbidden");
+    assert!(
+        e["message"]
+            .as_str()
+            .unwrap()
+            .contains("wendy has the observer role"),
+        "{e}"
+    );
+    let (code, _, err) =
+        run(client(dir.path(), &server.http, Some(&watcher)).args(["decide", "1", "--approve"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("observer role"), "{err}");
+    // ...nor flip the kill switch (admin).
+    let a = http(
+        &tcp,
+        "PUT",
+        "/v1/kill_switch",
+        &[("Authorization", &bearer)],
+        br#"{"paused":true}"#,
+    );
+    assert_eq!(a.status, 403);
+
+    // Revoked: 401 at once.
+    let (code, _, err) = run(signoff_in(dir.path(), "server").args(["token", "revoke", "wendy"]));
+    assert_eq!(code, 0, "{err}");
+    let start = Instant::now();
+    loop {
+        let a = counts(&[("Authorization", &bearer)]);
+        if a.status == 401 {
+            assert!(a.body.contains("'wendy' was revoked"), "{}", a.body);
+            break;
+        }
+        assert!(start.elapsed() < DEADLINE, "the revoked token still works");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Expired: a token that lives a second stops working.
+    let brief = server.token("brief", "reviewer", &["--expires", "1s"]);
+    let bearer = format!("Bearer {brief}");
+    let start = Instant::now();
+    loop {
+        let a = counts(&[("Authorization", &bearer)]);
+        if a.status == 401 {
+            assert!(a.body.contains("'brief' has expired"), "{}", a.body);
+            break;
+        }
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert!(start.elapsed() < DEADLINE, "the token never expired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    // Tokens over the API: admins only; the list never shows a token.
+    let (code, out, err) =
+        run(client(dir.path(), &server.unix(), None).args(["token", "list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let list: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(!out.contains(&brief) && !out.contains("sha256"), "{out}");
+}
+
+/// A signed webhook request's headers.
+fn signed(body: &[u8], secret: &str, at: i64) -> (String, String) {
+    let ts = at.to_string();
+    (ts.clone(), signoff::server::sign(secret, &ts, body))
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[test]
+fn the_webhook_checks_its_signature_and_replays_idempotent_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "{}\n[server]\nwebhook_secret = \"env:SIGNOFF_WEBHOOK_SECRET\"\n",
+            access_for_me("admin")
+        )
+        .replace("[server.access]\nusers", "[server.access]\nusers"),
+    );
+    let tcp = To::Tcp(server.port());
+    let good = common::request("w-1", json!({})).to_string();
+    let body = format!(
+        "{good}\n{{\"source\": \"x\"\n{}\n",
+        common::request("w-2", json!({}))
+    );
+    let post = |body: &[u8], ts: &str, sig: &str, key: Option<&str>| {
+        let mut h = vec![
+            ("Content-Type", "application/json"),
+            ("X-Signoff-Timestamp", ts),
+            ("X-Signoff-Signature", sig),
+        ];
+        if let Some(k) = key {
+            h.push(("Idempotency-Key", k));
+        }
+        http(&tcp, "POST", "/v1/ingest", &h, body)
+    };
+
+    // A wrong secret, a changed body, a stale timestamp: 401, nothing taken.
+    let (ts, sig) = signed(body.as_bytes(), "not-the-secret", now_secs());
+    let a = post(body.as_bytes(), &ts, &sig, None);
+    assert_eq!(
+        (a.status, a.json()["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
+    assert!(a.body.contains("signature does not match"), "{}", a.body);
+    let (ts, sig) = signed(b"{}", "whsec-test", now_secs());
+    assert_eq!(post(body.as_bytes(), &ts, &sig, None).status, 401);
+    let (ts, sig) = signed(body.as_bytes(), "whsec-test", now_secs() - 3600);
+    let a = post(body.as_bytes(), &ts, &sig, None);
+    assert_eq!(a.status, 401);
+    assert!(a.body.contains("from the server's clock"), "{}", a.body);
+
+    // Signed right: the good lines are taken, the bad one reported with its line.
+    let (ts, sig) = signed(body.as_bytes(), "whsec-test", now_secs());
+    let a = post(body.as_bytes(), &ts, &sig, Some("batch-1"));
+    assert_eq!(a.status, 200, "{}", a.body);
+    let first = a.json();
+    assert_eq!(first["ingested"], 2);
+    assert_eq!(first["rejected"], 1);
+    assert_eq!(first["problems"][0]["line"], 2);
+    assert!(
+        first["problems"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("not valid JSON")
+    );
+    assert_eq!(
+        first["summary"],
+        "ingested 2, duplicates 0, revised 0, rejected 1"
+    );
+
+    // The same key and body: the first answer again (not "duplicates 2").
+    let (ts, sig) = signed(body.as_bytes(), "whsec-test", now_secs());
+    let a = post(body.as_bytes(), &ts, &sig, Some("batch-1"));
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json(), first);
+    assert_eq!(a.header("idempotent-replayed"), Some("true"));
+    // The same key with another body: 422.
+    let other = common::request("w-3", json!({})).to_string();
+    let (ts, sig) = signed(other.as_bytes(), "whsec-test", now_secs());
+    let a = post(other.as_bytes(), &ts, &sig, Some("batch-1"));
+    assert_eq!(a.status, 422, "{}", a.body);
+    assert_eq!(a.json()["code"], "idempotency_key_reused");
+
+    // The bad line is in quarantine; the good ones are in the queue.
+    let (code, out, _) = run(client(dir.path(), &server.unix(), None).args(["list", "--json"]));
+    assert_eq!(code, 0);
+    assert_eq!(
+        serde_json::from_str::<Value>(&out)
+            .unwrap()
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let db = common::open(&dir.path().join("server/data/queue.db"));
+    assert_eq!(common::count(&db, "SELECT count(*) FROM quarantine"), 1);
+
+    // An ingest token works too; a reviewer token does not.
+    let feeder = server.token("upstream", "ingest", &[]);
+    let a = http(
+        &tcp,
+        "POST",
+        "/v1/ingest",
+        &[("Authorization", &format!("Bearer {feeder}"))],
+        other.as_bytes(),
+    );
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.json()["ingested"], 1);
+    let a = http(
+        &tcp,
+        "GET",
+        "/v1/counts",
+        &[("Authorization", &format!("Bearer {feeder}"))],
+        b"",
+    );
+    assert_eq!(a.status, 403, "an ingest token reads nothing");
+}
+
+#[test]
+fn bodies_too_large_or_malformed_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "[server]\nmax_body_bytes = 2048\n\n{}",
+            access_for_me("admin")
+        ),
+    );
+    let sock = To::Unix(&server.socket);
+    let big = format!(
+        "{{\"states\": [], \"filter\": {{\"text\": \"{}\"}}}}",
+        "x".repeat(64 * 1024)
+    );
+    let a = http(&sock, "POST", "/v1/items/search", &[], big.as_bytes());
+    assert_eq!(a.status, 413, "{}", a.body);
+    assert_eq!(a.json()["code"], "payload_too_large");
+
+    let a = http(
+        &sock,
+        "POST",
+        "/v1/items/search",
+        &[],
+        b"{\n  \"limit\": 5,\n  \"sort\": }",
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    let e = a.json();
+    assert_eq!(e["code"], "bad_request");
+    let m = e["message"].as_str().unwrap();
+    assert!(
+        m.starts_with("malformed JSON") && m.contains("line 3 column"),
+        "{m}"
+    );
+
+    let a = http(
+        &sock,
+        "POST",
+        "/v1/items/search",
+        &[],
+        br#"{"limit": "many"}"#,
+    );
+    assert_eq!(a.status, 400);
+    assert!(
+        a.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("line 1 column"),
+        "{}",
+        a.body
+    );
+
+    // axum's own refusals come in the same shape.
+    let a = http(&sock, "GET", "/v1/items/not-a-number", &[], b"");
+    assert_eq!(a.status, 400);
+    assert_eq!(a.json()["code"], "bad_request");
+    let a = http(&sock, "GET", "/v1/nowhere", &[], b"");
+    assert_eq!(
+        (a.status, a.json()["code"].as_str()),
+        (404, Some("no_route"))
+    );
+    let a = http(&sock, "GET", "/v1/items/99", &[], b"");
+    assert_eq!(
+        (a.status, a.json()["code"].as_str()),
+        (404, Some("not_found"))
+    );
+}
+
+#[test]
+fn every_route_in_openapi_is_served_and_every_served_route_is_documented() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &access_for_me("admin"));
+    let sock = To::Unix(&server.socket);
+    let a = http(&sock, "GET", "/openapi.json", &[], b"");
+    assert_eq!(a.status, 200);
+    let doc = a.json();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    // The router is built only from documented handlers (`signoff::server::api` registers
+    // each route with its documentation in one call). Here: every documented operation
+    // answers as a route, and every method a documented path does not list is refused.
+    for (path, ops) in paths {
+        let concrete = path.replace("{id}", "1").replace("{name}", "nobody");
+        let ops = ops.as_object().unwrap();
+        for method in ["get", "post", "put", "delete", "patch"] {
+            if concrete == "/v1/events" && method == "get" {
+                continue;
+            }
+            let a = http(&sock, &method.to_uppercase(), &concrete, &[], b"{}");
+            let code = serde_json::from_str::<Value>(&a.body)
+                .ok()
+                .and_then(|v| v["code"].as_str().map(str::to_owned));
+            if ops.contains_key(method) {
+                assert!(
+                    a.status != 405 && code.as_deref() != Some("no_route"),
+                    "{method} {path} is documented but not served: {} {}",
+                    a.status,
+                    a.body
+                );
+            } else {
+                assert_eq!(
+                    a.status, 405,
+                    "{method} {path} is served but not documented"
+                );
+            }
+        }
+    }
+    for route in [
+        "/v1/items/search",
+        "/v1/items/{id}/decide",
+        "/v1/claims/next",
+        "/v1/events",
+        "/v1/ingest",
+        "/v1/tokens",
+        "/v1/kill_switch",
+        "/v1/stats",
+        "/healthz",
+    ] {
+        assert!(paths.contains_key(route), "{route} is documented");
+    }
+}
+
+#[test]
+fn a_client_reconnects_when_the_server_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = access_for_me("admin");
+    let mut server = Server::start(dir.path(), &config);
+    let port = server.port();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let target = signoff::queue::RemoteTarget::parse(&server.unix()).unwrap();
+    let q = signoff::queue::RemoteQueue::new(target, Default::default()).unwrap();
+    use signoff::queue::{Queue, QueueError};
+    rt.block_on(async {
+        let mut feed = q.changes().expect("a remote queue pushes changes");
+        let wait = |feed: &mut signoff::queue::Changes, ok: bool| {
+            let deadline = tokio::time::Instant::now() + DEADLINE;
+            let mut feed = feed.clone();
+            async move {
+                loop {
+                    if feed.borrow_and_update().is_ok() == ok {
+                        return feed.borrow().clone();
+                    }
+                    tokio::time::timeout_at(deadline, feed.changed())
+                        .await
+                        .expect("the feed changes")
+                        .unwrap();
+                }
+            }
+        };
+        wait(&mut feed, true).await.unwrap();
+        assert_eq!(q.counts().await.unwrap().pending, 0);
+
+        assert_eq!(server.stop(), 0);
+        let down = wait(&mut feed, false).await.unwrap_err();
+        assert!(matches!(down, QueueError::Unavailable(_)), "{down:?}");
+        let e = q.counts().await.unwrap_err();
+        assert!(matches!(e, QueueError::Unavailable(_)), "{e:?}");
+        assert!(e.to_string().starts_with("offline — retrying"), "{e}");
+
+        let _server = Server::start_on(dir.path(), &config, port);
+        wait(&mut feed, true).await.unwrap();
+        assert_eq!(q.counts().await.unwrap().pending, 0, "calls work again");
+    });
 }

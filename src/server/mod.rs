@@ -184,7 +184,24 @@ async fn authenticate(
     }
     let (ident, mut req) = match identify(&s, &peer, req).await {
         Ok(x) => x,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            // Refused callers share one bucket per address: guessing is slowed down too.
+            if let Peer::Tcp(addr) = &peer
+                && let Err(wait) = s.limiter.take(&format!("refused:{}", addr.ip()))
+            {
+                let mut e = ApiError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "rate_limited",
+                    format!(
+                        "too many refused requests from {}; retry in {wait} s",
+                        addr.ip()
+                    ),
+                );
+                e.retry_after = Some(wait);
+                return e.into_response();
+            }
+            return e.into_response();
+        }
     };
     if let Err(wait) = s
         .limiter
@@ -249,9 +266,18 @@ async fn identify(s: &Shared, peer: &Peer, req: Request) -> Result<(Identity, Re
                     "this server needs a bearer token over TCP (Authorization: Bearer …); an admin makes one with `signoff token add NAME --role ROLE`",
                 ));
             };
+            let now = crate::store::system_now();
             let records = tokens_now(s).await?;
-            let ident = auth::check_token(&presented, &records, crate::store::system_now())
-                .map_err(|why| unauthorized(&why.message()))?;
+            let ident = match auth::check_token(&presented, &records, now) {
+                // A token made a moment ago on this host (`signoff token add`) may be newer
+                // than the cache: look once more before refusing.
+                Err(auth::TokenRefusal::Unknown) => {
+                    s.tokens.clear();
+                    auth::check_token(&presented, &tokens_now(s).await?, now)
+                }
+                other => other,
+            }
+            .map_err(|why| unauthorized(&why.message()))?;
             Ok((ident, req))
         }
     }
