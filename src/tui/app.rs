@@ -265,6 +265,8 @@ pub struct App {
     pub volume: Option<crate::stats::Volume>,
     /// When stats were last asked for (the volume alert reloads at most once a minute).
     pub stats_at: Option<Millis>,
+    /// The queue (a server) cannot be reached; nothing typed is lost meanwhile.
+    pub offline: bool,
 }
 
 /// What the console is started with.
@@ -332,6 +334,7 @@ impl App {
             stats: None,
             volume: None,
             stats_at: None,
+            offline: false,
         }
     }
 

@@ -38,8 +38,41 @@ pub(super) fn describe(e: &QueueError) -> String {
     }
 }
 
+/// What the console says while the queue server cannot be reached.
+pub(super) const OFFLINE: &str = "offline — retrying · your edits are kept here";
+
+/// Notes that the queue cannot be reached (said once, not on every retry).
+fn gone_offline(app: &mut App) {
+    if !app.offline {
+        app.offline = true;
+        say(app, Level::Warn, OFFLINE);
+    } else {
+        app.dirty = false;
+    }
+}
+
 pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
     match l {
+        Loaded::Token(Ok(t)) if app.offline => {
+            // Back: refresh everything and send the edits made meanwhile.
+            app.offline = false;
+            app.token = Some(t);
+            say(app, Level::Ok, "back online");
+            let keep = app.open;
+            app.details.retain(|id, _| Some(*id) == keep);
+            app.details_requested.clear();
+            let mut fx = save_form(app);
+            fx.extend(reload(app));
+            fx.push(Effect::LoadCounts);
+            if let Some(id) = app.open {
+                fx.push(refetch_detail(app, id));
+            }
+            fx
+        }
+        Loaded::Token(Err(QueueError::Unavailable(_))) => {
+            gone_offline(app);
+            Vec::new()
+        }
         Loaded::Token(Ok(t)) => {
             if app.token == Some(t) {
                 app.dirty = false;
@@ -165,6 +198,9 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             }
             match result {
                 Ok(c) => app.claim = Some(c),
+                // The lease may well still be ours: keep it and the edits until the
+                // server answers again.
+                Err(QueueError::Unavailable(_)) => gone_offline(app),
                 Err(e) => {
                     app.claim = None;
                     say(app, Level::Error, describe(&e));
@@ -192,11 +228,18 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         .and_then(|d| d.fields.get(field))
                         .map(str::to_owned);
                 }
-                say(
-                    app,
-                    Level::Error,
-                    format!("{} not saved: {}", field.label(), describe(&e)),
-                );
+                if matches!(e, QueueError::Unavailable(_)) {
+                    // Sent again when the server is back.
+                    app.offline = false;
+                    gone_offline(app);
+                    app.dirty = true;
+                } else {
+                    say(
+                        app,
+                        Level::Error,
+                        format!("{} not saved: {}", field.label(), describe(&e)),
+                    );
+                }
                 Vec::new()
             } else if app.form.is_none()
                 && let Some(id) = app.open
@@ -249,6 +292,12 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                     let mut fx = reload(app);
                     fx.push(Effect::LoadCounts);
                     fx
+                }
+                Err(QueueError::Unavailable(_)) => {
+                    // Nothing was decided; the item, the claim and the edits stay.
+                    gone_offline(app);
+                    app.dirty = true;
+                    Vec::new()
                 }
                 Err(e) => {
                     if matches!(e, QueueError::LeaseLost { .. }) {
