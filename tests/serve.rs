@@ -798,3 +798,49 @@ fn a_client_reconnects_when_the_server_restarts() {
         assert_eq!(q.counts().await.unwrap().pending, 0, "calls work again");
     });
 }
+
+#[test]
+fn a_system_config_remote_lets_reviewers_just_type_signoff() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &access_for_me("reviewer"));
+    let system = dir.path().join("system.toml");
+    std::fs::write(
+        &system,
+        format!(
+            "remote = \"{}\"\n[policy]\nlease_seconds = 300\n",
+            server.unix()
+        ),
+    )
+    .unwrap();
+    let plain = |args: &[&str]| {
+        run(signoff_in(dir.path(), "reviewer")
+            .env("SIGNOFF_SYSTEM_CONFIG", &system)
+            .args(args))
+    };
+    let file = requests_file(dir.path(), &["s-1"]);
+    // A reviewer may not ingest.
+    let (code, _, err) = plain(&["ingest", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("ingest needs the ingest or admin role"),
+        "{err}"
+    );
+    let (code, _, err) = plain(&["claim"]);
+    assert_eq!(code, 0, "{err}");
+    // The user's own file is read over the system one; --db means a local database.
+    let (code, out, _) = plain(&["config", "print"]);
+    assert_eq!(code, 0);
+    assert!(out.contains(&format!("file {}", system.display())), "{out}");
+    let (code, out, err) = plain(&[
+        "--db",
+        dir.path().join("local.db").to_str().unwrap(),
+        "list",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[]");
+    // Pause is an admin's.
+    let (code, _, err) = plain(&["pause"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("admin role"), "{err}");
+}

@@ -10,9 +10,13 @@ use axum::response::{IntoResponse, Response};
 use crate::queue::QueueError;
 use crate::queue::wire::ErrorBody;
 
-/// An error answer.
+/// An error answer (boxed: handlers return it on their error path only).
 #[derive(Debug)]
-pub struct ApiError {
+pub struct ApiError(Box<ErrorParts>);
+
+/// What an error answer says.
+#[derive(Debug)]
+pub struct ErrorParts {
     pub status: StatusCode,
     pub code: String,
     pub message: String,
@@ -21,17 +25,30 @@ pub struct ApiError {
     pub retry_after: Option<u64>,
 }
 
+impl std::ops::Deref for ApiError {
+    type Target = ErrorParts;
+    fn deref(&self) -> &ErrorParts {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ApiError {
+    fn deref_mut(&mut self) -> &mut ErrorParts {
+        &mut self.0
+    }
+}
+
 pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-        ApiError {
+        ApiError(Box::new(ErrorParts {
             status,
             code: code.to_string(),
             message: message.into(),
             detail: None,
             retry_after: None,
-        }
+        }))
     }
 
     pub fn unauthorized(message: impl Into<String>) -> ApiError {
@@ -88,25 +105,26 @@ impl From<QueueError> for ApiError {
         if status.is_server_error() {
             tracing::error!(code, "queue error: {message}");
         }
-        ApiError {
+        ApiError(Box::new(ErrorParts {
             status,
             code,
             message,
             detail,
             retry_after: None,
-        }
+        }))
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let e = *self.0;
         let body = ErrorBody {
-            code: self.code,
-            message: self.message,
-            detail: self.detail,
+            code: e.code,
+            message: e.message,
+            detail: e.detail,
         };
-        let mut resp = (self.status, axum::Json(body)).into_response();
-        if let Some(s) = self.retry_after
+        let mut resp = (e.status, axum::Json(body)).into_response();
+        if let Some(s) = e.retry_after
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
