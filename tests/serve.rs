@@ -48,6 +48,10 @@ impl Server {
     }
 
     fn start_on(dir: &Path, config: &str, port: u16) -> Server {
+        Server::start_with(dir, config, &["--bind", &format!("127.0.0.1:{port}")])
+    }
+
+    fn start_with(dir: &Path, config: &str, args: &[&str]) -> Server {
         let cfg_dir = dir.join("server").join("config");
         std::fs::create_dir_all(&cfg_dir).unwrap();
         std::fs::write(cfg_dir.join("config.toml"), config).unwrap();
@@ -55,7 +59,7 @@ impl Server {
         let mut child = signoff_in(dir, "server")
             .args(["serve", "--socket"])
             .arg(&socket)
-            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .args(args)
             .env("SIGNOFF_WEBHOOK_SECRET", "whsec-test")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -80,7 +84,7 @@ impl Server {
         assert!(first.contains("database "), "{first}");
         let http = first
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
             .map(|w| w.trim_end_matches(';').to_string())
             .expect("the TCP address is printed");
         Server {
@@ -843,4 +847,185 @@ fn a_system_config_remote_lets_reviewers_just_type_signoff() {
     let (code, _, err) = plain(&["pause"]);
     assert_eq!(code, 1);
     assert!(err.contains("admin role"), "{err}");
+}
+
+#[test]
+fn the_socket_and_the_database_are_kept_to_their_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(dir.path(), &access_for_me("admin"));
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&server.socket), 0o660);
+    let db = dir.path().join("server/data/queue.db");
+    assert_eq!(mode(&db), 0o600, "the database is the service user's alone");
+    let wal = dir.path().join("server/data/queue.db-wal");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600);
+    }
+
+    // A second server on the same socket is refused while the first answers.
+    let (code, _, err) = run(signoff_in(dir.path(), "server")
+        .args(["serve", "--socket"])
+        .arg(&server.socket));
+    assert_eq!(code, 1);
+    assert!(err.contains("another server is listening"), "{err}");
+    assert_eq!(server.stop(), 0);
+
+    // A socket file left by a server that is gone is replaced.
+    let stale = std::os::unix::net::UnixListener::bind(&server.socket).unwrap();
+    drop(stale);
+    assert!(server.socket.exists());
+    let server = Server::start(dir.path(), &access_for_me("admin"));
+    assert_eq!(
+        http(&To::Unix(&server.socket), "GET", "/healthz", &[], b"").status,
+        200
+    );
+
+    // Something that is not a socket is never removed.
+    let not_socket = dir.path().join("file.sock");
+    std::fs::write(&not_socket, "keep me").unwrap();
+    let (code, _, err) = run(signoff_in(dir.path(), "server")
+        .args(["serve", "--socket"])
+        .arg(&not_socket));
+    assert_eq!(code, 1);
+    assert!(err.contains("is not a socket"), "{err}");
+    assert_eq!(std::fs::read_to_string(&not_socket).unwrap(), "keep me");
+}
+
+#[test]
+fn plain_http_off_loopback_is_refused_unless_a_proxy_terminates_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, _, err) =
+        run(signoff_in(dir.path(), "server").args(["serve", "--no-socket", "--bind", "0.0.0.0:0"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("refusing plain HTTP on 0.0.0.0"), "{err}");
+    assert!(err.contains("--behind-proxy"), "{err}");
+}
+
+#[test]
+fn callers_past_their_rate_are_told_when_to_come_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(
+        dir.path(),
+        &format!(
+            "[server]\nrate_per_second = 0.01\nrate_burst = 3\n\n{}",
+            access_for_me("admin")
+        ),
+    );
+    let sock = To::Unix(&server.socket);
+    for _ in 0..3 {
+        assert_eq!(http(&sock, "GET", "/v1/counts", &[], b"").status, 200);
+    }
+    let a = http(&sock, "GET", "/v1/counts", &[], b"");
+    assert_eq!(a.status, 429, "{}", a.body);
+    assert_eq!(a.json()["code"], "rate_limited");
+    assert!(
+        a.header("retry-after")
+            .is_some_and(|s| s.parse::<u64>().unwrap() >= 1)
+    );
+    // Health is never limited.
+    assert_eq!(http(&sock, "GET", "/healthz", &[], b"").status, 200);
+}
+
+#[test]
+fn tls_on_tcp_with_a_certificate_the_client_trusts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let ca = dir.path().join("ca.pem");
+    // A private CA and a server certificate for 127.0.0.1 signed by it.
+    let d = dir.path().to_str().unwrap().to_string();
+    std::fs::write(
+        dir.path().join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let steps: Vec<Vec<String>> = vec![
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-days", "1", "-subj", "/CN=signoff-test-ca", "-keyout"],
+        ]
+        .concat()
+        .iter()
+        .map(|s| s.to_string())
+        .chain([format!("{d}/ca.key"), "-out".into(), format!("{d}/ca.pem")])
+        .collect(),
+        [&["req"][..], &ec, &["-subj", "/CN=127.0.0.1", "-keyout"]]
+            .concat()
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                format!("{d}/key.pem"),
+                "-out".into(),
+                format!("{d}/leaf.csr"),
+            ])
+            .collect(),
+        ["x509", "-req", "-days", "1", "-in"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([
+                format!("{d}/leaf.csr"),
+                "-CA".into(),
+                format!("{d}/ca.pem"),
+                "-CAkey".into(),
+                format!("{d}/ca.key"),
+                "-CAcreateserial".into(),
+                "-extfile".into(),
+                format!("{d}/leaf.ext"),
+                "-out".into(),
+                format!("{d}/cert.pem"),
+            ])
+            .collect(),
+    ];
+    for step in steps {
+        let made = Command::new("openssl").args(&step).output();
+        if !made.is_ok_and(|o| o.status.success()) {
+            eprintln!("openssl cannot make test certificates here: skipping the TLS test");
+            return;
+        }
+    }
+    let server = Server::start_with(
+        dir.path(),
+        &access_for_me("admin"),
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        server.http.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.http
+    );
+    let carol = server.token("carol", "reviewer", &[]);
+    let client_cfg = dir.path().join("client/config");
+    std::fs::create_dir_all(&client_cfg).unwrap();
+    std::fs::write(
+        client_cfg.join("config.toml"),
+        format!("remote_ca = \"{}\"\n", ca.display()),
+    )
+    .unwrap();
+    let (code, out, err) =
+        run(client(dir.path(), &server.http, Some(&carol)).args(["list", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "[]");
+    // Without trusting the certificate the client refuses the server.
+    std::fs::write(client_cfg.join("config.toml"), "").unwrap();
+    let (code, _, err) = run(client(dir.path(), &server.http, Some(&carol)).args(["list"]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("offline") || err.contains("certificate"),
+        "{err}"
+    );
 }

@@ -497,9 +497,12 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
     restrict(&db);
     let policy = Arc::new(loaded.config.policy.clone());
     let renderer = crate::actions::renderer(&loaded.config.actions, policy.clone())?;
-    let store_opts = crate::store::StoreOptions {
+    // The reviewers' writes are small (a console's); the dispatcher, a heavy writer,
+    // checkpoints on a thread of its own as `signoff dispatch` does.
+    let store_opts = crate::cli::store_options(loaded);
+    let dispatch_opts = crate::store::StoreOptions {
         background_checkpoint: true,
-        ..crate::cli::store_options(loaded)
+        ..store_opts.clone()
     };
     let queue = Arc::new(
         LocalQueue::open(&db, policy.clone(), &store_opts)
@@ -592,11 +595,7 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
         stop_rx.clone(),
     ));
     let dispatcher = {
-        let (db, cfg, opts) = (
-            db.clone(),
-            loaded.config.actions.clone(),
-            store_opts.clone(),
-        );
+        let (db, cfg, opts) = (db.clone(), loaded.config.actions.clone(), dispatch_opts);
         let worker = format!("serve:{}", crate::cli::worker_name(loaded));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
