@@ -11,6 +11,7 @@ use signoff::store::{IngestOutcome, MIGRATIONS, SCHEMA_VERSION, Store, StoreErro
 fn approve() -> Decision {
     Decision {
         kind: DecisionKind::Approve,
+        revision: None,
         note: None,
         sets: vec![],
     }
@@ -220,6 +221,7 @@ fn an_approval_writes_decision_audit_and_one_outbox_row_per_action_together() {
             &c,
             &Decision {
                 kind: DecisionKind::Approve,
+                revision: None,
                 note: Some("looks right".into()),
                 sets: vec![(EditableField::Priority, Some("high".into()))],
             },
@@ -270,6 +272,7 @@ fn a_refused_decision_rolls_back_its_edits_too() {
                 kind: DecisionKind::Reject {
                     reason: "because".into(),
                 },
+                revision: None,
                 note: None,
                 sets: vec![(EditableField::Summary, Some("changed".into()))],
             },
@@ -290,6 +293,7 @@ fn a_refused_decision_rolls_back_its_edits_too() {
                 kind: DecisionKind::Escalate {
                     queue: "nowhere".into(),
                 },
+                revision: None,
                 note: None,
                 sets: vec![],
             },
@@ -304,6 +308,7 @@ fn a_refused_decision_rolls_back_its_edits_too() {
                 kind: DecisionKind::Escalate {
                     queue: "legal".into(),
                 },
+                revision: None,
                 note: Some("threat".into()),
                 sets: vec![],
             },

@@ -21,9 +21,11 @@ fn claim(id: i64) -> Claim {
     }
 }
 
+/// Keys typed one at a time, each after a frame of the state before it.
 fn key(app: &mut App, k: &str) -> Vec<Effect> {
     let mut fx = Vec::new();
     for ev in parse_keys(k) {
+        app.shown = signoff::tui::view::shown_item(app);
         fx.extend(update(app, Action::Key(ev)));
     }
     fx
@@ -205,6 +207,7 @@ fn approve_from_the_list_is_one_key() {
             claim: None,
             decision: Decision {
                 kind: DecisionKind::Approve,
+                revision: Some(1),
                 note: None,
                 sets: vec![]
             }
@@ -244,6 +247,7 @@ fn reject_with_a_reason_is_two_keys() {
                 kind: DecisionKind::Reject {
                     reason: "inaccurate_summary".into()
                 },
+                revision: Some(1),
                 note: None,
                 sets: vec![]
             }

@@ -205,6 +205,7 @@ pub async fn run<W: Write>(
     let fx = update::init(&mut app);
     let mut effects = fx;
     draw_frame(terminal, &app)?;
+    app.shown = view::shown_item(&app);
     app.dirty = false;
     // For the end-to-end test that a panic leaves the terminal sane.
     if std::env::var_os("SIGNOFF_TUI_TEST_PANIC").is_some() {
@@ -272,6 +273,9 @@ pub async fn run<W: Write>(
         }
         if app.dirty {
             draw_frame(terminal, &app)?;
+            // Decision keys act on what this frame showed, not on what the state holds
+            // by the time they are read.
+            app.shown = view::shown_item(&app);
             app.dirty = false;
         }
         if pending.is_empty() {

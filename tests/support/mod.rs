@@ -362,6 +362,7 @@ pub fn approve_all(db: &Path, cfg: &ActionsConfig, payloads: &[serde_json::Value
                 &claim,
                 &Decision {
                     kind: DecisionKind::Approve,
+                    revision: None,
                     note: None,
                     sets: vec![],
                 },

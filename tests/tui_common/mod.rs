@@ -329,12 +329,21 @@ impl Headless {
         h.app.location = "/srv/signoff/queue.db".into();
         let fx = init(&mut h.app);
         h.run_effects(fx).await;
+        h.drawn();
         h
     }
 
+    /// Each action and what it set off, then a frame: as the event loop draws once the
+    /// queue's answers are in.
     pub async fn send(&mut self, a: Action) {
         let fx = update(&mut self.app, a);
         self.run_effects(fx).await;
+        self.drawn();
+    }
+
+    /// A frame of the current state is on screen: decision keys act on what it shows.
+    pub fn drawn(&mut self) {
+        self.app.shown = signoff::tui::view::shown_item(&self.app);
     }
 
     pub async fn keys(&mut self, keys: &str) {
