@@ -671,10 +671,11 @@ fn filter_parses_tokens_and_reloads() {
             assert_eq!(query.filter.priorities, vec!["high"]);
             assert_eq!(query.filter.conf_below, Some(0.9));
             assert_eq!(query.offset, 0);
+            assert_eq!(query.around, Some(2), "asked around the selected item");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(a.list.selected, 0);
+    assert_eq!(a.list.top, 0);
     assert_eq!(a.list.filter_text, "p:high c<0.9");
     // Esc in the list clears it.
     let fx = key(&mut a, "esc");
@@ -1245,8 +1246,16 @@ fn a_queue_change_refetches_decided_details_so_states_move() {
     let mut a = decided_with_actions();
     update(&mut a, Action::Loaded(Loaded::Token(Ok(1))));
     let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(2))));
-    assert!(!a.details.contains_key(&1), "the stale detail is dropped");
-    // The page reloads, and its arrival asks for the details on screen again.
+    // The selected item's detail stays on screen until its fresh copy is in, and is asked
+    // for at once; the other rows' details are dropped.
+    assert!(a.details.contains_key(&1));
+    assert!(!a.details.contains_key(&2), "a detail not on screen is dropped");
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids == &vec![1])),
+        "{fx:?}"
+    );
+    // The page reloads, and its arrival asks for the other details on screen again.
     let generation = a.list.generation;
     assert!(
         fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
@@ -1261,8 +1270,9 @@ fn a_queue_change_refetches_decided_details_so_states_move() {
         }),
     );
     assert!(
-        fx.iter()
-            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
+        fx.iter().any(
+            |e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&2) && !ids.contains(&1))
+        ),
         "{fx:?}"
     );
 }
@@ -1396,12 +1406,14 @@ fn every_picker_moves_chooses_and_goes_back_alike() {
     }
 }
 
-/// Filter, clearing it, sort and the decided list all start again from the top with one
-/// page request.
+/// Filter, clearing it, sort and the decided list each ask once for the rows, around the
+/// selected item: the selection stays on that item wherever the new list has it, and starts
+/// from the top row when the new list does not hold it (the reviewer asked for another
+/// list: no "left the list" message).
 type Requery = dyn Fn(&mut App) -> Vec<Effect>;
 
 #[test]
-fn every_requery_starts_from_the_top() {
+fn every_requery_keeps_the_item_or_starts_from_the_top() {
     let requeries: [&Requery; 4] = [
         &|a| {
             key(a, "/");
@@ -1410,38 +1422,76 @@ fn every_requery_starts_from_the_top() {
             }
             key(a, "enter")
         },
-        &|a| key(a, "esc"),
+        &|a| {
+            // Esc in the list clears a filter (here one set without a reload).
+            a.list.filter_text = "p:high".into();
+            key(a, "esc")
+        },
         &|a| key(a, "s"),
         &|a| key(a, "D"),
     ];
+    let details: Vec<_> = fixtures()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| detail(i as i64 + 1, v))
+        .collect();
+    let page = |ids: &[i64]| signoff::queue::Page {
+        items: ids
+            .iter()
+            .map(|id| details[*id as usize - 1].summary.clone())
+            .collect(),
+        total: ids.len() as u64,
+        offset: 0,
+    };
     let mut a = loaded_app(120, 40);
     for (i, rq) in requeries.iter().enumerate() {
-        key(&mut a, "j j");
-        assert_eq!(a.list.selected, 2, "requery {i}");
+        // The item is in the new list, elsewhere: the selection goes with it.
+        key(&mut a, "g g j j");
+        assert_eq!(a.list.selected_id, Some(3), "requery {i}");
         let generation = a.list.generation;
         let fx = rq(&mut a);
-        assert_eq!(a.list.selected, 0, "requery {i}");
-        assert_eq!(a.list.top, 0, "requery {i}");
         assert!(
-            matches!(&fx[..], [Effect::LoadPage { generation: g, .. }] if *g == generation + 1),
+            matches!(&fx[..], [Effect::LoadPage { generation: g, query }]
+                if *g == generation + 1 && query.around == Some(3)),
             "requery {i}: {fx:?}"
         );
-        // Put the page back so the next one has rows to move over.
-        let details: Vec<_> = fixtures()
-            .iter()
-            .enumerate()
-            .map(|(i, v)| detail(i as i64 + 1, v))
-            .collect();
         let generation = a.list.generation;
         update(
             &mut a,
             Action::Loaded(Loaded::Page {
                 generation,
-                result: Ok(signoff::queue::Page {
-                    items: details.iter().map(|d| d.summary.clone()).collect(),
-                    total: details.len() as u64,
-                    offset: 0,
-                }),
+                result: Ok(page(&[6, 5, 4, 3, 2, 1])),
+            }),
+        );
+        assert_eq!(
+            (a.list.selected, a.list.selected_id, a.list.left),
+            (3, Some(3), None),
+            "requery {i}"
+        );
+        // The item is not in the new list: the top row is selected, nothing "left".
+        key(&mut a, "j");
+        assert_eq!(a.list.selected_id, Some(2), "requery {i}");
+        rq(&mut a);
+        let generation = a.list.generation;
+        update(
+            &mut a,
+            Action::Loaded(Loaded::Page {
+                generation,
+                result: Ok(page(&[5, 1, 3])),
+            }),
+        );
+        assert_eq!(
+            (a.list.selected, a.list.top, a.list.selected_id, a.list.left),
+            (0, 0, Some(5), None),
+            "requery {i}"
+        );
+        // Put the whole page back for the next one.
+        let generation = a.list.generation;
+        update(
+            &mut a,
+            Action::Loaded(Loaded::Page {
+                generation,
+                result: Ok(page(&[1, 2, 3, 4, 5, 6])),
             }),
         );
     }
