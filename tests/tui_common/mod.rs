@@ -341,6 +341,13 @@ impl Headless {
         self.drawn();
     }
 
+    /// An action handled with no frame drawn after it: the next key arrives in the same
+    /// batch of input, before the reviewer could see what it changed.
+    pub async fn send_unseen(&mut self, a: Action) {
+        let fx = update(&mut self.app, a);
+        self.run_effects(fx).await;
+    }
+
     /// A frame of the current state is on screen: decision keys act on what it shows.
     pub fn drawn(&mut self) {
         self.app.shown = signoff::tui::view::shown_item(&self.app);

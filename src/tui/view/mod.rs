@@ -37,13 +37,35 @@ pub fn shown_item(app: &App) -> Option<(i64, i64)> {
 /// keys other than quit and help do nothing meanwhile. Wrapped into the lines there are;
 /// `…` where it does not fit.
 fn enlarge_lines(width: u16, height: u16) -> Vec<String> {
-    let msg = format!(
-        "enlarge the terminal ({width}×{height}, needs ≥ {}×{}) · keys are paused (q quits)",
-        layout::MIN_WIDTH,
-        layout::MIN_HEIGHT
-    );
+    let parts = [
+        "enlarge the terminal".to_string(),
+        format!(
+            "({width}×{height}, needs ≥ {}×{})",
+            layout::MIN_WIDTH,
+            layout::MIN_HEIGHT
+        ),
+        "· keys are paused".to_string(),
+        "(q quits)".to_string(),
+    ];
     let w = usize::from(width);
-    let mut lines = fmt::wrap(&msg, w);
+    // Whole parts to a line where they fit; a part wider than a line goes word by word.
+    let tokens = parts.iter().flat_map(|p| {
+        if fmt::cells(p) <= w {
+            vec![p.clone()]
+        } else {
+            p.split(' ').map(|t| fmt::cut(t, w)).collect()
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    for t in tokens {
+        match lines.last_mut() {
+            Some(last) if fmt::cells(last) + 1 + fmt::cells(&t) <= w => {
+                last.push(' ');
+                last.push_str(&t);
+            }
+            _ => lines.push(t),
+        }
+    }
     let room = usize::from(height).max(1);
     if lines.len() > room {
         lines.truncate(room);
