@@ -874,7 +874,10 @@ fn a_decision_on_a_revision_that_is_no_longer_current_is_refused_and_writes_noth
     let mut other = open(&dir.path().join("q.db"));
     let out = other
         .ingest_batch(
-            &[item(&request("e0", json!({"ai": {"summary": "Cancel the demo"}})))],
+            &[item(&request(
+                "e0",
+                json!({"ai": {"summary": "Cancel the demo"}}),
+            ))],
             "system",
         )
         .unwrap();

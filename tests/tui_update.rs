@@ -1252,7 +1252,10 @@ fn a_queue_change_refetches_decided_details_so_states_move() {
     // The selected item's detail stays on screen until its fresh copy is in, and is asked
     // for at once; the other rows' details are dropped.
     assert!(a.details.contains_key(&1));
-    assert!(!a.details.contains_key(&2), "a detail not on screen is dropped");
+    assert!(
+        !a.details.contains_key(&2),
+        "a detail not on screen is dropped"
+    );
     assert!(
         fx.iter()
             .any(|e| matches!(e, Effect::LoadDetails(ids) if ids == &vec![1])),
@@ -1577,7 +1580,11 @@ async fn an_ingest_that_reorders_the_list_leaves_the_selection_on_its_item() {
     ingest(&db, urgent_newcomer());
     h.send(Action::Poll).await;
     assert_eq!(h.app.list.page.total, 7, "the refresh is in");
-    assert_eq!(h.app.list.selected_id, Some(x), "the selection stayed on its item");
+    assert_eq!(
+        h.app.list.selected_id,
+        Some(x),
+        "the selection stayed on its item"
+    );
     assert_eq!(h.app.list.selected, 3, "…which moved down a row");
     assert_eq!(on_screen(&h), x);
     let screen = h.screen();
@@ -1586,7 +1593,12 @@ async fn an_ingest_that_reorders_the_list_leaves_the_selection_on_its_item() {
     h.keys("a").await;
     assert_eq!(decisions(&db), [(x, "approve".to_string(), 1)]);
     assert!(
-        h.app.message.as_ref().unwrap().0.starts_with(&format!("approved #{x}")),
+        h.app
+            .message
+            .as_ref()
+            .unwrap()
+            .0
+            .starts_with(&format!("approved #{x}")),
         "{:?}",
         h.app.message
     );
@@ -1660,10 +1672,7 @@ async fn an_item_decided_by_someone_else_leaves_nothing_selected_until_a_move() 
     h.keys("a").await;
     assert_eq!(
         decisions(&db),
-        [
-            (x, "approve".to_string(), 1),
-            (y, "approve".to_string(), 1)
-        ]
+        [(x, "approve".to_string(), 1), (y, "approve".to_string(), 1)]
     );
 }
 
@@ -1685,8 +1694,9 @@ async fn a_decision_on_a_revision_that_changed_is_refused_then_made_on_the_new_o
     let (m, level) = h.app.message.clone().expect("message");
     assert_eq!(level, Level::Error);
     assert!(
-        m.contains(&format!("#{x} changed since you opened it (revision 1 → 2)"))
-            && m.contains("nothing was decided"),
+        m.contains(&format!(
+            "#{x} changed since you opened it (revision 1 → 2)"
+        )) && m.contains("nothing was decided"),
         "{m}"
     );
     assert_eq!(h.app.shown, Some((x, 2)), "the new revision is on screen");
@@ -1710,7 +1720,10 @@ async fn a_claim_on_another_item_than_the_one_shown_decides_nothing() {
     assert!(fx.is_empty(), "{fx:?}");
     let (m, level) = a.message.clone().expect("message");
     assert_eq!(level, Level::Error);
-    assert!(m.contains("the claim held is on #2 but #1 is on screen"), "{m}");
+    assert!(
+        m.contains("the claim held is on #2 but #1 is on screen"),
+        "{m}"
+    );
     assert_eq!(a.deciding, None);
 
     let db = seeded_db();
@@ -1751,7 +1764,11 @@ fn a_decision_key_acts_only_on_what_the_last_frame_showed() {
     let fx = update(&mut a, Action::Key(key_event("a")));
     assert!(fx.is_empty(), "{fx:?}");
     assert!(
-        a.message.as_ref().unwrap().0.contains("#2 was not on screen yet"),
+        a.message
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("#2 was not on screen yet"),
         "{:?}",
         a.message
     );
@@ -1789,7 +1806,11 @@ fn a_list_too_short_for_the_detail_decides_only_an_opened_item() {
         assert!(fx.is_empty(), "{k}: {fx:?}");
         assert_eq!(a.mode, Mode::List, "{k}");
         assert!(
-            a.message.as_ref().unwrap().0.contains("too short to show #1"),
+            a.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("too short to show #1"),
             "{:?}",
             a.message
         );
@@ -1798,7 +1819,14 @@ fn a_list_too_short_for_the_detail_decides_only_an_opened_item() {
     update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
     let fx = key(&mut a, "a");
     assert!(
-        matches!(&fx[..], [Effect::Decide { id: 1, claim: Some(_), .. }]),
+        matches!(
+            &fx[..],
+            [Effect::Decide {
+                id: 1,
+                claim: Some(_),
+                ..
+            }]
+        ),
         "{fx:?}"
     );
 }

@@ -161,7 +161,11 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         }
                     }
                     Err(QueueError::NotFound(_)) if app.list.left == Some(id) => {
-                        say(app, Level::Warn, left_message(id, Some("it no longer exists")));
+                        say(
+                            app,
+                            Level::Warn,
+                            left_message(id, Some("it no longer exists")),
+                        );
                     }
                     // The item on screen says why it has no detail, instead of "loading…".
                     Err(e) if app.current_id() == Some(id) => {
