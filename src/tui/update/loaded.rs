@@ -35,7 +35,7 @@ pub(super) fn describe(e: &QueueError) -> String {
                 .unwrap_or_default()
         ),
         QueueError::StaleRevision { id, shown, current } => format!(
-            "#{id} changed since you opened it (revision {shown} → {current}): nothing was decided; the new version is on screen now: read it, then decide"
+            "#{id} changed since you opened it (revision {shown} → {current}): nothing was decided; read the new version, then decide"
         ),
         other => other.to_string(),
     }
@@ -100,6 +100,8 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             app.list.requested = None;
             match result {
                 Ok(page) => {
+                    let l = &app.list;
+                    let before = (l.selected, l.top, l.selected_id, l.left);
                     let changed = page != app.list.page;
                     app.list.page = page;
                     let mut fx = place_selection(app);
@@ -113,10 +115,11 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         .iter()
                         .map(|r| r.id)
                         .chain(app.open)
-                        .chain(app.list.left)
                         .collect();
                     app.details.retain(|id, _| keep.contains(id));
-                    app.dirty = changed || !fx.is_empty() || app.list.left.is_some();
+                    let l = &app.list;
+                    let moved = before != (l.selected, l.top, l.selected_id, l.left);
+                    app.dirty = changed || moved || !fx.is_empty();
                     fx.extend(fetch_details(app));
                     fx
                 }
