@@ -1526,7 +1526,7 @@ fn a_refetched_detail_is_not_asked_for_twice() {
 
 /// Another writer on the same queue file (an ingest, a second reviewer).
 fn other_store(db: &Db) -> signoff::store::Store {
-    signoff::store::Store::open(&db.path, policy(), &Default::default()).expect("second handle")
+    signoff::store::Store::open(&db.path, policy(), &store_options()).expect("second handle")
 }
 
 fn ingest(db: &Db, v: serde_json::Value) {
@@ -1627,7 +1627,7 @@ async fn an_item_decided_by_someone_else_leaves_nothing_selected_until_a_move() 
     let mut h = Headless::new(&db, 120, 40).await;
     h.keys("j").await;
     let x = on_screen(&h);
-    let carol = LocalQueue::open(&db.path, policy(), &Default::default()).expect("carol");
+    let carol = LocalQueue::open(&db.path, policy(), &store_options()).expect("carol");
     let c = carol.claim(x, "carol").await.expect("claim");
     carol
         .decide(
@@ -1727,7 +1727,7 @@ async fn a_claim_on_another_item_than_the_one_shown_decides_nothing() {
     assert_eq!(a.deciding, None);
 
     let db = seeded_db();
-    let q = LocalQueue::open(&db.path, policy(), &Default::default()).expect("queue");
+    let q = LocalQueue::open(&db.path, policy(), &store_options()).expect("queue");
     let on_1 = q.claim(1, "ana").await.expect("claim");
     let out = signoff::tui::effects::perform(
         &q,
