@@ -156,6 +156,16 @@ pub struct RenderContext<'a> {
     pub reviewer: &'a str,
 }
 
+fn clock_now(offset: &AtomicI64, frozen: &AtomicI64) -> Millis {
+    let frozen = frozen.load(Ordering::Relaxed);
+    let base = if frozen == i64::MIN {
+        system_now()
+    } else {
+        frozen
+    };
+    base + offset.load(Ordering::Relaxed)
+}
+
 pub fn system_now() -> Millis {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -283,13 +293,14 @@ impl Store {
     }
 
     pub fn now(&self) -> Millis {
-        let frozen = self.clock_frozen.load(Ordering::Relaxed);
-        let base = if frozen == i64::MIN {
-            system_now()
-        } else {
-            frozen
-        };
-        base + self.clock_offset.load(Ordering::Relaxed)
+        clock_now(&self.clock_offset, &self.clock_frozen)
+    }
+
+    /// This store's clock as a function for other threads and tasks (the dispatcher
+    /// times its retries by it, so that they agree with the claims this store makes).
+    pub fn now_fn(&self) -> impl Fn() -> Millis + Send + Sync + 'static {
+        let (offset, frozen) = (self.clock_offset.clone(), self.clock_frozen.clone());
+        move || clock_now(&offset, &frozen)
     }
 
     /// Stops this store's clock at the current time; [`Store::advance_clock`] still moves it.

@@ -196,7 +196,9 @@ impl Fakes {
         cfg.monday.token = Some(Secret::new(monday::TOKEN));
         cfg.monday.board_id = monday::BOARD.into();
         cfg.monday.key_column = "text_ext_id".into();
-        cfg.monday.search_settle_ms = 10;
+        // The fakes find a new item at once unless a test gives them a search lag: no
+        // lookup window unless a test sets one.
+        cfg.monday.lookup_window_secs = 0;
         cfg.slack.api_url = self.url("/api/");
         cfg.slack.token = Some(Secret::new(slack::TOKEN));
         cfg.slack.default_channel = slack::GENERAL.into();
@@ -435,6 +437,21 @@ pub fn rows(store: &Store) -> Vec<(String, String, i64, Option<String>, serde_js
     .unwrap()
     .collect::<Result<_, _>>()
     .unwrap()
+}
+
+/// How long after its attempt began the row of `action` is next due (ms); the first
+/// such row when there are several.
+pub fn retry_gap(store: &Store, action: &str) -> i64 {
+    store
+        .connection()
+        .query_row(
+            "SELECT o.next_attempt_at - (SELECT MAX(a.at) FROM audit a WHERE a.kind = 'action_attempt'
+                AND json_extract(a.detail, '$.outbox_id') = o.id)
+             FROM outbox o WHERE o.action = ?1 ORDER BY o.id LIMIT 1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 pub fn row(store: &Store, action: &str) -> (String, i64, Option<String>, serde_json::Value) {
