@@ -169,10 +169,18 @@ fn gaps(store: &signoff::store::Store) -> Vec<(String, i64, String)> {
         .collect()
 }
 
+/// Backoff of at most 200 ms: any longer wait is the server's.
+fn short_backoff(f: &Fakes) -> signoff::actions::ActionsConfig {
+    let mut cfg = f.config();
+    cfg.dispatch.backoff_base_ms = 100;
+    cfg.dispatch.backoff_cap_ms = 200;
+    cfg
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limited_token_refresh_waits_for_retry_after_and_asks_once() {
     let f = Fakes::start().await;
-    let cfg = f.config();
+    let cfg = short_backoff(&f);
     f.fault(
         "gmail:token",
         Fault::json_retry(
@@ -206,7 +214,7 @@ async fn a_rate_limited_token_refresh_waits_for_retry_after_and_asks_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_token_endpoint_5xx_honours_an_http_date_retry_after() {
     let f = Fakes::start().await;
-    let cfg = f.config();
+    let cfg = short_backoff(&f);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
