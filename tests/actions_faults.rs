@@ -183,9 +183,30 @@ async fn two_items_with_the_key_are_a_conflict_for_a_person() {
     a["ai"]["intent"] = json!("other");
     let store = approve_all(&db, &cfg, &[a]);
     dispatch_once(&db, &cfg).await;
-    let (st, _, err, _) = row(&store, "crm");
+    let (st, _, err, resp) = row(&store, "crm");
     assert_eq!(st, "dead");
     assert!(err.unwrap().contains("conflict: 2 monday items"));
+    assert_eq!(
+        signoff::actions::result_text(&resp.to_string()).as_deref(),
+        Some("duplicate monday items: 1, 2")
+    );
+    // Merged in monday, sent again: the one item left is updated, the report is gone.
+    f.with(|w| w.monday.items.retain(|i| i.id == "1"));
+    let mut store = store;
+    let id: i64 = store
+        .connection()
+        .query_row("SELECT id FROM outbox WHERE action = 'crm'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    store.resend(id, "sam").unwrap();
+    dispatch_once(&db, &cfg).await;
+    let (st, _, _, resp) = row(&store, "crm");
+    assert_eq!(st, "sent");
+    assert_eq!(
+        signoff::actions::result_text(&resp.to_string()).as_deref(),
+        Some("item 1, note 9876543211")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

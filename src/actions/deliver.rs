@@ -291,6 +291,7 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
         let ids = tryo!(monday_find(env, find).await);
         match ids.as_slice() {
             [] => {
+                p.duplicates.clear();
                 // An earlier create of this row may have made the item without it being
                 // searchable yet: look again later (the row is rescheduled, nothing here
                 // waits) until the window after that create has passed.
@@ -334,6 +335,7 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                 }
             }
             [one] => {
+                p.duplicates.clear();
                 if reconcile {
                     p.reconciled = true;
                 }
