@@ -450,16 +450,16 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
             }
         },
     };
-    // Whether an effect of this row may exist that nobody has seen: this attempt was
-    // ambiguous, or an earlier one was and this attempt's lookup did not settle it (the
-    // lookup itself failed, or there is none: a webhook). A definite failure after a
-    // lookup found nothing leaves nothing unknown.
     // When the answer came (or the attempt was cut off): waits count from here.
     let answered = env.now();
     if matches!(outcome, Some(Outcome::Ambiguous(_))) && p.creating && p.item_id.is_none() {
         // The create may have made the item, not yet searchable: the lookup window starts.
         p.create_uncertain_at = Some(answered);
     }
+    // Whether an effect of this row may exist that nobody has seen: this attempt was
+    // ambiguous, or an earlier one was and this attempt's lookup did not settle it (the
+    // lookup itself failed, or there is none: a webhook). A definite failure after a
+    // lookup found nothing leaves nothing unknown.
     let maybe_applied = match &outcome {
         None | Some(Outcome::Ok(_)) => false,
         Some(Outcome::Ambiguous(_)) => true,
