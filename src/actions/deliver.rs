@@ -2,7 +2,6 @@
 //! Slack post; Gmail draft with token refresh), each reconciling first when an earlier
 //! attempt may have taken effect. What is learned on the way (item id, ts, draft id) goes
 //! into [`Progress`], stored with the row after every attempt.
-use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Client;
@@ -15,7 +14,7 @@ use super::payload::{HttpRequest, Provider, Rendered};
 use super::ratelimit::Limits;
 use super::reconcile;
 use super::token::Tokens;
-use crate::queue::Millis;
+use crate::clock::Millis;
 
 /// What is known about a row's effect, kept in `outbox.response`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -97,9 +96,6 @@ impl Progress {
     }
 }
 
-/// A clock in milliseconds since the epoch.
-pub type Now = Arc<dyn Fn() -> Millis + Send + Sync>;
-
 /// Live credentials and shared state of one dispatcher run.
 pub struct Env {
     pub http: Client,
@@ -109,13 +105,13 @@ pub struct Env {
     pub webhook_url: Option<String>,
     pub gmail: Option<Tokens>,
     pub limits: Limits,
-    /// The dispatcher's clock: the store's, so that retry times and claims agree.
-    pub now: Now,
+    /// The dispatcher's "now" (the store's clock): schedules and lease times.
+    pub clock: crate::clock::Clock,
 }
 
 impl Env {
     pub fn now(&self) -> Millis {
-        (self.now)()
+        self.clock.now()
     }
 
     /// Why `provider` stays in sandbox, or `None` when it is live.

@@ -129,7 +129,7 @@ fn read_env(cfg: &ActionsConfig) -> Result<(Env, Unreadable), DispatchError> {
         limits: Limits::default(),
         cfg: cfg.clone(),
         http,
-        now: Arc::new(crate::store::system_now),
+        clock: crate::clock::Clock::system(),
     };
     Ok((env, unreadable))
 }
@@ -163,11 +163,11 @@ pub async fn run(
         })
         .await?
     };
-    let mut env = env_for_sending(cfg)?;
-    // Retry times are compared with the store's clock when rows are claimed.
-    env.now = Arc::new(store.now_fn());
-    let env = Arc::new(env);
     let store = Arc::new(Mutex::new(store));
+    let env = Arc::new(Env {
+        clock: opts.clock.clone(),
+        ..env_for_sending(cfg)?
+    });
     let mut summary = DispatchSummary::default();
     // A claimed row starts at once (claims never exceed the free permits), but CRM rows of
     // one item share a task: the lease covers two attempt budgets.
