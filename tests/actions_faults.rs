@@ -6,6 +6,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use signoff::clock::Clock;
 use support::*;
 
 fn lead(ext: &str) -> Value {
@@ -523,32 +524,41 @@ fn crm_only(ext: &str) -> Value {
     a
 }
 
-/// Dispatches every `every` (real time, making retries due) until the CRM row's response
-/// satisfies `done`, for at most `limit`. Returns the rounds it took.
-async fn dispatch_until_crm(
+/// Moves `clock` to when the CRM row is next due and runs the dispatcher on it, until the
+/// row and its response satisfy `done` (at most `rounds` runs). Each due time is checked
+/// with `due` first.
+async fn follow_crm(
     db: &std::path::Path,
     store: &signoff::store::Store,
     cfg: &signoff::actions::ActionsConfig,
-    every: Duration,
-    limit: Duration,
+    clock: &Clock,
+    rounds: usize,
+    due: impl Fn(i64),
     done: impl Fn(&str, &Value) -> bool,
-) -> usize {
-    let started = Instant::now();
-    let mut rounds = 0;
-    loop {
+) {
+    for round in 0..=rounds {
         let (st, _, _, resp) = row(store, "crm");
         if done(&st, &resp) {
-            return rounds;
+            return;
         }
-        assert!(
-            started.elapsed() < limit,
-            "the CRM row is still {st} after {limit:?}: {resp}"
-        );
-        tokio::time::sleep(every).await;
-        make_due(store);
-        dispatch_once(db, cfg).await;
-        rounds += 1;
+        if round == rounds {
+            break;
+        }
+        assert_eq!(st, "retrying", "{resp}");
+        let next = next_due(store, "crm");
+        due(next);
+        clock.advance((next - clock.now()).max(0));
+        dispatch_once_at(db, cfg, clock).await;
     }
+    let (st, _, err, resp) = row(store, "crm");
+    panic!("the CRM row is still {st} after {rounds} runs: {err:?} {resp}");
+}
+
+/// A pinned clock at the store's now, shared with the fakes.
+fn pin(f: &Fakes, store: &signoff::store::Store) -> Clock {
+    let clock = Clock::fixed(store.now());
+    f.with(|w| w.clock = clock.clone());
+    clock
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -559,23 +569,27 @@ async fn a_locked_board_is_retried_after_retry_after_or_1_to_2_s_then_written_on
     f.fault("monday:create_item", support::monday::locked(None));
     let (_d, db) = temp_db();
     let store = approve_all(&db, &cfg, &[crm_only("locked")]);
-    // The lock says to wait 5 s: not before, and not the (minute-long) backoff either.
-    let s = dispatch_once(&db, &cfg).await;
+    let clock = pin(&f, &store);
+    // The lock says to wait 5 s: then, not before, and not after the (minute-long) backoff.
+    let s = dispatch_once_at(&db, &cfg, &clock).await;
     assert_eq!((s.retrying, s.dead), (1, 0), "{s}");
     let (st, _, err, resp) = row(&store, "crm");
     assert_eq!(st, "retrying");
     assert!(err.unwrap().contains("locked"));
     assert_ne!(resp["maybe_sent"], true, "a 423 applied nothing: {resp}");
-    let gap = retry_gap(&store, "crm");
-    assert!((5_000..7_000).contains(&gap), "{gap} ms");
-    // Without Retry-After, 1-2 s: the row is due again within 2 s of real time.
-    make_due(&store);
-    dispatch_once(&db, &cfg).await;
+    assert_eq!(retry_gap(&store, "crm"), 5_000);
+    clock.advance(4_999);
+    assert_eq!(dispatch_once_at(&db, &cfg, &clock).await.attempts, 0);
+    clock.advance(1);
+    // Locked again, without Retry-After: 1-2 s.
+    dispatch_once_at(&db, &cfg, &clock).await;
     assert_eq!(row(&store, "crm").0, "retrying");
     let gap = retry_gap(&store, "crm");
-    assert!((1_000..3_000).contains(&gap), "{gap} ms");
-    tokio::time::sleep(Duration::from_millis(2_100)).await;
-    let s = dispatch_once(&db, &cfg).await;
+    assert!((1_000..=2_000).contains(&gap), "{gap} ms");
+    clock.advance(gap - 1);
+    assert_eq!(dispatch_once_at(&db, &cfg, &clock).await.attempts, 0);
+    clock.advance(1);
+    let s = dispatch_once_at(&db, &cfg, &clock).await;
     assert_eq!(s.sent, 1, "{s}");
     let (st, attempts, _, _) = row(&store, "crm");
     assert_eq!((st.as_str(), attempts), ("sent", 3));
@@ -586,50 +600,67 @@ async fn a_locked_board_is_retried_after_retry_after_or_1_to_2_s_then_written_on
     );
 }
 
+/// The dispatcher's own timing (2 s backoff doubling) and the default lookup window.
+fn real_timing(f: &Fakes) -> signoff::actions::ActionsConfig {
+    let mut cfg = f.config();
+    let defaults = signoff::actions::ActionsConfig::default();
+    cfg.dispatch.backoff_base_ms = defaults.dispatch.backoff_base_ms;
+    cfg.dispatch.backoff_cap_ms = defaults.dispatch.backoff_cap_ms;
+    cfg.dispatch.max_attempts = defaults.dispatch.max_attempts;
+    cfg.monday.lookup_window_secs = defaults.monday.lookup_window_secs;
+    assert_eq!(cfg.monday.lookup_window_secs, 30);
+    cfg
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_uncertain_create_is_looked_up_through_the_search_lag_not_recreated() {
     let f = Fakes::start().await;
-    let mut cfg = f.config();
-    cfg.monday.lookup_window_secs = 4;
-    // The dropped create's item is not searchable for 1.5 s: a lookup that gave up on the
-    // first empty answer would create a second item.
-    f.with(|w| w.monday.search_lag = Duration::from_millis(1_500));
+    let cfg = real_timing(&f);
     f.fault("monday:create_item", Fault::ApplyThenDrop);
     let (_d, db) = temp_db();
     let store = approve_all(&db, &cfg, &[crm_only("lag")]);
-    dispatch_once(&db, &cfg).await;
+    let clock = pin(&f, &store);
+    // The dropped create's item is not searchable for 20 s: a lookup that gave up before
+    // then would create a second item.
+    f.with(|w| w.monday.search_lag = Duration::from_secs(20));
+    dispatch_once_at(&db, &cfg, &clock).await;
     let (st, _, _, resp) = row(&store, "crm");
     assert_eq!(
         (st.as_str(), &resp["maybe_sent"]),
         ("retrying", &json!(true))
     );
-    assert!(resp["create_uncertain_at"].is_i64(), "{resp}");
-    dispatch_until_crm(
+    let uncertain_at = resp["create_uncertain_at"].as_i64().unwrap();
+    assert_eq!(uncertain_at, clock.now());
+    follow_crm(
         &db,
         &store,
         &cfg,
-        Duration::from_millis(300),
-        Duration::from_secs(10),
+        &clock,
+        8,
+        |next| assert!(next <= uncertain_at + 30_000, "a look past the window"),
         |st, _| st == "sent",
     )
     .await;
-    let (_, _, _, resp) = row(&store, "crm");
+    let (_, attempts, _, resp) = row(&store, "crm");
     assert_eq!(resp["reconciled"], true, "{resp}");
+    assert!(clock.now() >= uncertain_at + 20_000);
+    assert!(attempts <= 8);
     assert_eq!(f.with(|w| w.monday.items.len()), 1);
     assert_eq!(f.requests("monday:create_item").len(), 1);
     assert_eq!(f.requests("monday:change_multiple_column_values").len(), 1);
-    let looks = f.requests("monday:items_page_by_column_values").len();
-    assert!(looks >= 3, "it looked again while the item lagged: {looks}");
+    let looks = f.requests("monday:items_page_by_column_values").len() as i64;
+    assert_eq!(looks, attempts, "one look per attempt");
+    assert!(looks >= 4, "it looked again while the item lagged: {looks}");
     let waiting: i64 = store
         .connection()
         .query_row(
             "SELECT COUNT(*) FROM audit WHERE kind = 'action_retry'
-               AND json_extract(detail, '$.error') LIKE '%may still become searchable: looking again until 4 s after it'",
+               AND json_extract(detail, '$.error') LIKE '%may still become searchable: looking again until 30 s after it'",
             [],
             |r| r.get(0),
         )
         .unwrap();
-    assert!(waiting >= 1);
+    assert_eq!(waiting, looks - 2, "every look in the window but the last");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -687,44 +718,41 @@ async fn the_lookup_window_reschedules_the_row_and_holds_up_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_duplicate_that_lands_after_the_window_is_reported_in_the_rows_result() {
     let f = Fakes::start().await;
-    let mut cfg = f.config();
-    cfg.monday.lookup_window_secs = 1;
-    // The dropped create becomes searchable only after the window has passed.
-    f.with(|w| w.monday.search_lag = Duration::from_millis(2_500));
+    let cfg = real_timing(&f);
     f.fault("monday:create_item", Fault::ApplyThenDrop);
     let (_d, db) = temp_db();
     let store = approve_all(&db, &cfg, &[crm_only("late")]);
-    dispatch_once(&db, &cfg).await;
+    let clock = pin(&f, &store);
+    // The dropped create becomes searchable only 45 s later, after the 30 s window.
+    f.with(|w| w.monday.search_lag = Duration::from_secs(45));
+    dispatch_once_at(&db, &cfg, &clock).await;
+    let uncertain_at = clock.now();
     f.with(|w| w.monday.search_lag = Duration::ZERO);
     // The window passes with nothing found: the item is created again, and the row stays
-    // open to look once more.
-    dispatch_until_crm(
+    // open to look once more a window later.
+    follow_crm(
         &db,
         &store,
         &cfg,
-        Duration::from_millis(250),
-        Duration::from_secs(10),
+        &clock,
+        8,
+        |_| {},
         |_, resp| resp["item_id"].is_string(),
     )
     .await;
+    assert!(
+        clock.now() >= uncertain_at + 30_000,
+        "created again inside the window"
+    );
     let (st, _, err, resp) = row(&store, "crm");
     assert_eq!(st, "retrying", "{resp}");
     assert!(err.unwrap().contains("looking once more"));
-    assert!(resp["recheck_at"].is_i64(), "{resp}");
+    assert_eq!(resp["recheck_at"], json!(clock.now() + 30_000), "{resp}");
+    assert_eq!(next_due(&store, "crm"), clock.now() + 30_000);
     let (first, second) = f.with(|w| (w.monday.items[0].id.clone(), w.monday.items[1].id.clone()));
     assert_eq!(resp["item_id"], json!(second));
-    // Once the first item is searchable, the next look finds both.
-    let searchable = f.with(|w| w.monday.searchable_at[&first]);
-    tokio::time::sleep(searchable.saturating_duration_since(Instant::now())).await;
-    dispatch_until_crm(
-        &db,
-        &store,
-        &cfg,
-        Duration::from_millis(250),
-        Duration::from_secs(10),
-        |st, _| st == "sent",
-    )
-    .await;
+    // A window later the first item is searchable too: the look finds both.
+    follow_crm(&db, &store, &cfg, &clock, 1, |_| {}, |st, _| st == "sent").await;
     let (_, _, err, resp) = row(&store, "crm");
     assert_eq!(err, None);
     assert_eq!(resp["duplicates"], json!([first, second]), "{resp}");
@@ -739,6 +767,38 @@ async fn a_duplicate_that_lands_after_the_window_is_reported_in_the_rows_result(
         (2, 1)
     );
     assert_eq!(f.requests("monday:create_item").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_item_seen_alone_a_window_later_is_no_duplicate() {
+    let f = Fakes::start().await;
+    let cfg = real_timing(&f);
+    // Applied nothing, answered nothing: the window finds nothing because there is nothing.
+    f.fault("monday:create_item", Fault::Hang);
+    let mut cfg = cfg;
+    cfg.dispatch.timeout_ms = 300;
+    cfg.dispatch.connect_timeout_ms = 300;
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &[crm_only("alone")]);
+    let clock = pin(&f, &store);
+    dispatch_once_at(&db, &cfg, &clock).await;
+    assert!(row(&store, "crm").3["create_uncertain_at"].is_i64());
+    follow_crm(&db, &store, &cfg, &clock, 9, |_| {}, |st, _| st == "sent").await;
+    let (_, _, _, resp) = row(&store, "crm");
+    assert!(resp.get("duplicates").is_none(), "{resp}");
+    assert!(resp.get("recheck_at").is_none(), "{resp}");
+    assert_eq!(
+        signoff::actions::result_text(&resp.to_string()),
+        Some(format!(
+            "item {}, note {}",
+            resp["item_id"].as_str().unwrap(),
+            resp["update_id"].as_str().unwrap()
+        ))
+    );
+    assert_eq!(
+        f.with(|w| (w.monday.items.len(), w.monday.updates.len())),
+        (1, 1)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

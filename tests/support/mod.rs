@@ -108,6 +108,9 @@ pub struct World {
     /// Random faults injected so far.
     pub injected: usize,
     pub hung: Arc<tokio::sync::Notify>,
+    /// The fakes' "now" where they model time (monday's search lag): the system clock
+    /// unless a test shares its pinned clock with them.
+    pub clock: signoff::clock::Clock,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -396,6 +399,42 @@ pub async fn dispatch_once(db: &Path, cfg: &ActionsConfig) -> signoff::actions::
     )
     .await
     .unwrap()
+}
+
+/// Runs the dispatcher on `clock` (shared with the fakes by a test that pins time) until
+/// nothing is due by it.
+pub async fn dispatch_once_at(
+    db: &Path,
+    cfg: &ActionsConfig,
+    clock: &signoff::clock::Clock,
+) -> signoff::actions::DispatchSummary {
+    let opts = StoreOptions {
+        clock: clock.clone(),
+        ..StoreOptions::default()
+    };
+    signoff::actions::dispatch_with(
+        db,
+        policy(),
+        &opts,
+        cfg,
+        true,
+        "test-worker",
+        std::future::pending(),
+    )
+    .await
+    .unwrap()
+}
+
+/// When the row of `action` is next due (ms).
+pub fn next_due(store: &Store, action: &str) -> i64 {
+    store
+        .connection()
+        .query_row(
+            "SELECT next_attempt_at FROM outbox WHERE action = ?1 ORDER BY id LIMIT 1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 /// Dispatches, making retries due between rounds, until every row is settled (≤ `rounds`).

@@ -3,7 +3,7 @@
 //! `errors[]` in the unified shape, ids as strings, `account_id` in every body; a search
 //! lag (a new item is not found by its key for a while) and the 423 of a locked board.
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Map, Value, json};
+use signoff::clock::Millis;
 
 use super::{Fault, Shared, after_apply, before_apply, json as reply_json, log};
 
@@ -41,10 +42,10 @@ pub struct Monday {
     pub next_id: u64,
     pub api_versions: Vec<String>,
     /// A new item stays out of `items_page_by_column_values` for this long after its
-    /// create (monday's search index may lag behind a create).
+    /// create (monday's search index may lag behind a create), by the world's clock.
     pub search_lag: Duration,
-    /// item id → when searches start finding it.
-    pub searchable_at: BTreeMap<String, Instant>,
+    /// item id → when (ms, the world's clock) searches start finding it.
+    pub searchable_at: BTreeMap<String, Millis>,
 }
 
 impl Monday {
@@ -260,6 +261,7 @@ async fn handle(
     let q = query.unwrap_or_default();
     let answer = {
         let mut w = world.lock().unwrap();
+        let now = w.clock.now();
         let m = &mut w.monday;
         let s = |k: &str| vars.get(k).and_then(Value::as_str).map(str::to_string);
         let board_ok = |b: Option<String>| b.as_deref() == Some(BOARD);
@@ -269,7 +271,6 @@ async fn handle(
                     error("InvalidBoardIdException", "Board not found", 200, &field)
                 } else {
                     let (col, val) = (s("col").unwrap_or_default(), s("val").unwrap_or_default());
-                    let now = Instant::now();
                     let mut items: Vec<Value> = m
                         .items_with(&col, &val)
                         .into_iter()
@@ -303,8 +304,8 @@ async fn handle(
                             } else {
                                 let id = m.mint();
                                 if !m.search_lag.is_zero() {
-                                    m.searchable_at
-                                        .insert(id.clone(), Instant::now() + m.search_lag);
+                                    let lag = m.search_lag.as_millis() as Millis;
+                                    m.searchable_at.insert(id.clone(), now + lag);
                                 }
                                 m.items.push(Item {
                                     id: id.clone(),
