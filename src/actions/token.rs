@@ -180,6 +180,6 @@ impl Tokens {
 
 /// `d` rounded up to whole milliseconds (the outbox keeps times in ms: never early).
 fn whole_ms(d: Duration) -> Duration {
-    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
     Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }
