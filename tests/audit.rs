@@ -20,6 +20,7 @@ fn history(dir: &std::path::Path) -> Store {
             &c,
             &Decision {
                 kind: DecisionKind::Approve,
+                revision: None,
                 note: None,
                 sets: vec![],
             },

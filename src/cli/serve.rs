@@ -150,7 +150,7 @@ fn token_remote(remote: &crate::queue::RemoteQueue, command: &TokenCommand) -> a
             }
             TokenCommand::List { json } => {
                 let records = remote.tokens().await?;
-                print_tokens(&records, *json, crate::store::system_now())
+                print_tokens(&records, *json, crate::clock::Clock::process().now())
                     .map_err(|e| crate::queue::QueueError::Storage(e.to_string()))?;
                 Ok(())
             }

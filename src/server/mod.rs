@@ -266,7 +266,7 @@ async fn identify(s: &Shared, peer: &Peer, req: Request) -> Result<(Identity, Re
                     "this server needs a bearer token over TCP (Authorization: Bearer …); an admin makes one with `signoff token add NAME --role ROLE`",
                 ));
             };
-            let now = crate::store::system_now();
+            let now = crate::clock::Clock::process().now();
             let records = tokens_now(s).await?;
             let ident = match auth::check_token(&presented, &records, now) {
                 // A token made a moment ago on this host (`signoff token add`) may be newer
@@ -311,7 +311,7 @@ async fn webhook(s: &Shared, req: Request) -> Result<(Identity, Request), ApiErr
     };
     let (timestamp, signature) = (header("x-signoff-timestamp"), header("x-signoff-signature"));
     let bytes = error::read_body(body, s.max_ingest).await?;
-    let now = crate::store::system_now() / 1000;
+    let now = crate::clock::Clock::process().now() / 1000;
     auth::check_signature(
         s.webhook_secret.as_deref(),
         &timestamp,

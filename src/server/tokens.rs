@@ -42,7 +42,7 @@ pub async fn add(
     let expires_at = match &b.expires {
         None => None,
         Some(e) => Some(
-            crate::store::system_now()
+            crate::clock::Clock::process().now()
                 + parse_age(e).ok_or_else(|| {
                     ApiError::new(
                         StatusCode::UNPROCESSABLE_ENTITY,
