@@ -1029,3 +1029,53 @@ fn tls_on_tcp_with_a_certificate_the_client_trusts() {
         "{err}"
     );
 }
+
+#[test]
+fn a_decision_on_a_revision_that_moved_on_is_refused_with_who_and_what() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &access_for_me("admin"));
+    let d = dir.path();
+    let unix = server.unix();
+    let file = requests_file(d, &["r-1"]);
+    assert_eq!(run(client(d, &unix, None).arg("ingest").arg(&file)).0, 0);
+    let carol = server.token("carol", "reviewer", &[]);
+    let (code, out, err) = run(client(d, &server.http, Some(&carol)).args(["claim", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let claim: Value = serde_json::from_str(&out).unwrap();
+    let fence = claim["fence"].to_string();
+
+    // A new revision arrives while carol reviews revision 1.
+    let v2 = dir.path().join("v2.jsonl");
+    std::fs::write(
+        &v2,
+        common::request("r-1", json!({"ai": {"summary": "Wants a demo, urgently"}})).to_string(),
+    )
+    .unwrap();
+    let (code, out, err) = run(client(d, &unix, None).arg("ingest").arg(&v2));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("revised 1"), "{out}");
+
+    let (code, _, err) = run(client(d, &server.http, Some(&carol)).args([
+        "decide", "1", "--approve", "--fence", &fence, "--revision", "1",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("revision"), "{err}");
+    // On the wire: 409, the stable code and the error's fields.
+    let body = json!({"fence": claim["fence"], "decision": {"kind": {"kind": "approve"}, "note": null, "sets": [], "revision": 1}});
+    let a = http(
+        &To::Tcp(server.port()),
+        "POST",
+        "/v1/items/1/decide",
+        &[("Authorization", &format!("Bearer {carol}"))],
+        body.to_string().as_bytes(),
+    );
+    assert_eq!(a.status, 409, "{}", a.body);
+    let e = a.json();
+    assert_eq!(e["code"], "stale_revision");
+    assert_eq!(e["detail"], json!({"id": 1, "shown": 1, "current": 2}));
+
+    // Someone else's claim is named in the refusal.
+    let (code, _, err) = run(client(d, &unix, None).args(["decide", "1", "--approve"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("carol"), "{err}");
+}
