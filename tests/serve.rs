@@ -1056,7 +1056,13 @@ fn a_decision_on_a_revision_that_moved_on_is_refused_with_who_and_what() {
     assert!(out.contains("revised 1"), "{out}");
 
     let (code, _, err) = run(client(d, &server.http, Some(&carol)).args([
-        "decide", "1", "--approve", "--fence", &fence, "--revision", "1",
+        "decide",
+        "1",
+        "--approve",
+        "--fence",
+        &fence,
+        "--revision",
+        "1",
     ]));
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("revision"), "{err}");
@@ -1078,4 +1084,153 @@ fn a_decision_on_a_revision_that_moved_on_is_refused_with_who_and_what() {
     let (code, _, err) = run(client(d, &unix, None).args(["decide", "1", "--approve"]));
     assert_eq!(code, 1);
     assert!(err.contains("carol"), "{err}");
+}
+
+/// A console in tmux (skipped without tmux, as in tests/tui_e2e.rs).
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn start(dir: &Path, shell_cmd: &str) -> Option<Tmux> {
+        let ok = Command::new("tmux")
+            .arg("-V")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !ok {
+            assert!(std::env::var_os("CI").is_none(), "tmux is required in CI");
+            eprintln!("tmux not found: skipping the remote console test");
+            return None;
+        }
+        let t = Tmux {
+            socket: format!("signoff-serve-{}", std::process::id()),
+        };
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &t.socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-x",
+                "110",
+                "-y",
+                "30",
+                "-s",
+                "e2e",
+                "-c",
+            ])
+            .arg(dir)
+            .arg(shell_cmd)
+            .env("TERM", "xterm-256color")
+            .status()
+            .expect("tmux starts");
+        assert!(status.success());
+        Some(t)
+    }
+
+    fn capture(&self) -> String {
+        let o = Command::new("tmux")
+            .args(["-L", &self.socket, "capture-pane", "-p", "-t", "e2e"])
+            .output()
+            .expect("capture");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        let s = Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "e2e"])
+            .args(keys)
+            .status()
+            .expect("send-keys");
+        assert!(s.success());
+    }
+
+    fn wait(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let start = Instant::now();
+        loop {
+            let s = self.capture();
+            if pred(&s) {
+                return s;
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "waited for {what}; the screen is:\n{s}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+#[test]
+fn a_console_over_the_socket_follows_changes_rides_out_a_restart_and_approves() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = access_for_me("admin");
+    let mut server = Server::start(dir.path(), &config);
+    let port = server.port();
+    let d = dir.path();
+    let first = requests_file(d, &["c-1"]);
+    assert_eq!(
+        run(client(d, &server.unix(), None).arg("ingest").arg(&first)).0,
+        0
+    );
+
+    let q = |p: &Path| format!("'{}'", p.display());
+    let cmd = format!(
+        "env SIGNOFF_CONFIG_DIR={} SIGNOFF_DATA_DIR={} SIGNOFF_SYSTEM_CONFIG={} {} --remote unix:{} 2>{}; echo $? > {}; sleep 30",
+        q(&d.join("console/config")),
+        q(&d.join("console/data")),
+        q(&d.join("none.toml")),
+        q(Path::new(env!("CARGO_BIN_EXE_signoff"))),
+        server.socket.display(),
+        q(&d.join("console-stderr.txt")),
+        q(&d.join("console-status.txt")),
+    );
+    let Some(t) = Tmux::start(d, &cmd) else {
+        return;
+    };
+    let me = signoff::server::current_user();
+    t.wait("the queue", |s| s.contains("Queue · 1") && s.contains(&me));
+
+    // Another client's ingest shows up without a key pressed (the event stream).
+    let second = requests_file(d, &["c-2"]);
+    assert_eq!(
+        run(client(d, &server.unix(), None).arg("ingest").arg(&second)).0,
+        0
+    );
+    t.wait("the new item", |s| s.contains("Queue · 2"));
+
+    // The server goes away and comes back; the console says so and carries on.
+    assert_eq!(server.stop(), 0);
+    t.wait("offline", |s| s.contains("offline — retrying"));
+    let server = Server::start_on(d, &config, port);
+    t.wait("back online", |s| s.contains("back online"));
+
+    t.keys(&["a"]);
+    t.wait("the approval", |s| s.contains("approved #"));
+    t.keys(&["q"]);
+    let start = Instant::now();
+    while !d.join("console-status.txt").exists() {
+        assert!(start.elapsed() < DEADLINE, "the console did not quit");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, out, _) =
+        run(client(d, &server.unix(), None).args(["list", "--state", "approved", "--json"]));
+    assert_eq!(code, 0);
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.as_array().unwrap().len(), 1, "{out}");
+    let id = rows[0]["id"].as_i64().unwrap();
+    let (_, out, _) =
+        run(client(d, &server.unix(), None).args(["show", &id.to_string(), "--json"]));
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["decision"]["reviewer"], me.as_str());
 }
