@@ -1234,3 +1234,56 @@ fn a_console_over_the_socket_follows_changes_rides_out_a_restart_and_approves() 
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["decision"]["reviewer"], me.as_str());
 }
+
+#[test]
+fn metrics_count_requests_streams_and_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &access_for_me("admin"));
+    let sock = To::Unix(&server.socket);
+    let file = requests_file(dir.path(), &["m-1"]);
+    assert_eq!(
+        run(client(dir.path(), &server.unix(), None)
+            .arg("ingest")
+            .arg(&file))
+        .0,
+        0
+    );
+    assert_eq!(http(&sock, "GET", "/v1/items/1", &[], b"").status, 200);
+    let events = follow_events(To::Unix(&server.socket), None);
+    events.recv_timeout(DEADLINE).unwrap();
+
+    let a = http(&sock, "GET", "/metrics", &[], b"");
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert!(
+        a.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let m = a.body;
+    for line in [
+        "signoff_up 1",
+        "signoff_http_requests_total{method=\"GET\",route=\"/v1/items/{id}\",status=\"200\"} 1",
+        "signoff_queue_items{state=\"pending\"} 1",
+        "signoff_event_streams 1",
+        "signoff_actions_paused 0",
+    ] {
+        assert!(m.lines().any(|l| l == line), "no `{line}` in\n{m}");
+    }
+    assert!(
+        m.contains("# TYPE signoff_http_request_duration_seconds summary"),
+        "{m}"
+    );
+
+    // A token for the scraper; none is 401.
+    let scraper = server.token("prometheus", "observer", &[]);
+    let tcp = To::Tcp(server.port());
+    assert_eq!(http(&tcp, "GET", "/metrics", &[], b"").status, 401);
+    let a = http(
+        &tcp,
+        "GET",
+        "/metrics",
+        &[("Authorization", &format!("Bearer {scraper}"))],
+        b"",
+    );
+    assert_eq!(a.status, 200);
+}

@@ -106,9 +106,10 @@ pub async fn events(
     me.require(Perm::Read)?;
     let rx = s.feed.subscribe();
     let shutdown = s.shutdown.clone();
+    let open = super::metrics::StreamGuard::new(s.clone());
     let stream = futures_util::stream::unfold(
-        (rx, shutdown, true),
-        |(mut rx, mut shutdown, first)| async move {
+        (rx, shutdown, true, open),
+        |(mut rx, mut shutdown, first, open)| async move {
             if *shutdown.borrow() {
                 return None;
             }
@@ -120,7 +121,7 @@ pub async fn events(
                 }
             }
             let token = *rx.borrow_and_update();
-            Some((Ok(change_event(token)), (rx, shutdown, false)))
+            Some((Ok(change_event(token)), (rx, shutdown, false, open)))
         },
     );
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))

@@ -16,6 +16,7 @@ mod events;
 mod ingest;
 mod limit;
 mod listen;
+mod metrics;
 mod routes;
 mod tokens;
 
@@ -72,6 +73,9 @@ pub struct AppState {
     shutdown: watch::Receiver<bool>,
     ingest_lock: tokio::sync::Mutex<()>,
     openapi: OnceLock<serde_json::Value>,
+    metrics: metrics::Metrics,
+    /// When the server started (epoch ms).
+    started_at: i64,
 }
 
 pub(crate) type Shared = Arc<AppState>;
@@ -119,6 +123,7 @@ impl utoipa::Modify for BearerScheme {
 pub fn api() -> (Router<Shared>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::healthz))
+        .routes(routes!(metrics::metrics))
         .routes(routes!(routes::openapi))
         .routes(routes!(routes::whoami))
         .routes(routes!(routes::policy))
@@ -163,7 +168,7 @@ pub fn router(state: Shared) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), time_limit))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn(error::json_errors))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(state.clone(), log_request))
         .with_state(state)
 }
 
@@ -352,8 +357,8 @@ async fn time_limit(State(s): State<Shared>, req: Request, next: Next) -> Respon
 }
 
 /// One log line per request: route, status, caller, time. Never a body, a query string
-/// or a header value.
-async fn log_request(req: Request, next: Next) -> Response {
+/// or a header value. The same go to the metrics.
+async fn log_request(State(s): State<Shared>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let route = req
@@ -368,7 +373,10 @@ async fn log_request(req: Request, next: Next) -> Response {
         .map(|c| c.0.clone())
         .unwrap_or_else(|| "-".into());
     let status = resp.status().as_u16();
-    let ms = started.elapsed().as_millis() as u64;
+    let elapsed = started.elapsed();
+    s.metrics
+        .observe(method.as_str(), &route, status, elapsed.as_secs_f64());
+    let ms = elapsed.as_millis() as u64;
     if status >= 500 {
         tracing::warn!(%method, %route, status, %caller, ms, "request");
     } else {
@@ -531,6 +539,8 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
         shutdown: stop_rx.clone(),
         ingest_lock: tokio::sync::Mutex::new(()),
         openapi: OnceLock::new(),
+        metrics: Default::default(),
+        started_at: crate::clock::Clock::process().now(),
     });
     let app = router(state.clone()).into_make_service_with_connect_info::<Peer>();
 
