@@ -16,11 +16,13 @@ use super::auth::{Identity, Perm};
 use super::error::ApiResult;
 use crate::queue::Queue;
 
+/// Requests by (method, route template, status): (answers, seconds spent).
+type RequestCounts = BTreeMap<(String, String, u16), (u64, f64)>;
+
 /// What the server counts as it runs.
 #[derive(Default)]
 pub struct Metrics {
-    /// (method, route, status) → (answers, seconds spent).
-    requests: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    requests: Mutex<RequestCounts>,
     /// Event streams open now.
     pub streams: AtomicI64,
 }
