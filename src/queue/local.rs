@@ -2,7 +2,9 @@
 //!
 //! The store is synchronous; each call runs on tokio's blocking pool so an async caller
 //! (the console's event loop) never waits on disk. Reads use their own connection, so a
-//! slow filtered listing never holds up a heartbeat or a decision.
+//! slow filtered listing never holds up a heartbeat or a decision. With
+//! [`LocalQueue::with_group_commit`] (the queue server), decisions go to a writer thread
+//! that commits those queued meanwhile together.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +21,69 @@ pub struct LocalQueue {
     writer: Arc<Mutex<Store>>,
     reader: Arc<Mutex<Store>>,
     read_only: bool,
+    group: Option<GroupCommit>,
+}
+
+/// One decision waiting for the group-commit writer, and where its answer goes.
+struct DecideJob {
+    claim: Claim,
+    decision: Decision,
+    answer: tokio::sync::oneshot::Sender<Result<Receipt>>,
+}
+
+/// The group-commit writer: a thread that takes every decision queued while the previous
+/// transaction was committing into the next one ([`Store::decide_batch`]).
+struct GroupCommit {
+    jobs: Option<std::sync::mpsc::Sender<DecideJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once the jobs already queued are answered.
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_group_commit(
+    writer: Arc<Mutex<Store>>,
+    jobs: std::sync::mpsc::Receiver<DecideJob>,
+    max_batch: usize,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let work: Vec<(Claim, Decision)> = batch
+            .iter()
+            .map(|j| (j.claim.clone(), j.decision.clone()))
+            .collect();
+        let results = match writer.lock() {
+            Ok(mut store) => store.decide_batch(&work).map_err(QueueError::from),
+            Err(_) => Err(QueueError::Storage(
+                "queue connection poisoned by a panic".into(),
+            )),
+        };
+        match results {
+            Ok(results) => {
+                for (job, r) in batch.into_iter().zip(results) {
+                    let _ = job.answer.send(r.map_err(QueueError::from));
+                }
+            }
+            Err(e) => {
+                for job in batch {
+                    let _ = job.answer.send(Err(e.clone()));
+                }
+            }
+        }
+    }
 }
 
 impl LocalQueue {
@@ -35,6 +100,7 @@ impl LocalQueue {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
             read_only: opts.read_only,
+            group: None,
         })
     }
 
@@ -44,6 +110,31 @@ impl LocalQueue {
             if let Ok(mut s) = store.lock() {
                 s.set_renderer(renderer.clone());
             }
+        }
+        self
+    }
+
+    /// Decisions go through a group-commit writer: those that arrive while a transaction
+    /// is committing share the next one (at most `max_batch`), each in a savepoint of its
+    /// own, and each caller is answered once its batch is durable. For a server with many
+    /// reviewers; other writes are unchanged.
+    pub fn with_group_commit(mut self, max_batch: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = self.writer.clone();
+        let max_batch = max_batch.max(1);
+        let thread = std::thread::Builder::new()
+            .name("signoff-group-commit".into())
+            .spawn(move || run_group_commit(writer, rx, max_batch));
+        match thread {
+            Ok(t) => {
+                self.group = Some(GroupCommit {
+                    jobs: Some(tx),
+                    thread: Some(t),
+                });
+            }
+            Err(e) => tracing::warn!(
+                "no group commit (cannot start its thread: {e}); decisions commit one by one"
+            ),
         }
         self
     }
@@ -174,6 +265,23 @@ impl Queue for LocalQueue {
     }
 
     async fn decide(&self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+        if let Some(jobs) = self.group.as_ref().and_then(|g| g.jobs.as_ref())
+            && !self.read_only
+        {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let job = DecideJob {
+                claim: claim.clone(),
+                decision: decision.clone(),
+                answer,
+            };
+            if jobs.send(job).is_ok() {
+                return answered.await.unwrap_or_else(|_| {
+                    Err(QueueError::Storage(
+                        "the group-commit writer stopped".into(),
+                    ))
+                });
+            }
+        }
         let (c, d) = (claim.clone(), decision.clone());
         self.write(move |s| s.decide(&c, &d)).await
     }

@@ -7,9 +7,9 @@
 //! operation, with change events over SSE and an OpenAPI document generated from the
 //! handlers ([`router`]).
 //!
-//! Writes go through the server's one [`LocalQueue`], whose writing connection runs
-//! each call in turn on the blocking pool; that connection is the place a batching writer
-//! (several decisions to a transaction) would take over.
+//! Writes go through the server's one [`LocalQueue`] and its one writing connection.
+//! Decisions use group commit: those that arrive while a transaction is committing share
+//! the next one, a savepoint each, and each caller is answered once its batch is durable.
 pub mod auth;
 mod error;
 mod events;
@@ -43,6 +43,9 @@ pub use tokens::check_name as check_token_name;
 use crate::config::{AccessConfig, Loaded};
 use crate::queue::{LocalQueue, Queue};
 use error::ApiError;
+
+/// The most decisions one group-commit transaction takes.
+const GROUP_COMMIT_MAX: usize = 64;
 
 /// What `signoff serve` was asked for on its command line (config fills the rest).
 #[derive(Clone, Debug, Default)]
@@ -515,7 +518,8 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
     let queue = Arc::new(
         LocalQueue::open(&db, policy.clone(), &store_opts)
             .map_err(|e| anyhow::anyhow!("{e}"))?
-            .with_renderer(renderer),
+            .with_renderer(renderer)
+            .with_group_commit(GROUP_COMMIT_MAX),
     );
     restrict(&db);
     let initial = queue.change_token().await.unwrap_or(0);

@@ -504,76 +504,40 @@ impl Store {
         decision: &Decision,
     ) -> Result<(Receipt, super::AuditHead)> {
         let renderer = self.renderer.clone();
-        self.write(|tx, now, policy| {
-            check_claim(tx, claim, now)?;
-            check_revision(tx, claim.id, decision.revision)?;
-            let mut audit = AuditWriter::new(tx)?;
-            for (field, value) in &decision.sets {
-                apply_edit(tx, &mut audit, claim, *field, value.clone(), now, policy)?;
+        self.write(|tx, now, policy| decide_in(tx, claim, decision, now, policy, renderer.as_ref()))
+    }
+
+    /// Records several decisions in one transaction (group commit), each in a savepoint of
+    /// its own: one that is refused (a lost lease, a stale revision, a policy refusal) is
+    /// rolled back alone and the others commit. Results are in the order given, and every
+    /// one that is `Ok` is durable when this returns.
+    pub fn decide_batch(&mut self, batch: &[(Claim, Decision)]) -> Result<Vec<Result<Receipt>>> {
+        let renderer = self.renderer.clone();
+        let (results, head) = self.write(|tx, now, policy| {
+            let mut results = Vec::with_capacity(batch.len());
+            let mut head = None;
+            for (claim, decision) in batch {
+                tx.execute_batch("SAVEPOINT decision")?;
+                match decide_in(tx, claim, decision, now, policy, renderer.as_ref()) {
+                    Ok((receipt, h)) => {
+                        tx.execute_batch("RELEASE decision")?;
+                        head = Some(h);
+                        results.push(Ok(receipt));
+                    }
+                    Err(e) => {
+                        // The audit head is read afresh by the next decision, so the chain
+                        // never links to a row this rollback removed.
+                        tx.execute_batch("ROLLBACK TO decision; RELEASE decision")?;
+                        results.push(Err(e));
+                    }
+                }
             }
-            let (revision, payload) = load_payload(tx, claim.id)?;
-            let fields = effective_fields(tx, claim.id, &payload)?;
-            let (reason, queue): (Option<&str>, Option<&str>) =
-                match &decision.kind {
-                    DecisionKind::Approve => {
-                        let problems = check_fields(&fields, policy);
-                        if !problems.is_empty() {
-                            let list: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-                            return Err(QueueError::Invalid(format!(
-                                "cannot approve item {}: {}; edit the field first, or reject or escalate it",
-                                claim.id,
-                                list.join("; ")
-                            ))
-                            .into());
-                        }
-                        (None, None)
-                    }
-                    DecisionKind::Reject { reason } => {
-                        if policy.reject_reason(reason).is_none() {
-                            return Err(QueueError::Invalid(format!(
-                                "'{reason}' is not a reject reason; reasons: {}",
-                                policy.reject_reasons.iter().map(|r| r.key.as_str()).collect::<Vec<_>>().join(", ")
-                            ))
-                            .into());
-                        }
-                        (Some(reason.as_str()), None)
-                    }
-                    DecisionKind::Escalate { queue } => {
-                        if policy.escalation_queue(queue).is_none() {
-                            return Err(QueueError::Invalid(format!(
-                                "'{queue}' is not an escalation queue; queues: {}",
-                                policy.escalation_queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
-                            ))
-                            .into());
-                        }
-                        (None, Some(queue.as_str()))
-                    }
-                };
-            let actions = policy.actions_of(&decision.kind, fields.intent.as_deref());
-            let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
-            record_decision(
-                tx,
-                &mut audit,
-                &NewDecision {
-                    id: claim.id,
-                    revision,
-                    fence: claim.fence,
-                    reviewer: &claim.reviewer,
-                    kind: &decision.kind,
-                    reason,
-                    queue,
-                    note,
-                    payload: &payload,
-                    fields: &fields,
-                    actions: &actions,
-                    auto: false,
-                },
-                now,
-                policy,
-                renderer.as_ref(),
-            )
-            .map(|receipt| (receipt, audit.head().clone()))
-        })
+            Ok((results, head))
+        })?;
+        if let Some(h) = head {
+            self.anchor_head_quietly(h);
+        }
+        Ok(results)
     }
 
     /// Takes back the reviewer's latest decision on an item inside its undo window, while
@@ -635,4 +599,93 @@ impl Store {
                 .map(|claim| (claim, audit.head().clone()))
         })
     }
+}
+
+/// One decision inside a write transaction: the claim and revision checked, the edits, the
+/// decision with its audit and outbox rows. The chain head it returns is the last row's.
+fn decide_in(
+    tx: &Transaction<'_>,
+    claim: &Claim,
+    decision: &Decision,
+    now: Millis,
+    policy: &crate::model::Policy,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> Result<(Receipt, super::AuditHead)> {
+    check_claim(tx, claim, now)?;
+    check_revision(tx, claim.id, decision.revision)?;
+    let mut audit = AuditWriter::new(tx)?;
+    for (field, value) in &decision.sets {
+        apply_edit(tx, &mut audit, claim, *field, value.clone(), now, policy)?;
+    }
+    let (revision, payload) = load_payload(tx, claim.id)?;
+    let fields = effective_fields(tx, claim.id, &payload)?;
+    let (reason, queue): (Option<&str>, Option<&str>) = match &decision.kind {
+        DecisionKind::Approve => {
+            let problems = check_fields(&fields, policy);
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+                return Err(QueueError::Invalid(format!(
+                    "cannot approve item {}: {}; edit the field first, or reject or escalate it",
+                    claim.id,
+                    list.join("; ")
+                ))
+                .into());
+            }
+            (None, None)
+        }
+        DecisionKind::Reject { reason } => {
+            if policy.reject_reason(reason).is_none() {
+                return Err(QueueError::Invalid(format!(
+                    "'{reason}' is not a reject reason; reasons: {}",
+                    policy
+                        .reject_reasons
+                        .iter()
+                        .map(|r| r.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into());
+            }
+            (Some(reason.as_str()), None)
+        }
+        DecisionKind::Escalate { queue } => {
+            if policy.escalation_queue(queue).is_none() {
+                return Err(QueueError::Invalid(format!(
+                    "'{queue}' is not an escalation queue; queues: {}",
+                    policy
+                        .escalation_queues
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into());
+            }
+            (None, Some(queue.as_str()))
+        }
+    };
+    let actions = policy.actions_of(&decision.kind, fields.intent.as_deref());
+    let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
+    record_decision(
+        tx,
+        &mut audit,
+        &NewDecision {
+            id: claim.id,
+            revision,
+            fence: claim.fence,
+            reviewer: &claim.reviewer,
+            kind: &decision.kind,
+            reason,
+            queue,
+            note,
+            payload: &payload,
+            fields: &fields,
+            actions: &actions,
+            auto: false,
+        },
+        now,
+        policy,
+        renderer,
+    )
+    .map(|receipt| (receipt, audit.head().clone()))
 }
