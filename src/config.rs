@@ -253,6 +253,8 @@ pub struct Paths {
     pub state_dir: PathBuf,
     /// The config file read (or that would be read: it may not exist).
     pub config_file: PathBuf,
+    /// The system-wide config read under it (it may not exist).
+    pub system_config_file: PathBuf,
     pub db: PathBuf,
     pub log_dir: PathBuf,
     pub themes_dir: PathBuf,
@@ -549,6 +551,7 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         .map(|p| PathBuf::from(crate::secret::expand_home(&p.to_string_lossy())))
         .unwrap_or_else(|| data_dir.join("queue.db"));
     let paths = Paths {
+        system_config_file: system_file,
         themes_dir: config_dir.join("themes"),
         log_dir: state_dir.join("logs"),
         config_file,
