@@ -202,6 +202,13 @@ pub fn run(cli: Cli) -> i32 {
         eprintln!("signoff: {e}");
         return EXIT_USAGE;
     }
+    if matches!(cli.command, Some(Command::Serve(_))) {
+        // The server's files (logs included, made next) are its user's alone.
+        // SAFETY: umask only sets this process's file mode mask.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
     let _log = crate::logging::init(
         &loaded.paths.log_dir,
         &loaded.config.log.level,

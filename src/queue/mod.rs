@@ -61,8 +61,9 @@ pub enum QueueError {
     ReadOnly,
     #[error("queue storage failed: {0}")]
     Storage(String),
-    /// The queue server cannot be reached (a remote queue): nothing was changed.
-    #[error("offline — retrying: {0}")]
+    /// The queue server cannot be reached (a remote queue): nothing was changed. The
+    /// console says "offline — retrying" and keeps what the reviewer typed.
+    #[error("{0}")]
     Unavailable(String),
     /// The queue server refused the request for a reason of its own (`code`: forbidden,
     /// unauthorized, rate_limited, payload_too_large, bad_request, …).
