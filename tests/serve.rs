@@ -1291,3 +1291,34 @@ fn metrics_count_requests_streams_and_the_queue() {
     );
     assert_eq!(a.status, 200);
 }
+
+#[test]
+fn ingest_through_the_server_reports_what_the_local_command_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &access_for_me("admin"));
+    let lines = [
+        common::request("i-1", json!({})).to_string(),
+        "{\"source\": \"webform\", \"external_id\": \"broken\", \"ai\": {".to_string(),
+        "[1, 2]".to_string(),
+        common::request("i-1", json!({})).to_string(),
+        common::request("i-2", json!({"ai": {"intent": "refund"}})).to_string(),
+    ];
+    let file = dir.path().join("mixed.jsonl");
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let remote = run(client(dir.path(), &server.unix(), None)
+        .arg("ingest")
+        .arg(&file));
+    let local = run(signoff_in(dir.path(), "local").arg("ingest").arg(&file));
+    assert_eq!(remote.0, 3, "some lines were rejected: {}", remote.2);
+    assert_eq!(remote, local, "exit code, report and problems are the same");
+    assert_eq!(
+        remote.1.trim(),
+        "ingested 2, duplicates 1, revised 0, rejected 2"
+    );
+    let f = file.display().to_string();
+    assert!(
+        remote.2.starts_with(&format!("{f}:2: not valid JSON")),
+        "{}",
+        remote.2
+    );
+}
