@@ -3,6 +3,7 @@ pub mod actions;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod identity;
 pub mod ingest;
 pub mod logging;
 pub mod model;

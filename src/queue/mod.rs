@@ -257,6 +257,10 @@ pub struct AuditEntry {
     pub request_id: Option<i64>,
     pub kind: String,
     pub detail: serde_json::Value,
+    /// The Unix user of the process that wrote the entry (absent on entries written before
+    /// it was recorded).
+    #[serde(default)]
+    pub os_user: Option<String>,
 }
 
 /// The review queue, wherever it lives.
