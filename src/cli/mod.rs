@@ -182,7 +182,11 @@ pub fn run(cli: Cli) -> i32 {
         }
         let (reviewer, me) = (loaded.reviewer(), crate::identity::os_user());
         if reviewer != me {
-            tracing::info!(reviewer, os_user = me, "acting under another reviewer name (reviewer.allow_override)");
+            tracing::info!(
+                reviewer,
+                os_user = me,
+                "acting under another reviewer name (reviewer.allow_override)"
+            );
         }
     }
     let result = dispatch(&cli, &loaded);

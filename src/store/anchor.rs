@@ -296,7 +296,10 @@ pub(crate) fn write_anchor(
 }
 
 fn open_rw(path: &Path) -> std::io::Result<File> {
-    std::fs::OpenOptions::new().read(true).write(true).open(path)
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
 }
 
 /// Under an exclusive lock, replaces the record when it is older than `head` (or, with
@@ -387,7 +390,9 @@ impl AuditState {
     /// Checks the head a write transaction found (`head.seq` 0: an empty log) against the
     /// anchor, and returns the key to MAC new rows with. Refuses on any mismatch.
     pub fn check(&self, conn: &Connection, head: &AuditHead, schema: i64) -> Result<AuditKey> {
-        let now = std::fs::metadata(&self.anchor_path).ok().map(|m| Stat::of(&m));
+        let now = std::fs::metadata(&self.anchor_path)
+            .ok()
+            .map(|m| Stat::of(&m));
         if let (Some(v), Some(key)) = (&*self.verified.borrow(), &*self.key.borrow())
             && v.head == *head
             && v.schema == schema

@@ -111,21 +111,21 @@ pub fn is_permission(e: &rusqlite::Error) -> bool {
     )
 }
 
-/// The database's files a writer needs, in the order to blame them.
+/// The database's files, in the order to blame them: the file, its -wal and -shm, then
+/// the directory (which matters only for files that do not exist yet).
 fn candidates(db: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
+    let mut out = vec![db.to_path_buf()];
+    for suffix in ["-wal", "-shm"] {
+        let mut name = db.as_os_str().to_os_string();
+        name.push(suffix);
+        out.push(PathBuf::from(name));
+    }
     if let Some(dir) = db.parent() {
         out.push(if dir.as_os_str().is_empty() {
             PathBuf::from(".")
         } else {
             dir.to_path_buf()
         });
-    }
-    out.push(db.to_path_buf());
-    for suffix in ["-wal", "-shm"] {
-        let mut name = db.as_os_str().to_os_string();
-        name.push(suffix);
-        out.push(PathBuf::from(name));
     }
     out
 }
@@ -140,18 +140,20 @@ fn allowed(path: &Path, how: libc::c_int) -> bool {
     unsafe { libc::access(c.as_ptr(), how) == 0 }
 }
 
-/// The first of the database's files (its directory, the file, -wal, -shm) this process may
-/// not read or write, as a [`StoreError::Permission`]; `None` when all are allowed.
+/// The first of the database's files (the file, -wal, -shm, its directory) this process
+/// may not read, or with `write` not write, as a [`StoreError::Permission`]; `None` when
+/// all are open to it.
 pub fn explain(db: &Path, write: bool) -> Option<StoreError> {
-    let how = if write {
-        libc::R_OK | libc::W_OK
-    } else {
-        libc::R_OK
-    };
     candidates(db).into_iter().find_map(|p| {
         let meta = std::fs::metadata(&p).ok()?;
-        let how = if meta.is_dir() { how | libc::X_OK } else { how };
-        (!allowed(&p, how)).then(|| permission(&p, &meta, write))
+        let search = if meta.is_dir() { libc::X_OK } else { 0 };
+        if !allowed(&p, libc::R_OK | search) {
+            Some(permission(&p, &meta, false))
+        } else if write && !allowed(&p, libc::W_OK | search) {
+            Some(permission(&p, &meta, true))
+        } else {
+            None
+        }
     })
 }
 

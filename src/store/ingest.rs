@@ -219,8 +219,7 @@ impl Store {
             let policy_version = policy.version();
             let mut outcomes = Vec::with_capacity(items.len());
             for item in items {
-                let outcome =
-                    ingest_one(tx, audit, item, actor, now, policy, &policy_version)?;
+                let outcome = ingest_one(tx, audit, item, actor, now, policy, &policy_version)?;
                 if let IngestOutcome::Inserted { id } = outcome
                     && policy.auto_approve
                 {

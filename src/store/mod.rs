@@ -33,8 +33,8 @@ use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavio
 
 pub use anchor::{Anchor, AuditKey, KEY_FILE, KeyProblem, anchor_path, key_path, read_anchor};
 pub use audit::{AuditHead, GENESIS, canonical_hash};
-pub use files::FileMode;
 pub use export::{ExportQuery, Format, csv_cell};
+pub use files::FileMode;
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition, OutboxRow};
 pub use outcomes::Outcome;
@@ -307,13 +307,15 @@ impl Store {
         let conn = connect().map_err(open_err)?;
         if write && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             // SQLite opens a file it may read but not write read-only, without a word.
-            return Err(files::explain(path, true).unwrap_or_else(|| StoreError::Open {
-                path: path.to_path_buf(),
-                source: rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
-                    Some("the database file is not writable".into()),
-                ),
-            }));
+            return Err(
+                files::explain(path, true).unwrap_or_else(|| StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                        Some("the database file is not writable".into()),
+                    ),
+                }),
+            );
         }
         let mut store = Store {
             checkpointer: None,

@@ -328,7 +328,11 @@ fn key_the_log(
         "note": note, "problem": problem,
     })
     .to_string();
-    let (seq, at, os_user) = (last.seq + 1, super::system_now(), crate::identity::os_user());
+    let (seq, at, os_user) = (
+        last.seq + 1,
+        super::system_now(),
+        crate::identity::os_user(),
+    );
     let hash = audit::canonical_hash(
         &last.hash,
         seq,

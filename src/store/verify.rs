@@ -18,8 +18,7 @@ fn text<'a>(r: &'a rusqlite::Row<'_>, i: usize) -> rusqlite::Result<&'a str> {
 
 const EDITED: &str = "its content does not match its hash: the row was edited";
 const NO_MAC: &str = "it has no MAC: it was added without the audit key (or the log did not verify when it was keyed at migration)";
-const BAD_MAC: &str =
-    "its MAC does not match: it was written or rewritten without the audit key";
+const BAD_MAC: &str = "its MAC does not match: it was written or rewritten without the audit key";
 
 /// A range of a batch's text buffer.
 #[derive(Clone, Copy)]
@@ -286,21 +285,22 @@ const UNACCOUNTED_SHOWN: usize = 20;
 /// Decisions and outbox rows that no audit entry accounts for.
 fn cross_check(conn: &Connection) -> Result<Vec<String>> {
     let mut out = Vec::new();
-    let mut collect = |sql: &str, what: &dyn Fn(&rusqlite::Row<'_>) -> rusqlite::Result<String>| -> Result<()> {
-        let mut stmt = conn.prepare(sql)?;
-        let mut rows = stmt.query([])?;
-        let mut n = 0usize;
-        while let Some(r) = rows.next()? {
-            if n < UNACCOUNTED_SHOWN {
-                out.push(what(r)?);
+    let mut collect =
+        |sql: &str, what: &dyn Fn(&rusqlite::Row<'_>) -> rusqlite::Result<String>| -> Result<()> {
+            let mut stmt = conn.prepare(sql)?;
+            let mut rows = stmt.query([])?;
+            let mut n = 0usize;
+            while let Some(r) = rows.next()? {
+                if n < UNACCOUNTED_SHOWN {
+                    out.push(what(r)?);
+                }
+                n += 1;
             }
-            n += 1;
-        }
-        if n > UNACCOUNTED_SHOWN {
-            out.push(format!("… and {} more like it", n - UNACCOUNTED_SHOWN));
-        }
-        Ok(())
-    };
+            if n > UNACCOUNTED_SHOWN {
+                out.push(format!("… and {} more like it", n - UNACCOUNTED_SHOWN));
+            }
+            Ok(())
+        };
     collect(
         "SELECT d.id, d.request_id, d.kind, d.reviewer FROM decisions d
          WHERE NOT EXISTS (
@@ -490,7 +490,9 @@ impl Store {
         }
         for seq in std::mem::take(&mut report.keyed_at) {
             let detail: Option<String> = tx
-                .query_row("SELECT detail FROM audit WHERE seq = ?1", [seq], |r| r.get(0))
+                .query_row("SELECT detail FROM audit WHERE seq = ?1", [seq], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             let through = detail
                 .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
