@@ -912,3 +912,24 @@ fn a_database_you_may_not_write_is_explained() {
         "{err}"
     );
 }
+
+/// Past one batch (4,096 rows) the walk hashes on a second thread; a break is found in
+/// the first batch and in the last.
+#[test]
+fn a_long_chain_is_checked_on_two_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&db_path(dir.path()));
+    let items: Vec<_> = (0..5000)
+        .map(|i| item(&request(&format!("l{i}"), json!({}))))
+        .collect();
+    s.ingest_batch(&items, "system").unwrap();
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+    unlock(&s);
+    for seq in [4500, 100] {
+        s.connection()
+            .execute("UPDATE audit SET actor = 'mallory' WHERE seq = ?1", [seq])
+            .unwrap();
+        let report = s.verify_audit(|_| {}).unwrap();
+        assert_eq!(report.broken.map(|b| b.0), Some(seq));
+    }
+}

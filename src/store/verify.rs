@@ -72,6 +72,53 @@ impl Batch {
     }
 }
 
+/// Re-hashes rows and checks their MACs.
+struct RowCheck {
+    hasher: RowHasher,
+    computed: [u8; 64],
+    key: Option<AuditKey>,
+}
+
+impl RowCheck {
+    fn new(key: Option<AuditKey>) -> RowCheck {
+        RowCheck {
+            hasher: RowHasher::default(),
+            computed: [0u8; 64],
+            key,
+        }
+    }
+
+    /// The first row of the batch whose content or MAC is wrong.
+    fn batch(&mut self, batch: &Batch) -> Option<(i64, &'static str)> {
+        for r in &batch.rows {
+            let digest = self.hasher.digest(
+                batch.text(r.prev),
+                r.seq,
+                r.at,
+                batch.text(r.actor),
+                r.request_id,
+                batch.text(r.kind),
+                batch.text(r.detail),
+                r.os_user.map(|s| batch.text(s)),
+            );
+            hex_into(&digest, &mut self.computed);
+            if batch.bytes(r.hash) != self.computed {
+                return Some((r.seq, EDITED));
+            }
+            if let Some(key) = &self.key {
+                match r.mac {
+                    None => return Some((r.seq, NO_MAC)),
+                    Some(m) if !key.row_mac_ok(&self.computed, batch.bytes(m)) => {
+                        return Some((r.seq, BAD_MAC));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        None
+    }
+}
+
 /// The outcome of verifying the log.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -118,49 +165,18 @@ pub(crate) fn walk(
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport> {
     const BATCH: usize = 4096;
-    let mut stmt = conn.prepare(
+    let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, request_id, kind, detail, prev_hash, hash, os_user, mac
          FROM audit WHERE seq > ?1 ORDER BY seq",
     )?;
     let mut rows = stmt.query([from_seq])?;
-    let (to_worker, batches) = std::sync::mpsc::sync_channel::<Batch>(4);
-    let (recycle, spare) = std::sync::mpsc::channel::<Batch>();
     let key = key.cloned();
     std::thread::scope(|scope| {
-        let worker = scope.spawn(move || -> Option<(i64, &'static str)> {
-            let mut hasher = RowHasher::default();
-            let mut computed = [0u8; 64];
-            for batch in batches {
-                for r in &batch.rows {
-                    let digest = hasher.digest(
-                        batch.text(r.prev),
-                        r.seq,
-                        r.at,
-                        batch.text(r.actor),
-                        r.request_id,
-                        batch.text(r.kind),
-                        batch.text(r.detail),
-                        r.os_user.map(|s| batch.text(s)),
-                    );
-                    hex_into(&digest, &mut computed);
-                    if batch.bytes(r.hash) != computed {
-                        return Some((r.seq, EDITED));
-                    }
-                    if let Some(key) = &key {
-                        match r.mac {
-                            None => return Some((r.seq, NO_MAC)),
-                            Some(m) if !key.row_mac_ok(&computed, batch.bytes(m)) => {
-                                return Some((r.seq, BAD_MAC));
-                            }
-                            Some(_) => {}
-                        }
-                    }
-                }
-                let _ = recycle.send(batch);
-            }
-            None
-        });
-
+        // The hashing thread starts with the first full batch: a short walk (the rows past
+        // the anchor that a writer checks) runs on this thread alone.
+        let mut worker = None;
+        let mut to_worker: Option<std::sync::mpsc::SyncSender<Batch>> = None;
+        let (recycle, spare) = std::sync::mpsc::channel::<Batch>();
         let mut prev_seq = from_seq;
         let mut prev_hash = [b'?'; 64];
         if from_hash.len() == 64 {
@@ -244,8 +260,23 @@ pub(crate) fn walk(
             }
             n += 1;
             if batch.rows.len() == BATCH {
+                let sender = to_worker.get_or_insert_with(|| {
+                    let (tx, batches) = std::sync::mpsc::sync_channel::<Batch>(4);
+                    let (key, recycle) = (key.clone(), recycle.clone());
+                    worker = Some(scope.spawn(move || {
+                        let mut check = RowCheck::new(key);
+                        for batch in batches {
+                            if let Some(b) = check.batch(&batch) {
+                                return Some(b);
+                            }
+                            let _ = recycle.send(batch);
+                        }
+                        None
+                    }));
+                    tx
+                });
                 let next = spare.try_recv().map(Batch::cleared).unwrap_or_default();
-                if to_worker.send(std::mem::replace(&mut batch, next)).is_err() {
+                if sender.send(std::mem::replace(&mut batch, next)).is_err() {
                     break; // the worker found a broken row and stopped
                 }
             }
@@ -253,9 +284,14 @@ pub(crate) fn walk(
                 progress(n);
             }
         }
-        let _ = to_worker.send(batch);
-        drop(to_worker);
-        let content_break = worker.join().unwrap_or(None);
+        let content_break = match (to_worker, worker) {
+            (Some(sender), Some(worker)) => {
+                let _ = sender.send(batch);
+                drop(sender);
+                worker.join().unwrap_or(None)
+            }
+            _ => RowCheck::new(key.clone()).batch(&batch),
+        };
         if let Some(e) = read_error {
             return Err(e.into());
         }
