@@ -159,14 +159,14 @@ pub fn explain(db: &Path, write: bool) -> Option<StoreError> {
 
 /// A permission error for `path`, with its owner and mode.
 pub fn permission(path: &Path, meta: &std::fs::Metadata, write: bool) -> StoreError {
-    StoreError::Permission {
+    StoreError::Permission(Box::new(super::Denied {
         path: path.to_path_buf(),
         access: if write { "write" } else { "read" },
         owner: crate::identity::user_name(meta.uid()).unwrap_or_else(|| meta.uid().to_string()),
         group: crate::identity::group_name(meta.gid()),
         mode: format!("{:04o}", meta.mode() & 0o7777),
         me: crate::identity::os_user().to_string(),
-    }
+    }))
 }
 
 /// An I/O error on one of the store's own files (anchor, key) as a store error: a

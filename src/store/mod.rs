@@ -107,18 +107,8 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
-    #[error("{}", permission_message(path, access, owner, group, mode, me))]
-    Permission {
-        path: PathBuf,
-        /// "read" or "write".
-        access: &'static str,
-        owner: String,
-        group: String,
-        /// Octal, e.g. "0600".
-        mode: String,
-        /// The Unix user this process runs as.
-        me: String,
-    },
+    #[error("{0}")]
+    Permission(Box<Denied>),
     #[error("cannot {what} {path}: {source}")]
     Io {
         path: PathBuf,
@@ -135,27 +125,46 @@ pub enum StoreError {
     Sql(#[from] rusqlite::Error),
 }
 
-fn permission_message(
-    path: &Path,
-    access: &str,
-    owner: &str,
-    group: &str,
-    mode: &str,
-    me: &str,
-) -> String {
-    let what_to_do = if access == "write" {
-        format!(
-            "to look without changing anything, add --read-only; to work in this queue, ask {owner} for access (a team shares one queue through store.group or `signoff serve`)"
-        )
-    } else {
-        format!(
+/// A file of the store this process may not read or write, with who owns it.
+#[derive(Debug)]
+pub struct Denied {
+    pub path: PathBuf,
+    /// "read" or "write".
+    pub access: &'static str,
+    pub owner: String,
+    pub group: String,
+    /// Octal, e.g. "0600".
+    pub mode: String,
+    /// The Unix user this process runs as.
+    pub me: String,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Denied {
+            path,
+            access,
+            owner,
+            group,
+            mode,
+            me,
+        } = self;
+        write!(
+            f,
+            "cannot {access} {}: it belongs to {owner} (group {group}, mode {mode}) and signoff runs as {me}; ",
+            path.display()
+        )?;
+        if *access == "write" {
+            write!(
+                f,
+                "to look without changing anything, add --read-only; to work in this queue, "
+            )?;
+        }
+        write!(
+            f,
             "ask {owner} for access (a team shares one queue through store.group or `signoff serve`)"
         )
-    };
-    format!(
-        "cannot {access} {}: it belongs to {owner} (group {group}, mode {mode}) and signoff runs as {me}; {what_to_do}",
-        path.display()
-    )
+    }
 }
 
 impl StoreError {
