@@ -616,6 +616,7 @@ fn claim_decide(path: &Path, durability: Durability, budget: Duration) -> Decide
     let mut store = open(path, durability);
     let approve = Decision {
         kind: DecisionKind::Approve,
+        revision: None,
         note: None,
         sets: vec![],
     };

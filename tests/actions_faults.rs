@@ -3,7 +3,10 @@
 //! (exactly one item, post and draft).
 mod support;
 
+use std::time::{Duration, Instant};
+
 use serde_json::{Value, json};
+use signoff::clock::Clock;
 use support::*;
 
 fn lead(ext: &str) -> Value {
@@ -15,20 +18,6 @@ fn lead(ext: &str) -> Value {
         "Pricing",
         "Hello Ada",
     )
-}
-
-/// How long after its attempt began the row is next due (ms).
-fn retry_gap(store: &signoff::store::Store, action: &str) -> i64 {
-    store
-        .connection()
-        .query_row(
-            "SELECT o.next_attempt_at - (SELECT MAX(a.at) FROM audit a WHERE a.kind = 'action_attempt'
-                AND json_extract(a.detail, '$.outbox_id') = o.id)
-             FROM outbox o WHERE o.action = ?1",
-            [action],
-            |r| r.get(0),
-        )
-        .unwrap()
 }
 
 /// (items, notes, Slack posts, drafts) in the fakes.
@@ -91,7 +80,7 @@ async fn monday_423_5xx_and_concurrency_limits_are_retried() {
     let cfg = f.config();
     f.fault(
         "monday:items_page_by_column_values",
-        Fault::html(423, "Locked"),
+        support::monday::locked(None),
     );
     let (_d, db) = temp_db();
     let mut only_crm = lead("m1");
@@ -99,7 +88,11 @@ async fn monday_423_5xx_and_concurrency_limits_are_retried() {
     let store = approve_all(&db, &cfg, &[only_crm]);
     dispatch_once(&db, &cfg).await;
     assert_eq!(row(&store, "crm").0, "retrying");
-    assert!(retry_gap(&store, "crm") >= 2_000, "423 waits at least 2 s");
+    let gap = retry_gap(&store, "crm");
+    assert!(
+        (1_000..3_000).contains(&gap),
+        "a 423 waits 1-2 s, not the backoff: {gap} ms"
+    );
     f.fault(
         "monday:create_item",
         Fault::json(
@@ -191,9 +184,30 @@ async fn two_items_with_the_key_are_a_conflict_for_a_person() {
     a["ai"]["intent"] = json!("other");
     let store = approve_all(&db, &cfg, &[a]);
     dispatch_once(&db, &cfg).await;
-    let (st, _, err, _) = row(&store, "crm");
+    let (st, _, err, resp) = row(&store, "crm");
     assert_eq!(st, "dead");
     assert!(err.unwrap().contains("conflict: 2 monday items"));
+    assert_eq!(
+        signoff::actions::result_text(&resp.to_string()).as_deref(),
+        Some("duplicate monday items: 1, 2")
+    );
+    // Merged in monday, sent again: the one item left is updated, the report is gone.
+    f.with(|w| w.monday.items.retain(|i| i.id == "1"));
+    let mut store = store;
+    let id: i64 = store
+        .connection()
+        .query_row("SELECT id FROM outbox WHERE action = 'crm'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    store.resend(id, "sam").unwrap();
+    dispatch_once(&db, &cfg).await;
+    let (st, _, _, resp) = row(&store, "crm");
+    assert_eq!(st, "sent");
+    assert_eq!(
+        signoff::actions::result_text(&resp.to_string()).as_deref(),
+        Some("item 1, note 9876543211")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -503,23 +517,309 @@ async fn a_dropped_post_is_found_in_a_busy_channel_past_the_first_history_page()
     );
 }
 
+/// A lead that only writes the CRM.
+fn crm_only(ext: &str) -> Value {
+    let mut a = lead(ext);
+    a["ai"]["intent"] = json!("other");
+    a
+}
+
+/// Moves `clock` to when the CRM row is next due and runs the dispatcher on it, until the
+/// row and its response satisfy `done` (at most `rounds` runs). Each due time is checked
+/// with `due` first.
+async fn follow_crm(
+    db: &std::path::Path,
+    store: &signoff::store::Store,
+    cfg: &signoff::actions::ActionsConfig,
+    clock: &Clock,
+    rounds: usize,
+    due: impl Fn(i64),
+    done: impl Fn(&str, &Value) -> bool,
+) {
+    for round in 0..=rounds {
+        let (st, _, _, resp) = row(store, "crm");
+        if done(&st, &resp) {
+            return;
+        }
+        if round == rounds {
+            break;
+        }
+        assert_eq!(st, "retrying", "{resp}");
+        let next = next_due(store, "crm");
+        due(next);
+        clock.advance((next - clock.now()).max(0));
+        dispatch_once_at(db, cfg, clock).await;
+    }
+    let (st, _, err, resp) = row(store, "crm");
+    panic!("the CRM row is still {st} after {rounds} runs: {err:?} {resp}");
+}
+
+/// A pinned clock at the store's now, shared with the fakes.
+fn pin(f: &Fakes, store: &signoff::store::Store) -> Clock {
+    let clock = Clock::fixed(store.now());
+    f.with(|w| w.clock = clock.clone());
+    clock
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_uncertain_create_not_yet_searchable_is_searched_again_not_recreated() {
+async fn a_locked_board_is_retried_after_retry_after_or_1_to_2_s_then_written_once() {
     let f = Fakes::start().await;
     let cfg = f.config();
-    f.with(|w| w.monday.search_lag = 1);
+    f.fault("monday:create_item", support::monday::locked(Some("5")));
+    f.fault("monday:create_item", support::monday::locked(None));
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &[crm_only("locked")]);
+    let clock = pin(&f, &store);
+    // The lock says to wait 5 s: then, not before, and not after the (minute-long) backoff.
+    let s = dispatch_once_at(&db, &cfg, &clock).await;
+    assert_eq!((s.retrying, s.dead), (1, 0), "{s}");
+    let (st, _, err, resp) = row(&store, "crm");
+    assert_eq!(st, "retrying");
+    assert!(err.unwrap().contains("locked"));
+    assert_ne!(resp["maybe_sent"], true, "a 423 applied nothing: {resp}");
+    assert_eq!(retry_gap(&store, "crm"), 5_000);
+    clock.advance(4_999);
+    assert_eq!(dispatch_once_at(&db, &cfg, &clock).await.attempts, 0);
+    clock.advance(1);
+    // Locked again, without Retry-After: 1-2 s.
+    dispatch_once_at(&db, &cfg, &clock).await;
+    assert_eq!(row(&store, "crm").0, "retrying");
+    let gap = retry_gap(&store, "crm");
+    assert!((1_000..=2_000).contains(&gap), "{gap} ms");
+    clock.advance(gap - 1);
+    assert_eq!(dispatch_once_at(&db, &cfg, &clock).await.attempts, 0);
+    clock.advance(1);
+    let s = dispatch_once_at(&db, &cfg, &clock).await;
+    assert_eq!(s.sent, 1, "{s}");
+    let (st, attempts, _, _) = row(&store, "crm");
+    assert_eq!((st.as_str(), attempts), ("sent", 3));
+    assert_eq!(f.requests("monday:create_item").len(), 3);
+    assert_eq!(
+        f.with(|w| (w.monday.items.len(), w.monday.updates.len())),
+        (1, 1)
+    );
+}
+
+/// The dispatcher's own timing (2 s backoff doubling) and the default lookup window.
+fn real_timing(f: &Fakes) -> signoff::actions::ActionsConfig {
+    let mut cfg = f.config();
+    let defaults = signoff::actions::ActionsConfig::default();
+    cfg.dispatch.backoff_base_ms = defaults.dispatch.backoff_base_ms;
+    cfg.dispatch.backoff_cap_ms = defaults.dispatch.backoff_cap_ms;
+    cfg.dispatch.max_attempts = defaults.dispatch.max_attempts;
+    cfg.monday.lookup_window_secs = defaults.monday.lookup_window_secs;
+    assert_eq!(cfg.monday.lookup_window_secs, 30);
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncertain_create_is_looked_up_through_the_search_lag_not_recreated() {
+    let f = Fakes::start().await;
+    let cfg = real_timing(&f);
     f.fault("monday:create_item", Fault::ApplyThenDrop);
     let (_d, db) = temp_db();
-    let mut a = lead("lag");
-    a["ai"]["intent"] = json!("other");
-    let store = approve_all(&db, &cfg, &[a]);
-    dispatch_settled(&db, &store, &cfg, 3).await;
-    assert_eq!(row(&store, "crm").0, "sent");
+    let store = approve_all(&db, &cfg, &[crm_only("lag")]);
+    let clock = pin(&f, &store);
+    // The dropped create's item is not searchable for 20 s: a lookup that gave up before
+    // then would create a second item.
+    f.with(|w| w.monday.search_lag = Duration::from_secs(20));
+    dispatch_once_at(&db, &cfg, &clock).await;
+    let (st, _, _, resp) = row(&store, "crm");
+    assert_eq!(
+        (st.as_str(), &resp["maybe_sent"]),
+        ("retrying", &json!(true))
+    );
+    let uncertain_at = resp["create_uncertain_at"].as_i64().unwrap();
+    assert_eq!(uncertain_at, clock.now());
+    follow_crm(
+        &db,
+        &store,
+        &cfg,
+        &clock,
+        8,
+        |next| assert!(next <= uncertain_at + 30_000, "a look past the window"),
+        |st, _| st == "sent",
+    )
+    .await;
+    let (_, attempts, _, resp) = row(&store, "crm");
+    assert_eq!(resp["reconciled"], true, "{resp}");
+    assert!(clock.now() >= uncertain_at + 20_000);
+    assert!(attempts <= 8);
     assert_eq!(f.with(|w| w.monday.items.len()), 1);
-    // First attempt: find, create (dropped). Second: find (lagging), find again, update.
-    assert_eq!(f.requests("monday:items_page_by_column_values").len(), 3);
     assert_eq!(f.requests("monday:create_item").len(), 1);
     assert_eq!(f.requests("monday:change_multiple_column_values").len(), 1);
+    let looks = f.requests("monday:items_page_by_column_values").len() as i64;
+    assert_eq!(looks, attempts, "one look per attempt");
+    assert!(looks >= 4, "it looked again while the item lagged: {looks}");
+    let waiting: i64 = store
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM audit WHERE kind = 'action_retry'
+               AND json_extract(detail, '$.error') LIKE '%may still become searchable: looking again until 30 s after it'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(waiting, looks - 2, "every look in the window but the last");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lookup_window_reschedules_the_row_and_holds_up_nothing_else() {
+    let f = Fakes::start().await;
+    let mut cfg = f.config();
+    cfg.monday.lookup_window_secs = 30;
+    f.with(|w| w.monday.search_lag = Duration::from_secs(600));
+    f.fault("monday:create_item", Fault::ApplyThenDrop);
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &[crm_only("slow")]);
+    dispatch_once(&db, &cfg).await;
+    let uncertain_at = row(&store, "crm").3["create_uncertain_at"]
+        .as_i64()
+        .unwrap();
+    // Another item is approved meanwhile; a run sends it while the first row waits.
+    let _other = approve_all(&db, &cfg, &[crm_only("fresh")]);
+    make_due(&store);
+    let started = Instant::now();
+    let s = dispatch_once(&db, &cfg).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the run waited for the window: {:?}",
+        started.elapsed()
+    );
+    assert_eq!((s.sent, s.retrying), (1, 1), "{s}");
+    let rows = rows(&store);
+    assert_eq!(
+        (rows[0].1.as_str(), rows[1].1.as_str()),
+        ("retrying", "sent")
+    );
+    assert!(
+        rows[0]
+            .3
+            .as_deref()
+            .unwrap()
+            .ends_with("may still become searchable: looking again until 30 s after it"),
+        "{:?}",
+        rows[0].3
+    );
+    // Its next look is due inside the window, at its end at the latest.
+    let next: i64 = store
+        .connection()
+        .query_row("SELECT next_attempt_at FROM outbox WHERE id = 1", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert!(
+        next > store.now() && next <= uncertain_at + 30_000,
+        "next {next}, window {uncertain_at} + 30 s"
+    );
+    assert_eq!(f.requests("monday:create_item").len(), 2, "one each");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicate_that_lands_after_the_window_is_reported_in_the_rows_result() {
+    let f = Fakes::start().await;
+    let cfg = real_timing(&f);
+    f.fault("monday:create_item", Fault::ApplyThenDrop);
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &[crm_only("late")]);
+    let clock = pin(&f, &store);
+    // The dropped create becomes searchable only 45 s later, after the 30 s window.
+    f.with(|w| w.monday.search_lag = Duration::from_secs(45));
+    dispatch_once_at(&db, &cfg, &clock).await;
+    let uncertain_at = clock.now();
+    f.with(|w| w.monday.search_lag = Duration::ZERO);
+    // The window passes with nothing found: the item is created again, and the row stays
+    // open to look once more a window later.
+    follow_crm(
+        &db,
+        &store,
+        &cfg,
+        &clock,
+        8,
+        |_| {},
+        |_, resp| resp["item_id"].is_string(),
+    )
+    .await;
+    assert!(
+        clock.now() >= uncertain_at + 30_000,
+        "created again inside the window"
+    );
+    let (st, _, err, resp) = row(&store, "crm");
+    assert_eq!(st, "retrying", "{resp}");
+    assert!(err.unwrap().contains("looking once more"));
+    assert_eq!(resp["recheck_at"], json!(clock.now() + 30_000), "{resp}");
+    assert_eq!(next_due(&store, "crm"), clock.now() + 30_000);
+    let (first, second) = f.with(|w| (w.monday.items[0].id.clone(), w.monday.items[1].id.clone()));
+    assert_eq!(resp["item_id"], json!(second));
+    // A window later the first item is searchable too: the look finds both.
+    follow_crm(&db, &store, &cfg, &clock, 1, |_| {}, |st, _| st == "sent").await;
+    let (_, _, err, resp) = row(&store, "crm");
+    assert_eq!(err, None);
+    assert_eq!(resp["duplicates"], json!([first, second]), "{resp}");
+    assert!(resp.get("recheck_at").is_none(), "{resp}");
+    let text = signoff::actions::result_text(&resp.to_string()).unwrap();
+    assert!(
+        text.ends_with(&format!("duplicate monday items: {first}, {second}")),
+        "{text}"
+    );
+    assert_eq!(
+        f.with(|w| (w.monday.items.len(), w.monday.updates.len())),
+        (2, 1)
+    );
+    assert_eq!(f.requests("monday:create_item").len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_item_seen_alone_a_window_later_is_no_duplicate() {
+    let f = Fakes::start().await;
+    let cfg = real_timing(&f);
+    // Applied nothing, answered nothing: the window finds nothing because there is nothing.
+    f.fault("monday:create_item", Fault::Hang);
+    let mut cfg = cfg;
+    cfg.dispatch.timeout_ms = 300;
+    cfg.dispatch.connect_timeout_ms = 300;
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &[crm_only("alone")]);
+    let clock = pin(&f, &store);
+    dispatch_once_at(&db, &cfg, &clock).await;
+    assert!(row(&store, "crm").3["create_uncertain_at"].is_i64());
+    follow_crm(&db, &store, &cfg, &clock, 9, |_| {}, |st, _| st == "sent").await;
+    let (_, _, _, resp) = row(&store, "crm");
+    assert!(resp.get("duplicates").is_none(), "{resp}");
+    assert!(resp.get("recheck_at").is_none(), "{resp}");
+    assert_eq!(
+        signoff::actions::result_text(&resp.to_string()),
+        Some(format!(
+            "item {}, note {}",
+            resp["item_id"].as_str().unwrap(),
+            resp["update_id"].as_str().unwrap()
+        ))
+    );
+    assert_eq!(
+        f.with(|w| (w.monday.items.len(), w.monday.updates.len())),
+        (1, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_window_the_attempts_cannot_cover_is_refused() {
+    let f = Fakes::start().await;
+    let mut cfg = f.config();
+    cfg.dispatch.max_attempts = 3;
+    // Halves of the 60 s and 120 s waits before attempts 2 and 3: 90 s.
+    cfg.monday.lookup_window_secs = 120;
+    let (_d, db) = temp_db();
+    let err =
+        signoff::actions::dispatch_until(&db, policy(), &cfg, true, "w", std::future::pending())
+            .await
+            .unwrap_err()
+            .to_string();
+    assert!(
+        err.starts_with("invalid [actions] config: actions.monday.lookup_window_secs: 120 s does not fit inside the dispatcher's attempt budget of 90 s"),
+        "{err}"
+    );
+    cfg.monday.lookup_window_secs = 90;
+    dispatch_once(&db, &cfg).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

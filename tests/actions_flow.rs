@@ -356,6 +356,7 @@ async fn header_injection_from_the_request_is_refused_at_approval() {
             &claim,
             &signoff::queue::Decision {
                 kind: signoff::model::DecisionKind::Approve,
+                revision: None,
                 note: None,
                 sets: vec![],
             },
@@ -401,6 +402,7 @@ async fn the_preview_is_what_approval_stores() {
             &claim,
             &signoff::queue::Decision {
                 kind: approve,
+                revision: None,
                 note: None,
                 sets: vec![],
             },

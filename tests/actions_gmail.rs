@@ -140,3 +140,118 @@ async fn gmail_throttling_403_and_backend_errors() {
             .contains("re-authorize with https://www.googleapis.com/auth/gmail.compose")
     );
 }
+
+/// `job_application` leads: each approval makes one Gmail draft and nothing else.
+fn applications(n: usize, prefix: &str) -> Vec<Value> {
+    (0..n)
+        .map(|i| {
+            let mut p = lead(&format!("{prefix}{i}"));
+            p["ai"]["intent"] = json!("job_application");
+            p
+        })
+        .collect()
+}
+
+/// (status, next_attempt_at - the start of its last attempt, last_error) of every row.
+fn gaps(store: &signoff::store::Store) -> Vec<(String, i64, String)> {
+    let mut stmt = store
+        .connection()
+        .prepare(
+            "SELECT o.status, o.next_attempt_at - (SELECT MAX(a.at) FROM audit a
+                WHERE a.kind = 'action_attempt' AND json_extract(a.detail, '$.outbox_id') = o.id),
+                COALESCE(o.last_error, '')
+             FROM outbox o ORDER BY o.id",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// Backoff of at most 200 ms: any longer wait is the server's.
+fn short_backoff(f: &Fakes) -> signoff::actions::ActionsConfig {
+    let mut cfg = f.config();
+    cfg.dispatch.backoff_base_ms = 100;
+    cfg.dispatch.backoff_cap_ms = 200;
+    cfg
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_token_refresh_waits_for_retry_after_and_asks_once() {
+    let f = Fakes::start().await;
+    let cfg = short_backoff(&f);
+    f.fault(
+        "gmail:token",
+        Fault::json_retry(
+            429,
+            "7",
+            json!({"error": "rate_limit_exceeded", "error_description": "Rate limit exceeded"}),
+        ),
+    );
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &applications(2, "t"));
+    let s = dispatch_once(&db, &cfg).await;
+    assert_eq!((s.retrying, s.dead), (2, 0), "{s}");
+    for (st, gap, err) in gaps(&store) {
+        assert_eq!(st, "retrying");
+        assert!(gap >= 7_000, "retried before Retry-After: {gap} ms");
+        assert_eq!(err, "token endpoint HTTP 429: Rate limit exceeded");
+    }
+    assert_eq!(
+        f.requests("gmail:token").len(),
+        1,
+        "the second row waited for the same Retry-After instead of asking again"
+    );
+    // Not due yet.
+    assert_eq!(dispatch_once(&db, &cfg).await.attempts, 0);
+    make_due(&store);
+    let s = dispatch_once(&db, &cfg).await;
+    assert_eq!(s.sent, 2, "{s}");
+    assert_eq!(f.with(|w| w.gmail.drafts.len()), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_endpoint_5xx_honours_an_http_date_retry_after() {
+    let f = Fakes::start().await;
+    let cfg = short_backoff(&f);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let at = now + 20;
+    let date = time::OffsetDateTime::from_unix_timestamp(at as i64)
+        .unwrap()
+        .format(time::macros::format_description!(
+            "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+        ))
+        .unwrap();
+    f.fault(
+        "gmail:token",
+        Fault::Reply {
+            status: 503,
+            retry_after: Some(date),
+            body: "<html><body>Service Unavailable</body></html>".into(),
+            content_type: "text/html",
+        },
+    );
+    let (_d, db) = temp_db();
+    let store = approve_all(&db, &cfg, &applications(1, "d"));
+    dispatch_once(&db, &cfg).await;
+    let (st, _, err, _) = row(&store, "gmail");
+    assert_eq!(st, "retrying", "{err:?}");
+    assert!(err.unwrap().starts_with("token endpoint HTTP 503"));
+    let next: i64 = store
+        .connection()
+        .query_row("SELECT next_attempt_at FROM outbox", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        next >= at as i64 * 1000 - 5,
+        "due {next}, before the Retry-After date {at} s"
+    );
+    make_due(&store);
+    dispatch_once(&db, &cfg).await;
+    assert_eq!(row(&store, "gmail").0, "sent");
+    assert_eq!(f.requests("gmail:token").len(), 2);
+    assert_eq!(f.with(|w| w.gmail.drafts.len()), 1);
+}

@@ -18,6 +18,7 @@ const HEAD: i64 = 13;
 fn approve() -> Decision {
     Decision {
         kind: DecisionKind::Approve,
+        revision: None,
         note: None,
         sets: vec![],
     }

@@ -175,6 +175,7 @@ fn eight_connections_hammering_one_file_never_surface_busy() {
                         &c,
                         &Decision {
                             kind: DecisionKind::Approve,
+                            revision: None,
                             note: None,
                             sets: vec![],
                         },

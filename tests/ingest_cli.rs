@@ -240,6 +240,24 @@ fn revisions_and_conflicts_are_reported() {
         (code, out.trim()),
         (0, "ingested 0, duplicates 0, revised 1, rejected 0")
     );
+    // A decision on the revision read before the new one came is refused, and leaves the
+    // item unclaimed and undecided.
+    let (code, out, err) =
+        run(signoff(dir.path()).args(["decide", "1", "--reject", "spam", "--revision", "1"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        err.contains(
+            "item 1 changed since you opened it (revision 1 → 2); reopen it to see the new version; nothing was changed"
+        ),
+        "{err}"
+    );
+    let (_, shown, _) = run(signoff(dir.path()).args(["show", "1", "--json"]));
+    let shown: Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(
+        (shown["state"].as_str(), shown["revision"].as_i64()),
+        (Some("pending"), Some(2))
+    );
+    // Without --revision: the revision the command reads as it loads the item.
     let (code, out, err) =
         run(signoff(dir.path()).args(["decide", "1", "--reject", "spam", "--note", "bot"]));
     assert_eq!(code, 0, "{out}{err}");

@@ -21,6 +21,7 @@ fn decide(
         &c,
         &Decision {
             kind,
+            revision: None,
             note: None,
             sets: sets
                 .into_iter()

@@ -11,6 +11,7 @@ use signoff::store::{IngestOutcome, MIGRATIONS, SCHEMA_VERSION, Store, StoreErro
 fn approve() -> Decision {
     Decision {
         kind: DecisionKind::Approve,
+        revision: None,
         note: None,
         sets: vec![],
     }
@@ -220,6 +221,7 @@ fn an_approval_writes_decision_audit_and_one_outbox_row_per_action_together() {
             &c,
             &Decision {
                 kind: DecisionKind::Approve,
+                revision: None,
                 note: Some("looks right".into()),
                 sets: vec![(EditableField::Priority, Some("high".into()))],
             },
@@ -270,6 +272,7 @@ fn a_refused_decision_rolls_back_its_edits_too() {
                 kind: DecisionKind::Reject {
                     reason: "because".into(),
                 },
+                revision: None,
                 note: None,
                 sets: vec![(EditableField::Summary, Some("changed".into()))],
             },
@@ -290,6 +293,7 @@ fn a_refused_decision_rolls_back_its_edits_too() {
                 kind: DecisionKind::Escalate {
                     queue: "nowhere".into(),
                 },
+                revision: None,
                 note: None,
                 sets: vec![],
             },
@@ -304,6 +308,7 @@ fn a_refused_decision_rolls_back_its_edits_too() {
                 kind: DecisionKind::Escalate {
                     queue: "legal".into(),
                 },
+                revision: None,
                 note: Some("threat".into()),
                 sets: vec![],
             },
@@ -855,4 +860,144 @@ fn row_writes_build_no_ephemeral_tables_and_checks_still_hold() {
             .unwrap(),
         "ok"
     );
+}
+
+/// A new payload for an item arrives after the reviewer claimed and read it: a decision
+/// naming the revision read is refused, and nothing of it is written.
+#[test]
+fn a_decision_on_a_revision_that_is_no_longer_current_is_refused_and_writes_nothing() {
+    let (dir, mut s) = seeded(1);
+    let c = s.claim(1, "ana").unwrap();
+    let shown = s.get(1).unwrap().summary.revision;
+    assert_eq!(shown, 1);
+    // Upstream re-sends the request with another summary: revision 2 of the claimed item.
+    let mut other = open(&dir.path().join("q.db"));
+    let out = other
+        .ingest_batch(
+            &[item(&request(
+                "e0",
+                json!({"ai": {"summary": "Cancel the demo"}}),
+            ))],
+            "system",
+        )
+        .unwrap();
+    assert_eq!(out, [IngestOutcome::Revised { id: 1, revision: 2 }]);
+    let rows = |s: &Store| {
+        [
+            "SELECT COUNT(*) FROM decisions",
+            "SELECT COUNT(*) FROM outbox",
+            "SELECT COUNT(*) FROM audit",
+            "SELECT COUNT(*) FROM edits",
+        ]
+        .map(|q| count(s, q))
+    };
+    let before = rows(&s);
+    let err = queue_err(
+        s.decide(
+            &c,
+            &Decision {
+                kind: DecisionKind::Approve,
+                revision: Some(shown),
+                note: None,
+                sets: vec![(EditableField::Priority, Some("high".into()))],
+            },
+        )
+        .unwrap_err(),
+    );
+    assert_eq!(
+        err,
+        QueueError::StaleRevision {
+            id: 1,
+            shown: 1,
+            current: 2
+        }
+    );
+    assert_eq!(
+        err.to_string(),
+        "item 1 changed since you opened it (revision 1 → 2); reopen it to see the new version; nothing was changed"
+    );
+    assert_eq!(rows(&s), before, "no decision, outbox, audit or edit row");
+    let d = s.get(1).unwrap();
+    assert_eq!(d.summary.state, State::InReview, "still claimed, undecided");
+    assert_eq!(d.fields.priority.as_deref(), Some("normal"));
+    // Decided on the revision now current, it goes through, and records that revision.
+    let receipt = s
+        .decide(
+            &c,
+            &Decision {
+                revision: Some(2),
+                ..approve()
+            },
+        )
+        .unwrap();
+    assert_eq!(receipt.state, State::Approved);
+    assert_eq!(
+        count(&s, "SELECT revision FROM decisions WHERE request_id = 1"),
+        2
+    );
+}
+
+/// A page asked for around an item holds it wherever the query puts it; an item the query
+/// does not match leaves the page where it was asked for.
+#[test]
+fn a_page_asked_around_an_item_holds_it_wherever_it_sorts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(&dir.path().join("q.db"));
+    // Orders that disagree with each other and with the ids.
+    let items: Vec<_> = (0..40)
+        .map(|i| {
+            let p = ["low", "normal", "high", "urgent"][(i * 3) % 4];
+            item(&request(
+                &format!("e{i}"),
+                json!({"received_at": format!("2026-11-{:02}T10:00:00Z", 1 + (i * 7) % 28),
+                       "ai": {"priority": p, "confidence": ((i * 11) % 40) as f64 / 40.0}}),
+            ))
+        })
+        .collect();
+    s.ingest_batch(&items, "system").unwrap();
+    let q = ListQuery {
+        limit: 10,
+        offset: 0,
+        ..Default::default()
+    };
+    for (sort, around) in [
+        (Sort::Queue, 33),
+        (Sort::Newest, 2),
+        (Sort::Confidence, 27),
+        (Sort::Oldest, 5),
+    ] {
+        let asked = ListQuery {
+            sort,
+            around: Some(around),
+            ..q.clone()
+        };
+        let page = s.list(&asked).unwrap();
+        let plain = s
+            .list(&ListQuery {
+                limit: 40,
+                ..asked.clone()
+            })
+            .unwrap();
+        let pos = plain.items.iter().position(|i| i.id == around).unwrap() as u64;
+        let at = page.items.iter().position(|i| i.id == around);
+        assert_eq!(
+            at.map(|i| page.offset + i as u64),
+            Some(pos),
+            "{sort:?}: the page holds the item at its place in the whole list"
+        );
+        assert_eq!(page.total, 40);
+        assert_eq!(
+            page.items,
+            plain.items[page.offset as usize..page.offset as usize + page.items.len()],
+            "{sort:?}: the same rows as a plain page there"
+        );
+    }
+    // Not in the list (filtered out): the page asked for, without it.
+    let mut filtered = ListQuery {
+        around: Some(7),
+        ..q.clone()
+    };
+    filtered.filter.text = Some("nobody".into());
+    let page = s.list(&filtered).unwrap();
+    assert_eq!((page.total, page.offset, page.items.len()), (0, 0, 0));
 }

@@ -177,8 +177,11 @@ fn approve_reject_quit_in_a_real_terminal() {
     // The first item (invalid fields) cannot be approved: the console says why and keeps going.
     t.keys(&["a"]);
     t.wait("the refusal", |s| s.contains("cannot approve"));
-    // Move to the second item (RTL complaint) and approve it with one key.
-    t.keys(&["j", "a"]);
+    // Move to the second item (RTL complaint) and, once it is on screen, approve it with
+    // one key.
+    t.keys(&["j"]);
+    t.wait("the second item", |s| s.contains("Request #1"));
+    t.keys(&["a"]);
     t.wait("the approval", |s| s.contains("approved #1"));
     // Reject the item now selected (CJK invoice) with reason 1: two keys.
     t.keys(&["r"]);

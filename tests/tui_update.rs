@@ -1,11 +1,14 @@
-//! Pure `update` tests: every action, no terminal, no queue.
+//! Pure `update` tests: every action, no terminal, no queue. And headless runs over a
+//! real SQLite queue where the race is between the screen and other writers (an ingest,
+//! another reviewer): the console acts only on the item it shows.
 mod tui_common;
 
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use signoff::model::ActionKind;
 use signoff::model::{DecisionKind, EditableField, State};
 use signoff::queue::{
-    ActionPreview, ActionStatus, Claim, Decision, DecisionRecord, QueueError, Receipt,
+    ActionPreview, ActionStatus, Claim, Decision, DecisionRecord, LocalQueue, Queue, QueueError,
+    Receipt,
 };
 use signoff::tui::action::{Action, Cmd, Effect, Loaded, Pane};
 use signoff::tui::app::{App, FieldInput, Level, Mode};
@@ -21,9 +24,11 @@ fn claim(id: i64) -> Claim {
     }
 }
 
+/// Keys typed one at a time, each after a frame of the state before it.
 fn key(app: &mut App, k: &str) -> Vec<Effect> {
     let mut fx = Vec::new();
     for ev in parse_keys(k) {
+        app.shown = signoff::tui::view::shown_item(app);
         fx.extend(update(app, Action::Key(ev)));
     }
     fx
@@ -205,6 +210,7 @@ fn approve_from_the_list_is_one_key() {
             claim: None,
             decision: Decision {
                 kind: DecisionKind::Approve,
+                revision: Some(1),
                 note: None,
                 sets: vec![]
             }
@@ -244,6 +250,7 @@ fn reject_with_a_reason_is_two_keys() {
                 kind: DecisionKind::Reject {
                     reason: "inaccurate_summary".into()
                 },
+                revision: Some(1),
                 note: None,
                 sets: vec![]
             }
@@ -685,10 +692,11 @@ fn filter_parses_tokens_and_reloads() {
             assert_eq!(query.filter.priorities, vec!["high"]);
             assert_eq!(query.filter.conf_below, Some(0.9));
             assert_eq!(query.offset, 0);
+            assert_eq!(query.around, Some(2), "asked around the selected item");
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(a.list.selected, 0);
+    assert_eq!(a.list.top, 0);
     assert_eq!(a.list.filter_text, "p:high c<0.9");
     // Esc in the list clears it.
     let fx = key(&mut a, "esc");
@@ -1259,8 +1267,19 @@ fn a_queue_change_refetches_decided_details_so_states_move() {
     let mut a = decided_with_actions();
     update(&mut a, Action::Loaded(Loaded::Token(Ok(1))));
     let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(2))));
-    assert!(!a.details.contains_key(&1), "the stale detail is dropped");
-    // The page reloads, and its arrival asks for the details on screen again.
+    // The selected item's detail stays on screen until its fresh copy is in, and is asked
+    // for at once; the other rows' details are dropped.
+    assert!(a.details.contains_key(&1));
+    assert!(
+        !a.details.contains_key(&2),
+        "a detail not on screen is dropped"
+    );
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids == &vec![1])),
+        "{fx:?}"
+    );
+    // The page reloads, and its arrival asks for the other details on screen again.
     let generation = a.list.generation;
     assert!(
         fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
@@ -1275,8 +1294,9 @@ fn a_queue_change_refetches_decided_details_so_states_move() {
         }),
     );
     assert!(
-        fx.iter()
-            .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
+        fx.iter().any(
+            |e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&2) && !ids.contains(&1))
+        ),
         "{fx:?}"
     );
 }
@@ -1410,12 +1430,14 @@ fn every_picker_moves_chooses_and_goes_back_alike() {
     }
 }
 
-/// Filter, clearing it, sort and the decided list all start again from the top with one
-/// page request.
+/// Filter, clearing it, sort and the decided list each ask once for the rows, around the
+/// selected item: the selection stays on that item wherever the new list has it, and starts
+/// from the top row when the new list does not hold it (the reviewer asked for another
+/// list: no "left the list" message).
 type Requery = dyn Fn(&mut App) -> Vec<Effect>;
 
 #[test]
-fn every_requery_starts_from_the_top() {
+fn every_requery_keeps_the_item_or_starts_from_the_top() {
     let requeries: [&Requery; 4] = [
         &|a| {
             key(a, "/");
@@ -1424,38 +1446,76 @@ fn every_requery_starts_from_the_top() {
             }
             key(a, "enter")
         },
-        &|a| key(a, "esc"),
+        &|a| {
+            // Esc in the list clears a filter (here one set without a reload).
+            a.list.filter_text = "p:high".into();
+            key(a, "esc")
+        },
         &|a| key(a, "s"),
         &|a| key(a, "D"),
     ];
+    let details: Vec<_> = fixtures()
+        .iter()
+        .enumerate()
+        .map(|(i, v)| detail(i as i64 + 1, v))
+        .collect();
+    let page = |ids: &[i64]| signoff::queue::Page {
+        items: ids
+            .iter()
+            .map(|id| details[*id as usize - 1].summary.clone())
+            .collect(),
+        total: ids.len() as u64,
+        offset: 0,
+    };
     let mut a = loaded_app(120, 40);
     for (i, rq) in requeries.iter().enumerate() {
-        key(&mut a, "j j");
-        assert_eq!(a.list.selected, 2, "requery {i}");
+        // The item is in the new list, elsewhere: the selection goes with it.
+        key(&mut a, "g g j j");
+        assert_eq!(a.list.selected_id, Some(3), "requery {i}");
         let generation = a.list.generation;
         let fx = rq(&mut a);
-        assert_eq!(a.list.selected, 0, "requery {i}");
-        assert_eq!(a.list.top, 0, "requery {i}");
         assert!(
-            matches!(&fx[..], [Effect::LoadPage { generation: g, .. }] if *g == generation + 1),
+            matches!(&fx[..], [Effect::LoadPage { generation: g, query }]
+                if *g == generation + 1 && query.around == Some(3)),
             "requery {i}: {fx:?}"
         );
-        // Put the page back so the next one has rows to move over.
-        let details: Vec<_> = fixtures()
-            .iter()
-            .enumerate()
-            .map(|(i, v)| detail(i as i64 + 1, v))
-            .collect();
         let generation = a.list.generation;
         update(
             &mut a,
             Action::Loaded(Loaded::Page {
                 generation,
-                result: Ok(signoff::queue::Page {
-                    items: details.iter().map(|d| d.summary.clone()).collect(),
-                    total: details.len() as u64,
-                    offset: 0,
-                }),
+                result: Ok(page(&[6, 5, 4, 3, 2, 1])),
+            }),
+        );
+        assert_eq!(
+            (a.list.selected, a.list.selected_id, a.list.left),
+            (3, Some(3), None),
+            "requery {i}"
+        );
+        // The item is not in the new list: the top row is selected, nothing "left".
+        key(&mut a, "j");
+        assert_eq!(a.list.selected_id, Some(2), "requery {i}");
+        rq(&mut a);
+        let generation = a.list.generation;
+        update(
+            &mut a,
+            Action::Loaded(Loaded::Page {
+                generation,
+                result: Ok(page(&[5, 1, 3])),
+            }),
+        );
+        assert_eq!(
+            (a.list.selected, a.list.top, a.list.selected_id, a.list.left),
+            (0, 0, Some(5), None),
+            "requery {i}"
+        );
+        // Put the whole page back for the next one.
+        let generation = a.list.generation;
+        update(
+            &mut a,
+            Action::Loaded(Loaded::Page {
+                generation,
+                result: Ok(page(&[1, 2, 3, 4, 5, 6])),
             }),
         );
     }
@@ -1478,4 +1538,383 @@ fn a_refetched_detail_is_not_asked_for_twice() {
             .any(|e| matches!(e, Effect::LoadDetails(ids) if ids.contains(&1))),
         "{fx:?}"
     );
+}
+
+// ---- The console acts only on the item it shows ----
+
+/// Another writer on the same queue file (an ingest, a second reviewer).
+fn other_store(db: &Db) -> signoff::store::Store {
+    signoff::store::Store::open(&db.path, policy(), &store_options()).expect("second handle")
+}
+
+fn ingest(db: &Db, v: serde_json::Value) {
+    let r = signoff::model::Request::from_value(&v).expect("request");
+    let item = signoff::store::IngestItem::new(v.to_string(), v, r, "test:1".into());
+    other_store(db)
+        .ingest_batch(&[item], "upstream")
+        .expect("ingest");
+}
+
+/// (item, decision kind, revision) of every decision made, in order.
+fn decisions(db: &Db) -> Vec<(i64, String, i64)> {
+    let s = other_store(db);
+    let mut stmt = s
+        .connection()
+        .prepare("SELECT request_id, kind, revision FROM decisions ORDER BY id")
+        .expect("query");
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("decisions")
+}
+
+fn key_event(k: &str) -> KeyEvent {
+    parse_keys(k).remove(0)
+}
+
+/// The id of the item whose detail the last frame drew.
+fn on_screen(h: &Headless) -> i64 {
+    h.app.shown.expect("an item on screen").0
+}
+
+/// An urgent request received before everything else sorts first in the queue.
+fn urgent_newcomer() -> serde_json::Value {
+    serde_json::json!({"source": "gmail", "external_id": "urgent-7",
+        "received_at": "2026-11-01T08:00:00Z",
+        "raw": {"channel": "email", "from": "ops@example.com", "subject": "Outage", "body": "Down."},
+        "ai": {"summary": "Reports an outage", "intent": "support_request", "priority": "urgent",
+               "confidence": 0.95, "recommended_next_step": "Page on-call"}})
+}
+
+/// The screen shows item X; an ingest puts a more urgent item above it and the list is
+/// refreshed; then `a`. X is approved, never the item that slid into X's row.
+#[tokio::test]
+async fn an_ingest_that_reorders_the_list_leaves_the_selection_on_its_item() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    h.keys("j j").await;
+    let x = on_screen(&h);
+    assert_eq!(h.app.list.selected, 2);
+    ingest(&db, urgent_newcomer());
+    h.send(Action::Poll).await;
+    assert_eq!(h.app.list.page.total, 7, "the refresh is in");
+    assert_eq!(
+        h.app.list.selected_id,
+        Some(x),
+        "the selection stayed on its item"
+    );
+    assert_eq!(h.app.list.selected, 3, "…which moved down a row");
+    assert_eq!(on_screen(&h), x);
+    let screen = h.screen();
+    let marked: Vec<&str> = screen.lines().filter(|l| l.contains('▶')).collect();
+    assert_eq!(marked.len(), 1, "{screen}");
+    h.keys("a").await;
+    assert_eq!(decisions(&db), [(x, "approve".to_string(), 1)]);
+    assert!(
+        h.app
+            .message
+            .as_ref()
+            .unwrap()
+            .0
+            .starts_with(&format!("approved #{x}")),
+        "{:?}",
+        h.app.message
+    );
+}
+
+/// The same race with no frame between the refresh and the key: the key still acts on
+/// the item the reviewer was shown.
+#[tokio::test]
+async fn a_refresh_in_the_same_batch_as_the_key_still_decides_the_item_shown() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    h.keys("j j").await;
+    let x = on_screen(&h);
+    ingest(&db, urgent_newcomer());
+    h.send_unseen(Action::Poll).await;
+    h.keys("a").await;
+    assert_eq!(decisions(&db), [(x, "approve".to_string(), 1)]);
+}
+
+/// The screen shows item X; another reviewer decides X through their own queue handle and
+/// the list is refreshed: X left the list, the message line says so and by whom, and `a`
+/// decides nothing until the reviewer moves onto another item.
+#[tokio::test]
+async fn an_item_decided_by_someone_else_leaves_nothing_selected_until_a_move() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    h.keys("j").await;
+    let x = on_screen(&h);
+    let carol = LocalQueue::open(&db.path, policy(), &store_options()).expect("carol");
+    let c = carol.claim(x, "carol").await.expect("claim");
+    carol
+        .decide(
+            &c,
+            &Decision {
+                kind: DecisionKind::Approve,
+                revision: None,
+                note: None,
+                sets: vec![],
+            },
+        )
+        .await
+        .expect("carol approves");
+    h.send(Action::Poll).await;
+    assert_eq!(h.app.list.left, Some(x));
+    assert_eq!(h.app.list.selected_id, None);
+    assert_eq!(h.app.current_id(), None);
+    let (m, level) = h.app.message.clone().expect("message");
+    assert_eq!(level, Level::Warn);
+    assert!(
+        m.starts_with(&format!("#{x} left the list: approved by carol")),
+        "{m}"
+    );
+    assert!(!h.screen().contains('▶'), "no row is marked selected");
+    for k in ["a", "r", "x", "enter"] {
+        let fx = update(&mut h.app, Action::Key(key_event(k)));
+        assert!(fx.is_empty(), "{k}: {fx:?}");
+        assert_eq!(h.app.mode, Mode::List, "{k}");
+    }
+    assert!(
+        h.app.message.as_ref().unwrap().0.contains("left the list"),
+        "{:?}",
+        h.app.message
+    );
+    assert_eq!(decisions(&db).len(), 1, "only carol's decision");
+    // A move selects the row now in X's place; that item, once shown, can be decided.
+    h.keys("j").await;
+    let y = on_screen(&h);
+    assert_ne!(y, x);
+    assert_eq!(h.app.list.selected_id, Some(y));
+    assert_eq!(h.app.list.selected, 1);
+    h.keys("a").await;
+    assert_eq!(
+        decisions(&db),
+        [(x, "approve".to_string(), 1), (y, "approve".to_string(), 1)]
+    );
+}
+
+/// A new revision of the item on screen arrives before the console has refreshed: `a`
+/// names the revision shown, the queue refuses it, nothing is decided, and the new
+/// revision goes on screen to be read and decided.
+#[tokio::test]
+async fn a_decision_on_a_revision_that_changed_is_refused_then_made_on_the_new_one() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    h.keys("j j").await;
+    let x = on_screen(&h);
+    assert_eq!(h.app.shown, Some((3, 1)), "cjk-3, third in queue order");
+    let mut v = fixtures()[2].clone();
+    v["ai"]["summary"] = "Cancel the reissue: the old invoice was right.".into();
+    ingest(&db, v);
+    h.keys("a").await;
+    assert!(decisions(&db).is_empty(), "nothing decided");
+    let (m, level) = h.app.message.clone().expect("message");
+    assert_eq!(level, Level::Error);
+    assert!(
+        m.contains(&format!(
+            "#{x} changed since you opened it (revision 1 → 2)"
+        )) && m.contains("nothing was decided"),
+        "{m}"
+    );
+    assert_eq!(h.app.shown, Some((x, 2)), "the new revision is on screen");
+    assert!(h.screen().contains("Cancel the reissue"), "{}", h.screen());
+    assert_eq!(
+        h.queue.get(x).await.expect("item").summary.state,
+        State::Pending,
+        "the claim taken for the decision was given back"
+    );
+    h.keys("a").await;
+    assert_eq!(decisions(&db), [(x, "approve".to_string(), 2)]);
+}
+
+/// A decision names the item on screen; a claim on any other item decides nothing, both
+/// in `update` and where the effect meets the queue.
+#[tokio::test]
+async fn a_claim_on_another_item_than_the_one_shown_decides_nothing() {
+    let mut a = opened();
+    a.claim = Some(claim(2));
+    let fx = key(&mut a, "a");
+    assert!(fx.is_empty(), "{fx:?}");
+    let (m, level) = a.message.clone().expect("message");
+    assert_eq!(level, Level::Error);
+    assert!(
+        m.contains("the claim held is on #2 but #1 is on screen"),
+        "{m}"
+    );
+    assert_eq!(a.deciding, None);
+
+    let db = seeded_db();
+    let q = LocalQueue::open(&db.path, policy(), &store_options()).expect("queue");
+    let on_1 = q.claim(1, "ana").await.expect("claim");
+    let out = signoff::tui::effects::perform(
+        &q,
+        "ana",
+        Effect::Decide {
+            id: 3,
+            claim: Some(on_1),
+            decision: Decision {
+                kind: DecisionKind::Approve,
+                revision: Some(1),
+                note: None,
+                sets: vec![],
+            },
+        },
+    )
+    .await;
+    assert!(
+        matches!(&out, Some(Loaded::Decided { id: 3, result: Err(QueueError::Invalid(m)), .. })
+            if m.contains("claim held is on item 1 but item 3")),
+        "{out:?}"
+    );
+    assert!(decisions(&db).is_empty());
+}
+
+/// A decision key acts on what the last frame drew: a selection or a refresh that reached
+/// the state in the same batch of input as the key has not been seen yet.
+#[test]
+fn a_decision_key_acts_only_on_what_the_last_frame_showed() {
+    let mut a = loaded_app(120, 40);
+    a.shown = signoff::tui::view::shown_item(&a);
+    assert_eq!(a.shown, Some((1, 1)));
+    // `j` then `a` with no frame between them.
+    update(&mut a, Action::Key(key_event("j")));
+    let fx = update(&mut a, Action::Key(key_event("a")));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(
+        a.message
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("#2 was not on screen yet"),
+        "{:?}",
+        a.message
+    );
+    assert_eq!(a.deciding, None);
+    // A new revision of the item drawn, not drawn yet itself.
+    a.shown = Some((2, 1));
+    a.details.get_mut(&2).unwrap().summary.revision = 2;
+    let fx = update(&mut a, Action::Key(key_event("a")));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(
+        a.message
+            .as_ref()
+            .unwrap()
+            .0
+            .contains("#2 changed while you read it (revision 1 → 2)"),
+        "{:?}",
+        a.message
+    );
+    // Once drawn, it is what `a` decides.
+    let fx = key(&mut a, "a");
+    assert!(
+        matches!(&fx[..], [Effect::Decide { id: 2, decision, .. }] if decision.revision == Some(2)),
+        "{fx:?}"
+    );
+}
+
+/// The list fills a short terminal with no room for the detail: nothing can be decided
+/// from it until the item is opened (and so drawn).
+#[test]
+fn a_list_too_short_for_the_detail_decides_only_an_opened_item() {
+    let mut a = loaded_app(80, 12);
+    assert_eq!(a.shown, None);
+    for k in ["a", "r", "x"] {
+        let fx = key(&mut a, k);
+        assert!(fx.is_empty(), "{k}: {fx:?}");
+        assert_eq!(a.mode, Mode::List, "{k}");
+        assert!(
+            a.message
+                .as_ref()
+                .unwrap()
+                .0
+                .contains("too short to show #1"),
+            "{:?}",
+            a.message
+        );
+    }
+    assert_eq!(key(&mut a, "enter"), vec![Effect::Claim(1)]);
+    update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
+    let fx = key(&mut a, "a");
+    assert!(
+        matches!(
+            &fx[..],
+            [Effect::Decide {
+                id: 1,
+                claim: Some(_),
+                ..
+            }]
+        ),
+        "{fx:?}"
+    );
+}
+
+// ---- No decision while the item cannot be seen ----
+
+/// Below the minimum size only quit and help take keys; the enlarge line says why. After
+/// a resize to a usable size the keys work again.
+#[tokio::test]
+async fn keys_are_paused_while_the_terminal_is_too_small_to_show_the_item() {
+    use signoff::tui::view::layout::{MIN_HEIGHT, MIN_WIDTH};
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 20, 5).await;
+    assert!(h.app.too_small());
+    assert_eq!(h.app.shown, None);
+    let screen = h.screen();
+    let flat = screen.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        flat.contains(&format!(
+            "enlarge the terminal (20×5, needs ≥ {MIN_WIDTH}×{MIN_HEIGHT}) · keys are paused"
+        )),
+        "{screen}"
+    );
+    for k in ["a", "r", "e", "x", "enter", "j", "/", "D", "K", "g"] {
+        let fx = update(&mut h.app, Action::Key(key_event(k)));
+        assert!(fx.is_empty(), "{k}: {fx:?}");
+        assert_eq!(h.app.mode, Mode::List, "{k}");
+        assert_eq!(h.app.pending_key, None, "{k}");
+    }
+    assert_eq!(h.app.list.selected, 0, "j moved nothing");
+    assert!(
+        update(&mut h.app, Action::Paste("pasted".into())).is_empty(),
+        "paste goes nowhere"
+    );
+    // Help opens and closes.
+    h.keys("?").await;
+    assert_eq!(h.app.mode, Mode::Help);
+    h.keys("esc").await;
+    assert_eq!(h.app.mode, Mode::List);
+    assert!(decisions(&db).is_empty());
+    assert_eq!(
+        h.queue.counts().await.expect("counts").in_review,
+        0,
+        "nothing claimed"
+    );
+    // Big enough again: `a` approves the item now on screen (the second: the first one's
+    // fields need editing before it can be approved).
+    h.send(Action::Resize(80, 24)).await;
+    h.keys("j").await;
+    let x = on_screen(&h);
+    h.keys("a").await;
+    assert_eq!(decisions(&db), [(x, "approve".to_string(), 1)]);
+    // Small again: `q` still quits (from the review screen too, where it is typed nowhere).
+    h.keys("j enter").await;
+    assert_eq!(h.app.mode, Mode::Review);
+    h.send(Action::Resize(20, 5)).await;
+    let fx = update(&mut h.app, Action::Key(key_event("a")));
+    assert!(fx.is_empty(), "{fx:?}");
+    let fx = update(&mut h.app, Action::Key(key_event("q")));
+    assert!(fx.contains(&Effect::Quit), "{fx:?}");
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::Release(_))),
+        "the claim is given back: {fx:?}"
+    );
+    assert!(h.app.quit);
+}
+
+#[test]
+fn ctrl_c_quits_while_the_terminal_is_too_small() {
+    let mut a = loaded_app(20, 5);
+    let fx = key(&mut a, "ctrl-c");
+    assert!(fx.contains(&Effect::Quit), "{fx:?}");
 }

@@ -17,13 +17,41 @@ pub fn hint_secs(secs: f64) -> Option<Duration> {
 /// A random wait in `[0, min(cap, base · 2^(attempt-1))]` ("full jitter"), at least `floor`
 /// (itself at most [`MAX_HINT`]).
 pub fn delay(attempt: u32, base_ms: u64, cap_ms: u64, floor: Option<Duration>) -> Duration {
-    let exp = base_ms.saturating_mul(1u64 << attempt.saturating_sub(1).min(40));
-    let ceiling = exp.min(cap_ms);
+    let ceiling = ceiling_ms(attempt, base_ms, cap_ms);
     let jitter = Duration::from_millis(fastrand::u64(0..=ceiling));
     match floor {
         Some(f) => jitter.max(f.min(MAX_HINT)),
         None => jitter,
     }
+}
+
+/// The longest wait before retry `attempt` (1-based): `base · 2^(attempt-1)`, at most `cap`.
+pub fn ceiling_ms(attempt: u32, base_ms: u64, cap_ms: u64) -> u64 {
+    base_ms
+        .saturating_mul(1u64 << attempt.saturating_sub(1).min(40))
+        .min(cap_ms)
+}
+
+/// A wait in `[ceiling/2, ceiling]` of retry `attempt` ("equal jitter"): for looking an
+/// effect up again, where the looks must keep spreading out over time instead of coming
+/// back at once as full jitter may.
+pub fn lookup_delay(attempt: u32, base_ms: u64, cap_ms: u64) -> Duration {
+    let ceiling = ceiling_ms(attempt, base_ms, cap_ms);
+    Duration::from_millis(fastrand::u64(ceiling / 2..=ceiling))
+}
+
+/// How long after an uncertain first attempt its row is still being looked up at least:
+/// the waits before attempts 2 ..= `max_attempts`, each at least half its ceiling
+/// ([`lookup_delay`]). A lookup window longer than this may outlast the row's attempts.
+pub fn lookup_reach_ms(max_attempts: u32, base_ms: u64, cap_ms: u64) -> u64 {
+    let waits = u64::from(max_attempts.saturating_sub(1));
+    // Past the 41st wait the ceiling no longer grows (see `ceiling_ms`).
+    let growing = waits.min(41);
+    let sum = (1..=growing as u32)
+        .map(|n| ceiling_ms(n, base_ms, cap_ms) / 2)
+        .fold(0u64, u64::saturating_add);
+    let flat = (waits - growing).saturating_mul(ceiling_ms(42, base_ms, cap_ms) / 2);
+    sum.saturating_add(flat)
 }
 
 /// `Retry-After: 7` or `Retry-After: Wed, 21 Oct 2026 07:28:00 GMT`.
@@ -88,6 +116,30 @@ mod tests {
     }
 
     #[test]
+    fn lookups_spread_out_and_their_reach_is_the_sum_of_half_ceilings() {
+        for attempt in 1..12 {
+            let d = lookup_delay(attempt, 2_000, 600_000).as_millis() as u64;
+            let c = ceiling_ms(attempt, 2_000, 600_000);
+            assert!((c / 2..=c).contains(&d), "{attempt}: {d} of {c}");
+        }
+        // Defaults: halves of 2, 4, 8, 16, 32, 64, 128 s before attempts 2..=8.
+        assert_eq!(lookup_reach_ms(8, 2_000, 600_000), 127_000);
+        assert_eq!(lookup_reach_ms(3, 60_000, 120_000), 90_000);
+        assert_eq!(
+            lookup_reach_ms(1, 2_000, 600_000),
+            0,
+            "no attempt after the first"
+        );
+        assert_eq!(lookup_reach_ms(0, 2_000, 600_000), 0);
+        assert_eq!(lookup_reach_ms(50, 1, 5), 1 + 2 + 2 * 46);
+        assert_eq!(
+            lookup_reach_ms(u32::MAX, u64::MAX, u64::MAX),
+            u64::MAX,
+            "saturates"
+        );
+    }
+
+    #[test]
     fn seconds_are_found_wherever_in_n_seconds_occurs() {
         let s = |n: u64| Some(Duration::from_secs(n));
         let table: &[(&str, Option<Duration>)] = &[
@@ -132,6 +184,20 @@ mod tests {
             .unwrap();
         assert_eq!(parse_retry_after(&date, now), Some(Duration::from_secs(30)));
         assert_eq!(parse_retry_after("soon", now), None);
+        // The IMF-fixdate servers send (RFC 9110), and an obsolete but valid zone.
+        let before = SystemTime::UNIX_EPOCH + Duration::from_secs(1_792_567_680 - 30);
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2026 07:28:00 GMT", before),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after(
+                "Wed, 21 Oct 2026 07:28:00 GMT",
+                before + Duration::from_secs(60)
+            ),
+            Some(Duration::ZERO),
+            "a date in the past: now"
+        );
         // Absurd hints are a day at most, never a panic or an overflow.
         assert_eq!(parse_retry_after("1e300", now), Some(MAX_HINT));
         assert_eq!(

@@ -1,5 +1,6 @@
 //! Config checks for `[actions]` at load: every problem as `(dotted key, message naming
 //! what is allowed)`, so the config loader can report file, key and fix together.
+use super::backoff;
 use super::config::{ActionsConfig, Mode};
 use super::templates::Templates;
 
@@ -80,6 +81,9 @@ pub fn check(cfg: &ActionsConfig) -> Vec<(String, String)> {
             "must name the text column holding the item's key".into(),
         );
     }
+    if let Some((k, msg)) = lookup_window(cfg) {
+        err(&k, msg);
+    }
     if m.columns.contains_key(&m.key_column) {
         err(
             &format!("actions.monday.columns.{}", m.key_column),
@@ -157,6 +161,28 @@ pub fn check(cfg: &ActionsConfig) -> Vec<(String, String)> {
     errs
 }
 
+/// `actions.monday.lookup_window_secs` against the dispatcher's attempt budget: each look
+/// after an uncertain create is an attempt, spaced by at least half the backoff, so a row
+/// can be looked up for [`backoff::lookup_reach_ms`] at least before its attempts run
+/// out. A longer window would turn into a dead letter instead of ending in a lookup.
+pub fn lookup_window(cfg: &ActionsConfig) -> Option<(String, String)> {
+    let (d, window) = (&cfg.dispatch, cfg.monday.lookup_window_secs);
+    let reach_ms = backoff::lookup_reach_ms(d.max_attempts, d.backoff_base_ms, d.backoff_cap_ms);
+    (window.saturating_mul(1000) > reach_ms).then(|| {
+        (
+            "actions.monday.lookup_window_secs".to_string(),
+            format!(
+                "{window} s does not fit inside the dispatcher's attempt budget of {} s (actions.dispatch.max_attempts = {}, backoff_base_ms = {}, backoff_cap_ms = {}: after a create that may have landed, the row's attempts may be spent that long after it); lower the window to {} or less, or raise max_attempts or the backoff",
+                reach_ms / 1000,
+                d.max_attempts,
+                d.backoff_base_ms,
+                d.backoff_cap_ms,
+                reach_ms / 1000,
+            ),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +203,40 @@ mod tests {
             ],
             "{errs:?}"
         );
+    }
+
+    #[test]
+    fn a_lookup_window_longer_than_the_attempt_budget_is_refused_naming_both() {
+        let mut cfg = ActionsConfig::default();
+        // Defaults: 30 s inside 127 s (halves of 2 .. 128 s of backoff over 7 retries).
+        assert_eq!(lookup_window(&cfg), None);
+        cfg.monday.lookup_window_secs = 127;
+        assert_eq!(lookup_window(&cfg), None, "exactly the budget fits");
+        cfg.monday.lookup_window_secs = 128;
+        let (key, msg) = lookup_window(&cfg).expect("refused");
+        assert_eq!(key, "actions.monday.lookup_window_secs");
+        assert!(
+            msg.starts_with("128 s does not fit inside the dispatcher's attempt budget of 127 s (actions.dispatch.max_attempts = 8, backoff_base_ms = 2000, backoff_cap_ms = 600000"),
+            "{msg}"
+        );
+        assert!(check(&cfg).iter().any(|(k, _)| k == &key));
+        // Fewer attempts, a smaller budget.
+        cfg.monday.lookup_window_secs = 30;
+        cfg.dispatch.max_attempts = 5;
+        assert!(
+            lookup_window(&cfg)
+                .unwrap()
+                .1
+                .contains("attempt budget of 15 s")
+        );
+        cfg.dispatch.max_attempts = 1;
+        assert!(
+            lookup_window(&cfg)
+                .unwrap()
+                .1
+                .contains("attempt budget of 0 s")
+        );
+        cfg.monday.lookup_window_secs = 0;
+        assert_eq!(lookup_window(&cfg), None, "no window needs no budget");
     }
 }

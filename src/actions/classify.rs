@@ -20,6 +20,9 @@ pub enum Outcome {
         after: Option<Duration>,
         why: String,
     },
+    /// Not applied; the target is momentarily busy (monday's 423, a board locked by a
+    /// concurrent update): try again after `after` itself, not after a backed-off wait.
+    Busy { after: Duration, why: String },
     /// Gmail 401: refresh the access token once and retry once.
     AuthRefresh(String),
     /// Maybe applied: reconcile before sending again.
@@ -31,7 +34,7 @@ impl Outcome {
         match self {
             Outcome::Ok(_) => "ok",
             Outcome::Permanent(_) => "permanent",
-            Outcome::Retry { .. } => "retry",
+            Outcome::Retry { .. } | Outcome::Busy { .. } => "retry",
             Outcome::AuthRefresh(_) => "refresh",
             Outcome::Ambiguous(_) => "ambiguous",
         }
@@ -49,7 +52,7 @@ impl Outcome {
         match self {
             Outcome::Ok(_) => "ok".into(),
             Outcome::Permanent(m) | Outcome::AuthRefresh(m) | Outcome::Ambiguous(m) => m.clone(),
-            Outcome::Retry { why, .. } => why.clone(),
+            Outcome::Retry { why, .. } | Outcome::Busy { why, .. } => why.clone(),
         }
     }
 }
@@ -107,6 +110,30 @@ pub fn monday(r: &Response, field: &str) -> Outcome {
             "monday rejected the token (HTTP 401{}): check actions.monday.token (sent bare, no Bearer) and IP restrictions",
             body_suffix(r)
         ));
+    }
+    // A board locked by a concurrent update (HTTP 423, in the legacy body shape or any
+    // other): monday says to retry in 1–2 s. Its own wait when it names one, else a
+    // jittered 1–2 s so that writers which collided do not collide again.
+    let locked = r.status == 423
+        || json.as_ref().is_some_and(|j| {
+            j.get("status_code").and_then(Value::as_u64) == Some(423)
+                || j.pointer("/errors/0/extensions/status_code")
+                    .and_then(Value::as_u64)
+                    == Some(423)
+        });
+    if locked {
+        let err = json.as_ref().and_then(|j| {
+            j.pointer("/errors/0")
+                .or_else(|| j.get("error_message").map(|_| j))
+        });
+        let msg = err
+            .and_then(|e| e.get("message").or_else(|| e.get("error_message")))
+            .and_then(Value::as_str)
+            .unwrap_or("board locked by a concurrent update");
+        return Outcome::Busy {
+            after: wait(err).unwrap_or_else(lock_wait),
+            why: format!("monday: {msg} (board locked, HTTP {})", r.status),
+        };
     }
     if let Some(j) = &json {
         // Unified errors (≥ 2025-01), by code first.
@@ -189,10 +216,6 @@ pub fn monday(r: &Response, field: &str) -> Outcome {
             )),
             _ => Outcome::Permanent(format!("monday returned no {field} and no error")),
         },
-        423 => Outcome::Retry {
-            after: Some(r.retry_after.unwrap_or(Duration::from_secs(2))),
-            why: "monday: board locked by a concurrent update (HTTP 423)".into(),
-        },
         429 => Outcome::Retry {
             after: wait(None),
             why: format!("monday rate limit (HTTP 429{})", body_suffix(r)),
@@ -200,6 +223,11 @@ pub fn monday(r: &Response, field: &str) -> Outcome {
         500.. => Outcome::Ambiguous(format!("monday HTTP {}{}", r.status, body_suffix(r))),
         s => Outcome::Permanent(format!("monday HTTP {s}{}", body_suffix(r))),
     }
+}
+
+/// The wait after a 423 without a hint: 1–2 s (INTEGRATIONS.md §1.4), jittered.
+fn lock_wait() -> Duration {
+    Duration::from_millis(fastrand::u64(1_000..=2_000))
 }
 
 fn body_suffix(r: &Response) -> String {
@@ -410,6 +438,51 @@ mod tests {
             monday(&r, "create_item"),
             Outcome::Ok(json!({"id": "9876543210"}))
         );
+    }
+
+    #[test]
+    fn monday_423_is_retried_in_one_to_two_seconds_or_at_its_retry_after() {
+        let locked =
+            json!({"error_message": "Board is locked, please try again", "status_code": 423});
+        for _ in 0..100 {
+            match monday(&resp(423, locked.clone()), "create_item") {
+                Outcome::Busy { after, why } => {
+                    assert!(
+                        (Duration::from_secs(1)..=Duration::from_secs(2)).contains(&after),
+                        "{after:?}"
+                    );
+                    assert_eq!(
+                        why,
+                        "monday: Board is locked, please try again (board locked, HTTP 423)"
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut r = resp(423, locked);
+        r.retry_after = Some(Duration::from_secs(5));
+        assert!(
+            matches!(monday(&r, "create_item"), Outcome::Busy { after, .. } if after == Duration::from_secs(5))
+        );
+        // A bare 423 (no JSON), and the lock inside the unified shape.
+        let bare = Response {
+            status: 423,
+            retry_after: None,
+            body: b"Locked".to_vec(),
+        };
+        assert!(
+            matches!(monday(&bare, "x"), Outcome::Busy { after, .. } if after >= Duration::from_secs(1) && after <= Duration::from_secs(2))
+        );
+        let unified = resp(
+            200,
+            json!({"data": {"create_item": null}, "errors": [{"message": "Board is locked",
+            "extensions": {"code": "ResourceLocked", "status_code": 423}}], "account_id": 1}),
+        );
+        assert!(matches!(
+            monday(&unified, "create_item"),
+            Outcome::Busy { .. }
+        ));
+        assert_eq!(monday(&bare, "x").label(), "retry");
     }
 
     #[test]

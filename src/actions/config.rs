@@ -131,9 +131,13 @@ pub struct MondayConfig {
     pub create_labels_if_missing: bool,
     /// Calls per minute this worker allows itself (0 = no limit).
     pub requests_per_minute: u32,
-    /// After an uncertain create finds nothing, search once more after this long: a fresh
-    /// item may not be searchable at once (0 = don't).
-    pub search_settle_ms: u64,
+    /// After a create that may have landed (a timeout after the request left, a broken
+    /// connection, a 5xx), keep looking the item up by `key_column` for this long before
+    /// creating it again: a fresh item may take a while to become searchable. Each look is
+    /// an attempt of the row, spaced by the dispatcher's backoff (at least half of it), so
+    /// the window must fit inside `actions.dispatch` max_attempts and backoff (checked at
+    /// load). 0 = create again after the first look finds nothing.
+    pub lookup_window_secs: u64,
 }
 
 impl Default for MondayConfig {
@@ -158,7 +162,7 @@ impl Default for MondayConfig {
             ]),
             create_labels_if_missing: false,
             requests_per_minute: 1_000,
-            search_settle_ms: 2_000,
+            lookup_window_secs: 30,
         }
     }
 }

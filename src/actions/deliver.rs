@@ -14,6 +14,7 @@ use super::payload::{HttpRequest, Provider, Rendered};
 use super::ratelimit::Limits;
 use super::reconcile;
 use super::token::Tokens;
+use crate::clock::Millis;
 
 /// What is known about a row's effect, kept in `outbox.response`.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -55,6 +56,19 @@ pub struct Progress {
     /// Why the row stayed on this machine.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sandbox: Option<String>,
+    /// When a monday create of this row last ended without an answer (ms): it may have
+    /// made the item. Until `actions.monday.lookup_window_secs` after it, a lookup that
+    /// finds nothing looks again later instead of creating the item again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub create_uncertain_at: Option<i64>,
+    /// The item was created again after that window found nothing: at this time (ms) the
+    /// row looks once more, for the earlier create having landed after all.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recheck_at: Option<i64>,
+    /// Every monday item holding this row's key, when a lookup found more than one: a
+    /// duplicate for a person to merge.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub duplicates: Vec<String>,
     /// This attempt's lookup answered that the effect an earlier attempt may have had is
     /// absent: if this attempt then fails without applying, nothing unknown is left behind.
     /// Not stored: `maybe_sent` stays set, so later attempts still look before sending.
@@ -64,6 +78,22 @@ pub struct Progress {
     /// that, the attempt may have taken effect; before it, it sent nothing. Not stored.
     #[serde(skip)]
     pub sending: bool,
+    /// The request this attempt let go last was monday's create_item: an uncertain end
+    /// of the attempt may have made the item. Not stored.
+    #[serde(skip)]
+    pub creating: bool,
+}
+
+impl Progress {
+    /// The end (ms) of the lookup window of an uncertain create, while the item is not
+    /// known: `window_secs` after [`Progress::create_uncertain_at`].
+    pub fn lookup_until(&self, window_secs: u64) -> Option<i64> {
+        if self.item_id.is_some() {
+            return None;
+        }
+        let window = i64::try_from(window_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        self.create_uncertain_at.map(|at| at.saturating_add(window))
+    }
 }
 
 /// Live credentials and shared state of one dispatcher run.
@@ -75,9 +105,15 @@ pub struct Env {
     pub webhook_url: Option<String>,
     pub gmail: Option<Tokens>,
     pub limits: Limits,
+    /// The dispatcher's "now" (the store's clock): schedules and lease times.
+    pub clock: crate::clock::Clock,
 }
 
 impl Env {
+    pub fn now(&self) -> Millis {
+        self.clock.now()
+    }
+
     /// Why `provider` stays in sandbox, or `None` when it is live.
     pub fn sandbox_reason(&self, provider: Provider) -> Option<String> {
         if self.cfg.mode == super::config::Mode::Sandbox {
@@ -200,30 +236,93 @@ async fn monday_find(env: &Env, find: &HttpRequest) -> Result<Vec<String>, Outco
     Ok(reconcile::monday_items(&page))
 }
 
+/// Looks the key up once more after the row created its item again (the lookup window of
+/// an earlier, uncertain create found nothing): a second item now holding the key is that
+/// create having landed late, recorded in [`Progress::duplicates`] for a person to merge.
+/// A failed lookup, or one that does not yet show even this row's own item, proves
+/// nothing: the row looks again a window later, while it has attempts left.
+async fn monday_recheck(env: &Env, r: &Rendered, p: &mut Progress, item: &str, window_ms: i64) {
+    let Some(find) = r.step("find") else {
+        p.recheck_at = None;
+        return;
+    };
+    let again = || Some(env.now().saturating_add(window_ms));
+    match monday_find(env, find).await {
+        Ok(ids) if ids.is_empty() => p.recheck_at = again(),
+        Ok(ids) => {
+            p.recheck_at = None;
+            if ids.iter().any(|i| i != item) {
+                let mut all = ids;
+                if !all.iter().any(|i| i == item) {
+                    all.push(item.to_string());
+                }
+                tracing::warn!(
+                    key = %r.key,
+                    "duplicate monday items: {}; merge them in monday",
+                    all.join(", ")
+                );
+                p.duplicates = all;
+            }
+        }
+        Err(o) => {
+            tracing::info!(key = %r.key, "looking for a duplicate monday item failed: {}", o.message());
+            p.recheck_at = again();
+        }
+    }
+}
+
 async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now: i64) -> Outcome {
+    let window = env.cfg.monday.lookup_window_secs;
+    let window_ms = i64::try_from(window.saturating_mul(1000)).unwrap_or(i64::MAX);
+    let key = r.meta_str("ext_key").unwrap_or(&r.key);
+    let column = r.meta_str("key_column").unwrap_or("?");
+    if let (Some(item), Some(at)) = (p.item_id.clone(), p.recheck_at)
+        && at <= now
+    {
+        monday_recheck(env, r, p, &item, window_ms).await;
+    }
     if p.item_id.is_none() {
         // Always look first: an earlier create may have landed (or another decision's).
         let find = tryo!(step(r, "find"));
-        let mut ids = tryo!(monday_find(env, find).await);
-        let settle = env.cfg.monday.search_settle_ms;
-        if ids.is_empty() && reconcile && settle > 0 {
-            // An earlier create may have landed but not be searchable yet: ask once more.
-            tokio::time::sleep(Duration::from_millis(settle)).await;
-            ids = tryo!(monday_find(env, find).await);
-        }
-        let key = r.meta_str("ext_key").unwrap_or(&r.key);
+        let ids = tryo!(monday_find(env, find).await);
         match ids.as_slice() {
             [] => {
+                p.duplicates.clear();
+                // An earlier create of this row may have made the item without it being
+                // searchable yet: look again later (the row is rescheduled, nothing here
+                // waits) until the window after that create has passed.
+                if let (Some(until), Some(since)) = (p.lookup_until(window), p.create_uncertain_at)
+                {
+                    let at = env.now();
+                    if at < until {
+                        return Outcome::Retry {
+                            after: None,
+                            why: format!(
+                                "no monday item has {column} = '{key}' yet; the create {:.1} s ago may still become searchable: looking again until {window} s after it",
+                                (at - since) as f64 / 1000.0
+                            ),
+                        };
+                    }
+                }
                 if reconcile {
                     p.settled = true;
                 }
                 let create = tryo!(step(r, "create"));
                 p.first_sent_at.get_or_insert(now);
+                p.creating = true;
                 let v = tryo!(
                     monday_call(env, create, None, "create_item", Some(&mut p.sending)).await
                 );
                 match reconcile::id_string(v.get("id")) {
-                    Some(id) => p.item_id = Some(id),
+                    Some(id) => {
+                        p.creating = false;
+                        p.item_id = Some(id);
+                        // Created again after an uncertain create's window found nothing:
+                        // that create may still land, a duplicate. Look once more later.
+                        if p.create_uncertain_at.is_some() && window > 0 {
+                            p.recheck_at = Some(env.now().saturating_add(window_ms));
+                        }
+                    }
                     None => {
                         return Outcome::Ambiguous(
                             "monday created an item but returned no id".into(),
@@ -232,6 +331,7 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                 }
             }
             [one] => {
+                p.duplicates.clear();
                 if reconcile {
                     p.reconciled = true;
                 }
@@ -250,11 +350,11 @@ async fn monday(env: &Env, r: &Rendered, p: &mut Progress, reconcile: bool, now:
                 p.item_id = Some(one.clone());
             }
             many => {
+                p.duplicates = many.to_vec();
                 return Outcome::Permanent(format!(
-                    "conflict: {} monday items on board {} have {} = '{key}' (ids {}); merge them in monday, then press R",
+                    "conflict: {} monday items on board {} have {column} = '{key}' (ids {}); merge them in monday, then press R",
                     many.len(),
                     r.meta_str("board").unwrap_or("?"),
-                    r.meta_str("key_column").unwrap_or("?"),
                     many.join(", ")
                 ));
             }

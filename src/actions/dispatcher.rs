@@ -64,6 +64,8 @@ pub enum DispatchError {
         "{key} is configured but cannot be read ({why}); in live mode nothing is sent without it"
     )]
     Secret { key: &'static str, why: String },
+    #[error("invalid [actions] config: {key}: {message}")]
+    Config { key: String, message: String },
 }
 
 /// Reads the credentials of `cfg`; one that is missing or unreadable leaves its provider
@@ -127,6 +129,7 @@ fn read_env(cfg: &ActionsConfig) -> Result<(Env, Unreadable), DispatchError> {
         limits: Limits::default(),
         cfg: cfg.clone(),
         http,
+        clock: crate::clock::Clock::system(),
     };
     Ok((env, unreadable))
 }
@@ -144,6 +147,11 @@ pub async fn run(
     worker: &str,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<DispatchSummary, DispatchError> {
+    // A lookup window the attempts cannot cover would end rows as dead letters instead
+    // of lookups (the config loader refuses it too; this guards other callers).
+    if let Some((key, message)) = super::check::lookup_window(cfg) {
+        return Err(DispatchError::Config { key, message });
+    }
     // Opening creates directories and may wait on a busy lock: off the async runtime.
     let store = {
         let (db, opts) = (db.to_path_buf(), opts.clone());
@@ -156,7 +164,10 @@ pub async fn run(
         .await?
     };
     let store = Arc::new(Mutex::new(store));
-    let env = Arc::new(env_for_sending(cfg)?);
+    let env = Arc::new(Env {
+        clock: opts.clock.clone(),
+        ..env_for_sending(cfg)?
+    });
     let mut summary = DispatchSummary::default();
     // A claimed row starts at once (claims never exceed the free permits), but CRM rows of
     // one item share a task: the lease covers two attempt budgets.
@@ -228,7 +239,7 @@ pub async fn run(
             if once || stopping {
                 break;
             }
-            let now = now_ms();
+            let now = env.now();
             // Sleep until the next row falls due, or the (backing-off) idle poll finds
             // rows other processes queued, whichever comes first.
             let until_due = next_due.map(|t| Duration::from_millis((t - now).max(0) as u64));
@@ -385,7 +396,7 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
         .payload
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
-    let now = now_ms();
+    let now = env.now();
     if row.prior_status == "sending" {
         // The last worker died mid-attempt: that attempt may have taken effect. Look it up
         // now and on every later attempt until one succeeds (a failed lookup must not let
@@ -393,6 +404,11 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
         // looked up is spent: it covered what a person had checked, not this attempt.
         p.maybe_sent = true;
         p.resent = false;
+        // It may have created the CRM item: looked up through the lookup window, like
+        // any uncertain create.
+        if row.action == "crm" && p.item_id.is_none() {
+            p.create_uncertain_at.get_or_insert(now);
+        }
     }
     let reconcile = p.maybe_sent;
     let outcome = match &rendered {
@@ -434,6 +450,12 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
             }
         },
     };
+    // When the answer came (or the attempt was cut off): waits count from here.
+    let answered = env.now();
+    if matches!(outcome, Some(Outcome::Ambiguous(_))) && p.creating && p.item_id.is_none() {
+        // The create may have made the item, not yet searchable: the lookup window starts.
+        p.create_uncertain_at = Some(answered);
+    }
     // Whether an effect of this row may exist that nobody has seen: this attempt was
     // ambiguous, or an earlier one was and this attempt's lookup did not settle it (the
     // lookup itself failed, or there is none: a webhook). A definite failure after a
@@ -456,10 +478,35 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
         None => (Disposition::Sandbox, None),
         Some(Outcome::Ok(_)) => {
             p.maybe_sent = false;
-            (Disposition::Sent, None)
+            match p.recheck_at {
+                // Created again after an uncertain create's lookup window: look once more
+                // for that create having landed late, while attempts are left.
+                Some(at) if budget_used < max => (
+                    Disposition::Retry(at.max(answered)),
+                    Some(format!(
+                        "created monday item {} after the lookup window of an uncertain create found nothing; looking once more for that create having landed late",
+                        p.item_id.as_deref().unwrap_or("?")
+                    )),
+                ),
+                Some(_) => {
+                    tracing::warn!(
+                        outbox_id = row.id,
+                        key = %row.idempotency_key,
+                        "no attempts left to look for a duplicate monday item once more"
+                    );
+                    p.recheck_at = None;
+                    (Disposition::Sent, None)
+                }
+                None => (Disposition::Sent, None),
+            }
         }
         Some(Outcome::Permanent(m)) => (Disposition::Dead, Some(m.clone())),
-        Some(o @ (Outcome::Retry { .. } | Outcome::Ambiguous(_) | Outcome::AuthRefresh(_))) => {
+        Some(
+            o @ (Outcome::Retry { .. }
+            | Outcome::Busy { .. }
+            | Outcome::Ambiguous(_)
+            | Outcome::AuthRefresh(_)),
+        ) => {
             if matches!(o, Outcome::Ambiguous(_)) {
                 p.maybe_sent = true;
             }
@@ -483,16 +530,28 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
                     )),
                 )
             } else {
-                let wait = backoff::delay(
-                    budget_used.max(1) as u32,
-                    d.backoff_base_ms,
-                    d.backoff_cap_ms,
-                    floor,
-                );
+                let n = budget_used.max(1) as u32;
+                let window_end = p
+                    .lookup_until(env.cfg.monday.lookup_window_secs)
+                    .filter(|&until| until > answered);
+                let wait = match (o, window_end) {
+                    // A momentary lock: its own short wait, not a backed-off one.
+                    (Outcome::Busy { after, .. }, _) => *after,
+                    // Inside the lookup window of an uncertain create: looks spread out by
+                    // at least half the backoff (so the window fits the attempts, see
+                    // `check::lookup_window`), the last one at the window's end; never
+                    // before a server's hint.
+                    (_, Some(until)) => {
+                        backoff::lookup_delay(n, d.backoff_base_ms, d.backoff_cap_ms)
+                            .min(Duration::from_millis((until - answered) as u64))
+                            .max(floor.unwrap_or_default())
+                    }
+                    _ => backoff::delay(n, d.backoff_base_ms, d.backoff_cap_ms, floor),
+                };
                 (
                     // From when the answer came, not from when the attempt started: a
                     // `Retry-After` counts from the response.
-                    Disposition::Retry(now_ms().saturating_add(wait.as_millis() as i64)),
+                    Disposition::Retry(answered.saturating_add(wait.as_millis() as i64)),
                     Some(o.message()),
                 )
             }
@@ -528,12 +587,6 @@ fn provider_of(action: &str) -> Provider {
         "gmail" => Provider::Gmail,
         _ => Provider::Slack,
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 #[cfg(test)]

@@ -38,7 +38,10 @@ item_name = "{{ request.from or request.external_id }}"
 note = "<p>{{ fields.summary }}</p><p>Next step: {{ fields.recommended_next_step }}</p><p>Approved by {{ decision.reviewer }}{% if decision.note %}: {{ decision.note }}{% endif %}</p>"
 create_labels_if_missing = false       # true needs board-structure permission
 requests_per_minute = 1000
-search_settle_ms = 2000                # after an uncertain create finds nothing, look again once
+# After a create that may have landed (timeout, dropped connection, 5xx), keep looking
+# the item up for this long before creating it again (monday's search may lag behind a
+# create). Must fit inside max_attempts and the backoff of [actions.dispatch].
+lookup_window_secs = 30
 
 # Columns by column id (not title: see `signoff doctor`). type is one of text,
 # long_text, status, date, people ("12, team:9"), dropdown ("Hot, EU").

@@ -50,11 +50,7 @@ pub async fn send(
         .await
         .map_err(|e| transport(&host, &e.without_url()))?;
     let status = resp.status().as_u16();
-    let retry_after = resp
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+    let retry_after = retry_after(resp.headers());
     let body = resp.bytes().await.map_err(|e| {
         Outcome::Ambiguous(format!(
             "{host} answered HTTP {status} but the connection broke before the body arrived ({}); the request may have been applied",
@@ -66,6 +62,14 @@ pub async fn send(
         retry_after,
         body: body.to_vec(),
     })
+}
+
+/// A response's `Retry-After` (delta-seconds or an HTTP-date), as a wait from now.
+pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
 }
 
 /// One exchange as the dispatcher and the doctor read it (INTEGRATIONS.md §0): sends `req`

@@ -73,7 +73,8 @@ pub fn preview_text(payload: &str) -> String {
 /// What a row's stored `response` says about its effect, for the console's action line:
 /// `item 9876543210, note 9876543211`, `ts 1767225600.000200 in C0123ABCD`,
 /// `draft r-812… in thread 18c2…`, `sandbox: actions.mode is sandbox`; with "found by
-/// lookup" when a reconciliation found it rather than this attempt creating it.
+/// lookup" when a reconciliation found it rather than this attempt creating it; and
+/// `duplicate monday items: 123, 456` when a lookup found more than one item with the key.
 pub fn result_text(response: &str) -> Option<String> {
     let p: super::deliver::Progress = serde_json::from_str(response).ok()?;
     let mut parts = Vec::new();
@@ -98,12 +99,21 @@ pub fn result_text(response: &str) -> Option<String> {
             None => format!("draft {d}"),
         });
     }
-    if parts.is_empty() {
+    if parts.is_empty() && p.duplicates.is_empty() {
         return None;
     }
     let mut text = parts.join(", ");
     if p.reconciled {
         text.push_str(" (found by lookup)");
+    }
+    if !p.duplicates.is_empty() {
+        if !text.is_empty() {
+            text.push_str("; ");
+        }
+        text.push_str(&format!(
+            "duplicate monday items: {}",
+            p.duplicates.join(", ")
+        ));
     }
     Some(text)
 }
@@ -128,6 +138,15 @@ mod tests {
             Some("ts 1.000200 in C1")
         );
         assert_eq!(result_text("{}"), None);
+        assert_eq!(
+            result_text(r#"{"item_id":"456","update_id":"457","duplicates":["123","456"]}"#)
+                .as_deref(),
+            Some("item 456, note 457; duplicate monday items: 123, 456")
+        );
+        assert_eq!(
+            result_text(r#"{"duplicates":["123","456"]}"#).as_deref(),
+            Some("duplicate monday items: 123, 456")
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Gmail access tokens, refreshed from the refresh token (INTEGRATIONS.md §3.4): before
 //! expiry (under 60 s left) and once after a 401. `invalid_grant` means a person must
 //! re-authorize; it is remembered for the run so every Gmail row dead-letters with it
-//! instead of hammering the token endpoint.
+//! instead of hammering the token endpoint. A 429 or 5xx is retried, never before its
+//! `Retry-After` (delta-seconds or an HTTP-date), which is remembered too: no row asks
+//! the endpoint again before then.
 use std::time::{Duration, Instant};
 
 use reqwest::Client;
@@ -18,6 +20,9 @@ struct State {
     /// Set by `invalid_grant` / `invalid_client`: nothing will work until a person acts.
     dead: Option<String>,
     scope: Option<String>,
+    /// The token endpoint refused for now (429, 5xx) and said how long to wait: until
+    /// then no row asks it again, each is retried after the rest of that wait.
+    wait: Option<(Instant, String)>,
 }
 
 /// The access token of one Gmail account.
@@ -83,6 +88,16 @@ impl Tokens {
 
     async fn refresh(&self, st: &mut State) -> Result<String, Outcome> {
         st.access = None;
+        if let Some((until, why)) = &st.wait {
+            let left = until.saturating_duration_since(Instant::now());
+            if !left.is_zero() {
+                return Err(Outcome::Retry {
+                    after: Some(whole_ms(left)),
+                    why: why.clone(),
+                });
+            }
+            st.wait = None;
+        }
         let form = [
             ("client_id", self.client_id.as_str()),
             ("client_secret", self.client_secret.as_str()),
@@ -110,6 +125,7 @@ impl Tokens {
                 ),
             })?;
         let status = resp.status().as_u16();
+        let retry_after = super::http::retry_after(resp.headers());
         let text = resp.text().await.unwrap_or_default();
         let json: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
         if status == 200
@@ -127,10 +143,11 @@ impl Tokens {
             return Ok(tok.to_string());
         }
         let error = json.get("error").and_then(Value::as_str).unwrap_or("");
+        let body: String = text.trim().chars().take(300).collect();
         let desc = json
             .get("error_description")
             .and_then(Value::as_str)
-            .unwrap_or(text.trim());
+            .unwrap_or(&body);
         let dead = match error {
             "invalid_grant" => Some(format!(
                 "Gmail refused the refresh token (invalid_grant: {desc}): re-authorize the Gmail account and put the new refresh token in actions.gmail.refresh_token, then press R"
@@ -145,13 +162,24 @@ impl Tokens {
             return Err(Outcome::Permanent(d));
         }
         if status >= 500 || status == 429 {
+            // Nothing was refreshed: retry, not before the endpoint's own wait.
+            let why = format!("token endpoint HTTP {status}: {desc}");
+            if let Some(after) = retry_after {
+                st.wait = Some((Instant::now() + after, why.clone()));
+            }
             return Err(Outcome::Retry {
-                after: None,
-                why: format!("token endpoint HTTP {status}: {desc}"),
+                after: retry_after,
+                why,
             });
         }
         Err(Outcome::Permanent(format!(
             "token endpoint HTTP {status} {error}: {desc}"
         )))
     }
+}
+
+/// `d` rounded up to whole milliseconds (the outbox keeps times in ms: never early).
+fn whole_ms(d: Duration) -> Duration {
+    let ms = d.as_millis() + u128::from(!d.subsec_nanos().is_multiple_of(1_000_000));
+    Duration::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
 }

@@ -34,6 +34,11 @@ pub struct DecideArgs {
     /// The fence of your claim (from `signoff claim`); without it the item is claimed now.
     #[arg(long)]
     pub fence: Option<i64>,
+    /// The revision you reviewed (`signoff show` prints it); the decision is refused if the
+    /// item has another revision now. Without it, the revision this command reads when it
+    /// loads the item.
+    #[arg(long, value_name = "REV")]
+    pub revision: Option<i64>,
 }
 
 pub fn list(
@@ -66,7 +71,7 @@ pub fn list(
         print_json(&page.items)?;
         return Ok(EXIT_OK);
     }
-    let now = crate::store::system_now();
+    let now = crate::clock::Clock::process().now();
     let wide = std::io::stdout().is_terminal();
     let mut t = Table::new(&[
         ("ID", 0),
@@ -360,15 +365,22 @@ pub fn decide(loaded: &Loaded, args: &DecideArgs, read_only: bool) -> anyhow::Re
         };
         sets.push((field, Some(value.to_string()).filter(|v| !v.is_empty())));
     }
-    let decision = Decision {
-        kind,
-        note: args.note.clone(),
-        sets,
-    };
     let rt = runtime()?;
     let queue = open_queue(loaded, &loaded.paths.db, read_only)?;
     let reviewer = loaded.reviewer();
     let result = rt.block_on(async {
+        // The decision names the revision it was made on: the one given, else the one read
+        // here. A payload ingested after that is refused by the store, not decided blind.
+        let revision = match args.revision {
+            Some(r) => r,
+            None => queue.get(args.id).await?.summary.revision,
+        };
+        let decision = Decision {
+            kind,
+            revision: Some(revision),
+            note: args.note.clone(),
+            sets,
+        };
         let (claim, claimed_here) = match args.fence {
             Some(fence) => (
                 Claim {

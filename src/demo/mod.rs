@@ -25,7 +25,7 @@ pub fn seed(db: &Path, loaded: &Loaded) -> anyhow::Result<u64> {
     if existing > 0 {
         return Ok(0);
     }
-    let text = rebased(REQUESTS, crate::store::system_now() - 3 * 60_000);
+    let text = rebased(REQUESTS, crate::clock::Clock::process().now() - 3 * 60_000);
     let mut ingester = Ingester::new(&mut store, "system");
     ingester.read("demo", text.as_bytes())?;
     Ok(ingester.report.ingested)

@@ -37,6 +37,12 @@ pub enum QueueError {
     },
     #[error("item {id} is already {state}")]
     AlreadyDecided { id: i64, state: State },
+    /// The decision names a revision the item has moved on from (a new payload was ingested
+    /// after the decider read it).
+    #[error(
+        "item {id} changed since you opened it (revision {shown} → {current}); reopen it to see the new version; nothing was changed"
+    )]
+    StaleRevision { id: i64, shown: i64, current: i64 },
     #[error("{0}")]
     Invalid(String),
     #[error("cannot undo item {id}: {why}")]
@@ -111,6 +117,12 @@ pub struct ListQuery {
     pub sort: Sort,
     pub offset: u64,
     pub limit: u32,
+    /// An item the page must hold if it matches the query: the page then moves (its
+    /// `offset` changes) to take it in. The console's selection follows its item this way
+    /// wherever a refresh, a new filter or a new sort puts it; an item that is not in the
+    /// page is not in the list.
+    #[serde(default)]
+    pub around: Option<i64>,
 }
 
 /// A row of the queue list.
@@ -188,6 +200,11 @@ pub struct Edit {
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Decision {
     pub kind: DecisionKind,
+    /// The revision of the item the decider was shown. The store refuses the decision with
+    /// [`QueueError::StaleRevision`] when the item has another revision now. `None` only
+    /// for a caller that has been shown nothing (a script deciding by id alone).
+    #[serde(default)]
+    pub revision: Option<i64>,
     pub note: Option<String>,
     /// Field edits applied in the same transaction, before the decision.
     pub sets: Vec<(EditableField, Option<String>)>,

@@ -439,7 +439,14 @@ impl AuditState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && empty => {
                 // A new log: the anchor comes before the first row, so a writer stopped
                 // right after its first commit leaves an anchor the next one can follow.
-                write_anchor(path, &self.files, &key, head, schema, super::system_now())?;
+                write_anchor(
+                    path,
+                    &self.files,
+                    &key,
+                    head,
+                    schema,
+                    crate::clock::Clock::process().now(),
+                )?;
                 open_rw(path).map_err(|e| files::io_error(path, "open", e))?
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -218,6 +218,7 @@ mod tests {
         let shared = store.checkpointer.as_ref().unwrap().shared.clone();
         let approve = Decision {
             kind: DecisionKind::Approve,
+            revision: None,
             note: None,
             sets: vec![],
         };

@@ -26,7 +26,6 @@ mod vfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
@@ -69,6 +68,8 @@ pub struct StoreOptions {
     /// The group that shares the store's files (`store.group`): they are created 0660 and
     /// given to it; `None`: 0600, owner only.
     pub group: Option<u32>,
+    /// Where the store's "now" comes from (leases, SLA, ages, undo windows).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for StoreOptions {
@@ -79,6 +80,7 @@ impl Default for StoreOptions {
             read_only: false,
             background_checkpoint: false,
             group: None,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -202,10 +204,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     policy: Arc<Policy>,
-    /// Added to the clock; tests move time forward with it.
-    clock_offset: Arc<AtomicI64>,
-    /// When not `i64::MIN`, the clock stands still here (tests with exact durations).
-    clock_frozen: Arc<AtomicI64>,
+    /// The store's "now"; tests pin and move it.
+    clock: crate::clock::Clock,
     /// The audit key and anchor as this writer last saw them.
     audit: anchor::AuditState,
     /// The Unix user recorded on every audit row this store writes.
@@ -237,13 +237,6 @@ pub struct RenderContext<'a> {
     pub decision: &'a crate::model::DecisionKind,
     pub note: Option<&'a str>,
     pub reviewer: &'a str,
-}
-
-pub fn system_now() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Store {
@@ -331,8 +324,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             policy,
-            clock_offset: Arc::new(AtomicI64::new(0)),
-            clock_frozen: Arc::new(AtomicI64::new(i64::MIN)),
+            clock: opts.clock.clone(),
             audit: anchor::AuditState::new(path, files),
             os_user: crate::identity::os_user().to_string(),
             count_cache: Default::default(),
@@ -402,25 +394,22 @@ impl Store {
     }
 
     pub fn now(&self) -> Millis {
-        let frozen = self.clock_frozen.load(Ordering::Relaxed);
-        let base = if frozen == i64::MIN {
-            system_now()
-        } else {
-            frozen
-        };
-        base + self.clock_offset.load(Ordering::Relaxed)
+        self.clock.now()
+    }
+
+    /// The store's clock (shared with whoever gave it).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     /// Stops this store's clock at the current time; [`Store::advance_clock`] still moves it.
     pub fn freeze_clock(&self) {
-        let now = self.now();
-        self.clock_offset.store(0, Ordering::Relaxed);
-        self.clock_frozen.store(now, Ordering::Relaxed);
+        self.clock.freeze();
     }
 
     /// Moves this store's clock (tests of lease expiry and undo windows).
     pub fn advance_clock(&self, ms: Millis) {
-        self.clock_offset.fetch_add(ms, Ordering::Relaxed);
+        self.clock.advance(ms);
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction, committing on `Ok`. A busy database is

@@ -190,10 +190,53 @@ fn list_sql(cond: &str, sort: Sort) -> String {
     )
 }
 
+/// Where one item sits in a query's order (0-based), if it matches the query.
+fn position_sql(cond: &str, sort: Sort) -> String {
+    format!(
+        "SELECT n FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY {}) - 1 AS n FROM requests
+         WHERE {cond}) WHERE id = ?",
+        order_by(sort),
+    )
+}
+
 impl Store {
-    /// One page of the queue. Only the page's rows are read, plus a count of matches.
+    /// One page of the queue. Only the page's rows are read, plus a count of matches. With
+    /// `around`, a page that misses that item is read again where the item is (one read
+    /// transaction, so the page, its total and the item's place agree).
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
         let now = self.now();
+        let Some(around) = q.around else {
+            return self.list_page(q, now);
+        };
+        let tx = self.conn.unchecked_transaction()?;
+        let mut page = self.list_page(q, now)?;
+        if !page.items.iter().any(|i| i.id == around) {
+            let (cond, args) = where_clause(q, now);
+            let id: [&dyn ToSql; 1] = [&around];
+            let pos: Option<i64> = self
+                .conn
+                .prepare_cached(&position_sql(&cond, list_sort(q)))?
+                .query_row(
+                    params_from_iter(args.iter().map(|a| a.as_ref()).chain(id)),
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(pos) = pos {
+                let limit = u64::from(if q.limit == 0 { 100 } else { q.limit });
+                page = self.list_page(
+                    &ListQuery {
+                        offset: (pos as u64).saturating_sub(limit / 2),
+                        ..q.clone()
+                    },
+                    now,
+                )?;
+            }
+        }
+        tx.finish()?;
+        Ok(page)
+    }
+
+    fn list_page(&self, q: &ListQuery, now: Millis) -> Result<Page> {
         let (cond, args) = where_clause(q, now);
         let limit = i64::from(if q.limit == 0 { 100 } else { q.limit });
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);

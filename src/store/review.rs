@@ -81,6 +81,23 @@ fn check_claim(tx: &Transaction<'_>, claim: &Claim, now: Millis) -> Result<()> {
     .into())
 }
 
+/// Refuses a decision made on another revision than the item's current one: a payload
+/// ingested after the decider read the item is a different request, and nobody has read it.
+fn check_revision(tx: &Transaction<'_>, id: i64, shown: Option<i64>) -> Result<()> {
+    let Some(shown) = shown else {
+        return Ok(());
+    };
+    let current: i64 = tx
+        .prepare_cached("SELECT revision FROM requests WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))
+        .optional()?
+        .ok_or(QueueError::NotFound(id))?;
+    if current != shown {
+        return Err(QueueError::StaleRevision { id, shown, current }.into());
+    }
+    Ok(())
+}
+
 fn take_lease(
     tx: &Transaction<'_>,
     audit: &mut AuditWriter,
@@ -459,6 +476,7 @@ impl Store {
         let renderer = self.renderer.clone();
         self.write_audited(|tx, now, policy, audit| {
             check_claim(tx, claim, now)?;
+            check_revision(tx, claim.id, decision.revision)?;
             for (field, value) in &decision.sets {
                 apply_edit(tx, audit, claim, *field, value.clone(), now, policy)?;
             }

@@ -330,7 +330,7 @@ fn key_the_log(
     .to_string();
     let (seq, at, os_user) = (
         last.seq + 1,
-        super::system_now(),
+        crate::clock::Clock::process().now(),
         crate::identity::os_user(),
     );
     let hash = audit::canonical_hash(
@@ -444,7 +444,7 @@ fn migrate_with(conn: &mut Connection, path: &Path, target: i64, files: &FileMod
                 &key,
                 &head,
                 schema,
-                super::system_now(),
+                crate::clock::Clock::process().now(),
             )?;
         }
         tracing::info!(from = v, to = v + 1, "migrated queue schema");

@@ -259,7 +259,9 @@ pub enum Effect {
     Claim(i64),
     Release(Claim),
     SaveEdit(Claim, EditableField, Option<String>),
-    /// Decide with a held claim, or claim first (one-key approve from the list).
+    /// Decide with a held claim, or claim first (one-key approve from the list). `id` is
+    /// the item whose detail is on screen, `decision.revision` the revision it showed; a
+    /// claim on any other item is refused.
     Decide {
         id: i64,
         claim: Option<Claim>,

@@ -189,6 +189,19 @@ pub struct ListState {
     /// Absolute index of the selected row, and of the first row on screen.
     pub selected: u64,
     pub top: u64,
+    /// The item the selection is on. Refreshes move `selected` to wherever this item is
+    /// now, so the selection never lands on another item by itself. `None` with `left`
+    /// unset: the row at `selected` is taken once it is loaded (after a move past the
+    /// fetched rows, or after the reviewer's own decision).
+    pub selected_id: Option<i64>,
+    /// The selected item left the list (decided by someone else, no longer matching):
+    /// nothing is selected until the reviewer moves.
+    pub left: Option<i64>,
+    /// The page on its way answers a new query (filter, sort, decided items): when the
+    /// selected item is not in it, the selection starts again from the top row.
+    pub refocus: bool,
+    /// The item the page request that is out was asked around.
+    pub asked_around: Option<i64>,
     /// The text of the filter as typed (shown in the status bar).
     pub filter_text: String,
     /// Rows [start, end) of the page request that is out.
@@ -211,6 +224,9 @@ pub struct App {
     /// Terminal size.
     pub width: u16,
     pub height: u16,
+    /// The item (id, revision) whose detail the last frame drew: decision keys act on this
+    /// and nothing else. The event loop sets it after each frame.
+    pub shown: Option<(i64, i64)>,
     pub mode: Mode,
     /// The mode an overlay returns to.
     pub return_mode: Mode,
@@ -295,6 +311,7 @@ impl App {
             now: init.now,
             width: init.width,
             height: init.height,
+            shown: None,
             mode: Mode::List,
             return_mode: Mode::List,
             list: ListState::default(),
@@ -335,13 +352,20 @@ impl App {
         }
     }
 
-    /// The row the selection is on, if it is in the fetched page.
+    /// The row the selection is on, if it is in the fetched page and holds the selected
+    /// item.
     pub fn selected_row(&self) -> Option<&crate::queue::ItemSummary> {
         let l = &self.list;
         l.selected
             .checked_sub(l.page.offset)
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| l.page.items.get(i))
+            .filter(|r| Some(r.id) == l.selected_id)
+    }
+
+    /// The terminal is below the size that shows an item: only quit and help take keys.
+    pub fn too_small(&self) -> bool {
+        super::view::layout::too_small(self.width, self.height)
     }
 
     /// The item the detail pane shows: the open one, else the selected row.

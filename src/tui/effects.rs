@@ -33,6 +33,11 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
         } => {
             let took = claim.is_none();
             let claim = match claim {
+                // A claim decides the item it is on: never another item than the one shown.
+                Some(c) if c.id != id => Err(crate::queue::QueueError::Invalid(format!(
+                    "the claim held is on item {} but item {id} is on screen; nothing was decided",
+                    c.id
+                ))),
                 Some(c) => Ok(c),
                 None => q.claim(id, reviewer).await,
             };

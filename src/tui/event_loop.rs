@@ -31,11 +31,9 @@ pub const POLL_EVERY: Duration = Duration::from_secs(2);
 /// The longest wait between polls of an idle console.
 pub const POLL_IDLE_MAX: Duration = Duration::from_secs(30);
 
+/// The console's "now": the process's clock (the system's, or `SIGNOFF_CLOCK`).
 pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::Clock::process().now()
 }
 
 /// Turns a terminal event into an action; `None` for what the console ignores (key
@@ -205,6 +203,7 @@ pub async fn run<W: Write>(
     let fx = update::init(&mut app);
     let mut effects = fx;
     draw_frame(terminal, &app)?;
+    app.shown = view::shown_item(&app);
     app.dirty = false;
     // For the end-to-end test that a panic leaves the terminal sane.
     if std::env::var_os("SIGNOFF_TUI_TEST_PANIC").is_some() {
@@ -272,6 +271,9 @@ pub async fn run<W: Write>(
         }
         if app.dirty {
             draw_frame(terminal, &app)?;
+            // Decision keys act on what this frame showed, not on what the state holds
+            // by the time they are read.
+            app.shown = view::shown_item(&app);
             app.dirty = false;
         }
         if pending.is_empty() {

@@ -108,6 +108,9 @@ pub struct World {
     /// Random faults injected so far.
     pub injected: usize,
     pub hung: Arc<tokio::sync::Notify>,
+    /// The fakes' "now" where they model time (monday's search lag): the system clock
+    /// unless a test shares its pinned clock with them.
+    pub clock: signoff::clock::Clock,
 }
 
 pub type Shared = Arc<Mutex<World>>;
@@ -196,7 +199,9 @@ impl Fakes {
         cfg.monday.token = Some(Secret::new(monday::TOKEN));
         cfg.monday.board_id = monday::BOARD.into();
         cfg.monday.key_column = "text_ext_id".into();
-        cfg.monday.search_settle_ms = 10;
+        // The fakes find a new item at once unless a test gives them a search lag: no
+        // lookup window unless a test sets one.
+        cfg.monday.lookup_window_secs = 0;
         cfg.slack.api_url = self.url("/api/");
         cfg.slack.token = Some(Secret::new(slack::TOKEN));
         cfg.slack.default_channel = slack::GENERAL.into();
@@ -362,6 +367,7 @@ pub fn approve_all(db: &Path, cfg: &ActionsConfig, payloads: &[serde_json::Value
                 &claim,
                 &Decision {
                     kind: DecisionKind::Approve,
+                    revision: None,
                     note: None,
                     sets: vec![],
                 },
@@ -394,6 +400,42 @@ pub async fn dispatch_once(db: &Path, cfg: &ActionsConfig) -> signoff::actions::
     )
     .await
     .unwrap()
+}
+
+/// Runs the dispatcher on `clock` (shared with the fakes by a test that pins time) until
+/// nothing is due by it.
+pub async fn dispatch_once_at(
+    db: &Path,
+    cfg: &ActionsConfig,
+    clock: &signoff::clock::Clock,
+) -> signoff::actions::DispatchSummary {
+    let opts = StoreOptions {
+        clock: clock.clone(),
+        ..StoreOptions::default()
+    };
+    signoff::actions::dispatch_with(
+        db,
+        policy(),
+        &opts,
+        cfg,
+        true,
+        "test-worker",
+        std::future::pending(),
+    )
+    .await
+    .unwrap()
+}
+
+/// When the row of `action` is next due (ms).
+pub fn next_due(store: &Store, action: &str) -> i64 {
+    store
+        .connection()
+        .query_row(
+            "SELECT next_attempt_at FROM outbox WHERE action = ?1 ORDER BY id LIMIT 1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 /// Dispatches, making retries due between rounds, until every row is settled (≤ `rounds`).
@@ -435,6 +477,21 @@ pub fn rows(store: &Store) -> Vec<(String, String, i64, Option<String>, serde_js
     .unwrap()
     .collect::<Result<_, _>>()
     .unwrap()
+}
+
+/// How long after its attempt began the row of `action` is next due (ms); the first
+/// such row when there are several.
+pub fn retry_gap(store: &Store, action: &str) -> i64 {
+    store
+        .connection()
+        .query_row(
+            "SELECT o.next_attempt_at - (SELECT MAX(a.at) FROM audit a WHERE a.kind = 'action_attempt'
+                AND json_extract(a.detail, '$.outbox_id') = o.id)
+             FROM outbox o WHERE o.action = ?1 ORDER BY o.id LIMIT 1",
+            [action],
+            |r| r.get(0),
+        )
+        .unwrap()
 }
 
 pub fn row(store: &Store, action: &str) -> (String, i64, Option<String>, serde_json::Value) {

@@ -1,7 +1,9 @@
 //! The monday.com fake: one `POST /v2`, raw token auth, arguments from `variables`,
 //! `column_values` a JSON *string* checked per column type, app errors as HTTP 200 with
-//! `errors[]` in the unified shape, ids as strings, `account_id` in every body.
+//! `errors[]` in the unified shape, ids as strings, `account_id` in every body; a search
+//! lag (a new item is not found by its key for a while) and the 423 of a locked board.
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,8 +12,9 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use axum::routing::post;
 use serde_json::{Map, Value, json};
+use signoff::clock::Millis;
 
-use super::{Shared, after_apply, before_apply, json as reply_json, log};
+use super::{Fault, Shared, after_apply, before_apply, json as reply_json, log};
 
 pub const TOKEN: &str = "monday-token-123";
 pub const BOARD: &str = "1234567890";
@@ -38,10 +41,11 @@ pub struct Monday {
     pub updates: Vec<Update>,
     pub next_id: u64,
     pub api_versions: Vec<String>,
-    /// A new item stays out of this many searches (monday's possible search lag).
-    pub search_lag: u32,
-    /// item id → searches it still stays hidden from.
-    pub hidden: BTreeMap<String, u32>,
+    /// A new item stays out of `items_page_by_column_values` for this long after its
+    /// create (monday's search index may lag behind a create), by the world's clock.
+    pub search_lag: Duration,
+    /// item id → when (ms, the world's clock) searches start finding it.
+    pub searchable_at: BTreeMap<String, Millis>,
 }
 
 impl Monday {
@@ -177,6 +181,19 @@ impl Monday {
     }
 }
 
+/// monday's answer while the board is locked by a concurrent update: HTTP 423 with the
+/// legacy error body (INTEGRATIONS.md §1.4), and `Retry-After` when given. Nothing is
+/// applied. The message wording is illustrative; the classifier keys on the status.
+pub fn locked(retry_after: Option<&str>) -> Fault {
+    Fault::Reply {
+        status: 423,
+        retry_after: retry_after.map(str::to_string),
+        body: json!({"error_message": "The board is locked by another update, please try again", "status_code": 423})
+            .to_string(),
+        content_type: "application/json; charset=utf-8",
+    }
+}
+
 pub fn routes() -> Router<Shared> {
     Router::new().route("/v2", post(handle))
 }
@@ -244,6 +261,7 @@ async fn handle(
     let q = query.unwrap_or_default();
     let answer = {
         let mut w = world.lock().unwrap();
+        let now = w.clock.now();
         let m = &mut w.monday;
         let s = |k: &str| vars.get(k).and_then(Value::as_str).map(str::to_string);
         let board_ok = |b: Option<String>| b.as_deref() == Some(BOARD);
@@ -253,18 +271,12 @@ async fn handle(
                     error("InvalidBoardIdException", "Board not found", 200, &field)
                 } else {
                     let (col, val) = (s("col").unwrap_or_default(), s("val").unwrap_or_default());
-                    let found: Vec<(String, String)> = m
+                    let mut items: Vec<Value> = m
                         .items_with(&col, &val)
                         .into_iter()
-                        .map(|i| (i.id.clone(), i.name.clone()))
+                        .filter(|i| m.searchable_at.get(&i.id).is_none_or(|at| *at <= now))
+                        .map(|i| json!({"id": i.id, "name": i.name}))
                         .collect();
-                    let mut items = Vec::new();
-                    for (id, name) in found {
-                        match m.hidden.get_mut(&id) {
-                            Some(n) if *n > 0 => *n -= 1,
-                            _ => items.push(json!({"id": id, "name": name})),
-                        }
-                    }
                     items.truncate(2);
                     json!({"data": {field.as_str(): {"cursor": null, "items": items}}, "account_id": 1})
                 }
@@ -291,8 +303,9 @@ async fn handle(
                                 )
                             } else {
                                 let id = m.mint();
-                                if m.search_lag > 0 {
-                                    m.hidden.insert(id.clone(), m.search_lag);
+                                if !m.search_lag.is_zero() {
+                                    let lag = m.search_lag.as_millis() as Millis;
+                                    m.searchable_at.insert(id.clone(), now + lag);
                                 }
                                 m.items.push(Item {
                                     id: id.clone(),

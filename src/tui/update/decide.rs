@@ -20,18 +20,54 @@ pub(super) fn unsaved_sets(app: &App) -> Vec<(EditableField, Option<String>)> {
         .unwrap_or_default()
 }
 
+/// Why a decision on the item in the state is not a decision on the item on screen, if
+/// it is not: the last frame drew another item, another revision of it, or nothing (a
+/// refresh or a move reached the state in the same batch of input as the key).
+fn not_on_screen(app: &App, id: i64, revision: i64) -> Option<String> {
+    match app.shown {
+        Some(shown) if shown == (id, revision) => None,
+        Some((shown_id, shown_rev)) if shown_id == id => Some(format!(
+            "#{id} changed while you read it (revision {shown_rev} → {revision}): nothing was decided; the new version is on screen now: read it, then decide"
+        )),
+        _ => Some(format!(
+            "#{id} was not on screen yet: nothing was decided; read it, then decide"
+        )),
+    }
+}
+
 pub(super) fn decide(app: &mut App, kind: DecisionKind, note: Option<String>) -> Vec<Effect> {
-    if !can_decide(app) {
-        let why = why_disabled(app, Cmd::Approve);
-        say(app, Level::Warn, why);
+    let back_from_picker = |app: &mut App| {
         if matches!(app.mode, Mode::Reject | Mode::Escalate | Mode::Note) {
             app.mode = app.return_mode;
         }
+    };
+    if !can_decide(app) {
+        let why = why_disabled(app, Cmd::Approve);
+        say(app, Level::Warn, why);
+        back_from_picker(app);
         return Vec::new();
     }
-    let Some(id) = app.current_id() else {
+    // The decision is for the item whose detail is on screen, at the revision shown.
+    let Some((id, revision)) = app
+        .current_detail()
+        .map(|d| (d.summary.id, d.summary.revision))
+    else {
         return Vec::new();
     };
+    if let Some(why) = not_on_screen(app, id, revision) {
+        say(app, Level::Warn, why);
+        back_from_picker(app);
+        return Vec::new();
+    }
+    if let Some(c) = app.claim.as_ref().filter(|c| c.id != id) {
+        let why = format!(
+            "the claim held is on #{} but #{id} is on screen: nothing was decided; press esc and open the item again",
+            c.id
+        );
+        say(app, Level::Error, why);
+        back_from_picker(app);
+        return Vec::new();
+    }
     let mut sets = unsaved_sets(app);
     // Fields saved while the lease was lost are in the form, not the queue: send them all.
     if app.claim.is_none()
@@ -48,17 +84,20 @@ pub(super) fn decide(app: &mut App, kind: DecisionKind, note: Option<String>) ->
             })
             .collect();
     }
-    let claim = app.claim.clone().filter(|c| c.id == id);
+    let claim = app.claim.clone();
     let verb = kind.verb();
     app.deciding = Some(id);
-    if matches!(app.mode, Mode::Reject | Mode::Escalate | Mode::Note) {
-        app.mode = app.return_mode;
-    }
+    back_from_picker(app);
     say(app, Level::Info, format!("{verb}: #{id}…"));
     vec![Effect::Decide {
         id,
         claim,
-        decision: Decision { kind, note, sets },
+        decision: Decision {
+            kind,
+            revision: Some(revision),
+            note,
+            sets,
+        },
     }]
 }
 

@@ -153,7 +153,11 @@ pub(super) fn move_selection(app: &mut App, c: Cmd) -> Vec<Effect> {
     let half = (rows / 2).max(1);
     let last = total - 1;
     let sel = app.list.selected;
+    // The selected item left the list and the rows below it moved up: down takes the row
+    // now in its place, up the one above.
+    let gone = app.list.left.is_some();
     let new = match c {
+        Cmd::Down if gone => sel,
         Cmd::Down => sel.saturating_add(1),
         Cmd::Up => sel.saturating_sub(1),
         Cmd::Top => 0,
@@ -165,15 +169,77 @@ pub(super) fn move_selection(app: &mut App, c: Cmd) -> Vec<Effect> {
         _ => sel,
     }
     .min(last);
-    if new == sel {
+    if new == sel && !gone {
         app.dirty = false;
         return Vec::new();
     }
     app.list.selected = new;
+    app.list.left = None;
+    take_selected_row(app);
     app.raw_scroll = 0;
     app.ai_scroll = 0;
     follow_selection(app);
     ensure_window(app)
+}
+
+/// Puts the selection on the item in the row at `selected`, or on no item until that row
+/// is loaded.
+pub(super) fn take_selected_row(app: &mut App) {
+    let l = &mut app.list;
+    l.selected_id = l
+        .selected
+        .checked_sub(l.page.offset)
+        .and_then(|i| usize::try_from(i).ok())
+        .and_then(|i| l.page.items.get(i))
+        .map(|r| r.id);
+}
+
+/// A new page is in: the selection goes to wherever its item is now. The page was asked
+/// for around the selected item, so an item it does not hold has left the list: after the
+/// reviewer's own new query (filter, sort) the selection starts again from the top row;
+/// otherwise the message line says so and nothing is selected until the reviewer moves.
+pub(super) fn place_selection(app: &mut App) -> Vec<Effect> {
+    let refocus = std::mem::take(&mut app.list.refocus);
+    let l = &mut app.list;
+    let Some(id) = l.selected_id else {
+        if refocus {
+            l.selected = 0;
+            l.top = 0;
+            l.left = None;
+        }
+        if l.left.is_none() {
+            take_selected_row(app);
+        }
+        return Vec::new();
+    };
+    if let Some(i) = l.page.items.iter().position(|r| r.id == id) {
+        l.selected = l.page.offset + i as u64;
+        return Vec::new();
+    }
+    if l.asked_around != Some(id) {
+        // A page asked for before the selection came to this item says nothing about it.
+        l.refocus = refocus;
+        return reload(app);
+    }
+    if refocus {
+        l.selected = 0;
+        l.top = 0;
+        take_selected_row(app);
+        return Vec::new();
+    }
+    l.selected_id = None;
+    l.left = Some(id);
+    say(app, Level::Warn, left_message(id, None));
+    // Its detail says why it left (decided, and by whom).
+    vec![refetch_detail(app, id)]
+}
+
+/// The message line for an item that left the list, with why when known.
+pub(super) fn left_message(id: i64, why: Option<&str>) -> String {
+    format!(
+        "#{id} left the list{}; nothing is selected: move (j/k) to select an item",
+        why.map(|w| format!(": {w}")).unwrap_or_default()
+    )
 }
 
 /// Keeps the selection on screen.
@@ -207,9 +273,11 @@ pub(super) fn page_effect(app: &mut App) -> Effect {
     app.list.generation += 1;
     app.list.loading = true;
     app.list.requested = Some((offset, offset + limit));
+    app.list.asked_around = app.list.selected_id;
     let query = ListQuery {
         offset,
         limit: limit as u32,
+        around: app.list.selected_id,
         ..app.list.query.clone()
     };
     Effect::LoadPage {
@@ -250,10 +318,11 @@ pub(super) fn refetch_detail(app: &mut App, id: i64) -> Effect {
     Effect::LoadDetails(vec![id])
 }
 
-/// The query changed (filter, sort, open queue or decided items): back to the top, say so,
-/// ask for the first rows.
+/// The query changed (filter, sort, open queue or decided items): say so and ask for the
+/// rows again. The selection stays on its item if the new list holds it, else it starts
+/// from the top row.
 pub(super) fn requery(app: &mut App, level: Level, message: impl Into<String>) -> Vec<Effect> {
-    app.list.selected = 0;
+    app.list.refocus = true;
     app.list.top = 0;
     say(app, level, message);
     reload(app)

@@ -34,7 +34,27 @@ pub(super) fn describe(e: &QueueError) -> String {
                 .map(|h| format!(" (now held by {h})"))
                 .unwrap_or_default()
         ),
+        QueueError::StaleRevision { id, shown, current } => format!(
+            "#{id} changed since you opened it (revision {shown} → {current}): nothing was decided; read the new version, then decide"
+        ),
         other => other.to_string(),
+    }
+}
+
+/// Why an item is no longer in the list, from its detail.
+fn why_it_left(d: &crate::queue::ItemDetail) -> String {
+    use crate::model::DecisionKind;
+    match (&d.decision, d.summary.state.is_decided()) {
+        (Some(dec), true) => {
+            let what = match &dec.kind {
+                DecisionKind::Approve => "approved".to_string(),
+                DecisionKind::Reject { reason } => format!("rejected ({reason})"),
+                DecisionKind::Escalate { queue } => format!("escalated to {queue}"),
+            };
+            crate::text::sanitize(&format!("{what} by {}", dec.reviewer)).into_owned()
+        }
+        (None, true) => d.summary.state.to_string(),
+        _ => "it no longer matches this list".into(),
     }
 }
 
@@ -51,11 +71,18 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             if first {
                 return Vec::new();
             }
-            // Someone changed the queue: refresh what is on screen.
-            let keep = app.open;
-            app.details.retain(|id, _| Some(*id) == keep);
+            // Someone changed the queue: refresh what is on screen. The details shown stay
+            // up until their fresh copies arrive (a decision on one meanwhile names the
+            // revision shown, which the queue refuses if it has moved on).
+            let shown: Vec<i64> = app.open.into_iter().chain(app.list.selected_id).collect();
+            app.details.retain(|id, _| shown.contains(id));
             app.details_requested.clear();
             let mut fx = reload(app);
+            for id in shown {
+                if !app.details_requested.contains(&id) {
+                    fx.push(refetch_detail(app, id));
+                }
+            }
             fx.push(Effect::LoadCounts);
             fx.extend(stats_if_due(app));
             fx
@@ -73,10 +100,13 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             app.list.requested = None;
             match result {
                 Ok(page) => {
+                    let l = &app.list;
+                    let before = (l.selected, l.top, l.selected_id, l.left);
                     let changed = page != app.list.page;
                     app.list.page = page;
+                    let mut fx = place_selection(app);
                     follow_selection(app);
-                    let mut fx = ensure_window(app);
+                    fx.extend(ensure_window(app));
                     // Keep details of rows near the page only; bounded memory at any queue size.
                     let keep: std::collections::HashSet<i64> = app
                         .list
@@ -87,7 +117,9 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         .chain(app.open)
                         .collect();
                     app.details.retain(|id, _| keep.contains(id));
-                    app.dirty = changed || !fx.is_empty();
+                    let l = &app.list;
+                    let moved = before != (l.selected, l.top, l.selected_id, l.left);
+                    app.dirty = changed || moved || !fx.is_empty();
                     fx.extend(fetch_details(app));
                     fx
                 }
@@ -111,8 +143,32 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             for (id, r) in list {
                 app.details_requested.remove(&id);
                 match r {
+                    Ok(d) if app.list.left == Some(id) && app.open != Some(id) => {
+                        let why = why_it_left(&d);
+                        say(app, Level::Warn, left_message(id, Some(&why)));
+                    }
                     Ok(d) => {
+                        let before = app.details.get(&id).map(|old| old.summary.revision);
+                        let revision = d.summary.revision;
                         app.details.insert(id, d);
+                        if app.current_id() == Some(id)
+                            && let Some(before) = before.filter(|b| *b != revision)
+                        {
+                            say(
+                                app,
+                                Level::Warn,
+                                format!(
+                                    "#{id} has a new revision ({before} → {revision}), shown now: read it again before deciding"
+                                ),
+                            );
+                        }
+                    }
+                    Err(QueueError::NotFound(_)) if app.list.left == Some(id) => {
+                        say(
+                            app,
+                            Level::Warn,
+                            left_message(id, Some("it no longer exists")),
+                        );
                     }
                     // The item on screen says why it has no detail, instead of "loading…".
                     Err(e) if app.current_id() == Some(id) => {
@@ -234,6 +290,12 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         ),
                     );
                     app.last_decision = Some((id, receipt.undo_until, past.to_string()));
+                    // The reviewer's own decision moves the selection on: the row that takes
+                    // the decided item's place is selected once the list comes back.
+                    if app.list.selected_id == Some(id) || app.list.left == Some(id) {
+                        app.list.selected_id = None;
+                        app.list.left = None;
+                    }
                     if app.open == Some(id) {
                         app.open = None;
                         app.claim = None;
@@ -255,7 +317,14 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         app.claim = None;
                     }
                     say(app, Level::Error, describe(&e));
-                    reload(app)
+                    let mut fx = reload(app);
+                    if matches!(e, QueueError::StaleRevision { .. }) {
+                        // The revision it was refused for goes on screen next (in place of
+                        // the old one, not as news that would hide the refusal).
+                        app.details.remove(&id);
+                        fx.push(refetch_detail(app, id));
+                    }
+                    fx
                 }
             }
         }

@@ -34,6 +34,11 @@ pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(ev) => key(app, ev),
         Action::Cmd(c) => command(app, c),
+        // Nothing is typed into a field the reviewer cannot see.
+        Action::Paste(_) if app.too_small() => {
+            app.dirty = false;
+            Vec::new()
+        }
         Action::Paste(text) => paste(app, &text),
         Action::Resize(w, h) => {
             app.width = w;
@@ -64,7 +69,37 @@ pub(super) fn say(app: &mut App, level: Level, text: impl Into<String>) {
     app.message = Some((text.into(), level));
 }
 
+/// Below the minimum size nothing of the item is on screen, so nothing may act on it:
+/// only quit and help take keys (as on the queue screen, whatever the mode, so that `q`
+/// is never typed into a field that cannot be seen), and Esc out of help.
+fn paused_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
+    let k = Key::from_event(&ev);
+    app.pending_key = None;
+    let mode = app.mode;
+    let lets_through = |c: Cmd| {
+        matches!(c, Cmd::Quit | Cmd::ForceQuit | Cmd::Help)
+            || (mode == Mode::Help && c == Cmd::Back)
+    };
+    let cmd = [mode, Mode::List].into_iter().find_map(|m| {
+        match app.keymap.resolve(m, None, k, |_| true) {
+            Resolved::Cmd(c) if lets_through(c) => Some(c),
+            _ => None,
+        }
+    });
+    match cmd {
+        Some(c) => command(app, c),
+        None => {
+            // The enlarge line already says keys are paused.
+            app.dirty = false;
+            Vec::new()
+        }
+    }
+}
+
 pub(super) fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
+    if app.too_small() {
+        return paused_key(app, ev);
+    }
     let k = Key::from_event(&ev);
     let mode = app.mode;
     let pending = app.pending_key.take();
@@ -115,9 +150,17 @@ pub(super) fn held_by_other(app: &App, id: i64) -> Option<(String, i64)> {
     }
 }
 
+/// Whether approve, reject and escalate take their key: an item's detail is on screen
+/// (loaded, with room to draw it) and nobody else holds it.
 pub fn can_decide(app: &App) -> bool {
+    may_change(app) && crate::tui::view::layout::shows_detail(app) && app.current_detail().is_some()
+}
+
+/// Whether the current item may be changed (edited, or decided once its detail is drawn).
+fn may_change(app: &App) -> bool {
     !app.read_only
         && app.deciding.is_none()
+        && !app.too_small()
         && app
             .current_id()
             .is_some_and(|id| held_by_other(app, id).is_none())
@@ -131,7 +174,9 @@ pub(super) fn undo_open(app: &App) -> bool {
 /// their key to a focused text field.
 pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
     match c {
-        Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit => can_decide(app),
+        Cmd::Approve | Cmd::Reject | Cmd::Escalate => can_decide(app),
+        // Edit opens the item first: it need not be on screen yet.
+        Cmd::Edit => may_change(app),
         Cmd::Undo => undo_open(app),
         Cmd::Open => app.selected_row().is_some(),
         Cmd::Diff | Cmd::Preview | Cmd::Timeline => app.current_id().is_some(),
@@ -187,6 +232,20 @@ pub(super) fn why_disabled(app: &App, c: Cmd) -> String {
         Cmd::Outcome => return "outcomes are recorded on decided items".into(),
         _ => {}
     }
+    if app.too_small() {
+        return format!(
+            "the terminal ({}×{}) is too small to show the item: enlarge it to at least {}×{}",
+            app.width,
+            app.height,
+            crate::tui::view::layout::MIN_WIDTH,
+            crate::tui::view::layout::MIN_HEIGHT
+        );
+    }
+    if app.current_id().is_none()
+        && let Some(id) = app.list.left
+    {
+        return format!("#{id} left the list: nothing is selected; move (j/k) to select an item");
+    }
     if let Some((who, left)) = app.current_id().and_then(|id| held_by_other(app, id)) {
         return format!(
             "{} is reviewing this item ({} left); pick another",
@@ -194,10 +253,19 @@ pub(super) fn why_disabled(app: &App, c: Cmd) -> String {
             fmt_left(left)
         );
     }
-    match c {
-        Cmd::Undo => "nothing to undo: the undo window has closed or no decision was made".into(),
+    let deciding = matches!(c, Cmd::Approve | Cmd::Reject | Cmd::Escalate);
+    match (c, app.current_id()) {
+        (Cmd::Undo, _) => {
+            "nothing to undo: the undo window has closed or no decision was made".into()
+        }
         _ if app.deciding.is_some() => "a decision is on its way…".into(),
-        _ if app.current_id().is_none() => "no item selected".into(),
+        (_, None) => "no item selected".into(),
+        (_, Some(id)) if deciding && !crate::tui::view::layout::shows_detail(app) => format!(
+            "the terminal is too short to show #{id} beside the list: open it (enter) and read it before deciding"
+        ),
+        (_, Some(id)) if deciding && app.current_detail().is_none() => {
+            format!("#{id} is still loading: nothing to decide on until it is on screen")
+        }
         _ => format!("{} is not available here", c.name()),
     }
 }

@@ -23,10 +23,10 @@ fn block<'a>(app: &App, title: Vec<Span<'a>>, focused: bool) -> Block<'a> {
 
 fn placeholder(app: &App, frame: &mut Frame, area: Rect, title: &'static str, focused: bool) {
     let t = &app.theme;
-    let msg = if app.current_id().is_some() {
-        "loading…"
-    } else {
-        "no item selected"
+    let msg = match (app.current_id(), app.list.left) {
+        (Some(_), _) => "loading…".to_string(),
+        (None, Some(id)) => format!("#{id} left the list: move (j/k) to select an item"),
+        (None, None) => "no item selected".to_string(),
     };
     let b = block(app, vec![Span::styled(title, t.title)], focused);
     frame.render_widget(Paragraph::new(Line::styled(msg, t.muted)).block(b), area);

@@ -25,9 +25,14 @@ pub struct Regions {
     pub footer: Rect,
 }
 
+/// Below the minimum size: one "enlarge the terminal" line and nothing else is drawn.
+pub fn too_small(width: u16, height: u16) -> bool {
+    width < MIN_WIDTH || height < MIN_HEIGHT
+}
+
 pub fn regions(app: &App, area: Rect) -> Regions {
     let mut r = Regions::default();
-    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+    if too_small(area.width, area.height) {
         r.tiny = Some(area);
         return r;
     }
@@ -82,7 +87,7 @@ pub fn regions(app: &App, area: Rect) -> Regions {
 /// Rows of the list that show items (inside its border).
 /// The same whether or not an item is open, so the selection keeps its place.
 pub fn list_rows(app: &App) -> u16 {
-    if app.width < MIN_WIDTH || app.height < MIN_HEIGHT {
+    if too_small(app.width, app.height) {
         return 1;
     }
     let body_h = app.height.saturating_sub(3);
@@ -92,4 +97,11 @@ pub fn list_rows(app: &App) -> u16 {
         body_h
     };
     list_h.saturating_sub(2).max(1)
+}
+
+/// Whether a frame at the app's size has room for the item's detail (the raw request or
+/// the AI triage), beside the list or instead of it.
+pub fn shows_detail(app: &App) -> bool {
+    let r = regions(app, Rect::new(0, 0, app.width, app.height));
+    r.raw.is_some() || r.ai.is_some()
 }

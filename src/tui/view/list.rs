@@ -55,7 +55,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             .checked_sub(l.page.offset)
             .and_then(|k| usize::try_from(k).ok())
             .and_then(|k| l.page.items.get(k));
-        let selected = abs == l.selected;
+        // After the selected item left the list no row is marked: none is selected.
+        let selected = abs == l.selected && l.left.is_none();
         lines.push(match item {
             Some(it) => row(app, it, selected, width),
             None => Line::styled(fmt::pad("  …", width), t.muted),

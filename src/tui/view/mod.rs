@@ -23,18 +23,69 @@ pub fn overlay_max_scroll(app: &App) -> u16 {
     overlay::max_scroll(app, r.body)
 }
 
+/// The item (id, revision) whose detail a frame at the app's size draws, if any. Once
+/// that frame is on screen it is what a decision key acts on.
+pub fn shown_item(app: &App) -> Option<(i64, i64)> {
+    if !layout::shows_detail(app) {
+        return None;
+    }
+    app.current_detail()
+        .map(|d| (d.summary.id, d.summary.revision))
+}
+
+/// The one thing drawn below the minimum size: what is wrong, what is needed, and that
+/// keys other than quit and help do nothing meanwhile. Wrapped into the lines there are;
+/// `…` where it does not fit.
+fn enlarge_lines(width: u16, height: u16) -> Vec<String> {
+    let parts = [
+        "enlarge the terminal".to_string(),
+        format!(
+            "({width}×{height}, needs ≥ {}×{})",
+            layout::MIN_WIDTH,
+            layout::MIN_HEIGHT
+        ),
+        "· keys are paused".to_string(),
+        "(q quits)".to_string(),
+    ];
+    let w = usize::from(width);
+    // Whole parts to a line where they fit; a part wider than a line goes word by word.
+    let tokens = parts.iter().flat_map(|p| {
+        if fmt::cells(p) <= w {
+            vec![p.clone()]
+        } else {
+            p.split(' ').map(|t| fmt::cut(t, w)).collect()
+        }
+    });
+    let mut lines: Vec<String> = Vec::new();
+    for t in tokens {
+        match lines.last_mut() {
+            Some(last) if fmt::cells(last) + 1 + fmt::cells(&t) <= w => {
+                last.push(' ');
+                last.push_str(&t);
+            }
+            _ => lines.push(t),
+        }
+    }
+    let room = usize::from(height).max(1);
+    if lines.len() > room {
+        lines.truncate(room);
+        if let Some(last) = lines.last_mut() {
+            *last = fmt::cut(&format!("{last}…"), w);
+        }
+    }
+    lines.iter().map(|l| fmt::pad(l, w)).collect()
+}
+
 /// Draws one frame. Reads the state, changes nothing.
 pub fn draw(app: &App, frame: &mut Frame) {
     let area = frame.area();
     let r = layout::regions(app, area);
     if let Some(tiny) = r.tiny {
-        let msg = format!(
-            "enlarge the terminal to at least {}×{}",
-            layout::MIN_WIDTH,
-            layout::MIN_HEIGHT
-        );
-        let line = Line::styled(fmt::pad(&msg, usize::from(tiny.width)), app.theme.warn);
-        frame.render_widget(Paragraph::new(line), tiny);
+        let lines: Vec<Line> = enlarge_lines(tiny.width, tiny.height)
+            .into_iter()
+            .map(|l| Line::styled(l, app.theme.warn))
+            .collect();
+        frame.render_widget(Paragraph::new(lines), tiny);
         return;
     }
     if let Some(l) = r.list {
