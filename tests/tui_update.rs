@@ -624,23 +624,6 @@ fn entries(n: usize) -> Vec<signoff::queue::AuditEntry> {
         .collect()
 }
 
-/// An entry written under a reviewer name that is not the Unix user who acted shows both;
-/// the reviewer's own and the system's entries show the name alone.
-#[test]
-fn the_timeline_shows_the_unix_user_beside_a_reviewer_name_that_is_not_theirs() {
-    let mut a = loaded_app(120, 40);
-    key(&mut a, "L");
-    let mut list = entries(3);
-    list[0].os_user = Some("ana".into());
-    list[1].os_user = Some("root".into());
-    list[2].actor = "system".into();
-    list[2].os_user = Some("root".into());
-    update(&mut a, Action::Loaded(Loaded::Timeline(1, Ok(list))));
-    let screen = render(&a);
-    assert_eq!(screen.matches("(unix root)").count(), 1, "{screen}");
-    assert!(!screen.contains("(unix ana)"), "{screen}");
-}
-
 /// G, PgDn and friends stop at the last screenful: the overlay never scrolls past its
 /// content, so k after G moves at once.
 #[test]

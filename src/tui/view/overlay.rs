@@ -297,26 +297,12 @@ fn timeline_content(app: &App) -> (String, Vec<Line<'static>>) {
                 .iter()
                 .map(|e| {
                     let detail = compact(&e.detail);
-                    let mut spans = vec![
+                    Line::from(vec![
                         Span::styled(format!("{}  ", fmt::time(e.at)), t.muted),
                         Span::styled(format!("{:<12} ", fmt::clean(&e.actor, 12)), t.accent),
-                    ];
-                    // A reviewer name that is not the Unix user who acted (an allowed
-                    // override) shows both; system and dispatcher entries do not.
-                    if let Some(user) = e.os_user.as_deref().filter(|u| {
-                        *u != e.actor && e.actor != "system" && !e.actor.starts_with("dispatch:")
-                    }) {
-                        spans.push(Span::styled(
-                            format!("(unix {}) ", fmt::clean(user, 16)),
-                            t.muted,
-                        ));
-                    }
-                    spans.push(Span::styled(
-                        format!("{:<10} ", fmt::clean(&e.kind, 16)),
-                        t.title,
-                    ));
-                    spans.push(Span::styled(text::sanitize(&detail).into_owned(), t.base));
-                    Line::from(spans)
+                        Span::styled(format!("{:<10} ", fmt::clean(&e.kind, 16)), t.title),
+                        Span::styled(text::sanitize(&detail).into_owned(), t.base),
+                    ])
                 })
                 .collect();
             if lines.is_empty() {
