@@ -47,6 +47,14 @@ pub enum QueueError {
     Invalid(String),
     #[error("cannot undo item {id}: {why}")]
     CannotUndo { id: i64, why: String },
+    /// The store refused to write: its audit log does not match the anchor (the message
+    /// says how, and what to run).
+    #[error("{0}")]
+    AuditRefused(String),
+    /// A file of the store this process may not read or write (the message names it, its
+    /// owner and mode, and what to do).
+    #[error("{0}")]
+    Permission(String),
     #[error("the queue is read-only")]
     ReadOnly,
     #[error("queue storage failed: {0}")]

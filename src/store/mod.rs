@@ -190,6 +190,8 @@ impl From<StoreError> for QueueError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Queue(q) => q,
+            e @ StoreError::AuditRefused(_) => QueueError::AuditRefused(e.to_string()),
+            StoreError::Permission(d) => QueueError::Permission(d.to_string()),
             other => QueueError::Storage(other.to_string()),
         }
     }
