@@ -308,6 +308,18 @@ impl Store {
             conn.set_prepared_statement_cache_capacity(64);
             Ok::<_, rusqlite::Error>(conn)
         };
+        if write
+            && let Ok(meta) = std::fs::metadata(path)
+            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o007 != 0
+        {
+            // Files created by earlier versions keep their mode; say so rather than change
+            // what other users of the file may rely on.
+            tracing::warn!(
+                db = %path.display(),
+                mode = format!("{:04o}", std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777),
+                "the queue database is open to other users; chmod 600 it (and its -wal, -shm and anchor), or 660 with store.group"
+            );
+        }
         let conn = connect().map_err(open_err)?;
         if write && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
             // SQLite opens a file it may read but not write read-only, without a word.
