@@ -99,7 +99,12 @@ pub struct Policy {
     /// Intents the AI may assign.
     pub intents: Vec<String>,
     /// Priorities, most urgent first: the queue is ordered by this list, then by age.
+    /// A priority is matched without regard to ASCII case ("Medium" is read as "medium").
     pub priorities: Vec<String>,
+    /// Other names models use for a priority, each read as the priority it names
+    /// (`normal = "medium"`); matched without regard to ASCII case, like the priorities.
+    /// The value as sent is kept and shown beside the one it was read as.
+    pub priority_aliases: BTreeMap<String, String>,
     /// Below this confidence an item always needs review. Missing confidence always does.
     pub confidence_threshold: f64,
     /// Auto-approval above the threshold where no review rule applies. Off by default.
@@ -168,7 +173,11 @@ impl Default for Policy {
                 "spam",
                 "other",
             ]),
-            priorities: s(&["urgent", "high", "normal", "low"]),
+            priorities: s(&["urgent", "high", "medium", "low"]),
+            priority_aliases: [("normal", "medium")]
+                .iter()
+                .map(|(a, p)| (a.to_string(), p.to_string()))
+                .collect(),
             confidence_threshold: 0.75,
             auto_approve: false,
             review: ReviewRules::default(),
@@ -195,7 +204,7 @@ impl Default for Policy {
                 .collect(),
             never_auto_send: vec![Gmail],
             sample_rate: 0.05,
-            sla_minutes: [("urgent", 15), ("high", 60), ("normal", 240), ("low", 1440)]
+            sla_minutes: [("urgent", 15), ("high", 60), ("medium", 240), ("low", 1440)]
                 .iter()
                 .map(|(p, m)| (p.to_string(), *m))
                 .collect(),
@@ -231,12 +240,54 @@ pub struct PolicyError {
 }
 
 impl Policy {
-    /// Queue order of a priority: its index in `priorities`. Unknown or missing priorities
-    /// sort first: an item whose priority cannot be trusted gets a person's eyes soonest.
+    /// The allowed priority a value is read as: a priority or an alias of one, matched
+    /// without regard to ASCII case or surrounding whitespace. `None`: not a priority
+    /// this policy knows.
+    pub fn read_priority(&self, value: &str) -> Option<&str> {
+        let v = value.trim();
+        let allowed = |name: &str| {
+            self.priorities
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(name))
+                .map(String::as_str)
+        };
+        allowed(v).or_else(|| {
+            self.priority_aliases
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(v))
+                .and_then(|(_, target)| allowed(target))
+        })
+    }
+
+    /// The priority as read where the policy knows it, else the value as it is.
+    pub fn priority_as_read<'a>(&'a self, value: &'a str) -> &'a str {
+        self.read_priority(value).unwrap_or(value)
+    }
+
+    /// Queue order of a priority: the index in `priorities` of the priority it is read as.
+    /// Unknown or missing priorities sort first: an item whose priority cannot be trusted
+    /// gets a person's eyes soonest.
     pub fn priority_rank(&self, priority: Option<&str>) -> i64 {
         priority
+            .and_then(|p| self.read_priority(p))
             .and_then(|p| self.priorities.iter().position(|x| x == p))
             .map_or(0, |i| i as i64)
+    }
+
+    /// What the derived columns of stored items depend on (allowed values, aliases and
+    /// the rules that read them), as a digest: a store re-checks its open items when the
+    /// digest it recorded differs. The version number changes when those rules change.
+    pub fn validation_digest(&self) -> String {
+        const RULES_VERSION: u32 = 1;
+        let json = serde_json::to_vec(&(
+            RULES_VERSION,
+            &self.intents,
+            &self.priorities,
+            &self.priority_aliases,
+        ))
+        .unwrap_or_default();
+        let digest = Sha256::digest(&json);
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn reject_reason(&self, key: &str) -> Option<&RejectReason> {
@@ -270,8 +321,11 @@ impl Policy {
         self.outcomes.iter().find(|o| o.key == key)
     }
 
+    /// The SLA of the priority a value is read as.
     pub fn sla_minutes_for(&self, priority: Option<&str>) -> Option<u64> {
-        priority.and_then(|p| self.sla_minutes.get(p).copied())
+        priority
+            .and_then(|p| self.read_priority(p))
+            .and_then(|p| self.sla_minutes.get(p).copied())
     }
 
     /// A short, stable fingerprint of the policy, recorded in the audit log with each ingest.
@@ -279,6 +333,32 @@ impl Policy {
         let json = serde_json::to_vec(self).unwrap_or_default();
         let digest = Sha256::digest(&json);
         digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Drops built-in defaults that name intents or priorities this policy no longer has:
+    /// a user who replaces `priorities` did not write the default SLA of a priority they
+    /// removed, and should not get an error about it. `user_set(key)` (a key below
+    /// `policy`, e.g. `sla_minutes.medium`) says whether the user's config set a value;
+    /// those are kept and checked.
+    pub fn drop_stale_defaults(&mut self, user_set: impl Fn(&str) -> bool) {
+        let priorities = self.priorities.clone();
+        let intents = self.intents.clone();
+        let is_priority = |p: &str| priorities.iter().any(|x| x == p);
+        self.sla_minutes
+            .retain(|p, _| is_priority(p) || user_set(&format!("sla_minutes.{p}")));
+        self.actions
+            .retain(|i, _| intents.contains(i) || user_set(&format!("actions.{i}")));
+        self.priority_aliases.retain(|alias, target| {
+            let fits = !priorities.iter().any(|p| p.eq_ignore_ascii_case(alias))
+                && priorities.iter().any(|p| p.eq_ignore_ascii_case(target));
+            fits || user_set(&format!("priority_aliases.{alias}"))
+        });
+        if !user_set("review.intents") {
+            self.review.intents.retain(|i| intents.contains(i));
+        }
+        if !user_set("review.priorities") {
+            self.review.priorities.retain(|p| is_priority(p));
+        }
     }
 
     /// Checks the policy for contradictions; every problem names its key and what is allowed.
@@ -296,9 +376,38 @@ impl Policy {
         if self.priorities.is_empty() {
             err("priorities", "must list at least one priority".into());
         }
-        for (key, list) in [("intents", &self.intents), ("priorities", &self.priorities)] {
-            if let Some(d) = first_duplicate(list.iter().map(String::as_str)) {
-                err(key, format!("'{d}' is listed twice"));
+        if let Some(d) = first_duplicate(self.intents.iter().map(String::as_str)) {
+            err("intents", format!("'{d}' is listed twice"));
+        }
+        // Priorities are read without regard to case, so "High" and "high" are one.
+        let lower = |list: Vec<&String>| -> Vec<String> {
+            list.into_iter().map(|p| p.to_ascii_lowercase()).collect()
+        };
+        let priorities = lower(self.priorities.iter().collect());
+        if let Some(d) = first_duplicate(priorities.iter().map(String::as_str)) {
+            err("priorities", format!("'{d}' is listed twice (priorities are read without regard to case)"));
+        }
+        let aliases = lower(self.priority_aliases.keys().collect());
+        if let Some(d) = first_duplicate(aliases.iter().map(String::as_str)) {
+            err(
+                &format!("priority_aliases.{d}"),
+                format!("'{d}' is listed twice (aliases are read without regard to case)"),
+            );
+        }
+        for (alias, target) in &self.priority_aliases {
+            if self.priorities.iter().any(|p| p.eq_ignore_ascii_case(alias)) {
+                err(
+                    &format!("priority_aliases.{alias}"),
+                    format!("'{alias}' is a priority itself; an alias must be another name"),
+                );
+            } else if !self.priorities.iter().any(|p| p.eq_ignore_ascii_case(target)) {
+                err(
+                    &format!("priority_aliases.{alias}"),
+                    format!(
+                        "'{target}' is not an allowed priority; allowed: {}",
+                        self.priorities.join(", ")
+                    ),
+                );
             }
         }
         if !(0.0..=1.0).contains(&self.confidence_threshold) {

@@ -139,6 +139,8 @@ struct IngestDetail<'a> {
 pub(crate) struct Derived {
     /// None: missing or not RFC 3339 (the item is then received when it is stored).
     received_at: Option<Millis>,
+    /// The priority as the policy reads it (as sent when it does not know it).
+    priority: Option<String>,
     priority_rank: i64,
     confidence: Option<f64>,
     confidence_raw: Option<String>,
@@ -157,11 +159,12 @@ fn derive(r: &Request, policy: &Policy) -> Derived {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
         })
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis);
-    let flags = validate(r, policy);
+    let checked = PolicyColumns::of(r, policy);
     let hidden = request_has_hidden(r);
     Derived {
         received_at,
-        priority_rank: policy.priority_rank(r.ai.priority.as_deref()),
+        priority: checked.priority,
+        priority_rank: checked.priority_rank,
         confidence: r.ai.confidence.value(),
         confidence_raw: match &r.ai.confidence {
             crate::model::Confidence::Invalid(s) => Some(s.clone()),
@@ -172,10 +175,41 @@ fn derive(r: &Request, policy: &Policy) -> Derived {
             .escalation_reason
             .as_deref()
             .is_some_and(|s| !s.trim().is_empty()),
-        flags: serde_json::to_string(&flags).unwrap_or_else(|_| "[]".into()),
-        flag_count: flags.len(),
-        flag_messages: flags.into_iter().map(|f| f.message).collect(),
+        flags: checked.flags,
+        flag_count: checked.flag_count,
+        flag_messages: checked.flag_messages,
         hidden,
+    }
+}
+
+/// The columns of an item that depend on the policy: what [`super::recheck`] brings up to
+/// date when the policy changes.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PolicyColumns {
+    /// The priority as the policy reads it (as sent when it does not know it).
+    pub priority: Option<String>,
+    pub priority_rank: i64,
+    /// The validation flags as JSON.
+    pub flags: String,
+    pub flag_count: usize,
+    pub flag_messages: Vec<String>,
+}
+
+impl PolicyColumns {
+    /// The columns of a request under `policy`, from the AI's values as sent.
+    pub fn of(r: &Request, policy: &Policy) -> PolicyColumns {
+        let flags = validate(r, policy);
+        PolicyColumns {
+            priority: r
+                .ai
+                .priority
+                .as_deref()
+                .map(|p| policy.priority_as_read(p).to_string()),
+            priority_rank: policy.priority_rank(r.ai.priority.as_deref()),
+            flags: serde_json::to_string(&flags).unwrap_or_else(|_| "[]".into()),
+            flag_count: flags.len(),
+            flag_messages: flags.into_iter().map(|f| f.message).collect(),
+        }
     }
 }
 
@@ -416,11 +450,8 @@ fn route_new(
         )?;
         return Ok(());
     }
-    let fields = crate::model::FieldValues::from_ai(&r.ai);
-    let actions = policy.actions_of(
-        &crate::model::DecisionKind::Approve,
-        fields.intent.as_deref(),
-    );
+    let fields = crate::model::FieldValues::read_from_ai(&r.ai, policy);
+    let plan = policy.plan_actions(&crate::model::DecisionKind::Approve, &fields, &r.ai);
     let note = format!(
         "auto-approved by policy: confidence {} at or above {:.2}, no review rule applies",
         r.ai.confidence.display(),
@@ -440,7 +471,7 @@ fn route_new(
             note: Some(&note),
             payload: &item.payload,
             fields: &fields,
-            actions: &actions,
+            plan: &plan,
             auto: true,
         },
         now,
@@ -464,7 +495,7 @@ fn derived_params<'a>(
         now,
         &d.priority_rank,
         &r.ai.intent,
-        &r.ai.priority,
+        &d.priority,
         &d.confidence,
         &d.confidence_raw,
         &r.raw.channel,

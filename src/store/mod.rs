@@ -16,6 +16,7 @@ mod ingest;
 mod outbox;
 mod outcomes;
 mod read;
+mod recheck;
 mod review;
 mod schema;
 mod stats;
@@ -33,6 +34,7 @@ pub use export::{ExportQuery, Format, csv_cell};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition, OutboxRow};
 pub use outcomes::Outcome;
+pub use recheck::Recheck;
 pub use review::idempotency_key;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
 
@@ -237,6 +239,16 @@ impl Store {
                 // A migration that rewrote a table's text in place (v7) is not re-read by
                 // the connection that made it: start afresh.
                 store.conn = connect().map_err(open_err)?;
+            }
+            if let Some(done) = store.recheck_open_items()? {
+                tracing::info!(
+                    checked = done.checked,
+                    changed = done.changed,
+                    "open items checked again under a changed policy"
+                );
+                if done.changed > 0 {
+                    store.anchor_quietly();
+                }
             }
             if opts.background_checkpoint {
                 store.conn.pragma_update(

@@ -204,6 +204,14 @@ UPDATE sqlite_schema SET sql = replace(sql,
     WHERE type = 'table' AND name = 'outbox';
 PRAGMA writable_schema = OFF;
 "#,
+    // v8: the store's own bookkeeping, e.g. the digest of the policy the open items' derived
+    // columns (priority as read, queue rank, validation flags) were last computed under.
+    r#"
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Work a migration needs beyond its SQL, inside the same transaction.
