@@ -246,7 +246,8 @@ fn an_approval_writes_decision_audit_and_one_outbox_row_per_action_together() {
     let d = s.get(1).unwrap();
     assert_eq!(d.fields.priority.as_deref(), Some("high"));
     assert_eq!(d.edits.len(), 1);
-    assert_eq!(d.edits[0].old.as_deref(), Some("normal"));
+    // The AI sent "normal", an alias: the edit's old value is the priority it was read as.
+    assert_eq!(d.edits[0].old.as_deref(), Some("medium"));
     assert_eq!(d.summary.claimed_by, None);
     let kinds: Vec<String> = s.timeline(1).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["ingested", "claimed", "edited", "decided"]);
@@ -855,4 +856,168 @@ fn row_writes_build_no_ephemeral_tables_and_checks_still_hold() {
             .unwrap(),
         "ok"
     );
+}
+
+fn open_with(path: &std::path::Path, policy: Policy) -> Store {
+    Store::open(path, std::sync::Arc::new(policy), &Default::default()).unwrap()
+}
+
+/// `(external_id, priority column, rank, flag messages)` of every open item in queue order.
+fn open_items(s: &Store) -> Vec<(String, Option<String>, i64, Vec<String>)> {
+    let page = s.list(&ListQuery::default()).unwrap();
+    page.items
+        .iter()
+        .map(|i| {
+            let rank: i64 = s
+                .connection()
+                .query_row(
+                    "SELECT priority_rank FROM requests WHERE id = ?1",
+                    [i.id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let flags: String = s
+                .connection()
+                .query_row("SELECT flags FROM requests WHERE id = ?1", [i.id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let flags: Vec<signoff::model::Flag> = serde_json::from_str(&flags).unwrap();
+            assert_eq!(flags.len() as u32, i.flag_count);
+            (
+                i.external_id.clone(),
+                i.priority.clone(),
+                rank,
+                flags.into_iter().map(|f| f.message).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn open_items_are_checked_again_when_the_policy_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    // A store written under the old defaults: "normal" was a priority, with no aliases.
+    let mut old = Policy::default();
+    old.priorities = ["urgent", "high", "normal", "low"].map(String::from).to_vec();
+    old.priority_aliases.clear();
+    old.sla_minutes.clear();
+    {
+        let mut s = open_with(&path, old.clone());
+        let items: Vec<_> = [("n", "normal"), ("l", "low"), ("a", "asap"), ("d", "normal")]
+            .iter()
+            .map(|(ext, p)| item(&request(ext, json!({"ai": {"priority": p}}))))
+            .collect();
+        s.ingest_batch(&items, "system").unwrap();
+        // One item decided: it keeps the flags it was decided with.
+        let c = s.claim(4, "ana").unwrap();
+        s.decide(&c, &approve()).unwrap();
+        assert_eq!(
+            open_items(&s),
+            [
+                (
+                    "a".into(),
+                    Some("asap".into()),
+                    0,
+                    vec!["priority 'asap' is not an allowed priority".to_string()]
+                ),
+                ("n".into(), Some("normal".into()), 2, vec![]),
+                ("l".into(), Some("low".into()), 3, vec![]),
+            ]
+        );
+    }
+    // Today's defaults: "normal" is read as "medium"; nothing else changes.
+    {
+        let s = open_with(&path, Policy::default());
+        assert_eq!(
+            open_items(&s),
+            [
+                (
+                    "a".into(),
+                    Some("asap".into()),
+                    0,
+                    vec!["priority 'asap' is not an allowed priority".to_string()]
+                ),
+                ("n".into(), Some("medium".into()), 2, vec![]),
+                ("l".into(), Some("low".into()), 3, vec![]),
+            ]
+        );
+        assert_eq!(
+            s.checked_policy_digest().unwrap(),
+            Some(Policy::default().validation_digest())
+        );
+        let kinds: Vec<String> = s
+            .connection()
+            .prepare("SELECT kind FROM audit WHERE request_id IS NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kinds, ["policy_rechecked"]);
+    }
+    // A policy that drops "medium" and the alias: the item is flagged, not dropped, and
+    // sorts first (with "asap", now allowed and first in the list, which loses its flag).
+    let mut strict = Policy::default();
+    strict.priorities = ["asap", "urgent", "high", "low"].map(String::from).to_vec();
+    strict.priority_aliases.clear();
+    strict.sla_minutes.clear();
+    strict.review.priorities.clear();
+    {
+        let s = open_with(&path, strict.clone());
+        assert_eq!(
+            open_items(&s),
+            [
+                (
+                    "n".into(),
+                    Some("normal".into()),
+                    0,
+                    vec!["priority 'normal' is not an allowed priority".to_string()]
+                ),
+                ("a".into(), Some("asap".into()), 0, vec![]),
+                ("l".into(), Some("low".into()), 3, vec![]),
+            ]
+        );
+        let d = s.get(4).unwrap();
+        assert_eq!(d.summary.state, State::Approved);
+        assert_eq!(d.summary.flag_count, 0, "decided items keep their flags");
+        // The detail is checked under the current policy whatever the columns say.
+        assert_eq!(d.flags.len(), 1, "{:?}", d.flags);
+    }
+    // Back to the defaults: the same as before the detour, and the chain still verifies.
+    let s = open_with(&path, Policy::default());
+    let items = open_items(&s);
+    assert_eq!(items[1].0, "n");
+    assert_eq!(items[1].1.as_deref(), Some("medium"));
+    assert_eq!(items[1].3, Vec::<String>::new());
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+    // An unchanged policy does no pass.
+    drop(s);
+    let mut s = open_with(&path, Policy::default());
+    assert_eq!(s.recheck_open_items().unwrap(), None);
+}
+
+#[test]
+fn a_recheck_keeps_a_reviewers_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let mut s = open_with(&path, Policy::default());
+        s.ingest_batch(&[item(&request("e", json!({"ai": {"priority": "low"}})))], "t")
+            .unwrap();
+        let c = s.claim(1, "ana").unwrap();
+        // Typed in another case: saved as the priority it is read as.
+        s.edit(&c, EditableField::Priority, Some("Urgent".into()))
+            .unwrap();
+        assert_eq!(open_items(&s)[0].1.as_deref(), Some("urgent"));
+    }
+    let mut p = Policy::default();
+    p.priorities.push("someday".into());
+    let s = open_with(&path, p);
+    assert_eq!(
+        open_items(&s),
+        [("e".into(), Some("urgent".into()), 0, vec![])]
+    );
+    assert_eq!(s.get(1).unwrap().fields.priority.as_deref(), Some("urgent"));
 }
