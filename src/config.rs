@@ -343,27 +343,26 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
     }
     // The file was checked alone and each variable on its own: an error left is one only
     // the merge shows (a table the file completes wrongly); it is placed by its key.
-    let mut config: Config =
-        over_defaults(&table)
-            .try_into()
-            .map_err(|e: toml::de::Error| {
-                let key = error_key(&e);
-                let (origin, line) = match key.as_deref().map(|k| source_of_key(&sources, k)) {
-                    Some(Source::Env(n)) => (format!("environment variable {n}"), None),
-                    _ => (
-                        config_file.display().to_string(),
-                        text.as_deref()
-                            .zip(key.as_deref())
-                            .and_then(|(t, k)| find_key_line(t, k)),
-                    ),
-                };
-                ConfigError {
-                    origin,
-                    line,
-                    key,
-                    message: e.message().trim().to_string(),
-                }
-            })?;
+    let mut config: Config = over_defaults(&table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            let key = error_key(&e);
+            let (origin, line) = match key.as_deref().map(|k| source_of_key(&sources, k)) {
+                Some(Source::Env(n)) => (format!("environment variable {n}"), None),
+                _ => (
+                    config_file.display().to_string(),
+                    text.as_deref()
+                        .zip(key.as_deref())
+                        .and_then(|(t, k)| find_key_line(t, k)),
+                ),
+            };
+            ConfigError {
+                origin,
+                line,
+                key,
+                message: e.message().trim().to_string(),
+            }
+        })?;
     // Defaults that name values the user's lists no longer have (an SLA for a priority
     // they removed) are dropped, not reported: the user did not write them.
     config
@@ -767,7 +766,10 @@ mod tests {
         };
         assert_eq!(at("actions.slack.token"), "******** (inline)");
         assert!(at("server.webhook_secret").starts_with("env:NOPE_NOT_SET"));
-        assert_eq!(at("actions.gmail.token_url"), "\"https://oauth2.googleapis.com/token\"");
+        assert_eq!(
+            at("actions.gmail.token_url"),
+            "\"https://oauth2.googleapis.com/token\""
+        );
         // Outside `masked`, a secret serialises as its value (nothing else reads it so).
         let v = toml::Value::try_from(&c).unwrap();
         assert_eq!(v["actions"]["slack"]["token"].as_str(), Some("xoxb-1"));

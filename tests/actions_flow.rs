@@ -440,7 +440,11 @@ async fn the_preview_is_what_approval_stores() {
         preview[2].skipped.unwrap().reason(),
         "no Gmail draft: the AI wrote none"
     );
-    assert!(preview[..2].iter().all(|p| p.skipped.is_none() && p.rendered.is_ok()));
+    assert!(
+        preview[..2]
+            .iter()
+            .all(|p| p.skipped.is_none() && p.rendered.is_ok())
+    );
     let claim = store.claim(2, "sam").unwrap();
     let receipt = store
         .decide(

@@ -223,13 +223,22 @@ fn a_file_overrides_only_the_keys_it_names() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[policy.sla_minutes]\nurgent = 10\n").unwrap();
-    let (code, out, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).args(["config", "print"]));
+    let (code, out, err) = run(signoff(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "print"]));
     assert_eq!(code, 0, "{err}");
     let urgent = print_line(&out, "sla_minutes.urgent");
-    assert!(urgent.contains("= 10") && urgent.contains("# file "), "{urgent}");
+    assert!(
+        urgent.contains("= 10") && urgent.contains("# file "),
+        "{urgent}"
+    );
     for (p, m) in [("high", 60), ("medium", 240), ("low", 1440)] {
         let l = print_line(&out, &format!("sla_minutes.{p}"));
-        assert!(l.contains(&format!("= {m}")) && l.contains("# default"), "{l}");
+        assert!(
+            l.contains(&format!("= {m}")) && l.contains("# default"),
+            "{l}"
+        );
     }
 }
 
@@ -238,7 +247,10 @@ fn an_empty_action_list_for_one_intent_keeps_the_others() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[policy.actions]\nother = []\n").unwrap();
-    let (code, out, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).args(["config", "print"]));
+    let (code, out, err) = run(signoff(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "print"]));
     assert_eq!(code, 0, "{err}");
     assert!(print_line(&out, "actions.other").contains("= []"), "{out}");
     assert!(
@@ -276,7 +288,9 @@ fn a_type_error_names_the_users_file_and_line() {
     let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains(&format!("config error in {c}:6: key `policy.sla_minutes.urgent`")),
+        err.contains(&format!(
+            "config error in {c}:6: key `policy.sla_minutes.urgent`"
+        )),
         "{err}"
     );
     // A table the defaults complete is no error; a wrong value in it is, at its line.
@@ -291,7 +305,9 @@ fn a_type_error_names_the_users_file_and_line() {
     let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
     assert_eq!(code, 2, "{err}");
     assert!(
-        err.contains(&format!("{c}:3: key `actions.monday.columns.priority.value`")),
+        err.contains(&format!(
+            "{c}:3: key `actions.monday.columns.priority.value`"
+        )),
         "{err}"
     );
     // Replacing the priorities drops the default SLAs of the ones left out, silently; an
@@ -322,7 +338,10 @@ fn config_print_has_no_empty_header_and_masks_only_secrets() {
         "[actions.slack]\ntoken = \"xoxb-inline-secret\"\n[actions.gmail]\nrefresh_token = \"1//refresh-secret\"\ntoken_url = \"https://oauth.example/token\"\n",
     )
     .unwrap();
-    let (code, out, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).args(["config", "print"]));
+    let (code, out, err) = run(signoff(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "print"]));
     assert_eq!(code, 0, "{err}");
     assert!(!out.lines().any(|l| l.trim() == "[]"), "{out}");
     // Every header names a section.
@@ -334,9 +353,18 @@ fn config_print_has_no_empty_header_and_masks_only_secrets() {
         print_line(&out, "gmail.token_url").contains("\"https://oauth.example/token\""),
         "{out}"
     );
-    assert!(!out.contains("xoxb-inline-secret") && !out.contains("refresh-secret"), "{out}");
-    assert!(print_line(&out, "slack.token").contains("******** (inline)"), "{out}");
-    assert!(print_line(&out, "gmail.refresh_token").contains("******** (inline)"), "{out}");
+    assert!(
+        !out.contains("xoxb-inline-secret") && !out.contains("refresh-secret"),
+        "{out}"
+    );
+    assert!(
+        print_line(&out, "slack.token").contains("******** (inline)"),
+        "{out}"
+    );
+    assert!(
+        print_line(&out, "gmail.refresh_token").contains("******** (inline)"),
+        "{out}"
+    );
     // The default token_url, not set by the user, is shown as it is too.
     let (_, out, _) = run(signoff(dir.path()).args(["config", "print"]));
     assert!(

@@ -319,8 +319,9 @@ fn the_case_study_object_ingests_unflagged_and_approves_as_it_is() {
     let (code, out, _) = run(signoff(dir.path()).args(["show", "1"]));
     assert_eq!(code, 0);
     assert!(
-        out.lines().any(|l| l.starts_with("AI flags")
-            && l.ends_with("CRM update: yes · human review: yes")),
+        out.lines().any(
+            |l| l.starts_with("AI flags") && l.ends_with("CRM update: yes · human review: yes")
+        ),
         "{out}"
     );
     assert!(!out.contains("Flag "), "{out}");
@@ -333,7 +334,10 @@ fn the_case_study_object_ingests_unflagged_and_approves_as_it_is() {
         out.contains("not queued: gmail: no Gmail draft: the AI wrote none"),
         "{out}"
     );
-    assert_eq!(outbox(dir.path(), 1), [("crm".to_string(), "queued".to_string())]);
+    assert_eq!(
+        outbox(dir.path(), 1),
+        [("crm".to_string(), "queued".to_string())]
+    );
 }
 
 #[test]
@@ -366,7 +370,10 @@ fn crm_update_required_false_queues_no_crm_action() {
     let (code, out, err) = run(signoff(dir.path()).args(["decide", "2", "--approve"]));
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("queued: gmail;"), "{out}");
-    assert_eq!(outbox(dir.path(), 2), [("gmail".to_string(), "queued".to_string())]);
+    assert_eq!(
+        outbox(dir.path(), 2),
+        [("gmail".to_string(), "queued".to_string())]
+    );
     let store = open(&db_path(dir.path()));
     let crm_rows: i64 = common::count(&store, "SELECT COUNT(*) FROM outbox WHERE action = 'crm'");
     assert_eq!(crm_rows, 0);
@@ -388,7 +395,10 @@ fn a_priority_alias_is_read_and_shown_beside_the_value_sent() {
     assert_eq!(j["flags"], json!([]), "{j}");
     assert_eq!(j["fields"]["priority"], "medium");
     assert_eq!(j["priority_sent"], "Normal");
-    assert_eq!(j["payload"]["ai"]["priority"], "Normal", "the payload is kept as sent");
+    assert_eq!(
+        j["payload"]["ai"]["priority"], "Normal",
+        "the payload is kept as sent"
+    );
     let (_, out, _) = run(signoff(dir.path()).args(["show", "1"]));
     assert!(
         out.lines()
@@ -402,7 +412,12 @@ fn a_priority_alias_is_read_and_shown_beside_the_value_sent() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|i| (i["external_id"].as_str().unwrap(), i["priority"].as_str().unwrap()))
+        .map(|i| {
+            (
+                i["external_id"].as_str().unwrap(),
+                i["priority"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(order, [("cs-4", "high"), ("cs-3", "medium")]);
     let (code, out, err) = run(signoff(dir.path()).args(["decide", "1", "--approve"]));

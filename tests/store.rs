@@ -899,16 +899,25 @@ fn open_items_are_checked_again_when_the_policy_changes() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("q.db");
     // A store written under the old defaults: "normal" was a priority, with no aliases.
-    let mut old = Policy::default();
-    old.priorities = ["urgent", "high", "normal", "low"].map(String::from).to_vec();
-    old.priority_aliases.clear();
-    old.sla_minutes.clear();
+    let old = Policy {
+        priorities: ["urgent", "high", "normal", "low"]
+            .map(String::from)
+            .to_vec(),
+        priority_aliases: Default::default(),
+        sla_minutes: Default::default(),
+        ..Policy::default()
+    };
     {
         let mut s = open_with(&path, old.clone());
-        let items: Vec<_> = [("n", "normal"), ("l", "low"), ("a", "asap"), ("d", "normal")]
-            .iter()
-            .map(|(ext, p)| item(&request(ext, json!({"ai": {"priority": p}}))))
-            .collect();
+        let items: Vec<_> = [
+            ("n", "normal"),
+            ("l", "low"),
+            ("a", "asap"),
+            ("d", "normal"),
+        ]
+        .iter()
+        .map(|(ext, p)| item(&request(ext, json!({"ai": {"priority": p}}))))
+        .collect();
         s.ingest_batch(&items, "system").unwrap();
         // One item decided: it keeps the flags it was decided with.
         let c = s.claim(4, "ana").unwrap();
@@ -959,10 +968,12 @@ fn open_items_are_checked_again_when_the_policy_changes() {
     }
     // A policy that drops "medium" and the alias: the item is flagged, not dropped, and
     // sorts first (with "asap", now allowed and first in the list, which loses its flag).
-    let mut strict = Policy::default();
-    strict.priorities = ["asap", "urgent", "high", "low"].map(String::from).to_vec();
-    strict.priority_aliases.clear();
-    strict.sla_minutes.clear();
+    let mut strict = Policy {
+        priorities: ["asap", "urgent", "high", "low"].map(String::from).to_vec(),
+        priority_aliases: Default::default(),
+        sla_minutes: Default::default(),
+        ..Policy::default()
+    };
     strict.review.priorities.clear();
     {
         let s = open_with(&path, strict.clone());
@@ -1004,8 +1015,11 @@ fn a_recheck_keeps_a_reviewers_priority() {
     let path = dir.path().join("q.db");
     {
         let mut s = open_with(&path, Policy::default());
-        s.ingest_batch(&[item(&request("e", json!({"ai": {"priority": "low"}})))], "t")
-            .unwrap();
+        s.ingest_batch(
+            &[item(&request("e", json!({"ai": {"priority": "low"}})))],
+            "t",
+        )
+        .unwrap();
         let c = s.claim(1, "ana").unwrap();
         // Typed in another case: saved as the priority it is read as.
         s.edit(&c, EditableField::Priority, Some("Urgent".into()))

@@ -260,10 +260,9 @@ fn render_detail(d: &ItemDetail) -> String {
     for f in EditableField::ALL {
         let mark = if edited(f) { " *" } else { "" };
         let value = match (f, priority_sent(d)) {
-            (EditableField::Priority, Some(sent)) => format!(
-                "{} (sent {sent:?})",
-                d.fields.get(f).unwrap_or("")
-            ),
+            (EditableField::Priority, Some(sent)) => {
+                format!("{} (sent {sent:?})", d.fields.get(f).unwrap_or(""))
+            }
             _ => d.fields.get(f).unwrap_or("").to_string(),
         };
         kv(&format!("{}{mark}", f.label()), &value);

@@ -20,9 +20,7 @@ impl Skip {
     /// One line saying what is not sent and why.
     pub fn reason(self) -> &'static str {
         match self {
-            Skip::CrmNotRequired => {
-                "no CRM update: the AI set crm_update_required to false"
-            }
+            Skip::CrmNotRequired => "no CRM update: the AI set crm_update_required to false",
             Skip::NoDraft => "no Gmail draft: the AI wrote none",
             Skip::DraftCleared => "no Gmail draft: the draft reply was cleared",
         }
@@ -66,7 +64,12 @@ pub fn skip_reason(action: ActionKind, fields: &FieldValues, ai: &Triage) -> Opt
 impl Policy {
     /// The actions deciding `kind` on an item with these reviewed `fields` (and the AI's
     /// `ai` output) queues, and those it leaves out with why.
-    pub fn plan_actions(&self, kind: &DecisionKind, fields: &FieldValues, ai: &Triage) -> ActionPlan {
+    pub fn plan_actions(
+        &self,
+        kind: &DecisionKind,
+        fields: &FieldValues,
+        ai: &Triage,
+    ) -> ActionPlan {
         let mut plan = ActionPlan::default();
         for action in self.actions_of(kind, fields.intent.as_deref()) {
             match skip_reason(action, fields, ai) {

@@ -385,7 +385,10 @@ impl Policy {
         };
         let priorities = lower(self.priorities.iter().collect());
         if let Some(d) = first_duplicate(priorities.iter().map(String::as_str)) {
-            err("priorities", format!("'{d}' is listed twice (priorities are read without regard to case)"));
+            err(
+                "priorities",
+                format!("'{d}' is listed twice (priorities are read without regard to case)"),
+            );
         }
         let aliases = lower(self.priority_aliases.keys().collect());
         if let Some(d) = first_duplicate(aliases.iter().map(String::as_str)) {
@@ -395,12 +398,20 @@ impl Policy {
             );
         }
         for (alias, target) in &self.priority_aliases {
-            if self.priorities.iter().any(|p| p.eq_ignore_ascii_case(alias)) {
+            if self
+                .priorities
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(alias))
+            {
                 err(
                     &format!("priority_aliases.{alias}"),
                     format!("'{alias}' is a priority itself; an alias must be another name"),
                 );
-            } else if !self.priorities.iter().any(|p| p.eq_ignore_ascii_case(target)) {
+            } else if !self
+                .priorities
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(target))
+            {
                 err(
                     &format!("priority_aliases.{alias}"),
                     format!(

@@ -91,7 +91,11 @@ pub fn review_reasons(req: &Request, flags: &[Flag], policy: &Policy) -> Vec<Str
             }
         }
     }
-    if let Some(p) = req.ai.priority.as_deref().and_then(|p| policy.read_priority(p))
+    if let Some(p) = req
+        .ai
+        .priority
+        .as_deref()
+        .and_then(|p| policy.read_priority(p))
         && r.priorities.iter().any(|x| x == p)
     {
         why.push(format!("priority '{p}' always needs review"));

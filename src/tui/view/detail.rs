@@ -290,7 +290,9 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
     push_field(&mut lines, EditableField::Intent, t.accent);
     match (prio, d.request.ai.priority.as_deref()) {
         // Read as another value than sent (an alias, another case): both are shown.
-        (Some(read), Some(sent)) if read != sent && !edited(d, EditableField::Priority, &app.policy) => {
+        (Some(read), Some(sent))
+            if read != sent && !edited(d, EditableField::Priority, &app.policy) =>
+        {
             let (l, ls) = label(EditableField::Priority);
             lines.extend(labelled(
                 l,
