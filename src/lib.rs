@@ -1,6 +1,7 @@
 //! signoff: review AI-prepared requests in a terminal before anything leaves the building.
 pub mod actions;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod ingest;

@@ -75,6 +75,8 @@ pub struct Env {
     pub webhook_url: Option<String>,
     pub gmail: Option<Tokens>,
     pub limits: Limits,
+    /// The dispatcher's "now" (the store's clock): schedules and lease times.
+    pub clock: crate::clock::Clock,
 }
 
 impl Env {

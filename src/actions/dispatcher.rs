@@ -127,6 +127,7 @@ fn read_env(cfg: &ActionsConfig) -> Result<(Env, Unreadable), DispatchError> {
         limits: Limits::default(),
         cfg: cfg.clone(),
         http,
+        clock: crate::clock::Clock::system(),
     };
     Ok((env, unreadable))
 }
@@ -156,7 +157,10 @@ pub async fn run(
         .await?
     };
     let store = Arc::new(Mutex::new(store));
-    let env = Arc::new(env_for_sending(cfg)?);
+    let env = Arc::new(Env {
+        clock: opts.clock.clone(),
+        ..env_for_sending(cfg)?
+    });
     let mut summary = DispatchSummary::default();
     // A claimed row starts at once (claims never exceed the free permits), but CRM rows of
     // one item share a task: the lease covers two attempt budgets.
@@ -228,7 +232,7 @@ pub async fn run(
             if once || stopping {
                 break;
             }
-            let now = now_ms();
+            let now = env.clock.now();
             // Sleep until the next row falls due, or the (backing-off) idle poll finds
             // rows other processes queued, whichever comes first.
             let until_due = next_due.map(|t| Duration::from_millis((t - now).max(0) as u64));
@@ -385,7 +389,7 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
         .payload
         .as_deref()
         .and_then(|s| serde_json::from_str(s).ok());
-    let now = now_ms();
+    let now = env.clock.now();
     if row.prior_status == "sending" {
         // The last worker died mid-attempt: that attempt may have taken effect. Look it up
         // now and on every later attempt until one succeeds (a failed lookup must not let
@@ -492,7 +496,7 @@ async fn attempt(env: &Env, row: ClaimedRow) -> AttemptRecord {
                 (
                     // From when the answer came, not from when the attempt started: a
                     // `Retry-After` counts from the response.
-                    Disposition::Retry(now_ms().saturating_add(wait.as_millis() as i64)),
+                    Disposition::Retry(env.clock.now().saturating_add(wait.as_millis() as i64)),
                     Some(o.message()),
                 )
             }
@@ -530,11 +534,6 @@ fn provider_of(action: &str) -> Provider {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 #[cfg(test)]
 mod tests {

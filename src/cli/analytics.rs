@@ -22,7 +22,7 @@ pub fn outcome(
 }
 
 pub fn stats(loaded: &Loaded, since: Option<&str>, json: bool) -> anyhow::Result<i32> {
-    let now = crate::store::system_now();
+    let now = crate::clock::Clock::process().now();
     let since = match since.map(|s| parse_since(s, now)).transpose() {
         Ok(s) => s,
         Err(e) => {

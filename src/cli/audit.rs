@@ -52,7 +52,7 @@ pub fn run(loaded: &Loaded, command: &AuditCommand) -> anyhow::Result<i32> {
             format,
             items,
         } => {
-            let now = crate::store::system_now();
+            let now = crate::clock::Clock::process().now();
             let since = match since.as_deref().map(|s| parse_since(s, now)).transpose() {
                 Ok(s) => s,
                 Err(e) => {

@@ -136,6 +136,10 @@ pub fn main() -> i32 {
 }
 
 pub fn run(cli: Cli) -> i32 {
+    if let Err(e) = crate::clock::Clock::init_process() {
+        eprintln!("signoff: {e}");
+        return EXIT_USAGE;
+    }
     // `config example` needs no config at all (it is how you write one).
     if let Some(Command::Config {
         command: config_cmd::ConfigCommand::Example,
@@ -237,6 +241,7 @@ pub(crate) fn store_options(loaded: &Loaded) -> StoreOptions {
         busy_timeout: std::time::Duration::from_millis(loaded.config.store.busy_timeout_ms),
         read_only: false,
         background_checkpoint: false,
+        clock: crate::clock::Clock::process(),
     }
 }
 

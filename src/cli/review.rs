@@ -66,7 +66,7 @@ pub fn list(
         print_json(&page.items)?;
         return Ok(EXIT_OK);
     }
-    let now = crate::store::system_now();
+    let now = crate::clock::Clock::process().now();
     let wide = std::io::stdout().is_terminal();
     let mut t = Table::new(&[
         ("ID", 0),

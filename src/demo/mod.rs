@@ -17,7 +17,14 @@ pub const REQUESTS: &str = include_str!("requests.jsonl");
 /// Seeds the database at `db` when it holds no requests; returns how many were added.
 pub fn seed(db: &Path, loaded: &Loaded) -> anyhow::Result<u64> {
     let policy = Arc::new(loaded.config.policy.clone());
-    let mut store = Store::open(db, policy, &StoreOptions::default())
+    let mut store = Store::open(
+        db,
+        policy,
+        &StoreOptions {
+            clock: crate::clock::Clock::process(),
+            ..StoreOptions::default()
+        },
+    )
         .with_context(|| format!("opening the demo queue {}", db.display()))?;
     let existing: i64 = store
         .connection()
@@ -25,7 +32,7 @@ pub fn seed(db: &Path, loaded: &Loaded) -> anyhow::Result<u64> {
     if existing > 0 {
         return Ok(0);
     }
-    let text = rebased(REQUESTS, crate::store::system_now() - 3 * 60_000);
+    let text = rebased(REQUESTS, crate::clock::Clock::process().now() - 3 * 60_000);
     let mut ingester = Ingester::new(&mut store, "system");
     ingester.read("demo", text.as_bytes())?;
     Ok(ingester.report.ingested)

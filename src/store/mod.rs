@@ -24,7 +24,6 @@ mod vfs;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
@@ -61,6 +60,8 @@ pub struct StoreOptions {
     /// Checkpoint the WAL on a thread of its own instead of inside commits: for processes
     /// that write a lot (ingest, the dispatcher). A console's few commits do not need it.
     pub background_checkpoint: bool,
+    /// Where the store's "now" comes from (leases, SLA, ages, undo windows).
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for StoreOptions {
@@ -70,6 +71,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(10),
             read_only: false,
             background_checkpoint: false,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -122,10 +124,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     policy: Arc<Policy>,
-    /// Added to the clock; tests move time forward with it.
-    clock_offset: Arc<AtomicI64>,
-    /// When not `i64::MIN`, the clock stands still here (tests with exact durations).
-    clock_frozen: Arc<AtomicI64>,
+    /// The store's "now"; tests pin and move it.
+    clock: crate::clock::Clock,
     /// The anchor file, opened on first use, and the last sequence written to it.
     anchor_file: std::cell::RefCell<Option<std::fs::File>>,
     anchored_seq: std::cell::Cell<i64>,
@@ -158,12 +158,6 @@ pub struct RenderContext<'a> {
     pub reviewer: &'a str,
 }
 
-pub fn system_now() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
@@ -214,8 +208,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             policy,
-            clock_offset: Arc::new(AtomicI64::new(0)),
-            clock_frozen: Arc::new(AtomicI64::new(i64::MIN)),
+            clock: opts.clock.clone(),
             anchor_file: Default::default(),
             anchored_seq: Default::default(),
             count_cache: Default::default(),
@@ -295,25 +288,22 @@ impl Store {
     }
 
     pub fn now(&self) -> Millis {
-        let frozen = self.clock_frozen.load(Ordering::Relaxed);
-        let base = if frozen == i64::MIN {
-            system_now()
-        } else {
-            frozen
-        };
-        base + self.clock_offset.load(Ordering::Relaxed)
+        self.clock.now()
+    }
+
+    /// The store's clock (shared with whoever gave it).
+    pub fn clock(&self) -> &crate::clock::Clock {
+        &self.clock
     }
 
     /// Stops this store's clock at the current time; [`Store::advance_clock`] still moves it.
     pub fn freeze_clock(&self) {
-        let now = self.now();
-        self.clock_offset.store(0, Ordering::Relaxed);
-        self.clock_frozen.store(now, Ordering::Relaxed);
+        self.clock.freeze();
     }
 
     /// Moves this store's clock (tests of lease expiry and undo windows).
     pub fn advance_clock(&self, ms: Millis) {
-        self.clock_offset.fetch_add(ms, Ordering::Relaxed);
+        self.clock.advance(ms);
     }
 
     /// Runs `f` in a `BEGIN IMMEDIATE` transaction, committing on `Ok`. A busy database is

@@ -31,11 +31,9 @@ pub const POLL_EVERY: Duration = Duration::from_secs(2);
 /// The longest wait between polls of an idle console.
 pub const POLL_IDLE_MAX: Duration = Duration::from_secs(30);
 
+/// The console's "now": the process's clock (the system's, or `SIGNOFF_CLOCK`).
 pub fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    crate::clock::Clock::process().now()
 }
 
 /// Turns a terminal event into an action; `None` for what the console ignores (key

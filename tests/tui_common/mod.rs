@@ -238,6 +238,14 @@ pub fn render(app: &App) -> String {
     out
 }
 
+/// Store options with the store's clock pinned at the tests' [`NOW`].
+pub fn store_options() -> StoreOptions {
+    StoreOptions {
+        clock: signoff::clock::Clock::fixed(NOW),
+        ..StoreOptions::default()
+    }
+}
+
 /// A seeded database in a temp dir.
 pub struct Db {
     pub dir: tempfile::TempDir,
@@ -247,7 +255,7 @@ pub struct Db {
 pub fn seeded_db() -> Db {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("queue.db");
-    let mut store = Store::open(&path, policy(), &StoreOptions::default()).expect("open");
+    let mut store = Store::open(&path, policy(), &store_options()).expect("open");
     let items: Vec<IngestItem> = fixtures()
         .into_iter()
         .map(|v| {
@@ -260,46 +268,12 @@ pub fn seeded_db() -> Db {
 }
 
 /// Runs the app against a real queue with no terminal: effects run to completion and their
-/// results are fed back, with the queue's wall-clock times moved to the test clock.
+/// results are fed back; the queue's clock is the tests' [`NOW`].
 pub struct Headless {
     pub app: App,
     pub queue: Arc<dyn Queue>,
     pub quit: bool,
     pub editor_requests: Vec<String>,
-}
-
-fn pin_times(l: &mut Loaded) {
-    let fix_summary = |s: &mut ItemSummary| {
-        if s.lease_expires.is_some() {
-            s.lease_expires = Some(NOW + 300_000);
-        }
-    };
-    match l {
-        Loaded::Page { result: Ok(p), .. } => p.items.iter_mut().for_each(fix_summary),
-        Loaded::Details(list) => {
-            for (_, r) in list.iter_mut() {
-                if let Ok(d) = r {
-                    fix_summary(&mut d.summary);
-                    for e in &mut d.edits {
-                        e.at = NOW;
-                    }
-                    if let Some(dec) = &mut d.decision {
-                        dec.at = NOW;
-                        dec.undo_until = NOW + 30_000;
-                    }
-                }
-            }
-        }
-        Loaded::Claimed(_, Ok(c))
-        | Loaded::Undone(_, Ok(c))
-        | Loaded::Heartbeat { result: Ok(c), .. } => c.lease_expires = NOW + 300_000,
-        Loaded::Decided { result: Ok(r), .. } => r.undo_until = NOW + 30_000,
-        Loaded::Timeline(_, Ok(entries)) => entries.iter_mut().for_each(|e| e.at = NOW),
-        Loaded::Counts(Ok(c)) => {
-            c.oldest_open = c.oldest_open.map(|_| NOW - 26 * 60 * MIN);
-        }
-        _ => {}
-    }
 }
 
 impl Headless {
@@ -314,7 +288,7 @@ impl Headless {
     }
 
     async fn open(db: &Db, width: u16, height: u16, render: bool) -> Headless {
-        let mut q = LocalQueue::open(&db.path, policy(), &StoreOptions::default()).expect("queue");
+        let mut q = LocalQueue::open(&db.path, policy(), &store_options()).expect("queue");
         if render {
             let cfg = signoff::actions::ActionsConfig::default();
             q = q.with_renderer(signoff::actions::renderer(&cfg, policy()).expect("renderer"));
@@ -346,7 +320,7 @@ impl Headless {
     async fn run_effects(&mut self, fx: Vec<Effect>) {
         let mut queue_fx: std::collections::VecDeque<Effect> = fx.into();
         while let Some(e) = queue_fx.pop_front() {
-            let mut loaded = match e {
+            let loaded = match e {
                 Effect::OpenEditor(_, text) => {
                     self.editor_requests.push(text);
                     continue;
@@ -368,7 +342,6 @@ impl Headless {
                     }
                 }
             };
-            pin_times(&mut loaded);
             let more = update(&mut self.app, Action::Loaded(loaded));
             queue_fx.extend(more);
         }
