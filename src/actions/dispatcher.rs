@@ -534,7 +534,6 @@ fn provider_of(action: &str) -> Provider {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

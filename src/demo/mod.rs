@@ -25,7 +25,7 @@ pub fn seed(db: &Path, loaded: &Loaded) -> anyhow::Result<u64> {
             ..StoreOptions::default()
         },
     )
-        .with_context(|| format!("opening the demo queue {}", db.display()))?;
+    .with_context(|| format!("opening the demo queue {}", db.display()))?;
     let existing: i64 = store
         .connection()
         .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;

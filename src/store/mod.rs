@@ -158,7 +158,6 @@ pub struct RenderContext<'a> {
     pub reviewer: &'a str,
 }
 
-
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, policy: Arc<Policy>, opts: &StoreOptions) -> Result<Store> {
