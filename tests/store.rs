@@ -1007,6 +1007,23 @@ fn open_items_are_checked_again_when_the_policy_changes() {
     drop(s);
     let mut s = open_with(&path, Policy::default());
     assert_eq!(s.recheck_open_items().unwrap(), None);
+    // With the rules it last ran under on record, a pass re-checks unedited items from
+    // their columns alone, without reading a payload, to the same result.
+    s.connection()
+        .execute("DELETE FROM meta WHERE key = 'policy_digest'", [])
+        .unwrap();
+    let before = open_items(&s);
+    let done = s.recheck_open_items().unwrap().unwrap();
+    assert_eq!((done.checked, done.reread, done.changed), (3, 0, 0));
+    assert_eq!(open_items(&s), before);
+    drop(s);
+    let s = open_with(&path, strict);
+    assert_eq!(open_items(&s)[0].3.len(), 1, "{:?}", open_items(&s));
+    let reread: i64 = count(
+        &s,
+        "SELECT COUNT(*) FROM requests WHERE ai_priority IS NULL",
+    );
+    assert_eq!(reread, 0);
 }
 
 #[test]
@@ -1034,4 +1051,95 @@ fn a_recheck_keeps_a_reviewers_priority() {
         [("e".into(), Some("urgent".into()), 0, vec![])]
     );
     assert_eq!(s.get(1).unwrap().fields.priority.as_deref(), Some("urgent"));
+}
+
+#[test]
+fn a_recheck_from_columns_equals_a_fresh_ingest_under_the_new_policy() {
+    let payloads = vec![
+        request("plain", json!({})),
+        request("alias", json!({"ai": {"priority": "Normal"}})),
+        request(
+            "upper",
+            json!({"ai": {"priority": "HIGH", "intent": "Sales_Lead"}}),
+        ),
+        request(
+            "asap",
+            json!({"ai": {"priority": "asap", "intent": "refund"}}),
+        ),
+        request("number", json!({"ai": {"priority": 5, "summary": null}})),
+        request(
+            "conf",
+            json!({"ai": {"confidence": "high", "intent": null}}),
+        ),
+        request(
+            "late",
+            json!({"received_at": "yesterday", "ai": {"priority": "low"}}),
+        ),
+        request("empty-ai", json!({"ai": {"summary": "   "}})),
+        {
+            let mut v = request("no-ai", json!({}));
+            v.as_object_mut().unwrap().remove("ai");
+            v
+        },
+        {
+            let mut v = request("ai-empty", json!({}));
+            v["ai"] = json!({});
+            v
+        },
+    ];
+    let items: Vec<_> = payloads.iter().map(item).collect();
+    let a = Policy::default();
+    let mut b = Policy {
+        priorities: ["asap", "high", "low"].map(String::from).to_vec(),
+        priority_aliases: [("normal".to_string(), "low".to_string())].into(),
+        sla_minutes: Default::default(),
+        ..Policy::default()
+    };
+    b.intents.retain(|i| i != "sales_lead");
+    b.intents.push("refund".into());
+    b.actions.remove("sales_lead");
+    b.review.priorities.clear();
+    let columns = |s: &Store| -> Vec<(String, Option<String>, i64, String, i64)> {
+        s.connection()
+            .prepare(
+                "SELECT external_id, priority, priority_rank, flags, flag_count FROM requests ORDER BY external_id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = |p: &Policy, name: &str| {
+        let mut s = open_with(&dir.path().join(name), p.clone());
+        s.ingest_batch(&items, "t").unwrap();
+        columns(&s)
+    };
+    let under_a = fresh(&a, "a.db");
+    let under_b = fresh(&b, "b.db");
+    assert_ne!(under_a, under_b, "the policies disagree on these items");
+    let path = dir.path().join("moving.db");
+    let mut s = open_with(&path, a.clone());
+    s.ingest_batch(&items, "t").unwrap();
+    drop(s);
+    for (p, want) in [(&b, &under_b), (&a, &under_a), (&b, &under_b)] {
+        let mut s = open_with(&path, p.clone());
+        assert_eq!(&columns(&s), want);
+        // Done from the columns: no payload was read.
+        let detail: String = s
+            .connection()
+            .query_row(
+                "SELECT detail FROM audit WHERE kind = 'policy_rechecked' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+        assert_eq!(detail["reread"], 0, "{detail}");
+        // The same again, read from the payloads.
+        s.connection().execute("DELETE FROM meta", []).unwrap();
+        let done = s.recheck_open_items().unwrap().unwrap();
+        assert_eq!((done.reread, done.changed), (payloads.len() as u64, 0));
+    }
 }

@@ -231,6 +231,10 @@ impl Default for Policy {
     }
 }
 
+/// The version of the rules that derive stored columns from a request under a policy
+/// (how priorities are read, what is flagged): a new version makes stores re-check.
+const RULES_VERSION: u32 = 1;
+
 /// A policy problem found at load, with the key it concerns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyError {
@@ -274,19 +278,41 @@ impl Policy {
             .map_or(0, |i| i as i64)
     }
 
-    /// What the derived columns of stored items depend on (allowed values, aliases and
-    /// the rules that read them), as a digest: a store re-checks its open items when the
-    /// digest it recorded differs. The version number changes when those rules change.
+    /// What the derived columns of stored items depend on (allowed values, aliases, and
+    /// the version of the rules that read them), as JSON: a store keeps it beside the
+    /// items so a later re-check knows what their columns were computed under.
+    pub fn validation_rules(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": RULES_VERSION,
+            "intents": self.intents,
+            "priorities": self.priorities,
+            "priority_aliases": self.priority_aliases,
+        })
+    }
+
+    /// A policy with these [`Policy::validation_rules`] (the rest at its defaults), if
+    /// they are of this build's version.
+    pub fn with_validation_rules(rules: &serde_json::Value) -> Option<Policy> {
+        #[derive(Deserialize)]
+        struct Rules {
+            version: u32,
+            intents: Vec<String>,
+            priorities: Vec<String>,
+            priority_aliases: BTreeMap<String, String>,
+        }
+        let r = Rules::deserialize(rules).ok()?;
+        (r.version == RULES_VERSION).then(|| Policy {
+            intents: r.intents,
+            priorities: r.priorities,
+            priority_aliases: r.priority_aliases,
+            ..Policy::default()
+        })
+    }
+
+    /// A short digest of [`Policy::validation_rules`]: a store re-checks its open items
+    /// when the digest it recorded differs.
     pub fn validation_digest(&self) -> String {
-        const RULES_VERSION: u32 = 1;
-        let json = serde_json::to_vec(&(
-            RULES_VERSION,
-            &self.intents,
-            &self.priorities,
-            &self.priority_aliases,
-        ))
-        .unwrap_or_default();
-        let digest = Sha256::digest(&json);
+        let digest = Sha256::digest(self.validation_rules().to_string().as_bytes());
         digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 

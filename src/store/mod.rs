@@ -235,6 +235,7 @@ impl Store {
             if let Some(done) = store.recheck_open_items()? {
                 tracing::info!(
                     checked = done.checked,
+                    reread = done.reread,
                     changed = done.changed,
                     "open items checked again under a changed policy"
                 );
