@@ -965,6 +965,22 @@ fn open_items_are_checked_again_when_the_policy_changes() {
             .map(Result::unwrap)
             .collect();
         assert_eq!(kinds, ["policy_rechecked"]);
+        // A filter by an alias finds the items it is read as.
+        let q = ListQuery {
+            filter: signoff::queue::Filter {
+                priorities: vec!["normal".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let found: Vec<String> = s
+            .list(&q)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| i.external_id)
+            .collect();
+        assert_eq!(found, ["n"]);
     }
     // A policy that drops "medium" and the alias: the item is flagged, not dropped, and
     // sorts first (with "asap", now allowed and first in the list, which loses its flag).

@@ -581,6 +581,86 @@ mod tests {
     }
 
     #[test]
+    fn priorities_are_read_in_any_case_and_through_aliases() {
+        let p = Policy::default();
+        assert_eq!(p.priorities, ["urgent", "high", "medium", "low"]);
+        assert_eq!(p.read_priority("medium"), Some("medium"));
+        assert_eq!(p.read_priority(" Medium "), Some("medium"));
+        assert_eq!(p.read_priority("Normal"), Some("medium"));
+        assert_eq!(p.read_priority("NORMAL"), Some("medium"));
+        assert_eq!(p.read_priority("asap"), None);
+        assert_eq!(p.priority_as_read("asap"), "asap");
+        assert_eq!(p.priority_rank(Some("normal")), 2);
+        assert_eq!(p.sla_minutes_for(Some("Normal")), Some(240));
+        assert_eq!(p.sla_minutes_for(Some("HIGH")), Some(60));
+    }
+
+    #[test]
+    fn aliases_must_name_a_priority_and_not_be_one() {
+        let mut p = Policy::default();
+        p.priority_aliases.insert("High".into(), "urgent".into());
+        p.priority_aliases.insert("soon".into(), "asap".into());
+        let errs = p.check();
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "policy.priority_aliases.High",
+                "policy.priority_aliases.soon"
+            ]
+        );
+        assert!(errs[0].message.contains("is a priority itself"), "{errs:?}");
+        assert!(
+            errs[1]
+                .message
+                .contains("'asap' is not an allowed priority"),
+            "{errs:?}"
+        );
+        let mut p = Policy::default();
+        p.priorities.push("Low".into());
+        assert!(p.check()[0].message.contains("listed twice"));
+    }
+
+    #[test]
+    fn defaults_left_behind_by_the_users_lists_are_dropped_unless_they_set_them() {
+        let mut p = Policy {
+            priorities: vec!["p1".into(), "p2".into()],
+            intents: vec!["other".into()],
+            ..Policy::default()
+        };
+        p.sla_minutes.insert("p1".into(), 5);
+        p.drop_stale_defaults(|k| k == "sla_minutes.p1" || k == "actions.complaint");
+        assert_eq!(p.sla_minutes.keys().collect::<Vec<_>>(), ["p1"]);
+        assert_eq!(
+            p.actions.keys().collect::<Vec<_>>(),
+            ["complaint", "other"],
+            "a key the user set stays, to be reported"
+        );
+        assert!(p.priority_aliases.is_empty());
+        assert!(p.review.intents.is_empty() && p.review.priorities.is_empty());
+        assert_eq!(
+            p.check().iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            ["policy.actions.complaint"]
+        );
+    }
+
+    #[test]
+    fn the_validation_rules_round_trip_and_digest() {
+        let p = Policy::default();
+        let back = Policy::with_validation_rules(&p.validation_rules()).unwrap();
+        assert_eq!(back.validation_digest(), p.validation_digest());
+        let mut q = Policy::default();
+        q.lease_seconds = 60;
+        assert_eq!(
+            q.validation_digest(),
+            p.validation_digest(),
+            "leases are not rules"
+        );
+        q.priority_aliases.insert("asap".into(), "urgent".into());
+        assert_ne!(q.validation_digest(), p.validation_digest());
+    }
+
+    #[test]
     fn unknown_priorities_rank_first() {
         let p = Policy::default();
         assert_eq!(p.priority_rank(Some("low")), 3);

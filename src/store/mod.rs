@@ -1,5 +1,6 @@
 //! The SQLite queue store: schema and migrations, ingest, claims with fenced leases,
 //! edits, decisions with their audit and outbox rows, and the hash-chained audit log.
+//! On open, open items are checked again when the policy changed since (`recheck`).
 //!
 //! Every write runs in `BEGIN IMMEDIATE` so writers queue on SQLite's lock instead of
 //! failing halfway; `SQLITE_BUSY` past the busy timeout is retried here and never reaches

@@ -209,6 +209,23 @@ fn list_sql(cond: &str, sort: Sort) -> String {
 impl Store {
     /// One page of the queue. Only the page's rows are read, plus a count of matches.
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
+        // Priorities filter as the policy reads them ("normal" finds the "medium" items).
+        let read;
+        let q = if q
+            .filter
+            .priorities
+            .iter()
+            .any(|p| self.policy.priority_as_read(p) != p)
+        {
+            let mut r = q.clone();
+            for p in &mut r.filter.priorities {
+                *p = self.policy.priority_as_read(p).to_string();
+            }
+            read = r;
+            &read
+        } else {
+            q
+        };
         let now = self.now();
         let (cond, args) = where_clause(q, now);
         let limit = i64::from(if q.limit == 0 { 100 } else { q.limit });
