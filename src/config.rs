@@ -452,7 +452,7 @@ fn over_defaults(user: &toml::Table) -> toml::Value {
 }
 
 /// Merges `over` into `base`: a table merges into a table, anything else replaces.
-pub fn merge(base: &mut toml::Value, over: &toml::Table) {
+fn merge(base: &mut toml::Value, over: &toml::Table) {
     let Some(base) = base.as_table_mut() else {
         *base = toml::Value::Table(over.clone());
         return;
@@ -770,7 +770,7 @@ mod tests {
             at("actions.gmail.token_url"),
             "\"https://oauth2.googleapis.com/token\""
         );
-        // Outside `masked`, a secret serialises as its value (nothing else reads it so).
+        // Outside `masked`, a secret serialises as its value.
         let v = toml::Value::try_from(&c).unwrap();
         assert_eq!(v["actions"]["slack"]["token"].as_str(), Some("xoxb-1"));
     }
