@@ -649,8 +649,10 @@ mod tests {
         let p = Policy::default();
         let back = Policy::with_validation_rules(&p.validation_rules()).unwrap();
         assert_eq!(back.validation_digest(), p.validation_digest());
-        let mut q = Policy::default();
-        q.lease_seconds = 60;
+        let mut q = Policy {
+            lease_seconds: 60,
+            ..Policy::default()
+        };
         assert_eq!(
             q.validation_digest(),
             p.validation_digest(),
