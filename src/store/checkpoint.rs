@@ -208,8 +208,8 @@ mod tests {
                 let v = serde_json::json!({
                     "source": "t", "external_id": format!("e{i}"),
                     "raw": {"body": "x".repeat(2_000)},
-                    "ai": {"summary": "s", "intent": "sales_lead", "priority": "normal",
-                           "confidence": 0.9}
+                    "ai": {"summary": "s", "intent": "sales_lead", "priority": "medium",
+                           "confidence": 0.9, "draft_reply": "d"}
                 });
                 let r = crate::model::Request::from_value(&v).unwrap();
                 IngestItem::new(v.to_string(), v, r, "t:1".into())

@@ -1,5 +1,6 @@
 //! The SQLite queue store: schema and migrations, ingest, claims with fenced leases,
 //! edits, decisions with their audit and outbox rows, and the hash-chained audit log.
+//! On open, open items are checked again when the policy changed since (`recheck`).
 //!
 //! Every write runs in `BEGIN IMMEDIATE` so writers queue on SQLite's lock instead of
 //! failing halfway; `SQLITE_BUSY` past the busy timeout is retried here and never reaches
@@ -16,6 +17,7 @@ mod ingest;
 mod outbox;
 mod outcomes;
 mod read;
+mod recheck;
 mod review;
 mod schema;
 mod stats;
@@ -32,6 +34,7 @@ pub use export::{ExportQuery, Format, csv_cell};
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition, OutboxRow};
 pub use outcomes::Outcome;
+pub use recheck::Recheck;
 pub use review::idempotency_key;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
 
@@ -229,6 +232,17 @@ impl Store {
                 // A migration that rewrote a table's text in place (v7) is not re-read by
                 // the connection that made it: start afresh.
                 store.conn = connect().map_err(open_err)?;
+            }
+            if let Some(done) = store.recheck_open_items()? {
+                tracing::info!(
+                    checked = done.checked,
+                    reread = done.reread,
+                    changed = done.changed,
+                    "open items checked again under a changed policy"
+                );
+                if done.changed > 0 {
+                    store.anchor_quietly();
+                }
             }
             if opts.background_checkpoint {
                 store.conn.pragma_update(

@@ -204,6 +204,17 @@ UPDATE sqlite_schema SET sql = replace(sql,
     WHERE type = 'table' AND name = 'outbox';
 PRAGMA writable_schema = OFF;
 "#,
+    // v8: the priority as the AI sent it (the `priority` column holds it as the policy
+    // reads it), and the store's own bookkeeping, e.g. the policy the open items' derived
+    // columns (priority as read, queue rank, validation flags) were last computed under.
+    // Rows from before keep a NULL `ai_priority` until the first re-check fills it.
+    r#"
+ALTER TABLE requests ADD COLUMN ai_priority TEXT;
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Work a migration needs beyond its SQL, inside the same transaction.
