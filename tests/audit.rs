@@ -291,6 +291,35 @@ fn a_truncated_tail_is_found_through_the_anchor() {
     );
 }
 
+/// Opening a store re-checks open items when the policy changed, with an audit entry; on a
+/// log that does not match its anchor that entry is refused, and the store still opens, so
+/// `audit verify` reports the break instead of failing to open.
+#[test]
+fn verify_reports_a_break_even_when_the_policy_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = history(dir.path());
+    unlock(&s);
+    s.connection()
+        .execute("DELETE FROM audit WHERE seq > 10", [])
+        .unwrap();
+    drop(s);
+    let (code, out, err) = run(signoff(dir.path())
+        // The pending item's intent is no longer allowed: its flags change.
+        .env("SIGNOFF_POLICY__INTENTS", r#"["other", "spam"]"#)
+        .args(["audit", "verify"]));
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(out.contains("BROKEN at entry 11: missing"), "{out}{err}");
+    let logs = dir.path().join("data/state/logs");
+    let log: String = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect();
+    assert!(
+        log.contains("open items not checked again under the changed policy"),
+        "{log}"
+    );
+}
+
 /// Rewrites history from `from` on, recomputing every hash as a careful attacker would
 /// (the MACs cannot be recomputed without the key).
 fn rechain(s: &Store, from: i64) {

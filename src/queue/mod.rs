@@ -253,6 +253,10 @@ pub struct Receipt {
     pub id: i64,
     pub state: State,
     pub actions: Vec<ActionStatus>,
+    /// Actions the policy names that this item does not get, with why (nothing queued
+    /// for them).
+    #[serde(default)]
+    pub skipped: Vec<(ActionKind, crate::model::Skip)>,
     pub undo_until: Millis,
 }
 

@@ -1,5 +1,6 @@
 //! The SQLite queue store: schema and migrations, ingest, claims with fenced leases,
 //! edits, decisions with their audit and outbox rows, and the hash-chained audit log.
+//! On open, open items are checked again when the policy changed since (`recheck`).
 //!
 //! Every write runs in `BEGIN IMMEDIATE` so writers queue on SQLite's lock instead of
 //! failing halfway; `SQLITE_BUSY` past the busy timeout is retried here and never reaches
@@ -18,6 +19,7 @@ mod ingest;
 mod outbox;
 mod outcomes;
 mod read;
+mod recheck;
 mod review;
 mod schema;
 mod stats;
@@ -37,6 +39,7 @@ pub use files::FileMode;
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition, OutboxRow};
 pub use outcomes::Outcome;
+pub use recheck::Recheck;
 pub use review::idempotency_key;
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
 pub use verify::{VerifyOptions, VerifyReport};
@@ -362,6 +365,21 @@ impl Store {
                 // A migration that rewrote a table's text in place (v7) is not re-read by
                 // the connection that made it: start afresh.
                 store.conn = connect().map_err(open_err)?;
+            }
+            match store.recheck_open_items() {
+                Ok(Some(done)) => tracing::info!(
+                    checked = done.checked,
+                    reread = done.reread,
+                    changed = done.changed,
+                    "open items checked again under a changed policy"
+                ),
+                Ok(None) => {}
+                // Opening is not writing: `audit verify` must still open a store whose log
+                // does not match its anchor. Every write refuses until it does.
+                Err(e @ StoreError::AuditRefused(_)) => {
+                    tracing::warn!(error = %e, "open items not checked again under the changed policy");
+                }
+                Err(e) => return Err(e),
             }
             if opts.background_checkpoint {
                 store.conn.pragma_update(

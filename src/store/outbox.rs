@@ -331,8 +331,12 @@ pub struct ActionPreview {
     /// matches unless someone else decides first).
     pub idempotency_key: String,
     /// The rendered requests, or why the action cannot be rendered (approval would fail
-    /// with this).
+    /// with this). Null for a skipped action.
     pub rendered: std::result::Result<serde_json::Value, String>,
+    /// Set when the policy names this action but the item rules it out: nothing is
+    /// queued for it, and this says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<crate::model::Skip>,
 }
 
 impl Store {
@@ -351,9 +355,9 @@ impl Store {
             return Ok(Vec::new());
         };
         let (_, payload) = super::read::load_payload(&self.conn, id)?;
-        let fields = super::read::effective_fields(&self.conn, id, &payload)?;
-        let actions = self.policy.actions_of(kind, fields.intent.as_deref());
-        if actions.is_empty() {
+        let (ai, fields) = super::read::reviewed_fields(&self.conn, id, &payload, &self.policy)?;
+        let plan = self.policy.plan_actions(kind, &fields, &ai);
+        if plan.queued.is_empty() && plan.skipped.is_empty() {
             return Ok(Vec::new());
         }
         let request = Request::from_json(&payload)
@@ -364,7 +368,14 @@ impl Store {
                 .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions", [], |r| {
                     r.get(0)
                 })?;
-        Ok(actions
+        let skipped = plan.skipped.iter().map(|(action, why)| ActionPreview {
+            action: *action,
+            idempotency_key: String::new(),
+            rendered: Ok(serde_json::Value::Null),
+            skipped: Some(*why),
+        });
+        Ok(plan
+            .queued
             .into_iter()
             .map(|action| {
                 let key = super::idempotency_key(id, decision_id, action);
@@ -383,8 +394,10 @@ impl Store {
                     action,
                     idempotency_key: key,
                     rendered,
+                    skipped: None,
                 }
             })
+            .chain(skipped)
             .collect())
     }
 }

@@ -4,10 +4,11 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::json;
 
 use super::audit::AuditWriter;
-use super::read::{effective_fields, load_payload};
+use super::read::{effective_fields, load_payload, reviewed_fields};
 use super::{RenderContext, Result, Store};
 use crate::model::{
-    ActionKind, DecisionKind, EditableField, FieldValues, Policy, Request, State, check_fields,
+    ActionKind, ActionPlan, DecisionKind, EditableField, FieldValues, Policy, Request, State,
+    check_fields,
 };
 use crate::queue::{ActionStatus, Claim, Decision, Millis, QueueError, Receipt};
 
@@ -144,25 +145,28 @@ fn apply_edit(
     now: Millis,
     policy: &Policy,
 ) -> Result<bool> {
-    let value = value.filter(|v| !v.is_empty());
+    let mut value = value.filter(|v| !v.is_empty());
     if let Some(v) = &value {
-        let allowed = match field {
-            EditableField::Intent => Some(&policy.intents),
-            EditableField::Priority => Some(&policy.priorities),
-            _ => None,
-        };
-        if let Some(allowed) = allowed
-            && !allowed.contains(v)
-        {
-            return Err(QueueError::Invalid(format!(
+        let refused = |allowed: &[String]| {
+            QueueError::Invalid(format!(
                 "{} '{v}' is not allowed; allowed: {}",
                 field.as_str(),
                 allowed.join(", ")
             ))
-            .into());
+        };
+        match field {
+            EditableField::Intent if !policy.intents.contains(v) => {
+                return Err(refused(&policy.intents).into());
+            }
+            // Stored as the priority it is read as ("Normal" is saved as "medium").
+            EditableField::Priority => match policy.read_priority(v) {
+                Some(p) => value = Some(p.to_string()),
+                None => return Err(refused(&policy.priorities).into()),
+            },
+            _ => {}
         }
     }
-    let (revision, fields) = current_fields(tx, claim.id)?;
+    let (revision, fields) = current_fields(tx, claim.id, policy)?;
     let old = fields.get(field).map(str::to_owned);
     if old == value {
         return Ok(false);
@@ -214,9 +218,9 @@ fn apply_edit(
     Ok(true)
 }
 
-fn current_fields(tx: &Transaction<'_>, id: i64) -> Result<(i64, FieldValues)> {
+fn current_fields(tx: &Transaction<'_>, id: i64, policy: &Policy) -> Result<(i64, FieldValues)> {
     let (revision, payload) = load_payload(tx, id)?;
-    let fields = effective_fields(tx, id, &payload)?;
+    let fields = effective_fields(tx, id, &payload, policy)?;
     Ok((revision, fields))
 }
 
@@ -234,7 +238,8 @@ pub(crate) struct NewDecision<'a> {
     pub payload: &'a str,
     /// The reviewed fields.
     pub fields: &'a FieldValues,
-    pub actions: &'a [ActionKind],
+    /// The actions to queue, and those the item rules out.
+    pub plan: &'a ActionPlan,
     /// Approved by policy, not a person.
     pub auto: bool,
 }
@@ -276,21 +281,21 @@ pub(crate) fn record_decision(
             decision_id = ?3, updated_at = ?4 WHERE id = ?1",
     )?
     .execute(params![d.id, state.as_str(), decision_id, now])?;
-    let mut statuses = Vec::with_capacity(d.actions.len());
+    let mut statuses = Vec::with_capacity(d.plan.queued.len());
     let mut insert = tx.prepare_cached(
         "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
             next_attempt_at, created_at, updated_at, payload)
          VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7)",
     )?;
     let request = match renderer {
-        Some(_) if !d.actions.is_empty() => Some(
+        Some(_) if !d.plan.queued.is_empty() => Some(
             Request::from_json(d.payload)
                 .map(|(_, r)| r)
                 .map_err(|e| QueueError::Storage(format!("item {}: {e}", d.id)))?,
         ),
         _ => None,
     };
-    for action in d.actions {
+    for action in &d.plan.queued {
         let key = idempotency_key(d.id, decision_id, *action);
         let rendered = match (renderer, &request) {
             (Some(r), Some(request)) => Some(
@@ -336,24 +341,27 @@ pub(crate) fn record_decision(
             response: None,
         });
     }
-    audit.append(
-        tx,
-        now,
-        d.reviewer,
-        Some(d.id),
-        "decided",
-        &json!({
-            "decision_id": decision_id, "decision": d.kind.verb(),
-            "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
-            "revision": d.revision, "fields": d.fields, "auto": d.auto,
-            "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
-        }),
-    )?;
+    let mut detail = json!({
+        "decision_id": decision_id, "decision": d.kind.verb(),
+        "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
+        "revision": d.revision, "fields": d.fields, "auto": d.auto,
+        "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
+    });
+    if !d.plan.skipped.is_empty() {
+        detail["not_queued"] = d
+            .plan
+            .skipped
+            .iter()
+            .map(|(a, why)| json!({"action": a, "why": why.reason()}))
+            .collect();
+    }
+    audit.append(tx, now, d.reviewer, Some(d.id), "decided", &detail)?;
     Ok(Receipt {
         decision_id,
         id: d.id,
         state,
         actions: statuses,
+        skipped: d.plan.skipped.clone(),
         undo_until,
     })
 }
@@ -481,7 +489,7 @@ impl Store {
                 apply_edit(tx, audit, claim, *field, value.clone(), now, policy)?;
             }
             let (revision, payload) = load_payload(tx, claim.id)?;
-            let fields = effective_fields(tx, claim.id, &payload)?;
+            let (ai, fields) = reviewed_fields(tx, claim.id, &payload, policy)?;
             let (reason, queue): (Option<&str>, Option<&str>) =
                 match &decision.kind {
                     DecisionKind::Approve => {
@@ -518,7 +526,7 @@ impl Store {
                         (None, Some(queue.as_str()))
                     }
                 };
-            let actions = policy.actions_of(&decision.kind, fields.intent.as_deref());
+            let plan = policy.plan_actions(&decision.kind, &fields, &ai);
             let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
             record_decision(
                 tx,
@@ -534,7 +542,7 @@ impl Store {
                     note,
                     payload: &payload,
                     fields: &fields,
-                    actions: &actions,
+                    plan: &plan,
                     auto: false,
                 },
                 now,

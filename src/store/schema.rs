@@ -207,7 +207,18 @@ UPDATE sqlite_schema SET sql = replace(sql,
     WHERE type = 'table' AND name = 'outbox';
 PRAGMA writable_schema = OFF;
 "#,
-    // v8: who really acted, and a keyed log. Each audit row records the Unix user of the
+    // v8: the priority as the AI sent it (the `priority` column holds it as the policy
+    // reads it), and the store's own bookkeeping, e.g. the policy the open items' derived
+    // columns (priority as read, queue rank, validation flags) were last computed under.
+    // Rows from before keep a NULL `ai_priority` until the first re-check fills it.
+    r#"
+ALTER TABLE requests ADD COLUMN ai_priority TEXT;
+CREATE TABLE meta (
+    key    TEXT PRIMARY KEY,
+    value  TEXT NOT NULL
+) WITHOUT ROWID;
+"#,
+    // v9: who really acted, and a keyed log. Each audit row records the Unix user of the
     // process that wrote it (`os_user`, covered by the row's hash) and a MAC of its hash
     // under the key outside the database (`mac`). Rows already there are keyed once by
     // `after_migration`, as far as the chain and the old anchor vouch for them, and an
@@ -218,10 +229,10 @@ ALTER TABLE audit ADD COLUMN mac TEXT;
 "#,
 ];
 
-/// The kind of the entry the v8 migration appends when it keys an existing log.
+/// The kind of the entry the v9 migration appends when it keys an existing log.
 pub const KEYED_KIND: &str = "audit_keyed";
 
-/// The append-only trigger on UPDATE (the v8 migration lifts it to add MACs).
+/// The append-only trigger on UPDATE (the v9 migration lifts it to add MACs).
 const AUDIT_UPDATE_TRIGGER: &str = "CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
 
@@ -238,7 +249,7 @@ fn migration_error(path: &Path, to: i64, why: String) -> StoreError {
     )))
 }
 
-/// Keys an existing log (v8): creates the key if there is none, adds a MAC to every row
+/// Keys an existing log (v9): creates the key if there is none, adds a MAC to every row
 /// the chain and the old anchor vouch for, and appends an entry saying so. Rows past a
 /// break, or all of them when the old anchor disagrees with the log, stay without a MAC:
 /// `signoff audit verify` then reports the first, and writers refuse.
@@ -255,7 +266,7 @@ fn key_the_log(
     let key = match AuditKey::load(&key_path) {
         Ok(k) => k,
         Err(KeyProblem::Missing) => anchor::create_key(&key_path, files)?,
-        Err(p) => return Err(migration_error(path, 8, p.describe(&key_path))),
+        Err(p) => return Err(migration_error(path, 9, p.describe(&key_path))),
     };
     let walked = super::verify::walk(tx, 0, GENESIS, None, |_| {})?;
     let mut problem = walked
@@ -370,7 +381,7 @@ fn after_migration(
     path: &Path,
     files: &FileMode,
 ) -> Result<Option<AfterCommit>> {
-    if to == 8 {
+    if to == 9 {
         return key_the_log(tx, path, files);
     }
     if to == 7 {
