@@ -470,7 +470,10 @@ fn request_line(
             "confidence": confidence,
             "recommended_next_step": rng.pick(STEPS),
             "escalation_reason": escalation,
-            "crm_update_required": rng.chance(60),
+            // A clean item gets every action its intent names (an item whose AI said no
+            // CRM update would queue one fewer); the draw is made either way so the
+            // corpus stays the same otherwise.
+            "crm_update_required": rng.chance(60) || clean,
             "human_review_required": rng.chance(30),
             "missing_info": if rng.chance(20) { json!(["phone number"]) } else { json!([]) },
             "draft_reply": format!("Hi {first},\n\nThank you for reaching out about {topic}. {} We will get back to you within one business day.\n\nBest,\nThe team", rng.pick(SENTENCES)),
@@ -528,6 +531,11 @@ fn settle() {
 
 fn fresh_copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).expect("copy seed db");
+    // The audit log's anchor goes with its database (the key is shared: same directory).
+    let anchor = signoff::store::anchor_path(from);
+    if anchor.exists() {
+        std::fs::copy(&anchor, signoff::store::anchor_path(to)).expect("copy seed anchor");
+    }
     File::open(to)
         .and_then(|f| f.sync_all())
         .expect("sync copy");

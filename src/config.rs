@@ -35,6 +35,9 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// How long a writer waits for another's lock before retrying.
     pub busy_timeout_ms: u64,
+    /// A Unix group that shares the store: its files are created mode 0660 and given to
+    /// this group instead of 0600 (owner only).
+    pub group: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -43,6 +46,7 @@ impl Default for StoreConfig {
             path: None,
             durability: Durability::Full,
             busy_timeout_ms: 10_000,
+            group: None,
         }
     }
 }
@@ -53,6 +57,9 @@ impl Default for StoreConfig {
 pub struct ReviewerConfig {
     /// Name recorded on claims, edits and decisions; default: the Unix user.
     pub name: Option<String>,
+    /// Lets `name` differ from the Unix user this runs as (both are audited). Off: a
+    /// name that is not yours is refused.
+    pub allow_override: bool,
 }
 
 /// A role on the queue server: what a caller may do.
@@ -281,17 +288,7 @@ pub struct Loaded {
 
 impl Loaded {
     pub fn source_of(&self, key: &str) -> Source {
-        // The most specific recorded key that is `key` or one of its parents.
-        let mut k = key;
-        loop {
-            if let Some(s) = self.sources.get(k) {
-                return s.clone();
-            }
-            match k.rfind('.') {
-                Some(i) => k = &k[..i],
-                None => return Source::Default,
-            }
-        }
+        source_of_key(&self.sources, key)
     }
 
     /// The reviewer name: flag, env, config, then the Unix user.
@@ -301,38 +298,38 @@ impl Loaded {
             .name
             .clone()
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(unix_user)
+            .unwrap_or_else(|| crate::identity::os_user().to_string())
     }
-}
 
-/// The login name of the user running signoff.
-pub fn unix_user() -> String {
-    for var in ["USER", "LOGNAME"] {
-        if let Ok(u) = std::env::var(var)
-            && !u.is_empty()
-        {
-            return u;
+    /// Refuses a reviewer name other than the Unix user this process runs as, unless
+    /// `reviewer.allow_override` is on: the audit log records both, but a name that is not
+    /// yours must be intended.
+    pub fn check_reviewer(&self) -> Result<(), ConfigError> {
+        let me = crate::identity::os_user();
+        let name = self.reviewer();
+        if name == me || self.config.reviewer.allow_override {
+            return Ok(());
         }
-    }
-    // No login variables (cron, containers, some SSH setups): the uid's name in /etc/passwd.
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        });
-    if let (Some(uid), Ok(passwd)) = (uid, std::fs::read_to_string("/etc/passwd")) {
-        for line in passwd.lines() {
-            let mut parts = line.split(':');
-            if let (Some(name), Some(_), Some(id)) = (parts.next(), parts.next(), parts.next())
-                && id == uid
-            {
-                return name.to_string();
+        let (origin, line) = match self.source_of("reviewer.name") {
+            Source::Flag(n) => (format!("flag {n}"), None),
+            Source::Env(v) => (format!("environment variable {v}"), None),
+            Source::File(p) => {
+                let line = std::fs::read_to_string(&p)
+                    .ok()
+                    .and_then(|t| find_key_line(&t, "reviewer.name"));
+                (p.display().to_string(), line)
             }
-        }
+            Source::Default => ("the configuration".into(), None),
+        };
+        Err(ConfigError {
+            origin,
+            line,
+            key: Some("reviewer.name".into()),
+            message: format!(
+                "reviewer '{name}' is not you: signoff runs as Unix user '{me}' and the audit log records who really acted; leave the reviewer name out (it defaults to '{me}'), or set reviewer.allow_override = true where acting under another name is intended (both names are then recorded)"
+            ),
+        })
     }
-    "unknown".into()
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
@@ -399,7 +396,7 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         .find(|(k, _)| k == "SIGNOFF_SYSTEM_CONFIG")
         .map(|(_, v)| PathBuf::from(v))
         .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
-    let (mut table, system_text) = match std::fs::read_to_string(&system_file) {
+    let (system_table, system_text) = match std::fs::read_to_string(&system_file) {
         Ok(text) => (parse_file(&text, &system_file)?, Some(text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml::Table::new(), None),
         Err(e) => {
@@ -411,11 +408,13 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
             });
         }
     };
-    for key in leaf_keys(&toml::Value::Table(table.clone())) {
+    for key in leaf_keys(&toml::Value::Table(system_table.clone())) {
         sources.insert(key, Source::File(system_file.clone()));
     }
 
-    // 1. The file, checked alone first so its errors carry its own lines.
+    // 1. The file, checked alone first so its errors carry its own lines. It holds
+    // overrides only: it is merged key by key over the system file and the built-in
+    // defaults below.
     let (user_table, text) = match std::fs::read_to_string(&config_file) {
         Ok(text) => {
             let table = parse_file(&text, &config_file)?;
@@ -436,23 +435,14 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
     for key in leaf_keys(&toml::Value::Table(user_table.clone())) {
         sources.insert(key, Source::File(config_file.clone()));
     }
-    merge_tables(&mut table, user_table);
-    if system_text.is_some() {
-        // The merge of two valid files can still contradict itself only in meaning
-        // (checked below), never in type; this names the files should it happen anyway.
-        toml::Value::Table(table.clone())
-            .try_into::<Config>()
-            .map_err(|e| ConfigError {
-                origin: format!(
-                    "{} merged over {}",
-                    config_file.display(),
-                    system_file.display()
-                ),
-                line: None,
-                key: None,
-                message: e.message().trim().to_string(),
-            })?;
-    }
+    let mut table = {
+        let mut merged = toml::Value::Table(system_table);
+        merge(&mut merged, &user_table);
+        match merged {
+            toml::Value::Table(t) => t,
+            _ => user_table,
+        }
+    };
 
     // 2. The environment.
     let mut env_keys: BTreeMap<String, String> = BTreeMap::new();
@@ -474,21 +464,46 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         };
         set_path(&mut table, &key, parsed).map_err(env_err)?;
         // Checked one variable at a time, so a bad value names its variable.
-        toml::Value::Table(table.clone())
+        over_defaults(&table)
             .try_into::<Config>()
             .map_err(|e| env_err(e.message().trim().to_string()))?;
         env_keys.insert(key.clone(), name.clone());
         sources.insert(key, Source::Env(name.clone()));
     }
-    let mut config: Config =
-        toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| ConfigError {
-                origin: "the environment (SIGNOFF_* variables)".into(),
-                line: None,
-                key: None,
+    // The file was checked alone and each variable on its own: an error left is one only
+    // the merge shows (a table the file completes wrongly); it is placed by its key.
+    let mut config: Config = over_defaults(&table)
+        .try_into()
+        .map_err(|e: toml::de::Error| {
+            let key = error_key(&e);
+            let (origin, line) = match key.as_deref().map(|k| source_of_key(&sources, k)) {
+                Some(Source::Env(n)) => (format!("environment variable {n}"), None),
+                Some(Source::File(f)) if f == system_file => (
+                    system_file.display().to_string(),
+                    system_text
+                        .as_deref()
+                        .zip(key.as_deref())
+                        .and_then(|(t, k)| find_key_line(t, k)),
+                ),
+                _ => (
+                    config_file.display().to_string(),
+                    text.as_deref()
+                        .zip(key.as_deref())
+                        .and_then(|(t, k)| find_key_line(t, k)),
+                ),
+            };
+            ConfigError {
+                origin,
+                line,
+                key,
                 message: e.message().trim().to_string(),
-            })?;
+            }
+        })?;
+    // Defaults that name values the user's lists no longer have (an SLA for a priority
+    // they removed) are dropped, not reported: the user did not write them.
+    config
+        .policy
+        .drop_stale_defaults(|k| user_set(&sources, &format!("policy.{k}")));
 
     // 3. Flags.
     if let Some(db) = &flags.db {
@@ -513,6 +528,14 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         problems.push((
             "store.busy_timeout_ms".into(),
             "must be more than 0 (milliseconds, e.g. 10000)".into(),
+        ));
+    }
+    if let Some(group) = &config.store.group
+        && crate::identity::group_id(group).is_none()
+    {
+        problems.push((
+            "store.group".into(),
+            format!("'{group}' is not a Unix group on this host (see /etc/group)"),
         ));
     }
     if config.log.max_files == 0 {
@@ -568,19 +591,73 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
     })
 }
 
-/// Merges `over` into `base`: tables key by key, anything else replaced.
-fn merge_tables(base: &mut toml::Table, over: toml::Table) {
+/// The built-in defaults as TOML, with `user` (file and environment) merged over them key
+/// by key at every depth: tables merge, any other value (lists too) replaces.
+fn over_defaults(user: &toml::Table) -> toml::Value {
+    let mut base = toml::Value::try_from(Config::default())
+        .unwrap_or_else(|_| toml::Value::Table(toml::Table::new()));
+    merge(&mut base, user);
+    base
+}
+
+/// Merges `over` into `base`: a table merges into a table, anything else replaces.
+fn merge(base: &mut toml::Value, over: &toml::Table) {
+    let Some(base) = base.as_table_mut() else {
+        *base = toml::Value::Table(over.clone());
+        return;
+    };
     for (k, v) in over {
-        match (base.get_mut(&k), v) {
-            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge_tables(b, o),
-            (_, v) => {
-                base.insert(k, v);
+        match (base.get_mut(k), v) {
+            (Some(b @ toml::Value::Table(_)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(k.clone(), v.clone());
             }
         }
     }
 }
 
-/// Parses and checks the file alone, mapping errors to line and key.
+/// The dotted key a deserialisation error of a TOML value is about (`toml` names it on
+/// the error's last line: "in `policy.lease_seconds`").
+fn error_key(e: &toml::de::Error) -> Option<String> {
+    let text = e.to_string();
+    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    let key = last.trim().strip_prefix("in `")?.strip_suffix('`')?;
+    // An unknown field is reported at the table holding it: name the field itself.
+    let field = e
+        .message()
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next());
+    Some(match field {
+        Some(f) => format!("{key}.{f}"),
+        None => key.to_string(),
+    })
+}
+
+/// Where a key's value came from: the most specific recorded key that is it or a parent.
+fn source_of_key(sources: &BTreeMap<String, Source>, key: &str) -> Source {
+    let mut k = key;
+    loop {
+        if let Some(s) = sources.get(k) {
+            return s.clone();
+        }
+        match k.rfind('.') {
+            Some(i) => k = &k[..i],
+            None => return Source::Default,
+        }
+    }
+}
+
+/// Whether the user's file or environment set `key`, a parent of it, or a key inside it.
+fn user_set(sources: &BTreeMap<String, Source>, key: &str) -> bool {
+    source_of_key(sources, key) != Source::Default
+        || sources
+            .range(format!("{key}.")..)
+            .next()
+            .is_some_and(|(k, _)| k.starts_with(&format!("{key}.")))
+}
+
+/// Parses and checks the file alone, mapping errors to line and key. A table the file
+/// leaves incomplete is no error here (the defaults complete it when merged).
 fn parse_file(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
     let err = |e: toml::de::Error| {
         let (line, key) = match e.span() {
@@ -598,8 +675,10 @@ fn parse_file(text: &str, path: &Path) -> Result<toml::Table, ConfigError> {
         }
     };
     let table: toml::Table = toml::from_str(text).map_err(err)?;
-    let _: Config = toml::from_str(text).map_err(err)?;
-    Ok(table)
+    match toml::from_str::<Config>(text) {
+        Err(e) if !e.message().starts_with("missing field") => Err(err(e)),
+        _ => Ok(table),
+    }
 }
 
 /// The dotted key defined at a 1-based line: `[table]` headers plus the line's key.
@@ -667,7 +746,11 @@ pub fn find_key_line(text: &str, key: &str) -> Option<usize> {
 
 /// An environment value as TOML (numbers, booleans, arrays), or a plain string.
 fn parse_env_value(key: &str, raw: &str) -> toml::Value {
-    if key.ends_with("path") || key.ends_with("name") || key.ends_with("level") {
+    if key.ends_with("path")
+        || key.ends_with("name")
+        || key.ends_with("level")
+        || key.ends_with("group")
+    {
         return toml::Value::String(raw.to_string());
     }
     toml::from_str::<toml::Table>(&format!("v = {raw}"))
@@ -714,18 +797,14 @@ pub fn leaf_keys(v: &toml::Value) -> Vec<String> {
     out
 }
 
-/// Keys whose values are secrets (masked when printed).
-fn is_secret_key(key: &str) -> bool {
-    let last = key.rsplit('.').next().unwrap_or(key);
-    ["token", "secret", "password", "webhook_url", "api_key"]
-        .iter()
-        .any(|s| last.contains(s))
-}
-
-fn mask(key: &str, v: &toml::Value) -> String {
+/// A value as `config print` shows it: masked secrets (see [`crate::secret::masked`]) as
+/// their bare description, the server's token list as a count.
+fn shown(key: &str, v: &toml::Value) -> String {
     match v {
-        toml::Value::String(s) if is_secret_key(key) => Secret::new(s.clone()).describe(),
-        toml::Value::Array(items) if key.ends_with("tokens") => {
+        toml::Value::String(s) if s.starts_with(crate::secret::MASK_MARK) => {
+            s.trim_start_matches(crate::secret::MASK_MARK).to_string()
+        }
+        toml::Value::Array(items) if key == "server.tokens" => {
             let n = items.len();
             format!(
                 "[{n} token{}, values hidden]",
@@ -739,8 +818,8 @@ fn mask(key: &str, v: &toml::Value) -> String {
 /// The effective configuration as TOML-like lines, each with where it came from; secrets
 /// masked.
 pub fn render_effective(loaded: &Loaded) -> String {
-    let value =
-        toml::Value::try_from(&loaded.config).unwrap_or(toml::Value::Table(Default::default()));
+    let value = crate::secret::masked(|| toml::Value::try_from(&loaded.config))
+        .unwrap_or(toml::Value::Table(Default::default()));
     let mut out = String::new();
     out.push_str(&format!(
         "# effective configuration; file: {} ({})\n",
@@ -751,22 +830,34 @@ pub fn render_effective(loaded: &Loaded) -> String {
             "not present: defaults"
         }
     ));
-    let mut section = String::new();
-    for key in leaf_keys(&value) {
-        let (sec, rest) = key.split_once('.').unwrap_or(("", key.as_str()));
-        if sec != section {
-            out.push_str(&format!("\n[{sec}]\n"));
-            section = sec.to_string();
+    let empty = toml::Table::new();
+    let sections = value.as_table().unwrap_or(&empty);
+    // Keys outside any table first (TOML needs them before the first header), then one
+    // header per section.
+    let (plain, tables): (Vec<_>, Vec<_>) = sections.iter().partition(|(_, v)| !v.is_table());
+    let line = |out: &mut String, key: &str, rest: &str, v: &toml::Value| {
+        let line = format!("{rest} = {}", shown(key, v));
+        out.push_str(&format!("{line:<60} # {}\n", loaded.source_of(key)));
+    };
+    for (k, v) in plain {
+        line(&mut out, k, k, v);
+    }
+    for (sec, v) in tables {
+        out.push_str(&format!("\n[{sec}]\n"));
+        if v.as_table().is_some_and(toml::Table::is_empty) {
+            out.push_str("# nothing set: every key at its default\n");
+            continue;
         }
-        let mut v = &value;
-        for p in key.split('.') {
-            v = match v.get(p) {
-                Some(x) => x,
-                None => break,
-            };
+        for rest in leaf_keys(v) {
+            let mut x = v;
+            for p in rest.split('.') {
+                x = match x.get(p) {
+                    Some(y) => y,
+                    None => break,
+                };
+            }
+            line(&mut out, &format!("{sec}.{rest}"), &rest, x);
         }
-        let line = format!("{rest} = {}", mask(&key, v));
-        out.push_str(&format!("{line:<60} # {}\n", loaded.source_of(&key)));
     }
     if loaded.config.store.path.is_none() {
         out.push_str(&format!(
@@ -814,20 +905,41 @@ mod tests {
     }
 
     #[test]
-    fn secrets_are_masked() {
+    fn secrets_are_masked_by_type() {
+        let mut c = Config::default();
+        c.actions.slack.token = Some(Secret::new("xoxb-1"));
+        c.server.webhook_secret = Some(Secret::new("env:NOPE_NOT_SET"));
+        let v = crate::secret::masked(|| toml::Value::try_from(&c)).unwrap();
+        let at = |k: &str| {
+            let mut x = &v;
+            for p in k.split('.') {
+                x = x.get(p).unwrap();
+            }
+            shown(k, x)
+        };
+        assert_eq!(at("actions.slack.token"), "******** (inline)");
+        assert!(at("server.webhook_secret").starts_with("env:NOPE_NOT_SET"));
         assert_eq!(
-            mask(
-                "actions.slack.bot_token",
-                &toml::Value::String("xoxb-1".into())
-            ),
-            "******** (inline)"
+            at("actions.gmail.token_url"),
+            "\"https://oauth2.googleapis.com/token\""
         );
-        assert!(
-            mask(
-                "actions.slack.bot_token",
-                &toml::Value::String("env:NOPE_NOT_SET".into())
-            )
-            .starts_with("env:NOPE_NOT_SET")
-        );
+        // Outside `masked`, a secret serialises as its value.
+        let v = toml::Value::try_from(&c).unwrap();
+        assert_eq!(v["actions"]["slack"]["token"].as_str(), Some("xoxb-1"));
+    }
+
+    #[test]
+    fn user_tables_merge_over_the_defaults_at_every_depth() {
+        let user: toml::Table = toml::from_str(
+            "[policy.sla_minutes]\nurgent = 10\n[policy.actions]\nother = []\n[policy]\nintents = [\"other\", \"sales_lead\"]\n",
+        )
+        .unwrap();
+        let c: Config = over_defaults(&user).try_into().unwrap();
+        assert_eq!(c.policy.sla_minutes["urgent"], 10);
+        assert_eq!(c.policy.sla_minutes["high"], 60);
+        assert_eq!(c.policy.actions["other"], vec![]);
+        assert_eq!(c.policy.actions["sales_lead"].len(), 3);
+        // Lists replace.
+        assert_eq!(c.policy.intents, vec!["other", "sales_lead"]);
     }
 }

@@ -4,9 +4,41 @@
 use std::fmt;
 
 /// A secret value or a reference to one.
-#[derive(Clone, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Secret(String);
+
+/// Marks the start of a masked secret's description in serialised output (see [`masked`]).
+pub const MASK_MARK: char = '\u{1}';
+
+thread_local! {
+    static MASKING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with every [`Secret`] serialising as [`MASK_MARK`] followed by its safe
+/// description ([`Secret::describe`]) instead of its value: what `signoff config print`
+/// shows. Which values are secret is known by type, not guessed from key names.
+pub fn masked<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            MASKING.with(|m| m.set(false));
+        }
+    }
+    MASKING.with(|m| m.set(true));
+    let _reset = Reset;
+    f()
+}
+
+impl serde::Serialize for Secret {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if MASKING.with(std::cell::Cell::get) {
+            s.serialize_str(&format!("{MASK_MARK}{}", self.describe()))
+        } else {
+            s.serialize_str(&self.0)
+        }
+    }
+}
 
 /// Why a secret could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

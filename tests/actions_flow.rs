@@ -420,7 +420,8 @@ async fn the_preview_is_what_approval_stores() {
             assert_eq!(p, &s);
         }
     }
-    // An item whose Gmail action cannot render shows why before anyone approves it.
+    // An item without a draft reply gets no Gmail draft: the preview says why before
+    // anyone approves, and the approval queues the rest.
     let mut no_draft = lead("lead-9");
     no_draft["ai"]["draft_reply"] = Value::Null;
     let text = no_draft.to_string();
@@ -434,11 +435,45 @@ async fn the_preview_is_what_approval_stores() {
     let preview = store
         .preview_actions(2, &signoff::model::DecisionKind::Approve, "sam", None)
         .unwrap();
-    assert!(
-        preview[2]
-            .rendered
-            .as_ref()
-            .unwrap_err()
-            .contains("draft reply is empty")
+    assert_eq!(preview.len(), 3);
+    assert_eq!(preview[2].action.as_str(), "gmail");
+    assert_eq!(preview[2].skipped, Some(signoff::model::Skip::NoDraft));
+    assert_eq!(
+        preview[2].skipped.unwrap().reason(),
+        "no Gmail draft: the AI wrote none"
     );
+    assert!(
+        preview[..2]
+            .iter()
+            .all(|p| p.skipped.is_none() && p.rendered.is_ok())
+    );
+    let claim = store.claim(2, "sam").unwrap();
+    let receipt = store
+        .decide(
+            &claim,
+            &signoff::queue::Decision {
+                kind: signoff::model::DecisionKind::Approve,
+                revision: None,
+                note: None,
+                sets: vec![],
+            },
+        )
+        .unwrap();
+    let queued: Vec<&str> = receipt.actions.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(queued, ["crm", "slack"]);
+    assert_eq!(
+        receipt.skipped,
+        vec![(
+            signoff::model::ActionKind::Gmail,
+            signoff::model::Skip::NoDraft
+        )]
+    );
+    let stored: Vec<String> = store
+        .outbox_rows(2)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.idempotency_key)
+        .collect();
+    assert_eq!(stored.len(), 2, "{stored:?}");
+    assert!(stored.iter().all(|k| !k.ends_with("gmail")), "{stored:?}");
 }

@@ -174,7 +174,11 @@ fn info_prints_every_resolved_path() {
             "{label} {path} missing in\n{out}"
         );
     }
-    assert!(out.contains("reviewer     tester"));
+    // The Unix user from the uid, not $USER (the tests set USER=tester).
+    assert!(
+        out.contains(&format!("reviewer     {}", signoff::identity::os_user())),
+        "{out}"
+    );
 }
 
 #[test]
@@ -208,5 +212,167 @@ fn the_db_flag_works_everywhere_and_logs_go_to_a_file() {
             .iter()
             .any(|n| n.starts_with("signoff") && n.ends_with(".log")),
         "{names:?}"
+    );
+}
+
+/// `config print`'s line for a key (`rest = value   # source`), by its text before ` = `.
+fn print_line<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find(|l| l.starts_with(&format!("{key} = ")))
+        .unwrap_or_else(|| panic!("no {key} in\n{out}"))
+}
+
+#[test]
+fn a_file_overrides_only_the_keys_it_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[policy.sla_minutes]\nurgent = 10\n").unwrap();
+    let (code, out, err) = run(signoff(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "print"]));
+    assert_eq!(code, 0, "{err}");
+    let urgent = print_line(&out, "sla_minutes.urgent");
+    assert!(
+        urgent.contains("= 10") && urgent.contains("# file "),
+        "{urgent}"
+    );
+    for (p, m) in [("high", 60), ("medium", 240), ("low", 1440)] {
+        let l = print_line(&out, &format!("sla_minutes.{p}"));
+        assert!(
+            l.contains(&format!("= {m}")) && l.contains("# default"),
+            "{l}"
+        );
+    }
+}
+
+#[test]
+fn an_empty_action_list_for_one_intent_keeps_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, "[policy.actions]\nother = []\n").unwrap();
+    let (code, out, err) = run(signoff(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "print"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(print_line(&out, "actions.other").contains("= []"), "{out}");
+    assert!(
+        print_line(&out, "actions.sales_lead").contains(r#"["crm", "slack", "gmail"]"#),
+        "{out}"
+    );
+    assert!(
+        print_line(&out, "actions.support_request").contains(r#"["crm", "gmail"]"#),
+        "{out}"
+    );
+    // The same through the library: the loaded policy has every other intent's actions.
+    let loaded = signoff::config::load_with(
+        &signoff::config::Flags {
+            config: Some(cfg),
+            ..Default::default()
+        },
+        &[],
+    )
+    .unwrap();
+    let policy = &loaded.config.policy;
+    assert!(policy.actions_for("other").is_empty());
+    assert_eq!(policy.actions_for("complaint").len(), 3);
+}
+
+#[test]
+fn a_type_error_names_the_users_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("team.toml");
+    let c = cfg.display().to_string();
+    std::fs::write(
+        &cfg,
+        "# team overrides\n[policy]\nundo_seconds = 20\n\n[policy.sla_minutes]\nurgent = \"soon\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "config error in {c}:6: key `policy.sla_minutes.urgent`"
+        )),
+        "{err}"
+    );
+    // A table the defaults complete is no error; a wrong value in it is, at its line.
+    std::fs::write(
+        &cfg,
+        "[actions.monday.columns.priority]\nvalue = \"{{ fields.priority }}!\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(&cfg, "[actions.monday.columns.priority]\n\nvalue = 5\n").unwrap();
+    let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "{c}:3: key `actions.monday.columns.priority.value`"
+        )),
+        "{err}"
+    );
+    // Replacing the priorities drops the default SLAs of the ones left out, silently; an
+    // SLA the user wrote for a priority they left out is theirs, reported at its line.
+    std::fs::write(&cfg, "[policy]\npriorities = [\"p1\", \"p2\"]\n").unwrap();
+    let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(
+        &cfg,
+        "[policy]\npriorities = [\"p1\", \"p2\"]\n[policy.sla_minutes]\np1 = 5\nurgent = 5\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!("{c}:5: key `policy.sla_minutes.urgent`"))
+            && err.contains("'urgent' is not an allowed priority; allowed: p1, p2"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_print_has_no_empty_header_and_masks_only_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[actions.slack]\ntoken = \"xoxb-inline-secret\"\n[actions.gmail]\nrefresh_token = \"1//refresh-secret\"\ntoken_url = \"https://oauth.example/token\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(signoff(dir.path())
+        .arg("--config")
+        .arg(&cfg)
+        .args(["config", "print"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(!out.lines().any(|l| l.trim() == "[]"), "{out}");
+    // Every header names a section.
+    for l in out.lines().filter(|l| l.starts_with('[')) {
+        assert!(l.len() > 2 && l.ends_with(']'), "{l}");
+    }
+    assert!(out.contains("\n[reviewer]\n"), "{out}");
+    assert!(
+        print_line(&out, "gmail.token_url").contains("\"https://oauth.example/token\""),
+        "{out}"
+    );
+    assert!(
+        !out.contains("xoxb-inline-secret") && !out.contains("refresh-secret"),
+        "{out}"
+    );
+    assert!(
+        print_line(&out, "slack.token").contains("******** (inline)"),
+        "{out}"
+    );
+    assert!(
+        print_line(&out, "gmail.refresh_token").contains("******** (inline)"),
+        "{out}"
+    );
+    // The default token_url, not set by the user, is shown as it is too.
+    let (_, out, _) = run(signoff(dir.path()).args(["config", "print"]));
+    assert!(
+        print_line(&out, "gmail.token_url").contains("\"https://oauth2.googleapis.com/token\""),
+        "{out}"
     );
 }

@@ -282,3 +282,162 @@ fn a_missing_file_fails_with_its_name() {
     assert_eq!(code, 1);
     assert!(err.contains("cannot read /nonexistent/x.jsonl"), "{err}");
 }
+
+/// The object the upstream triage service in the field returns, exactly, wrapped with the
+/// natural key and the raw request.
+fn case_study(ext: &str, crm_update_required: bool) -> Value {
+    json!({
+        "source": "field-triage",
+        "external_id": ext,
+        "raw": {"channel": "email", "from": "Priya Nair <priya@harbor-freight.example>",
+                "subject": "Driver app keeps logging out",
+                "body": "Since the update our drivers get logged out every hour. Can you help?"},
+        "ai": {
+            "summary": "Customer reports the driver app logs drivers out every hour since the last update.",
+            "intent": "support_request",
+            "priority": "medium",
+            "recommended_next_step": "Check the session timeout setting for the account and reply with a fix.",
+            "crm_update_required": crm_update_required,
+            "human_review_required": true
+        }
+    })
+}
+
+/// `(action, status)` of every outbox row of an item.
+fn outbox(dir: &std::path::Path, id: i64) -> Vec<(String, String)> {
+    let store = open(&db_path(dir));
+    store
+        .outbox_rows(id)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.action, r.status))
+        .collect()
+}
+
+#[test]
+fn the_case_study_object_ingests_unflagged_and_approves_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("case.json");
+    std::fs::write(&file, case_study("cs-1", true).to_string()).unwrap();
+    let (code, out, err) = run(signoff(dir.path()).arg("ingest").arg(&file));
+    assert_eq!(code, 0, "{out}{err}");
+
+    let (code, out, err) = run(signoff(dir.path()).args(["show", "1", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["flags"], json!([]), "{v}");
+    assert_eq!(v["fields"]["priority"], "medium");
+    assert_eq!(v["crm_update_required"], true);
+    assert_eq!(v["human_review_required"], true);
+    assert!(v.get("priority_sent").is_none(), "{v}");
+    let (_, list, _) = run(signoff(dir.path()).args(["list", "--json"]));
+    let list: Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["flag_count"], 0, "{list}");
+
+    let (code, out, _) = run(signoff(dir.path()).args(["show", "1"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.lines().any(
+            |l| l.starts_with("AI flags") && l.ends_with("CRM update: yes · human review: yes")
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("Flag "), "{out}");
+
+    // No --set: approved as it came; no draft reply, so no Gmail draft (not a refusal).
+    let (code, out, err) = run(signoff(dir.path()).args(["decide", "1", "--approve"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("item 1 approved, queued: crm;"), "{out}");
+    assert!(
+        out.contains("not queued: gmail: no Gmail draft: the AI wrote none"),
+        "{out}"
+    );
+    assert_eq!(
+        outbox(dir.path(), 1),
+        [("crm".to_string(), "queued".to_string())]
+    );
+}
+
+#[test]
+fn crm_update_required_false_queues_no_crm_action() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("case.json");
+    let mut with_draft = case_study("cs-2", false);
+    with_draft["ai"]["draft_reply"] = json!("Hi Priya, we are looking into it.");
+    std::fs::write(
+        &file,
+        format!("{}\n{}\n", case_study("cs-1", false), with_draft),
+    )
+    .unwrap();
+    let (code, out, err) = run(signoff(dir.path()).arg("ingest").arg(&file));
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = run(signoff(dir.path()).args(["show", "1", "--json"]));
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["crm_update_required"], false);
+    let (_, out, _) = run(signoff(dir.path()).args(["show", "1"]));
+    assert!(out.contains("CRM update: no · human review: yes"), "{out}");
+
+    let (code, out, err) = run(signoff(dir.path()).args(["decide", "1", "--approve"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("not queued: crm: no CRM update: the AI set crm_update_required to false"),
+        "{out}"
+    );
+    assert!(outbox(dir.path(), 1).is_empty());
+
+    let (code, out, err) = run(signoff(dir.path()).args(["decide", "2", "--approve"]));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("queued: gmail;"), "{out}");
+    assert_eq!(
+        outbox(dir.path(), 2),
+        [("gmail".to_string(), "queued".to_string())]
+    );
+    let store = open(&db_path(dir.path()));
+    let crm_rows: i64 = common::count(&store, "SELECT COUNT(*) FROM outbox WHERE action = 'crm'");
+    assert_eq!(crm_rows, 0);
+}
+
+#[test]
+fn a_priority_alias_is_read_and_shown_beside_the_value_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alias.json");
+    let mut v = case_study("cs-3", true);
+    v["ai"]["priority"] = json!("Normal");
+    let mut upper = case_study("cs-4", true);
+    upper["ai"]["priority"] = json!("HIGH");
+    std::fs::write(&file, format!("{v}\n{upper}\n")).unwrap();
+    let (code, out, err) = run(signoff(dir.path()).arg("ingest").arg(&file));
+    assert_eq!(code, 0, "{out}{err}");
+    let (_, out, _) = run(signoff(dir.path()).args(["show", "1", "--json"]));
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["flags"], json!([]), "{j}");
+    assert_eq!(j["fields"]["priority"], "medium");
+    assert_eq!(j["priority_sent"], "Normal");
+    assert_eq!(
+        j["payload"]["ai"]["priority"], "Normal",
+        "the payload is kept as sent"
+    );
+    let (_, out, _) = run(signoff(dir.path()).args(["show", "1"]));
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("Priority") && l.ends_with(r#"medium (sent "Normal")"#)),
+        "{out}"
+    );
+    // Listed, sorted and filtered as the priority it was read as: HIGH before medium.
+    let (_, out, _) = run(signoff(dir.path()).args(["list", "--json"]));
+    let list: Value = serde_json::from_str(&out).unwrap();
+    let order: Vec<(&str, &str)> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["external_id"].as_str().unwrap(),
+                i["priority"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(order, [("cs-4", "high"), ("cs-3", "medium")]);
+    let (code, out, err) = run(signoff(dir.path()).args(["decide", "1", "--approve"]));
+    assert_eq!(code, 0, "{out}{err}");
+}

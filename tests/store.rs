@@ -248,7 +248,8 @@ fn an_approval_writes_decision_audit_and_one_outbox_row_per_action_together() {
     let d = s.get(1).unwrap();
     assert_eq!(d.fields.priority.as_deref(), Some("high"));
     assert_eq!(d.edits.len(), 1);
-    assert_eq!(d.edits[0].old.as_deref(), Some("normal"));
+    // The AI sent "normal", an alias: the edit's old value is the priority it was read as.
+    assert_eq!(d.edits[0].old.as_deref(), Some("medium"));
     assert_eq!(d.summary.claimed_by, None);
     let kinds: Vec<String> = s.timeline(1).unwrap().into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["ingested", "claimed", "edited", "decided"]);
@@ -919,7 +920,7 @@ fn a_decision_on_a_revision_that_is_no_longer_current_is_refused_and_writes_noth
     assert_eq!(rows(&s), before, "no decision, outbox, audit or edit row");
     let d = s.get(1).unwrap();
     assert_eq!(d.summary.state, State::InReview, "still claimed, undecided");
-    assert_eq!(d.fields.priority.as_deref(), Some("normal"));
+    assert_eq!(d.fields.priority.as_deref(), Some("medium"));
     // Decided on the revision now current, it goes through, and records that revision.
     let receipt = s
         .decide(
@@ -1002,6 +1003,308 @@ fn a_page_asked_around_an_item_holds_it_wherever_it_sorts() {
     assert_eq!((page.total, page.offset, page.items.len()), (0, 0, 0));
 }
 
+fn open_with(path: &std::path::Path, policy: Policy) -> Store {
+    Store::open(path, std::sync::Arc::new(policy), &Default::default()).unwrap()
+}
+
+/// `(external_id, priority column, rank, flag messages)` of every open item in queue order.
+fn open_items(s: &Store) -> Vec<(String, Option<String>, i64, Vec<String>)> {
+    let page = s.list(&ListQuery::default()).unwrap();
+    page.items
+        .iter()
+        .map(|i| {
+            let rank: i64 = s
+                .connection()
+                .query_row(
+                    "SELECT priority_rank FROM requests WHERE id = ?1",
+                    [i.id],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            let flags: String = s
+                .connection()
+                .query_row("SELECT flags FROM requests WHERE id = ?1", [i.id], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            let flags: Vec<signoff::model::Flag> = serde_json::from_str(&flags).unwrap();
+            assert_eq!(flags.len() as u32, i.flag_count);
+            (
+                i.external_id.clone(),
+                i.priority.clone(),
+                rank,
+                flags.into_iter().map(|f| f.message).collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn open_items_are_checked_again_when_the_policy_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    // A store written under the old defaults: "normal" was a priority, with no aliases.
+    let old = Policy {
+        priorities: ["urgent", "high", "normal", "low"]
+            .map(String::from)
+            .to_vec(),
+        priority_aliases: Default::default(),
+        sla_minutes: Default::default(),
+        ..Policy::default()
+    };
+    {
+        let mut s = open_with(&path, old.clone());
+        let items: Vec<_> = [
+            ("n", "normal"),
+            ("l", "low"),
+            ("a", "asap"),
+            ("d", "normal"),
+        ]
+        .iter()
+        .map(|(ext, p)| item(&request(ext, json!({"ai": {"priority": p}}))))
+        .collect();
+        s.ingest_batch(&items, "system").unwrap();
+        // One item decided: it keeps the flags it was decided with.
+        let c = s.claim(4, "ana").unwrap();
+        s.decide(&c, &approve()).unwrap();
+        assert_eq!(
+            open_items(&s),
+            [
+                (
+                    "a".into(),
+                    Some("asap".into()),
+                    0,
+                    vec!["priority 'asap' is not an allowed priority".to_string()]
+                ),
+                ("n".into(), Some("normal".into()), 2, vec![]),
+                ("l".into(), Some("low".into()), 3, vec![]),
+            ]
+        );
+    }
+    // Today's defaults: "normal" is read as "medium"; nothing else changes.
+    {
+        let s = open_with(&path, Policy::default());
+        assert_eq!(
+            open_items(&s),
+            [
+                (
+                    "a".into(),
+                    Some("asap".into()),
+                    0,
+                    vec!["priority 'asap' is not an allowed priority".to_string()]
+                ),
+                ("n".into(), Some("medium".into()), 2, vec![]),
+                ("l".into(), Some("low".into()), 3, vec![]),
+            ]
+        );
+        assert_eq!(
+            s.checked_policy_digest().unwrap(),
+            Some(Policy::default().validation_digest())
+        );
+        let kinds: Vec<String> = s
+            .connection()
+            .prepare("SELECT kind FROM audit WHERE request_id IS NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(kinds, ["policy_rechecked"]);
+        // A filter by an alias finds the items it is read as.
+        let q = ListQuery {
+            filter: signoff::queue::Filter {
+                priorities: vec!["normal".into()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let found: Vec<String> = s
+            .list(&q)
+            .unwrap()
+            .items
+            .into_iter()
+            .map(|i| i.external_id)
+            .collect();
+        assert_eq!(found, ["n"]);
+    }
+    // A policy that drops "medium" and the alias: the item is flagged, not dropped, and
+    // sorts first (with "asap", now allowed and first in the list, which loses its flag).
+    let mut strict = Policy {
+        priorities: ["asap", "urgent", "high", "low"].map(String::from).to_vec(),
+        priority_aliases: Default::default(),
+        sla_minutes: Default::default(),
+        ..Policy::default()
+    };
+    strict.review.priorities.clear();
+    {
+        let s = open_with(&path, strict.clone());
+        assert_eq!(
+            open_items(&s),
+            [
+                (
+                    "n".into(),
+                    Some("normal".into()),
+                    0,
+                    vec!["priority 'normal' is not an allowed priority".to_string()]
+                ),
+                ("a".into(), Some("asap".into()), 0, vec![]),
+                ("l".into(), Some("low".into()), 3, vec![]),
+            ]
+        );
+        let d = s.get(4).unwrap();
+        assert_eq!(d.summary.state, State::Approved);
+        assert_eq!(d.summary.flag_count, 0, "decided items keep their flags");
+        // The detail is checked under the current policy whatever the columns say.
+        assert_eq!(d.flags.len(), 1, "{:?}", d.flags);
+    }
+    // Back to the defaults: the same as before the detour, and the chain still verifies.
+    let s = open_with(&path, Policy::default());
+    let items = open_items(&s);
+    assert_eq!(items[1].0, "n");
+    assert_eq!(items[1].1.as_deref(), Some("medium"));
+    assert_eq!(items[1].3, Vec::<String>::new());
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+    // An unchanged policy does no pass.
+    drop(s);
+    let mut s = open_with(&path, Policy::default());
+    assert_eq!(s.recheck_open_items().unwrap(), None);
+    // With the rules it last ran under on record, a pass re-checks unedited items from
+    // their columns alone, without reading a payload, to the same result.
+    s.connection()
+        .execute("DELETE FROM meta WHERE key = 'policy_digest'", [])
+        .unwrap();
+    let before = open_items(&s);
+    let done = s.recheck_open_items().unwrap().unwrap();
+    assert_eq!((done.checked, done.reread, done.changed), (3, 0, 0));
+    assert_eq!(open_items(&s), before);
+    drop(s);
+    let s = open_with(&path, strict);
+    assert_eq!(open_items(&s)[0].3.len(), 1, "{:?}", open_items(&s));
+    let reread: i64 = count(
+        &s,
+        "SELECT COUNT(*) FROM requests WHERE ai_priority IS NULL",
+    );
+    assert_eq!(reread, 0);
+}
+
+#[test]
+fn a_recheck_keeps_a_reviewers_priority() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    {
+        let mut s = open_with(&path, Policy::default());
+        s.ingest_batch(
+            &[item(&request("e", json!({"ai": {"priority": "low"}})))],
+            "t",
+        )
+        .unwrap();
+        let c = s.claim(1, "ana").unwrap();
+        // Typed in another case: saved as the priority it is read as.
+        s.edit(&c, EditableField::Priority, Some("Urgent".into()))
+            .unwrap();
+        assert_eq!(open_items(&s)[0].1.as_deref(), Some("urgent"));
+    }
+    let mut p = Policy::default();
+    p.priorities.push("someday".into());
+    let s = open_with(&path, p);
+    assert_eq!(
+        open_items(&s),
+        [("e".into(), Some("urgent".into()), 0, vec![])]
+    );
+    assert_eq!(s.get(1).unwrap().fields.priority.as_deref(), Some("urgent"));
+}
+
+#[test]
+fn a_recheck_from_columns_equals_a_fresh_ingest_under_the_new_policy() {
+    let payloads = vec![
+        request("plain", json!({})),
+        request("alias", json!({"ai": {"priority": "Normal"}})),
+        request(
+            "upper",
+            json!({"ai": {"priority": "HIGH", "intent": "Sales_Lead"}}),
+        ),
+        request(
+            "asap",
+            json!({"ai": {"priority": "asap", "intent": "refund"}}),
+        ),
+        request("number", json!({"ai": {"priority": 5, "summary": null}})),
+        request(
+            "conf",
+            json!({"ai": {"confidence": "high", "intent": null}}),
+        ),
+        request(
+            "late",
+            json!({"received_at": "yesterday", "ai": {"priority": "low"}}),
+        ),
+        request("empty-ai", json!({"ai": {"summary": "   "}})),
+        {
+            let mut v = request("no-ai", json!({}));
+            v.as_object_mut().unwrap().remove("ai");
+            v
+        },
+        {
+            let mut v = request("ai-empty", json!({}));
+            v["ai"] = json!({});
+            v
+        },
+    ];
+    let items: Vec<_> = payloads.iter().map(item).collect();
+    let a = Policy::default();
+    let mut b = Policy {
+        priorities: ["asap", "high", "low"].map(String::from).to_vec(),
+        priority_aliases: [("normal".to_string(), "low".to_string())].into(),
+        sla_minutes: Default::default(),
+        ..Policy::default()
+    };
+    b.intents.retain(|i| i != "sales_lead");
+    b.intents.push("refund".into());
+    b.actions.remove("sales_lead");
+    b.review.priorities.clear();
+    let columns = |s: &Store| -> Vec<(String, Option<String>, i64, String, i64)> {
+        s.connection()
+            .prepare(
+                "SELECT external_id, priority, priority_rank, flags, flag_count FROM requests ORDER BY external_id",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let fresh = |p: &Policy, name: &str| {
+        let mut s = open_with(&dir.path().join(name), p.clone());
+        s.ingest_batch(&items, "t").unwrap();
+        columns(&s)
+    };
+    let under_a = fresh(&a, "a.db");
+    let under_b = fresh(&b, "b.db");
+    assert_ne!(under_a, under_b, "the policies disagree on these items");
+    let path = dir.path().join("moving.db");
+    let mut s = open_with(&path, a.clone());
+    s.ingest_batch(&items, "t").unwrap();
+    drop(s);
+    for (p, want) in [(&b, &under_b), (&a, &under_a), (&b, &under_b)] {
+        let mut s = open_with(&path, p.clone());
+        assert_eq!(&columns(&s), want);
+        // Done from the columns: no payload was read.
+        let detail: String = s
+            .connection()
+            .query_row(
+                "SELECT detail FROM audit WHERE kind = 'policy_rechecked' ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let detail: serde_json::Value = serde_json::from_str(&detail).unwrap();
+        assert_eq!(detail["reread"], 0, "{detail}");
+        // The same again, read from the payloads.
+        s.connection().execute("DELETE FROM meta", []).unwrap();
+        let done = s.recheck_open_items().unwrap().unwrap();
+        assert_eq!((done.reread, done.changed), (payloads.len() as u64, 0));
+    }
+}
+
 #[test]
 fn a_batch_of_decisions_commits_together_and_a_refused_one_alone_rolls_back() {
     let (_d, mut s) = seeded(3);
@@ -1020,9 +1323,9 @@ fn a_batch_of_decisions_commits_together_and_a_refused_one_alone_rolls_back() {
     };
     let results = s
         .decide_batch(&[
-            (a.clone(), edit_and_approve.clone()),
-            (stale_b, edit_and_approve.clone()),
-            (c.clone(), approve()),
+            (a.clone(), edit_and_approve.clone(), Some("ana-unix".into())),
+            (stale_b, edit_and_approve.clone(), None),
+            (c.clone(), approve(), None),
         ])
         .unwrap();
     assert!(results[0].is_ok() && results[2].is_ok());
@@ -1042,6 +1345,23 @@ fn a_batch_of_decisions_commits_together_and_a_refused_one_alone_rolls_back() {
         0
     );
     assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+    // Each decision's rows name the Unix user it was made for.
+    let users: Vec<Option<String>> = s
+        .timeline(1)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "decided")
+        .map(|e| e.os_user)
+        .collect();
+    assert_eq!(users, [Some("ana-unix".to_string())]);
+    let own = s.os_user().to_string();
+    assert!(
+        s.timeline(3)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "decided")
+            .all(|e| e.os_user.as_deref() == Some(own.as_str()))
+    );
     // And ben can still decide with his real claim.
     s.decide(&b, &approve()).unwrap();
     assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);

@@ -57,6 +57,7 @@ fn decided(id: i64, state: State) -> Loaded {
             id,
             state,
             actions: vec![],
+            skipped: vec![],
             undo_until: NOW + 30_000,
         }),
     }
@@ -619,6 +620,7 @@ fn entries(n: usize) -> Vec<signoff::queue::AuditEntry> {
             request_id: Some(1),
             kind: "edited".into(),
             detail: serde_json::json!({ "field": "summary" }),
+            os_user: None,
         })
         .collect()
 }
@@ -1062,7 +1064,7 @@ fn kill_switch_is_remappable_and_disabled_read_only() {
 }
 
 #[test]
-fn preview_shows_rendered_requests_or_the_refusal() {
+fn preview_shows_rendered_requests_the_refusal_or_what_is_not_queued() {
     let mut a = loaded_app(120, 40);
     assert_eq!(
         key(&mut a, "p"),
@@ -1079,11 +1081,19 @@ fn preview_shows_rendered_requests_or_the_refusal() {
             action: ActionKind::Slack,
             idempotency_key: "k-1".into(),
             rendered: Ok(rendered),
+            skipped: None,
+        },
+        ActionPreview {
+            action: ActionKind::Crm,
+            idempotency_key: "k-2".into(),
+            rendered: Err("the item name is empty".into()),
+            skipped: None,
         },
         ActionPreview {
             action: ActionKind::Gmail,
-            idempotency_key: "k-2".into(),
-            rendered: Err("draft_reply is empty".into()),
+            idempotency_key: String::new(),
+            rendered: Ok(serde_json::Value::Null),
+            skipped: Some(signoff::model::Skip::NoDraft),
         },
     ];
     let fx = update(
@@ -1103,7 +1113,14 @@ fn preview_shows_rendered_requests_or_the_refusal() {
         "{s}"
     );
     assert!(s.contains("approval would be refused"), "{s}");
-    assert!(s.contains("draft_reply is empty"), "{s}");
+    assert!(s.contains("the item name is empty"), "{s}");
+    // No draft reply is no refusal: the Gmail draft is simply not queued, and the
+    // preview says how to get one.
+    assert!(s.contains("gmail · not queued"), "{s}");
+    assert!(
+        s.contains("no Gmail draft: the AI wrote none; press e to write one"),
+        "{s}"
+    );
     assert!(!s.contains('\u{1b}'));
     // A second `p` (after an edit, say) fetches again instead of showing the old one.
     key(&mut a, "esc");

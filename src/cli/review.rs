@@ -144,6 +144,13 @@ struct ShowJson<'a> {
     fence: i64,
     payload: serde_json::Value,
     fields: &'a crate::model::FieldValues,
+    /// The priority as the AI sent it, when it was read as another value (an alias,
+    /// another case): `fields.priority` holds the value it was read as.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    priority_sent: Option<&'a str>,
+    /// The AI's yes/no flags (null: the AI did not say).
+    crm_update_required: Option<bool>,
+    human_review_required: Option<bool>,
     flags: &'a [crate::model::Flag],
     hidden_chars: bool,
     edits: &'a [crate::queue::Edit],
@@ -174,6 +181,9 @@ pub fn show(loaded: &Loaded, id: i64, json: bool) -> anyhow::Result<i32> {
             fence: d.fence,
             payload,
             fields: &d.fields,
+            priority_sent: priority_sent(&d),
+            crm_update_required: d.request.ai.crm_update_required,
+            human_review_required: d.request.ai.human_review_required,
             flags: &d.flags,
             hidden_chars: d.summary.hidden_chars,
             edits: &d.edits,
@@ -186,6 +196,16 @@ pub fn show(loaded: &Loaded, id: i64, json: bool) -> anyhow::Result<i32> {
         print!("{}", render_detail(&d));
     }
     Ok(EXIT_OK)
+}
+
+/// The priority as sent when the reviewed value is the AI's, read as another value.
+fn priority_sent(d: &ItemDetail) -> Option<&str> {
+    let sent = d.request.ai.priority.as_deref()?;
+    let edited = d
+        .edits
+        .iter()
+        .any(|e| e.field == EditableField::Priority.as_str());
+    (!edited && d.fields.priority.as_deref() != Some(sent)).then_some(sent)
 }
 
 /// `label        value`, continuation lines indented; `empty` stands in for no value.
@@ -244,12 +264,16 @@ fn render_detail(d: &ItemDetail) -> String {
     let edited = |f: EditableField| d.edits.iter().any(|e| e.field == f.as_str());
     for f in EditableField::ALL {
         let mark = if edited(f) { " *" } else { "" };
-        kv(
-            &format!("{}{mark}", f.label()),
-            d.fields.get(f).unwrap_or(""),
-        );
+        let value = match (f, priority_sent(d)) {
+            (EditableField::Priority, Some(sent)) => {
+                format!("{} (sent {sent:?})", d.fields.get(f).unwrap_or(""))
+            }
+            _ => d.fields.get(f).unwrap_or("").to_string(),
+        };
+        kv(&format!("{}{mark}", f.label()), &value);
         if f == EditableField::Priority {
             kv("Confidence", &d.confidence.display());
+            kv("AI flags", &r.ai.flags_text());
         }
     }
     if !r.ai.missing_info.is_empty() {
@@ -415,6 +439,9 @@ pub fn decide(loaded: &Loaded, args: &DecideArgs, read_only: bool) -> anyhow::Re
                 },
                 timestamp(receipt.undo_until)
             );
+            for (action, why) in &receipt.skipped {
+                println!("not queued: {}: {why}", action.as_str());
+            }
             Ok(EXIT_OK)
         }
         Err(e) => Ok(super::report_queue_error(&e)),

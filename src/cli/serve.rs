@@ -94,7 +94,7 @@ pub fn token(loaded: &Loaded, command: &TokenCommand) -> anyhow::Result<i32> {
     }
     let policy = std::sync::Arc::new(loaded.config.policy.clone());
     let mut store = Store::open(&loaded.paths.db, policy, &store_options(loaded))?;
-    let by = crate::config::unix_user();
+    let by = crate::identity::os_user().to_string();
     match command {
         TokenCommand::Add {
             name,

@@ -1,7 +1,7 @@
 //! The triage fields a reviewer can change, and the effective values after edits.
 use std::str::FromStr;
 
-use super::Triage;
+use super::{Policy, Triage};
 
 /// A field of the AI triage that a reviewer may edit.
 #[derive(
@@ -70,6 +70,16 @@ impl EditableField {
             EditableField::DraftReply => ai.draft_reply.as_deref(),
         }
     }
+
+    /// The AI's value of this field as the policy reads it: a priority sent in another
+    /// case or as an alias is the allowed priority it names; anything else as sent.
+    pub fn read_value<'a>(self, ai: &'a Triage, policy: &'a Policy) -> Option<&'a str> {
+        let v = self.ai_value(ai)?;
+        Some(match self {
+            EditableField::Priority => policy.priority_as_read(v),
+            _ => v,
+        })
+    }
 }
 
 impl FromStr for EditableField {
@@ -112,6 +122,16 @@ impl FieldValues {
         let mut v = FieldValues::default();
         for f in EditableField::ALL {
             v.set(f, f.ai_value(ai).map(str::to_owned));
+        }
+        v
+    }
+
+    /// The AI's values as the policy reads them (see [`EditableField::read_value`]): what
+    /// a reviewer reviews and what actions are rendered from.
+    pub fn read_from_ai(ai: &Triage, policy: &Policy) -> FieldValues {
+        let mut v = FieldValues::default();
+        for f in EditableField::ALL {
+            v.set(f, f.read_value(ai, policy).map(str::to_owned));
         }
         v
     }

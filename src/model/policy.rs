@@ -111,7 +111,12 @@ pub struct Policy {
     /// Intents the AI may assign.
     pub intents: Vec<String>,
     /// Priorities, most urgent first: the queue is ordered by this list, then by age.
+    /// A priority is matched without regard to ASCII case ("Medium" is read as "medium").
     pub priorities: Vec<String>,
+    /// Other names models use for a priority, each read as the priority it names
+    /// (`normal = "medium"`); matched without regard to ASCII case, like the priorities.
+    /// The value as sent is kept and shown beside the one it was read as.
+    pub priority_aliases: BTreeMap<String, String>,
     /// Below this confidence an item always needs review. Missing confidence always does.
     pub confidence_threshold: f64,
     /// Auto-approval above the threshold where no review rule applies. Off by default.
@@ -180,7 +185,11 @@ impl Default for Policy {
                 "spam",
                 "other",
             ]),
-            priorities: s(&["urgent", "high", "normal", "low"]),
+            priorities: s(&["urgent", "high", "medium", "low"]),
+            priority_aliases: [("normal", "medium")]
+                .iter()
+                .map(|(a, p)| (a.to_string(), p.to_string()))
+                .collect(),
             confidence_threshold: 0.75,
             auto_approve: false,
             review: ReviewRules::default(),
@@ -207,7 +216,7 @@ impl Default for Policy {
                 .collect(),
             never_auto_send: vec![Gmail],
             sample_rate: 0.05,
-            sla_minutes: [("urgent", 15), ("high", 60), ("normal", 240), ("low", 1440)]
+            sla_minutes: [("urgent", 15), ("high", 60), ("medium", 240), ("low", 1440)]
                 .iter()
                 .map(|(p, m)| (p.to_string(), *m))
                 .collect(),
@@ -234,6 +243,10 @@ impl Default for Policy {
     }
 }
 
+/// The version of the rules that derive stored columns from a request under a policy
+/// (how priorities are read, what is flagged): a new version makes stores re-check.
+const RULES_VERSION: u32 = 1;
+
 /// A policy problem found at load, with the key it concerns.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolicyError {
@@ -243,12 +256,76 @@ pub struct PolicyError {
 }
 
 impl Policy {
-    /// Queue order of a priority: its index in `priorities`. Unknown or missing priorities
-    /// sort first: an item whose priority cannot be trusted gets a person's eyes soonest.
+    /// The allowed priority a value is read as: a priority or an alias of one, matched
+    /// without regard to ASCII case or surrounding whitespace. `None`: not a priority
+    /// this policy knows.
+    pub fn read_priority(&self, value: &str) -> Option<&str> {
+        let v = value.trim();
+        let allowed = |name: &str| {
+            self.priorities
+                .iter()
+                .find(|p| p.eq_ignore_ascii_case(name))
+                .map(String::as_str)
+        };
+        allowed(v).or_else(|| {
+            self.priority_aliases
+                .iter()
+                .find(|(alias, _)| alias.eq_ignore_ascii_case(v))
+                .and_then(|(_, target)| allowed(target))
+        })
+    }
+
+    /// The priority as read where the policy knows it, else the value as it is.
+    pub fn priority_as_read<'a>(&'a self, value: &'a str) -> &'a str {
+        self.read_priority(value).unwrap_or(value)
+    }
+
+    /// Queue order of a priority: the index in `priorities` of the priority it is read as.
+    /// Unknown or missing priorities sort first: an item whose priority cannot be trusted
+    /// gets a person's eyes soonest.
     pub fn priority_rank(&self, priority: Option<&str>) -> i64 {
         priority
+            .and_then(|p| self.read_priority(p))
             .and_then(|p| self.priorities.iter().position(|x| x == p))
             .map_or(0, |i| i as i64)
+    }
+
+    /// What the derived columns of stored items depend on (allowed values, aliases, and
+    /// the version of the rules that read them), as JSON: a store keeps it beside the
+    /// items so a later re-check knows what their columns were computed under.
+    pub fn validation_rules(&self) -> serde_json::Value {
+        serde_json::json!({
+            "version": RULES_VERSION,
+            "intents": self.intents,
+            "priorities": self.priorities,
+            "priority_aliases": self.priority_aliases,
+        })
+    }
+
+    /// A policy with these [`Policy::validation_rules`] (the rest at its defaults), if
+    /// they are of this build's version.
+    pub fn with_validation_rules(rules: &serde_json::Value) -> Option<Policy> {
+        #[derive(Deserialize)]
+        struct Rules {
+            version: u32,
+            intents: Vec<String>,
+            priorities: Vec<String>,
+            priority_aliases: BTreeMap<String, String>,
+        }
+        let r = Rules::deserialize(rules).ok()?;
+        (r.version == RULES_VERSION).then(|| Policy {
+            intents: r.intents,
+            priorities: r.priorities,
+            priority_aliases: r.priority_aliases,
+            ..Policy::default()
+        })
+    }
+
+    /// A short digest of [`Policy::validation_rules`]: a store re-checks its open items
+    /// when the digest it recorded differs.
+    pub fn validation_digest(&self) -> String {
+        let digest = Sha256::digest(self.validation_rules().to_string().as_bytes());
+        digest[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     pub fn reject_reason(&self, key: &str) -> Option<&RejectReason> {
@@ -282,8 +359,11 @@ impl Policy {
         self.outcomes.iter().find(|o| o.key == key)
     }
 
+    /// The SLA of the priority a value is read as.
     pub fn sla_minutes_for(&self, priority: Option<&str>) -> Option<u64> {
-        priority.and_then(|p| self.sla_minutes.get(p).copied())
+        priority
+            .and_then(|p| self.read_priority(p))
+            .and_then(|p| self.sla_minutes.get(p).copied())
     }
 
     /// A short, stable fingerprint of the policy, recorded in the audit log with each ingest.
@@ -291,6 +371,32 @@ impl Policy {
         let json = serde_json::to_vec(self).unwrap_or_default();
         let digest = Sha256::digest(&json);
         digest[..6].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Drops built-in defaults that name intents or priorities this policy no longer has:
+    /// a user who replaces `priorities` did not write the default SLA of a priority they
+    /// removed, and should not get an error about it. `user_set(key)` (a key below
+    /// `policy`, e.g. `sla_minutes.medium`) says whether the user's config set a value;
+    /// those are kept and checked.
+    pub fn drop_stale_defaults(&mut self, user_set: impl Fn(&str) -> bool) {
+        let priorities = self.priorities.clone();
+        let intents = self.intents.clone();
+        let is_priority = |p: &str| priorities.iter().any(|x| x == p);
+        self.sla_minutes
+            .retain(|p, _| is_priority(p) || user_set(&format!("sla_minutes.{p}")));
+        self.actions
+            .retain(|i, _| intents.contains(i) || user_set(&format!("actions.{i}")));
+        self.priority_aliases.retain(|alias, target| {
+            let fits = !priorities.iter().any(|p| p.eq_ignore_ascii_case(alias))
+                && priorities.iter().any(|p| p.eq_ignore_ascii_case(target));
+            fits || user_set(&format!("priority_aliases.{alias}"))
+        });
+        if !user_set("review.intents") {
+            self.review.intents.retain(|i| intents.contains(i));
+        }
+        if !user_set("review.priorities") {
+            self.review.priorities.retain(|p| is_priority(p));
+        }
     }
 
     /// Checks the policy for contradictions; every problem names its key and what is allowed.
@@ -308,9 +414,49 @@ impl Policy {
         if self.priorities.is_empty() {
             err("priorities", "must list at least one priority".into());
         }
-        for (key, list) in [("intents", &self.intents), ("priorities", &self.priorities)] {
-            if let Some(d) = first_duplicate(list.iter().map(String::as_str)) {
-                err(key, format!("'{d}' is listed twice"));
+        if let Some(d) = first_duplicate(self.intents.iter().map(String::as_str)) {
+            err("intents", format!("'{d}' is listed twice"));
+        }
+        // Priorities are read without regard to case, so "High" and "high" are one.
+        let lower = |list: Vec<&String>| -> Vec<String> {
+            list.into_iter().map(|p| p.to_ascii_lowercase()).collect()
+        };
+        let priorities = lower(self.priorities.iter().collect());
+        if let Some(d) = first_duplicate(priorities.iter().map(String::as_str)) {
+            err(
+                "priorities",
+                format!("'{d}' is listed twice (priorities are read without regard to case)"),
+            );
+        }
+        let aliases = lower(self.priority_aliases.keys().collect());
+        if let Some(d) = first_duplicate(aliases.iter().map(String::as_str)) {
+            err(
+                &format!("priority_aliases.{d}"),
+                format!("'{d}' is listed twice (aliases are read without regard to case)"),
+            );
+        }
+        for (alias, target) in &self.priority_aliases {
+            if self
+                .priorities
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(alias))
+            {
+                err(
+                    &format!("priority_aliases.{alias}"),
+                    format!("'{alias}' is a priority itself; an alias must be another name"),
+                );
+            } else if !self
+                .priorities
+                .iter()
+                .any(|p| p.eq_ignore_ascii_case(target))
+            {
+                err(
+                    &format!("priority_aliases.{alias}"),
+                    format!(
+                        "'{target}' is not an allowed priority; allowed: {}",
+                        self.priorities.join(", ")
+                    ),
+                );
             }
         }
         if !(0.0..=1.0).contains(&self.confidence_threshold) {
@@ -444,6 +590,88 @@ mod tests {
                 .message
                 .contains("'refund' is not an allowed intent")
         );
+    }
+
+    #[test]
+    fn priorities_are_read_in_any_case_and_through_aliases() {
+        let p = Policy::default();
+        assert_eq!(p.priorities, ["urgent", "high", "medium", "low"]);
+        assert_eq!(p.read_priority("medium"), Some("medium"));
+        assert_eq!(p.read_priority(" Medium "), Some("medium"));
+        assert_eq!(p.read_priority("Normal"), Some("medium"));
+        assert_eq!(p.read_priority("NORMAL"), Some("medium"));
+        assert_eq!(p.read_priority("asap"), None);
+        assert_eq!(p.priority_as_read("asap"), "asap");
+        assert_eq!(p.priority_rank(Some("normal")), 2);
+        assert_eq!(p.sla_minutes_for(Some("Normal")), Some(240));
+        assert_eq!(p.sla_minutes_for(Some("HIGH")), Some(60));
+    }
+
+    #[test]
+    fn aliases_must_name_a_priority_and_not_be_one() {
+        let mut p = Policy::default();
+        p.priority_aliases.insert("High".into(), "urgent".into());
+        p.priority_aliases.insert("soon".into(), "asap".into());
+        let errs = p.check();
+        let keys: Vec<&str> = errs.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "policy.priority_aliases.High",
+                "policy.priority_aliases.soon"
+            ]
+        );
+        assert!(errs[0].message.contains("is a priority itself"), "{errs:?}");
+        assert!(
+            errs[1]
+                .message
+                .contains("'asap' is not an allowed priority"),
+            "{errs:?}"
+        );
+        let mut p = Policy::default();
+        p.priorities.push("Low".into());
+        assert!(p.check()[0].message.contains("listed twice"));
+    }
+
+    #[test]
+    fn defaults_left_behind_by_the_users_lists_are_dropped_unless_they_set_them() {
+        let mut p = Policy {
+            priorities: vec!["p1".into(), "p2".into()],
+            intents: vec!["other".into()],
+            ..Policy::default()
+        };
+        p.sla_minutes.insert("p1".into(), 5);
+        p.drop_stale_defaults(|k| k == "sla_minutes.p1" || k == "actions.complaint");
+        assert_eq!(p.sla_minutes.keys().collect::<Vec<_>>(), ["p1"]);
+        assert_eq!(
+            p.actions.keys().collect::<Vec<_>>(),
+            ["complaint", "other"],
+            "a key the user set stays, to be reported"
+        );
+        assert!(p.priority_aliases.is_empty());
+        assert!(p.review.intents.is_empty() && p.review.priorities.is_empty());
+        assert_eq!(
+            p.check().iter().map(|e| e.key.as_str()).collect::<Vec<_>>(),
+            ["policy.actions.complaint"]
+        );
+    }
+
+    #[test]
+    fn the_validation_rules_round_trip_and_digest() {
+        let p = Policy::default();
+        let back = Policy::with_validation_rules(&p.validation_rules()).unwrap();
+        assert_eq!(back.validation_digest(), p.validation_digest());
+        let mut q = Policy {
+            lease_seconds: 60,
+            ..Policy::default()
+        };
+        assert_eq!(
+            q.validation_digest(),
+            p.validation_digest(),
+            "leases are not rules"
+        );
+        q.priority_aliases.insert("asap".into(), "urgent".into());
+        assert_ne!(q.validation_digest(), p.validation_digest());
     }
 
     #[test]

@@ -96,6 +96,23 @@ impl Default for Triage {
     }
 }
 
+impl Triage {
+    /// The AI's two yes/no flags in words, as the console and `signoff show` print them:
+    /// `CRM update: yes · human review: not said`.
+    pub fn flags_text(&self) -> String {
+        let yes_no = |v: Option<bool>| match v {
+            Some(true) => "yes",
+            Some(false) => "no",
+            None => "not said",
+        };
+        format!(
+            "CRM update: {} · human review: {}",
+            yes_no(self.crm_update_required),
+            yes_no(self.human_review_required)
+        )
+    }
+}
+
 /// A typed view of one ingested payload.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Request {

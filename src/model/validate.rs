@@ -91,7 +91,11 @@ pub fn review_reasons(req: &Request, flags: &[Flag], policy: &Policy) -> Vec<Str
             }
         }
     }
-    if let Some(p) = req.ai.priority.as_deref()
+    if let Some(p) = req
+        .ai
+        .priority
+        .as_deref()
+        .and_then(|p| policy.read_priority(p))
         && r.priorities.iter().any(|x| x == p)
     {
         why.push(format!("priority '{p}' always needs review"));
@@ -114,7 +118,8 @@ pub fn review_reasons(req: &Request, flags: &[Flag], policy: &Policy) -> Vec<Str
     why
 }
 
-/// Flags for field values (the AI's, or after a reviewer's edits).
+/// Flags for field values (the AI's, or after a reviewer's edits). A priority is allowed
+/// when the policy reads it as one of its priorities (any case, or an alias).
 pub fn check_fields(v: &FieldValues, policy: &Policy) -> Vec<Flag> {
     let mut flags = Vec::new();
     match v.get(EditableField::Intent) {
@@ -127,7 +132,7 @@ pub fn check_fields(v: &FieldValues, policy: &Policy) -> Vec<Flag> {
     }
     match v.get(EditableField::Priority) {
         None => flags.push(Flag::new("ai.priority", "priority is missing")),
-        Some(p) if !policy.priorities.iter().any(|x| x == p) => flags.push(Flag::new(
+        Some(p) if policy.read_priority(p).is_none() => flags.push(Flag::new(
             "ai.priority",
             format!("priority '{p}' is not an allowed priority"),
         )),

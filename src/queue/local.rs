@@ -24,10 +24,28 @@ pub struct LocalQueue {
     group: Option<GroupCommit>,
 }
 
+tokio::task_local! {
+    /// The Unix user a task's queue calls are made for, when that is not this process's
+    /// (the queue server acting for the peer of a socket connection): the audit rows
+    /// record it.
+    static ACTING_FOR: String;
+}
+
+/// Runs `f` with every [`LocalQueue`] call it makes recorded in the audit log as done by
+/// the Unix user `os_user` (the peer of a server's socket connection).
+pub async fn acting_for<F: std::future::Future>(os_user: String, f: F) -> F::Output {
+    ACTING_FOR.scope(os_user, f).await
+}
+
+fn acting() -> Option<String> {
+    ACTING_FOR.try_with(Clone::clone).ok()
+}
+
 /// One decision waiting for the group-commit writer, and where its answer goes.
 struct DecideJob {
     claim: Claim,
     decision: Decision,
+    os_user: Option<String>,
     answer: tokio::sync::oneshot::Sender<Result<Receipt>>,
 }
 
@@ -61,9 +79,9 @@ fn run_group_commit(
                 Err(_) => break,
             }
         }
-        let work: Vec<(Claim, Decision)> = batch
+        let work: Vec<(Claim, Decision, Option<String>)> = batch
             .iter()
-            .map(|j| (j.claim.clone(), j.decision.clone()))
+            .map(|j| (j.claim.clone(), j.decision.clone(), j.os_user.clone()))
             .collect();
         let results = match writer.lock() {
             Ok(mut store) => store.decide_batch(&work).map_err(QueueError::from),
@@ -191,11 +209,21 @@ impl LocalQueue {
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T> {
         let store = store.clone();
+        let acting = acting();
         tokio::task::spawn_blocking(move || {
             let mut guard = store
                 .lock()
                 .map_err(|_| QueueError::Storage("queue connection poisoned by a panic".into()))?;
-            f(&mut guard).map_err(QueueError::from)
+            match acting {
+                None => f(&mut guard).map_err(QueueError::from),
+                Some(user) => {
+                    let own = guard.os_user().to_string();
+                    guard.set_os_user(user);
+                    let r = f(&mut guard);
+                    guard.set_os_user(own);
+                    r.map_err(QueueError::from)
+                }
+            }
         })
         .await
         .map_err(|e| QueueError::Storage(format!("queue task failed: {e}")))?
@@ -272,6 +300,7 @@ impl Queue for LocalQueue {
             let job = DecideJob {
                 claim: claim.clone(),
                 decision: decision.clone(),
+                os_user: acting(),
                 answer,
             };
             if jobs.send(job).is_ok() {
@@ -305,22 +334,12 @@ impl Queue for LocalQueue {
 
     async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()> {
         let r = reviewer.to_string();
-        self.write(move |s| {
-            s.set_actions_paused(paused, &r)?;
-            s.anchor_quietly();
-            Ok(())
-        })
-        .await
+        self.write(move |s| s.set_actions_paused(paused, &r)).await
     }
 
     async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()> {
         let r = reviewer.to_string();
-        self.write(move |s| {
-            s.resend(action_id, &r)?;
-            s.anchor_quietly();
-            Ok(())
-        })
-        .await
+        self.write(move |s| s.resend(action_id, &r)).await
     }
 
     async fn record_outcome(

@@ -10,7 +10,7 @@ mod remote;
 pub mod wire;
 
 pub use crate::store::ActionPreview;
-pub use local::LocalQueue;
+pub use local::{LocalQueue, acting_for};
 pub use remote::{RemoteOptions, RemoteQueue, RemoteTarget, read_token_file};
 
 use crate::model::{
@@ -57,6 +57,14 @@ pub enum QueueError {
     Invalid(String),
     #[error("cannot undo item {id}: {why}")]
     CannotUndo { id: i64, why: String },
+    /// The store refused to write: its audit log does not match the anchor (the message
+    /// says how, and what to run).
+    #[error("{0}")]
+    AuditRefused(String),
+    /// A file of the store this process may not read or write (the message names it, its
+    /// owner and mode, and what to do).
+    #[error("{0}")]
+    Permission(String),
     #[error("the queue is read-only")]
     ReadOnly,
     #[error("queue storage failed: {0}")]
@@ -285,6 +293,10 @@ pub struct Receipt {
     pub id: i64,
     pub state: State,
     pub actions: Vec<ActionStatus>,
+    /// Actions the policy names that this item does not get, with why (nothing queued
+    /// for them).
+    #[serde(default)]
+    pub skipped: Vec<(ActionKind, crate::model::Skip)>,
     pub undo_until: Millis,
 }
 
@@ -314,6 +326,10 @@ pub struct AuditEntry {
     pub request_id: Option<i64>,
     pub kind: String,
     pub detail: serde_json::Value,
+    /// The Unix user of the process that wrote the entry (absent on entries written before
+    /// it was recorded).
+    #[serde(default)]
+    pub os_user: Option<String>,
 }
 
 /// The review queue, wherever it lives.

@@ -227,8 +227,14 @@ async fn authenticate(
         return e.into_response();
     }
     let caller = Caller(format!("{}:{}", ident.via.as_str(), ident.name));
+    // A socket peer is a Unix user: the audit log records them as the one who acted. A
+    // token holder has no Unix user here; the rows then carry the server's own.
+    let os_user = (ident.via == Via::Unix).then(|| ident.name.clone());
     req.extensions_mut().insert(ident);
-    let mut resp = next.run(req).await;
+    let mut resp = match os_user {
+        Some(user) => crate::queue::acting_for(user, next.run(req)).await,
+        None => next.run(req).await,
+    };
     resp.extensions_mut().insert(caller);
     resp
 }

@@ -139,6 +139,8 @@ struct IngestDetail<'a> {
 pub(crate) struct Derived {
     /// None: missing or not RFC 3339 (the item is then received when it is stored).
     received_at: Option<Millis>,
+    /// The priority as the policy reads it (as sent when it does not know it).
+    priority: Option<String>,
     priority_rank: i64,
     confidence: Option<f64>,
     confidence_raw: Option<String>,
@@ -157,11 +159,12 @@ fn derive(r: &Request, policy: &Policy) -> Derived {
             time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
         })
         .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as Millis);
-    let flags = validate(r, policy);
+    let checked = PolicyColumns::of(r, policy);
     let hidden = request_has_hidden(r);
     Derived {
         received_at,
-        priority_rank: policy.priority_rank(r.ai.priority.as_deref()),
+        priority: checked.priority,
+        priority_rank: checked.priority_rank,
         confidence: r.ai.confidence.value(),
         confidence_raw: match &r.ai.confidence {
             crate::model::Confidence::Invalid(s) => Some(s.clone()),
@@ -172,10 +175,41 @@ fn derive(r: &Request, policy: &Policy) -> Derived {
             .escalation_reason
             .as_deref()
             .is_some_and(|s| !s.trim().is_empty()),
-        flags: serde_json::to_string(&flags).unwrap_or_else(|_| "[]".into()),
-        flag_count: flags.len(),
-        flag_messages: flags.into_iter().map(|f| f.message).collect(),
+        flags: checked.flags,
+        flag_count: checked.flag_count,
+        flag_messages: checked.flag_messages,
         hidden,
+    }
+}
+
+/// The columns of an item that depend on the policy: what [`super::recheck`] brings up to
+/// date when the policy changes.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PolicyColumns {
+    /// The priority as the policy reads it (as sent when it does not know it).
+    pub priority: Option<String>,
+    pub priority_rank: i64,
+    /// The validation flags as JSON.
+    pub flags: String,
+    pub flag_count: usize,
+    pub flag_messages: Vec<String>,
+}
+
+impl PolicyColumns {
+    /// The columns of a request under `policy`, from the AI's values as sent.
+    pub fn of(r: &Request, policy: &Policy) -> PolicyColumns {
+        let flags = validate(r, policy);
+        PolicyColumns {
+            priority: r
+                .ai
+                .priority
+                .as_deref()
+                .map(|p| policy.priority_as_read(p).to_string()),
+            priority_rank: policy.priority_rank(r.ai.priority.as_deref()),
+            flags: serde_json::to_string(&flags).unwrap_or_else(|_| "[]".into()),
+            flag_count: flags.len(),
+            flag_messages: flags.into_iter().map(|f| f.message).collect(),
+        }
     }
 }
 
@@ -215,17 +249,15 @@ impl Store {
         actor: &str,
     ) -> Result<Vec<IngestOutcome>> {
         let renderer = self.renderer.clone();
-        self.write(|tx, now, policy| {
-            let mut audit = AuditWriter::new(tx)?;
+        self.write_audited(|tx, now, policy, audit| {
             let policy_version = policy.version();
             let mut outcomes = Vec::with_capacity(items.len());
             for item in items {
-                let outcome =
-                    ingest_one(tx, &mut audit, item, actor, now, policy, &policy_version)?;
+                let outcome = ingest_one(tx, audit, item, actor, now, policy, &policy_version)?;
                 if let IngestOutcome::Inserted { id } = outcome
                     && policy.auto_approve
                 {
-                    route_new(tx, &mut audit, id, item, now, policy, renderer.as_ref())?;
+                    route_new(tx, audit, id, item, now, policy, renderer.as_ref())?;
                 }
                 outcomes.push(outcome);
             }
@@ -282,8 +314,8 @@ fn ingest_one(
         .prepare_cached(
             "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
                 updated_at, priority_rank, intent, priority, confidence, confidence_raw, channel,
-                sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)
+                sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars, ai_priority)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
              ON CONFLICT (source, external_id) DO NOTHING",
         )?
         .execute(params_from_iter(
@@ -356,7 +388,7 @@ fn ingest_one(
                 "UPDATE requests SET revision = ?2, payload_sha256 = ?3, received_at = ?4, updated_at = ?5,
                     priority_rank = ?6, intent = ?7, priority = ?8, confidence = ?9, confidence_raw = ?10,
                     channel = ?11, sender = ?12, subject = ?13, summary = ?14, ai_escalation = ?15,
-                    flags = ?16, flag_count = ?17, hidden_chars = ?18
+                    flags = ?16, flag_count = ?17, hidden_chars = ?18, ai_priority = ?19
                  WHERE id = ?1",
             )?
             .execute(params_from_iter(
@@ -416,11 +448,8 @@ fn route_new(
         )?;
         return Ok(());
     }
-    let fields = crate::model::FieldValues::from_ai(&r.ai);
-    let actions = policy.actions_of(
-        &crate::model::DecisionKind::Approve,
-        fields.intent.as_deref(),
-    );
+    let fields = crate::model::FieldValues::read_from_ai(&r.ai, policy);
+    let plan = policy.plan_actions(&crate::model::DecisionKind::Approve, &fields, &r.ai);
     let note = format!(
         "auto-approved by policy: confidence {} at or above {:.2}, no review rule applies",
         r.ai.confidence.display(),
@@ -440,7 +469,7 @@ fn route_new(
             note: Some(&note),
             payload: &item.payload,
             fields: &fields,
-            actions: &actions,
+            plan: &plan,
             auto: true,
         },
         now,
@@ -456,7 +485,7 @@ fn derived_params<'a>(
     d: &'a Derived,
     received_at: &'a Millis,
     now: &'a Millis,
-) -> [&'a dyn ToSql; 16] {
+) -> [&'a dyn ToSql; 17] {
     let r = &item.request;
     [
         &item.sha256,
@@ -464,7 +493,7 @@ fn derived_params<'a>(
         now,
         &d.priority_rank,
         &r.ai.intent,
-        &r.ai.priority,
+        &d.priority,
         &d.confidence,
         &d.confidence_raw,
         &r.raw.channel,
@@ -475,6 +504,7 @@ fn derived_params<'a>(
         &d.flags,
         &d.flag_count,
         &d.hidden,
+        &r.ai.priority,
     ]
 }
 

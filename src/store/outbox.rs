@@ -5,7 +5,6 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
-use super::audit::AuditWriter;
 use super::{Result, Store};
 use crate::queue::QueueError;
 
@@ -24,14 +23,13 @@ impl Store {
 
     /// Flips the kill switch, with an audit row.
     pub fn set_actions_paused(&mut self, paused: bool, actor: &str) -> Result<()> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             tx.prepare_cached(
                 "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                     updated_at = excluded.updated_at, updated_by = excluded.updated_by",
             )?
             .execute(params![PAUSED_KEY, paused.to_string(), now, actor])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -50,7 +48,7 @@ impl Store {
 
     /// Sends a dead letter again: it is queued now, with its attempts kept for the record.
     pub fn resend(&mut self, outbox_id: i64, actor: &str) -> Result<()> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let row: Option<(i64, String, String)> = tx
                 .prepare_cached("SELECT request_id, status, action FROM outbox WHERE id = ?1")?
                 .query_row([outbox_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -73,7 +71,6 @@ impl Store {
                  WHERE id = ?1",
             )?
             .execute(params![outbox_id, now])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -156,7 +153,7 @@ impl Store {
     /// the same item is being sent (any worker, any round): two monday writes for one item
     /// at once would both find nothing and both create it.
     pub fn claim_due(&mut self, worker: &str, lease_ms: i64, limit: u32) -> Result<Claimed> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let paused: Option<String> = tx
                 .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
                 .query_row([PAUSED_KEY], |r| r.get(0))
@@ -213,7 +210,6 @@ impl Store {
                 "UPDATE outbox SET status = 'sending', attempts = ?2, lease_owner = ?3,
                     lease_expires = ?4, updated_at = ?5 WHERE id = ?1",
             )?;
-            let mut audit = AuditWriter::new(tx)?;
             for row in &rows {
                 upd.execute(params![row.id, row.attempts, worker, expires, now])?;
                 audit.append(
@@ -236,14 +232,13 @@ impl Store {
     /// Records attempts' outcomes, each only if `worker` still holds the row's lease for
     /// that attempt. Returns how many were recorded.
     pub fn record_attempts(&mut self, worker: &str, records: &[AttemptRecord]) -> Result<usize> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let mut upd = tx.prepare_cached(
                 "UPDATE outbox SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),
                     last_error = ?4, response = ?5, lease_owner = NULL, lease_expires = NULL,
                     updated_at = ?6
                  WHERE id = ?1 AND status = 'sending' AND lease_owner = ?7 AND attempts = ?8",
             )?;
-            let mut audit = AuditWriter::new(tx)?;
             let mut n = 0;
             for rec in records {
                 let at = match rec.disposition {
@@ -336,9 +331,14 @@ pub struct ActionPreview {
     /// matches unless someone else decides first).
     pub idempotency_key: String,
     /// The rendered requests, or why the action cannot be rendered (approval would fail
-    /// with this). On the wire `{"Ok": <requests>}` or `{"Err": "<why>"}`.
+    /// with this). Null for a skipped action. On the wire `{"Ok": <requests>}` or
+    /// `{"Err": "<why>"}`.
     #[schema(value_type = Object)]
     pub rendered: std::result::Result<serde_json::Value, String>,
+    /// Set when the policy names this action but the item rules it out: nothing is
+    /// queued for it, and this says why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<crate::model::Skip>,
 }
 
 impl Store {
@@ -357,9 +357,9 @@ impl Store {
             return Ok(Vec::new());
         };
         let (_, payload) = super::read::load_payload(&self.conn, id)?;
-        let fields = super::read::effective_fields(&self.conn, id, &payload)?;
-        let actions = self.policy.actions_of(kind, fields.intent.as_deref());
-        if actions.is_empty() {
+        let (ai, fields) = super::read::reviewed_fields(&self.conn, id, &payload, &self.policy)?;
+        let plan = self.policy.plan_actions(kind, &fields, &ai);
+        if plan.queued.is_empty() && plan.skipped.is_empty() {
             return Ok(Vec::new());
         }
         let request = Request::from_json(&payload)
@@ -370,7 +370,14 @@ impl Store {
                 .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions", [], |r| {
                     r.get(0)
                 })?;
-        Ok(actions
+        let skipped = plan.skipped.iter().map(|(action, why)| ActionPreview {
+            action: *action,
+            idempotency_key: String::new(),
+            rendered: Ok(serde_json::Value::Null),
+            skipped: Some(*why),
+        });
+        Ok(plan
+            .queued
             .into_iter()
             .map(|action| {
                 let key = super::idempotency_key(id, decision_id, action);
@@ -389,8 +396,10 @@ impl Store {
                     action,
                     idempotency_key: key,
                     rendered,
+                    skipped: None,
                 }
             })
+            .chain(skipped)
             .collect())
     }
 }

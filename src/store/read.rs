@@ -2,7 +2,9 @@
 use rusqlite::{Connection, OptionalExtension, Row, ToSql, params_from_iter};
 
 use super::{Result, Store};
-use crate::model::{ActionKind, DecisionKind, EditableField, FieldValues, Flag, Request, State};
+use crate::model::{
+    ActionKind, DecisionKind, EditableField, FieldValues, Policy, Request, State, Triage, validate,
+};
 use crate::queue::{
     ActionStatus, Counts, DecisionRecord, Edit, Filter, ItemDetail, ItemSummary, ListQuery, Millis,
     Page, QueueError, Sort,
@@ -51,12 +53,26 @@ pub(crate) fn load_payload(conn: &Connection, id: i64) -> Result<(i64, String)> 
     .ok_or_else(|| QueueError::NotFound(id).into())
 }
 
-/// The AI's fields from the payload, with the latest edit of each field on top.
-pub(crate) fn effective_fields(conn: &Connection, id: i64, payload: &str) -> Result<FieldValues> {
-    let mut fields = match Request::triage_from_json(payload) {
-        Ok(ai) => FieldValues::from_ai(&ai),
-        Err(_) => FieldValues::default(),
-    };
+/// The AI's fields from the payload as the policy reads them, with the latest edit of
+/// each field on top.
+pub(crate) fn effective_fields(
+    conn: &Connection,
+    id: i64,
+    payload: &str,
+    policy: &Policy,
+) -> Result<FieldValues> {
+    reviewed_fields(conn, id, payload, policy).map(|(_, fields)| fields)
+}
+
+/// The AI's output as sent, and the reviewed fields ([`effective_fields`]).
+pub(crate) fn reviewed_fields(
+    conn: &Connection,
+    id: i64,
+    payload: &str,
+    policy: &Policy,
+) -> Result<(Triage, FieldValues)> {
+    let ai = Request::triage_from_json(payload).unwrap_or_default();
+    let mut fields = FieldValues::read_from_ai(&ai, policy);
     let mut stmt = conn
         .prepare_cached("SELECT field, new_value FROM edits WHERE request_id = ?1 ORDER BY id")?;
     let rows = stmt.query_map([id], |r| {
@@ -68,7 +84,7 @@ pub(crate) fn effective_fields(conn: &Connection, id: i64, payload: &str) -> Res
             fields.set(f, value);
         }
     }
-    Ok(fields)
+    Ok((ai, fields))
 }
 
 fn where_clause(q: &ListQuery, now: Millis) -> (String, Vec<Box<dyn ToSql>>) {
@@ -204,6 +220,23 @@ impl Store {
     /// `around`, a page that misses that item is read again where the item is (one read
     /// transaction, so the page, its total and the item's place agree).
     pub fn list(&self, q: &ListQuery) -> Result<Page> {
+        // Priorities filter as the policy reads them ("normal" finds the "medium" items).
+        let read;
+        let q = if q
+            .filter
+            .priorities
+            .iter()
+            .any(|p| self.policy.priority_as_read(p) != p)
+        {
+            let mut r = q.clone();
+            for p in &mut r.filter.priorities {
+                *p = self.policy.priority_as_read(p).to_string();
+            }
+            read = r;
+            &read
+        } else {
+            q
+        };
         let now = self.now();
         let Some(around) = q.around else {
             return self.list_page(q, now);
@@ -345,17 +378,19 @@ impl Store {
             .query_row([id], summary_row)
             .optional()?
             .ok_or(QueueError::NotFound(id))?;
-        let (fence, flags_json, decision_id): (i64, String, Option<i64>) = self.conn.query_row(
-            "SELECT fence, flags, decision_id FROM requests WHERE id = ?1",
+        let (fence, decision_id): (i64, Option<i64>) = self.conn.query_row(
+            "SELECT fence, decision_id FROM requests WHERE id = ?1",
             [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let (_, payload) = load_payload(&self.conn, id)?;
         let request = Request::from_json(&payload).map(|(_, r)| r).map_err(|e| {
             QueueError::Storage(format!("item {id}: stored payload unreadable: {e}"))
         })?;
-        let fields = effective_fields(&self.conn, id, &payload)?;
-        let flags: Vec<Flag> = serde_json::from_str(&flags_json).unwrap_or_default();
+        let fields = effective_fields(&self.conn, id, &payload, &self.policy)?;
+        // Checked now, under the policy this store runs with (the stored flags are what
+        // listings count; a read-only store cannot bring them up to date).
+        let flags = validate(&request, &self.policy);
         let edits = self
             .conn
             .prepare_cached(

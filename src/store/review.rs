@@ -4,10 +4,11 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use serde_json::json;
 
 use super::audit::AuditWriter;
-use super::read::{effective_fields, load_payload};
+use super::read::{effective_fields, load_payload, reviewed_fields};
 use super::{RenderContext, Result, Store};
 use crate::model::{
-    ActionKind, DecisionKind, EditableField, FieldValues, Policy, Request, State, check_fields,
+    ActionKind, ActionPlan, DecisionKind, EditableField, FieldValues, Policy, Request, State,
+    check_fields,
 };
 use crate::queue::{ActionStatus, Claim, Decision, Millis, QueueError, Receipt};
 
@@ -144,25 +145,28 @@ fn apply_edit(
     now: Millis,
     policy: &Policy,
 ) -> Result<bool> {
-    let value = value.filter(|v| !v.is_empty());
+    let mut value = value.filter(|v| !v.is_empty());
     if let Some(v) = &value {
-        let allowed = match field {
-            EditableField::Intent => Some(&policy.intents),
-            EditableField::Priority => Some(&policy.priorities),
-            _ => None,
-        };
-        if let Some(allowed) = allowed
-            && !allowed.contains(v)
-        {
-            return Err(QueueError::Invalid(format!(
+        let refused = |allowed: &[String]| {
+            QueueError::Invalid(format!(
                 "{} '{v}' is not allowed; allowed: {}",
                 field.as_str(),
                 allowed.join(", ")
             ))
-            .into());
+        };
+        match field {
+            EditableField::Intent if !policy.intents.contains(v) => {
+                return Err(refused(&policy.intents).into());
+            }
+            // Stored as the priority it is read as ("Normal" is saved as "medium").
+            EditableField::Priority => match policy.read_priority(v) {
+                Some(p) => value = Some(p.to_string()),
+                None => return Err(refused(&policy.priorities).into()),
+            },
+            _ => {}
         }
     }
-    let (revision, fields) = current_fields(tx, claim.id)?;
+    let (revision, fields) = current_fields(tx, claim.id, policy)?;
     let old = fields.get(field).map(str::to_owned);
     if old == value {
         return Ok(false);
@@ -214,9 +218,9 @@ fn apply_edit(
     Ok(true)
 }
 
-fn current_fields(tx: &Transaction<'_>, id: i64) -> Result<(i64, FieldValues)> {
+fn current_fields(tx: &Transaction<'_>, id: i64, policy: &Policy) -> Result<(i64, FieldValues)> {
     let (revision, payload) = load_payload(tx, id)?;
-    let fields = effective_fields(tx, id, &payload)?;
+    let fields = effective_fields(tx, id, &payload, policy)?;
     Ok((revision, fields))
 }
 
@@ -234,7 +238,8 @@ pub(crate) struct NewDecision<'a> {
     pub payload: &'a str,
     /// The reviewed fields.
     pub fields: &'a FieldValues,
-    pub actions: &'a [ActionKind],
+    /// The actions to queue, and those the item rules out.
+    pub plan: &'a ActionPlan,
     /// Approved by policy, not a person.
     pub auto: bool,
 }
@@ -276,21 +281,21 @@ pub(crate) fn record_decision(
             decision_id = ?3, updated_at = ?4 WHERE id = ?1",
     )?
     .execute(params![d.id, state.as_str(), decision_id, now])?;
-    let mut statuses = Vec::with_capacity(d.actions.len());
+    let mut statuses = Vec::with_capacity(d.plan.queued.len());
     let mut insert = tx.prepare_cached(
         "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
             next_attempt_at, created_at, updated_at, payload)
          VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7)",
     )?;
     let request = match renderer {
-        Some(_) if !d.actions.is_empty() => Some(
+        Some(_) if !d.plan.queued.is_empty() => Some(
             Request::from_json(d.payload)
                 .map(|(_, r)| r)
                 .map_err(|e| QueueError::Storage(format!("item {}: {e}", d.id)))?,
         ),
         _ => None,
     };
-    for action in d.actions {
+    for action in &d.plan.queued {
         let key = idempotency_key(d.id, decision_id, *action);
         let rendered = match (renderer, &request) {
             (Some(r), Some(request)) => Some(
@@ -336,24 +341,27 @@ pub(crate) fn record_decision(
             response: None,
         });
     }
-    audit.append(
-        tx,
-        now,
-        d.reviewer,
-        Some(d.id),
-        "decided",
-        &json!({
-            "decision_id": decision_id, "decision": d.kind.verb(),
-            "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
-            "revision": d.revision, "fields": d.fields, "auto": d.auto,
-            "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
-        }),
-    )?;
+    let mut detail = json!({
+        "decision_id": decision_id, "decision": d.kind.verb(),
+        "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
+        "revision": d.revision, "fields": d.fields, "auto": d.auto,
+        "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
+    });
+    if !d.plan.skipped.is_empty() {
+        detail["not_queued"] = d
+            .plan
+            .skipped
+            .iter()
+            .map(|(a, why)| json!({"action": a, "why": why.reason()}))
+            .collect();
+    }
+    audit.append(tx, now, d.reviewer, Some(d.id), "decided", &detail)?;
     Ok(Receipt {
         decision_id,
         id: d.id,
         state,
         actions: statuses,
+        skipped: d.plan.skipped.clone(),
         undo_until,
     })
 }
@@ -372,23 +380,21 @@ pub(crate) const CLAIM_NEXT_SQL: &str = "SELECT id FROM requests
 impl Store {
     /// Claims the next pending item in queue order (priority, then age).
     pub fn claim_next(&mut self, reviewer: &str) -> Result<Option<Claim>> {
-        self.write(|tx, now, policy| {
-            let mut audit = AuditWriter::new(tx)?;
-            reap_expired(tx, &mut audit, now)?;
+        self.write_audited(|tx, now, policy, audit| {
+            reap_expired(tx, audit, now)?;
             let next: Option<i64> = tx
                 .prepare_cached(CLAIM_NEXT_SQL)?
                 .query_row([], |r| r.get(0))
                 .optional()?;
-            next.map(|id| take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed"))
+            next.map(|id| take_lease(tx, audit, id, reviewer, now, policy, "claimed"))
                 .transpose()
         })
     }
 
     /// Claims one item. Re-claiming your own item gives a new fence (the old one is stale).
     pub fn claim(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
-        self.write(|tx, now, policy| {
-            let mut audit = AuditWriter::new(tx)?;
-            reap_expired(tx, &mut audit, now)?;
+        self.write_audited(|tx, now, policy, audit| {
+            reap_expired(tx, audit, now)?;
             let row: Option<(String, Option<String>, Option<i64>)> = tx
                 .prepare_cached(
                     "SELECT state, claimed_by, lease_expires FROM requests WHERE id = ?1",
@@ -413,18 +419,17 @@ impl Store {
                 }
                 decided => return Err(QueueError::AlreadyDecided { id, state: decided }.into()),
             }
-            take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed")
+            take_lease(tx, audit, id, reviewer, now, policy, "claimed")
         })
     }
 
     /// Renews a lease.
     pub fn heartbeat(&mut self, claim: &Claim) -> Result<Claim> {
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             check_claim(tx, claim, now)?;
             let expires = now + policy.lease_seconds as i64 * 1000;
             tx.prepare_cached("UPDATE requests SET lease_expires = ?2 WHERE id = ?1")?
                 .execute(params![claim.id, expires])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -442,14 +447,13 @@ impl Store {
 
     /// Returns an item to the queue.
     pub fn release(&mut self, claim: &Claim) -> Result<()> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             check_claim(tx, claim, now)?;
             tx.prepare_cached(
                 "UPDATE requests SET state = 'pending', claimed_by = NULL, lease_expires = NULL,
                     updated_at = ?2 WHERE id = ?1",
             )?
             .execute(params![claim.id, now])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -469,87 +473,58 @@ impl Store {
         field: EditableField,
         value: Option<String>,
     ) -> Result<bool> {
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             check_claim(tx, claim, now)?;
-            let mut audit = AuditWriter::new(tx)?;
-            apply_edit(tx, &mut audit, claim, field, value.clone(), now, policy)
+            apply_edit(tx, audit, claim, field, value.clone(), now, policy)
         })
     }
 
     /// Records a decision with its edits, audit rows and outbox rows, in one transaction.
     pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
-        let (receipt, head) = self.decide_tx(claim, decision)?;
-        self.anchor_head_quietly(head);
-        Ok(receipt)
-    }
-
-    /// Updates the anchor file; a failure is logged, never fails the decision (which is
-    /// committed already).
-    pub(crate) fn anchor_quietly(&self) {
-        if let Err(e) = self.write_anchor() {
-            tracing::warn!(error = %e, "could not update the audit anchor file");
-        }
-    }
-
-    /// The same with the head the transaction ended on (no query to find it).
-    fn anchor_head_quietly(&self, head: super::AuditHead) {
-        if let Err(e) = self.write_anchor_head(head) {
-            tracing::warn!(error = %e, "could not update the audit anchor file");
-        }
-    }
-
-    fn decide_tx(
-        &mut self,
-        claim: &Claim,
-        decision: &Decision,
-    ) -> Result<(Receipt, super::AuditHead)> {
         let renderer = self.renderer.clone();
-        self.write(|tx, now, policy| decide_in(tx, claim, decision, now, policy, renderer.as_ref()))
+        self.write_audited(|tx, now, policy, audit| {
+            decide_in(tx, audit, claim, decision, now, policy, renderer.as_ref())
+        })
     }
 
     /// Records several decisions in one transaction (group commit), each in a savepoint of
     /// its own: one that is refused (a lost lease, a stale revision, a policy refusal) is
     /// rolled back alone and the others commit. Results are in the order given, and every
-    /// one that is `Ok` is durable when this returns.
-    pub fn decide_batch(&mut self, batch: &[(Claim, Decision)]) -> Result<Vec<Result<Receipt>>> {
+    /// one that is `Ok` is durable when this returns. Each may name the Unix user it is
+    /// recorded for (a server acting for the peer of a connection).
+    pub fn decide_batch(
+        &mut self,
+        batch: &[(Claim, Decision, Option<String>)],
+    ) -> Result<Vec<Result<Receipt>>> {
         let renderer = self.renderer.clone();
-        let (results, head) = self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             let mut results = Vec::with_capacity(batch.len());
-            let mut head = None;
-            for (claim, decision) in batch {
+            for (claim, decision, os_user) in batch {
+                audit.act_as(os_user.clone());
+                // Where the chain stands before this decision, to return to if it is refused.
+                let mark = audit.mark(tx)?;
                 tx.execute_batch("SAVEPOINT decision")?;
-                match decide_in(tx, claim, decision, now, policy, renderer.as_ref()) {
-                    Ok((receipt, h)) => {
+                match decide_in(tx, audit, claim, decision, now, policy, renderer.as_ref()) {
+                    Ok(receipt) => {
                         tx.execute_batch("RELEASE decision")?;
-                        head = Some(h);
                         results.push(Ok(receipt));
                     }
                     Err(e) => {
-                        // The audit head is read afresh by the next decision, so the chain
-                        // never links to a row this rollback removed.
                         tx.execute_batch("ROLLBACK TO decision; RELEASE decision")?;
+                        audit.rewind(mark);
                         results.push(Err(e));
                     }
                 }
             }
-            Ok((results, head))
-        })?;
-        if let Some(h) = head {
-            self.anchor_head_quietly(h);
-        }
-        Ok(results)
+            audit.act_as(None);
+            Ok(results)
+        })
     }
 
     /// Takes back the reviewer's latest decision on an item inside its undo window, while
     /// none of its actions has been attempted. The item returns claimed by the reviewer.
     pub fn undo(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
-        let (claim, head) = self.undo_tx(id, reviewer)?;
-        self.anchor_head_quietly(head);
-        Ok(claim)
-    }
-
-    fn undo_tx(&mut self, id: i64, reviewer: &str) -> Result<(Claim, super::AuditHead)> {
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             let last: Option<(i64, String, i64, Option<i64>)> = tx
                 .prepare_cached(
                     "SELECT d.id, d.reviewer, d.undo_until, d.undone_at FROM requests r
@@ -593,32 +568,30 @@ impl Store {
                 "UPDATE requests SET decision_id = NULL WHERE id = ?1",
                 [id],
             )?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(tx, now, reviewer, Some(id), "undone", &json!({"decision_id": decision_id}))?;
-            take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed")
-                .map(|claim| (claim, audit.head().clone()))
+            take_lease(tx, audit, id, reviewer, now, policy, "claimed")
         })
     }
 }
 
 /// One decision inside a write transaction: the claim and revision checked, the edits, the
-/// decision with its audit and outbox rows. The chain head it returns is the last row's.
+/// decision with its audit and outbox rows.
 fn decide_in(
     tx: &Transaction<'_>,
+    audit: &mut AuditWriter<'_>,
     claim: &Claim,
     decision: &Decision,
     now: Millis,
-    policy: &crate::model::Policy,
+    policy: &Policy,
     renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
-) -> Result<(Receipt, super::AuditHead)> {
+) -> Result<Receipt> {
     check_claim(tx, claim, now)?;
     check_revision(tx, claim.id, decision.revision)?;
-    let mut audit = AuditWriter::new(tx)?;
     for (field, value) in &decision.sets {
-        apply_edit(tx, &mut audit, claim, *field, value.clone(), now, policy)?;
+        apply_edit(tx, audit, claim, *field, value.clone(), now, policy)?;
     }
     let (revision, payload) = load_payload(tx, claim.id)?;
-    let fields = effective_fields(tx, claim.id, &payload)?;
+    let (ai, fields) = reviewed_fields(tx, claim.id, &payload, policy)?;
     let (reason, queue): (Option<&str>, Option<&str>) = match &decision.kind {
         DecisionKind::Approve => {
             let problems = check_fields(&fields, policy);
@@ -664,11 +637,11 @@ fn decide_in(
             (None, Some(queue.as_str()))
         }
     };
-    let actions = policy.actions_of(&decision.kind, fields.intent.as_deref());
+    let plan = policy.plan_actions(&decision.kind, &fields, &ai);
     let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
     record_decision(
         tx,
-        &mut audit,
+        audit,
         &NewDecision {
             id: claim.id,
             revision,
@@ -680,12 +653,11 @@ fn decide_in(
             note,
             payload: &payload,
             fields: &fields,
-            actions: &actions,
+            plan: &plan,
             auto: false,
         },
         now,
         policy,
         renderer,
     )
-    .map(|receipt| (receipt, audit.head().clone()))
 }

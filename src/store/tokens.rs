@@ -5,7 +5,6 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
-use super::audit::AuditWriter;
 use super::{Result, Store};
 use crate::queue::{Millis, QueueError};
 
@@ -46,7 +45,7 @@ impl Store {
         expires_at: Option<Millis>,
         by: &str,
     ) -> Result<TokenRecord> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let live: Option<String> = tx
                 .query_row(
                     "SELECT name FROM api_tokens WHERE name = ?1 AND revoked_at IS NULL
@@ -67,7 +66,6 @@ impl Store {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 params![name, role, sha256, now, by, expires_at],
             )?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -111,7 +109,7 @@ impl Store {
     /// Revokes the token named `name`; fails with `NotFound`-like `Invalid` when there is
     /// no live token of that name.
     pub fn revoke_token(&mut self, name: &str, by: &str) -> Result<()> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let n = tx.execute(
                 "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
                 params![name, now],
@@ -122,7 +120,6 @@ impl Store {
                 ))
                 .into());
             }
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(tx, now, by, None, "token_revoked", &json!({"name": name}))?;
             Ok(())
         })

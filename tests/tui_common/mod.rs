@@ -62,8 +62,9 @@ pub fn fixtures() -> Vec<Value> {
                     "subject": "Group booking 👨‍👩‍👧 + 🏳️‍🌈 parade float",
                     "body": "Hi! We'd like a quote for 12 vans 🚐🚐 for the parade 🏳️‍🌈.\nThanks 👍🏽"},
             "ai": {"summary": "Quote request for 12 vans for a parade.", "intent": "sales_lead",
-                   "priority": "normal", "confidence": 0.91,
+                   "priority": "Normal", "confidence": 0.91,
                    "recommended_next_step": "Send the group rate sheet.",
+                   "crm_update_required": true, "human_review_required": false,
                    "draft_reply": "Hello!\n\nThanks for reaching out. A quote for 12 vans is attached.",
                    "model": "triage-llm-2", "prompt_version": "v7"}}),
         json!({"source": "webform", "external_id": "form-5", "received_at": at(26 * 60 * MIN),
@@ -126,7 +127,12 @@ pub fn detail(id: i64, v: &Value) -> ItemDetail {
         state: State::Pending,
         revision: 1,
         intent: req.ai.intent.clone(),
-        priority: req.ai.priority.clone(),
+        // As the store lists it: the priority as the policy reads it.
+        priority: req
+            .ai
+            .priority
+            .as_deref()
+            .map(|p| Policy::default().priority_as_read(p).to_string()),
         confidence: req.ai.confidence.value(),
         confidence_invalid: match &req.ai.confidence {
             signoff::model::Confidence::Invalid(s) => Some(s.clone()),
@@ -147,7 +153,7 @@ pub fn detail(id: i64, v: &Value) -> ItemDetail {
     };
     ItemDetail {
         summary,
-        fields: FieldValues::from_ai(&req.ai),
+        fields: FieldValues::read_from_ai(&req.ai, &Policy::default()),
         confidence: req.ai.confidence.clone(),
         payload,
         request: req,

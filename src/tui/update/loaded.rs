@@ -321,11 +321,18 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         .key_for(Mode::List, Cmd::Undo)
                         .unwrap_or_else(|| "undo".into());
                     let secs = ((receipt.undo_until - app.now).max(0) + 999) / 1000;
+                    let not_queued = if receipt.skipped.is_empty() {
+                        String::new()
+                    } else {
+                        let names: Vec<&str> =
+                            receipt.skipped.iter().map(|(a, _)| a.as_str()).collect();
+                        format!(" · not queued: {}", names.join(", "))
+                    };
                     say(
                         app,
                         Level::Ok,
                         format!(
-                            "{past} #{id} · {n} action{} queued ({}) · {undo} to undo ({secs}s)",
+                            "{past} #{id} · {n} action{} queued ({}){not_queued} · {undo} to undo ({secs}s)",
                             if n == 1 { "" } else { "s" },
                             app.actions_mode
                         ),

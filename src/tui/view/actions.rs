@@ -138,6 +138,25 @@ pub fn preview_lines(app: &App, width: usize) -> Vec<Line<'static>> {
         }
         Ok(v) => {
             for p in v {
+                if let Some(why) = p.skipped {
+                    lines.push(Line::styled(
+                        format!("{} · not queued", p.action.as_str()),
+                        t.title,
+                    ));
+                    let mut text = why.reason().to_string();
+                    if why.fixed_by_a_draft() {
+                        let edit = app
+                            .keymap
+                            .key_for(Mode::Review, crate::tui::action::Cmd::Edit)
+                            .unwrap_or_else(|| "edit".into());
+                        text.push_str(&format!("; press {edit} to write one"));
+                    }
+                    for piece in fmt::wrap(&text, width.saturating_sub(2)) {
+                        lines.push(Line::styled(format!("  {piece}"), t.warn));
+                    }
+                    lines.push(Line::raw(""));
+                    continue;
+                }
                 match &p.rendered {
                     Ok(r) => {
                         let body = crate::actions::preview_text(&r.to_string());

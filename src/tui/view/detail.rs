@@ -226,8 +226,10 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
     );
 }
 
-fn edited(d: &ItemDetail, f: EditableField) -> bool {
-    f.ai_value(&d.request.ai) != d.fields.get(f)
+/// Whether a reviewer changed the field: its value differs from the AI's as the policy
+/// reads it (a priority sent as "Normal" and read as "medium" is not an edit).
+fn edited(d: &ItemDetail, f: EditableField, policy: &crate::model::Policy) -> bool {
+    f.read_value(&d.request.ai, policy) != d.fields.get(f)
 }
 
 pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
@@ -267,7 +269,7 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
     let w = usize::from(area.width.saturating_sub(2));
     let mut lines: Vec<Line> = Vec::new();
     let label = |f: EditableField| -> (String, Style) {
-        if edited(d, f) {
+        if edited(d, f, &app.policy) {
             (format!("{}✎", f.label()), t.edited)
         } else {
             (f.label().to_string(), t.muted)
@@ -282,13 +284,31 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
     };
     push_field(&mut lines, EditableField::Summary, t.base);
     let prio = d.fields.get(EditableField::Priority);
-    let rank = prio.and_then(|p| app.policy.priorities.iter().position(|x| x == p));
+    let rank = prio
+        .and_then(|p| app.policy.read_priority(p))
+        .and_then(|p| app.policy.priorities.iter().position(|x| x == p));
     push_field(&mut lines, EditableField::Intent, t.accent);
-    push_field(
-        &mut lines,
-        EditableField::Priority,
-        t.priority(rank.unwrap_or(0)),
-    );
+    match (prio, d.request.ai.priority.as_deref()) {
+        // Read as another value than sent (an alias, another case): both are shown.
+        (Some(read), Some(sent))
+            if read != sent && !edited(d, EditableField::Priority, &app.policy) =>
+        {
+            let (l, ls) = label(EditableField::Priority);
+            lines.extend(labelled(
+                l,
+                ls,
+                &format!("{read} (sent {sent:?})"),
+                t.priority(rank.unwrap_or(0)),
+                12,
+                w,
+            ));
+        }
+        _ => push_field(
+            &mut lines,
+            EditableField::Priority,
+            t.priority(rank.unwrap_or(0)),
+        ),
+    }
     let conf = d.confidence.value();
     lines.push(Line::from(vec![
         Span::styled(format!("{:<12}", "Confidence"), t.muted),
@@ -304,6 +324,14 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
             t.muted,
         ),
     ]));
+    lines.extend(labelled(
+        "AI flags".into(),
+        t.muted,
+        &d.request.ai.flags_text(),
+        t.base,
+        12,
+        w,
+    ));
     push_field(&mut lines, EditableField::EscalationReason, t.warn);
     for flag in &d.flags {
         lines.extend(labelled(

@@ -41,7 +41,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
                 != app
                     .details
                     .get(&form.id)
-                    .and_then(|d| f.field.ai_value(&d.request.ai))
+                    .and_then(|d| f.field.read_value(&d.request.ai, &app.policy))
         {
             label.push(Span::styled(" ✎", t.edited));
         }

@@ -98,12 +98,11 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
         if selected { "▶ ".into() } else { "  ".into() },
         sel(t.accent),
     );
-    // Priority mark: the priority's initial, coloured by rank; '?' when not an allowed value.
-    let rank = it
-        .priority
-        .as_deref()
-        .and_then(|x| p.priorities.iter().position(|y| y == x));
-    let mark = match (rank, it.priority.as_deref()) {
+    // Priority mark: the initial of the priority it is read as, coloured by rank; '?' when
+    // not an allowed value.
+    let read = it.priority.as_deref().and_then(|x| p.read_priority(x));
+    let rank = read.and_then(|x| p.priorities.iter().position(|y| y == x));
+    let mark = match (rank, read) {
         (Some(_), Some(pr)) => pr
             .chars()
             .next()

@@ -226,7 +226,7 @@ fn diff_content(app: &App) -> (String, Vec<Line<'static>>) {
     };
     let mut lines = Vec::new();
     for f in EditableField::ALL {
-        let ai = f.ai_value(&d.request.ai);
+        let ai = f.read_value(&d.request.ai, &app.policy);
         let now = current_value(app, f);
         if ai == now.as_deref() {
             continue;
