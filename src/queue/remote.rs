@@ -256,61 +256,6 @@ impl RemoteQueue {
         )
         .await
     }
-
-    /// Follows `/v1/events`, reconnecting after a loss, until every receiver is gone.
-    async fn follow(self_stream: StreamTask) {
-        let StreamTask {
-            client,
-            url,
-            token,
-            target,
-            tx,
-        } = self_stream;
-        let mut backoff = Duration::from_millis(200);
-        loop {
-            let mut req = client
-                .get(&url)
-                .header(reqwest::header::ACCEPT, "text/event-stream");
-            if let Some(t) = &token {
-                req = req.bearer_auth(t);
-            }
-            let lost = tokio::select! {
-                _ = tx.closed() => return,
-                r = req.send() => match r {
-                    Ok(resp) if resp.status().is_success() => {
-                        backoff = Duration::from_millis(200);
-                        tokio::select! {
-                            _ = tx.closed() => return,
-                            why = read_events(resp, &tx) => why,
-                        }
-                    }
-                    Ok(resp) => {
-                        let status = resp.status();
-                        let body = resp.bytes().await.unwrap_or_default();
-                        error_from(status, &body, &target)
-                    }
-                    Err(e) => {
-                        let mut cause: &dyn std::error::Error = &e;
-                        while let Some(next) = cause.source() {
-                            cause = next;
-                        }
-                        QueueError::Unavailable(format!(
-                            "cannot reach the queue server at {}: {cause}",
-                            target.display()
-                        ))
-                    }
-                },
-            };
-            if tx.send(Err(lost)).is_err() {
-                return;
-            }
-            tokio::select! {
-                _ = tx.closed() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
-    }
 }
 
 /// What the event-stream task needs (it outlives no receiver).
@@ -320,6 +265,61 @@ struct StreamTask {
     token: Option<String>,
     target: RemoteTarget,
     tx: tokio::sync::watch::Sender<Result<u64>>,
+}
+
+/// Follows `/v1/events`, reconnecting after a loss, until every receiver is gone.
+async fn follow(task: StreamTask) {
+    let StreamTask {
+        client,
+        url,
+        token,
+        target,
+        tx,
+    } = task;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let mut req = client
+            .get(&url)
+            .header(reqwest::header::ACCEPT, "text/event-stream");
+        if let Some(t) = &token {
+            req = req.bearer_auth(t);
+        }
+        let lost = tokio::select! {
+            _ = tx.closed() => return,
+            r = req.send() => match r {
+                Ok(resp) if resp.status().is_success() => {
+                    backoff = Duration::from_millis(200);
+                    tokio::select! {
+                        _ = tx.closed() => return,
+                        why = read_events(resp, &tx) => why,
+                    }
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let body = resp.bytes().await.unwrap_or_default();
+                    error_from(status, &body, &target)
+                }
+                Err(e) => {
+                    let mut cause: &dyn std::error::Error = &e;
+                    while let Some(next) = cause.source() {
+                        cause = next;
+                    }
+                    QueueError::Unavailable(format!(
+                        "cannot reach the queue server at {}: {cause}",
+                        target.display()
+                    ))
+                }
+            },
+        };
+        if tx.send(Err(lost)).is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tx.closed() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
 }
 
 /// Reads `change` events until the stream ends; says why it ended.
@@ -551,7 +551,7 @@ impl Queue for RemoteQueue {
         let (tx, rx) = tokio::sync::watch::channel(Err(QueueError::Unavailable(
             "connecting to the queue server".into(),
         )));
-        handle.spawn(RemoteQueue::follow(StreamTask {
+        handle.spawn(follow(StreamTask {
             client: self.stream_client.clone(),
             url: format!("{}/v1/events", self.base),
             token: self.token.clone(),
