@@ -305,3 +305,48 @@ fn sigterm_and_sighup_release_the_claim() {
         assert_tty_sane(dir);
     }
 }
+
+#[test]
+fn colon_q_quits() {
+    if !Tmux::available() {
+        return;
+    }
+    let db = tui_common::seeded_db();
+    let dir = db.dir.path();
+    let t = Tmux::start("colonq", dir, &console_cmd(dir, &db.path, ""));
+    t.wait("the queue", |s| s.contains("Queue · 6") && s.contains("▶"));
+    t.keys(&[":"]);
+    t.wait("the command line", |s| s.contains(" :█"));
+    t.keys(&["q", "Enter"]);
+    let status = wait_file(&dir.join("status.txt"));
+    assert_eq!(status.trim(), "0", "exit status");
+    assert_eq!(t.alternate_on(), "0", "alternate screen left");
+    assert_tty_sane(dir);
+}
+
+#[test]
+fn a_sort_chosen_on_the_command_line_survives_a_restart() {
+    if !Tmux::available() {
+        return;
+    }
+    let db = tui_common::seeded_db();
+    let dir = db.dir.path();
+    {
+        let t = Tmux::start("sort1", dir, &console_cmd(dir, &db.path, ""));
+        t.wait("the queue", |s| s.contains("Queue · 6 · priority, age"));
+        t.keys(&[":"]);
+        t.wait("the command line", |s| s.contains(" :█"));
+        t.keys(&["sort age", "Enter"]);
+        t.wait("the new order", |s| s.contains("Queue · 6 · oldest first"));
+        t.keys(&["q"]);
+        assert_eq!(wait_file(&dir.join("status.txt")).trim(), "0");
+    }
+    std::fs::remove_file(dir.join("status.txt")).expect("status file");
+    let t = Tmux::start("sort2", dir, &console_cmd(dir, &db.path, ""));
+    let s = t.wait("the queue, sorted as it was left", |s| {
+        s.contains("Queue · 6") && s.contains("▶")
+    });
+    assert!(s.contains("Queue · 6 · oldest first"), "{s}");
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&dir.join("status.txt")).trim(), "0");
+}

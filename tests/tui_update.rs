@@ -722,13 +722,15 @@ fn help_is_a_palette_that_runs_commands() {
     assert_eq!(items[0].0, Cmd::Preview);
     key(&mut a, "enter");
     assert_eq!(a.mode, Mode::Preview);
-    // `:` opens the same palette; arrows move; esc goes back.
-    key(&mut a, "esc :");
+    // `?` again: arrows move; esc goes back. (`:` is the command line.)
+    key(&mut a, "esc ?");
     assert_eq!(a.mode, Mode::Help);
     key(&mut a, "down down up");
     assert_eq!(a.palette_sel, 1);
     key(&mut a, "esc");
     assert_eq!(a.mode, Mode::List);
+    key(&mut a, ":");
+    assert_eq!(a.mode, Mode::Command);
 }
 
 #[test]
@@ -1915,4 +1917,177 @@ fn ctrl_c_quits_while_the_terminal_is_too_small() {
     let mut a = loaded_app(20, 5);
     let fx = key(&mut a, "ctrl-c");
     assert!(fx.contains(&Effect::Quit), "{fx:?}");
+}
+
+/// Types a `:` command line and runs it.
+fn run(app: &mut App, line: &str) -> Vec<Effect> {
+    let mut fx = key(app, ":");
+    assert_eq!(app.mode, Mode::Command);
+    for a in type_text(line) {
+        fx.extend(update(app, a));
+    }
+    fx.extend(key(app, "enter"));
+    fx
+}
+
+fn message(app: &App) -> String {
+    app.message.clone().map(|(m, _)| m).unwrap_or_default()
+}
+
+#[test]
+fn command_line_q_quits_because_exact_names_win() {
+    let mut a = loaded_app(120, 40);
+    let fx = run(&mut a, "q");
+    assert!(a.quit);
+    assert!(fx.contains(&Effect::Quit), "{fx:?}");
+    // The list did not flip to decided items on the way.
+    assert!(a.list.query.states.is_empty());
+}
+
+#[test]
+fn command_line_unknown_command_names_it() {
+    let mut a = loaded_app(120, 40);
+    let fx = run(&mut a, "frobnicate now");
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(
+        message(&a).contains("unknown command ':frobnicate'"),
+        "{}",
+        message(&a)
+    );
+    assert_eq!(a.mode, Mode::List);
+    // A key command by its keymap name runs.
+    run(&mut a, "decided");
+    assert!(!a.list.query.states.is_empty());
+}
+
+#[test]
+fn command_line_tab_completes_and_history_recalls() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, ":");
+    for x in type_text("so") {
+        update(&mut a, x);
+    }
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "sort ");
+    update(&mut a, type_text("a").remove(0));
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "sort age ");
+    let fx = key(&mut a, "enter");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::Oldest);
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+        "{fx:?}"
+    );
+    assert!(
+        message(&a).contains("sorted by age desc"),
+        "{}",
+        message(&a)
+    );
+    run(&mut a, "sort confidence desc");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::MostConfident);
+    run(&mut a, "sort sla");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::SlaDue);
+    run(&mut a, "sort colour");
+    assert!(
+        message(&a).contains("cannot sort by 'colour'"),
+        "{}",
+        message(&a)
+    );
+    // ↑ recalls the newest first, then older ones; ↓ comes back to an empty line.
+    key(&mut a, ":");
+    key(&mut a, "up");
+    assert_eq!(a.cmdline.text, "sort colour");
+    key(&mut a, "up up");
+    assert_eq!(a.cmdline.text, "sort confidence desc");
+    key(&mut a, "down down down");
+    assert_eq!(a.cmdline.text, "");
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn command_line_history_is_saved_to_the_state_dir() {
+    let mut a = loaded_app(120, 40);
+    let dir = tempfile::tempdir().unwrap();
+    a.state_dir = Some(dir.path().to_path_buf());
+    let fx = run(&mut a, "sort age");
+    let saved = fx.iter().find_map(|e| match e {
+        Effect::SaveHistory(p, h) => Some((p.clone(), h.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        saved,
+        Some((
+            dir.path().join("command_history"),
+            vec!["sort age".to_string()]
+        ))
+    );
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::SaveUiState(_, s) if s.sort == Some(signoff::queue::Sort::Oldest))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn command_line_filter_theme_pause_and_help() {
+    let mut a = loaded_app(120, 40);
+    run(&mut a, "filter prio:high");
+    assert!(
+        message(&a).contains("unknown filter 'prio:'"),
+        "{}",
+        message(&a)
+    );
+    run(&mut a, "filter p:high");
+    assert_eq!(a.list.filter_text, "p:high");
+    run(&mut a, "theme light");
+    assert!(message(&a).contains("theme light"), "{}", message(&a));
+    run(&mut a, "theme nope");
+    assert!(message(&a).contains("theme 'nope'"), "{}", message(&a));
+    run(&mut a, "pause");
+    assert_eq!((a.mode, a.confirm_pause), (Mode::Confirm, Some(true)));
+    key(&mut a, "n");
+    run(&mut a, "resume");
+    assert!(message(&a).contains("not paused"), "{}", message(&a));
+    run(&mut a, "help");
+    assert_eq!(a.mode, Mode::Help);
+    key(&mut a, "esc");
+    run(&mut a, "view nope");
+    assert!(
+        message(&a).contains("no view named 'nope'"),
+        "{}",
+        message(&a)
+    );
+}
+
+#[test]
+fn filter_values_complete_from_the_policy() {
+    let mut a = loaded_app(120, 40);
+    run(&mut a, "filter");
+    key(&mut a, ":");
+    for x in type_text("filter intent:bill") {
+        update(&mut a, x);
+    }
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "filter intent:billing_question ");
+}
+
+#[tokio::test]
+async fn command_line_jumps_to_an_item_and_keeps_the_selection_for_a_missing_one() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    h.keys(":").await;
+    for x in type_text("4") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    assert_eq!(h.app.list.selected_id, Some(4));
+    assert_eq!(h.app.selected_row().map(|r| r.id), Some(4));
+    h.keys(":").await;
+    for x in type_text("id 999") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    assert_eq!(h.app.list.selected_id, Some(4));
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("#999 is not in this list"), "{m}");
 }

@@ -288,6 +288,7 @@ fn console(cli: &Cli, loaded: &Loaded, db: &std::path::Path) -> anyhow::Result<i
         ui: loaded.config.ui.clone(),
         actions_mode: format!("{:?}", loaded.config.actions.mode).to_lowercase(),
         themes_dir: Some(loaded.paths.themes_dir.clone()),
+        state_dir: Some(loaded.paths.state_dir.clone()),
     };
     // The outbox runs in the background while the console is open (not in read-only
     // mode); it logs to the file, never to the terminal.

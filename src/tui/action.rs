@@ -60,11 +60,13 @@ pub enum Cmd {
     Stats,
     /// Switch the list between the open queue and decided items.
     Decided,
+    /// Complete the word before the cursor (command line, filter).
+    Complete,
 }
 
 impl Cmd {
     /// Every command, in help order.
-    pub const ALL: [Cmd; 47] = [
+    pub const ALL: [Cmd; 48] = [
         Cmd::Down,
         Cmd::Up,
         Cmd::Top,
@@ -112,6 +114,7 @@ impl Cmd {
         Cmd::Outcome,
         Cmd::Stats,
         Cmd::Decided,
+        Cmd::Complete,
     ];
 
     /// The name used in the config's keymap.
@@ -155,6 +158,7 @@ impl Cmd {
             Cmd::Outcome => "outcome",
             Cmd::Stats => "stats",
             Cmd::Decided => "decided",
+            Cmd::Complete => "complete",
             Cmd::Pick(n) => {
                 const N: [&str; 10] = [
                     "pick_0", "pick_1", "pick_2", "pick_3", "pick_4", "pick_5", "pick_6", "pick_7",
@@ -227,6 +231,8 @@ pub enum Loaded {
     },
     Stats(Box<Result<crate::stats::Stats, QueueError>>),
     Volume(Box<Result<crate::stats::Volume, QueueError>>),
+    /// A state file was written (or why not).
+    Persisted(Result<(), String>),
 }
 
 /// Everything that can happen.
@@ -285,6 +291,10 @@ pub enum Effect {
     LoadStats,
     /// Only the volume and its alert (the status bar's periodic reload).
     LoadVolume,
+    /// Write the `:` command history (path, entries oldest first).
+    SaveHistory(std::path::PathBuf, Vec<String>),
+    /// Write the list's state for the next start.
+    SaveUiState(std::path::PathBuf, crate::tui::persist::UiState),
     /// Open `$EDITOR` on this text for this field.
     OpenEditor(EditableField, String),
     /// Clear and repaint the whole screen.

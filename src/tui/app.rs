@@ -38,10 +38,12 @@ pub enum Mode {
     OutcomeNote,
     /// Review statistics.
     Stats,
+    /// The `:` command line.
+    Command,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 15] = [
+    pub const ALL: [Mode; 16] = [
         Mode::List,
         Mode::Review,
         Mode::Edit,
@@ -57,6 +59,7 @@ impl Mode {
         Mode::Outcome,
         Mode::OutcomeNote,
         Mode::Stats,
+        Mode::Command,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +79,7 @@ impl Mode {
             Mode::Outcome => "outcome",
             Mode::OutcomeNote => "outcome_note",
             Mode::Stats => "stats",
+            Mode::Command => "command",
         }
     }
 
@@ -83,7 +87,7 @@ impl Mode {
     pub fn takes_text(self) -> bool {
         matches!(
             self,
-            Mode::Edit | Mode::Note | Mode::Filter | Mode::Help | Mode::OutcomeNote
+            Mode::Edit | Mode::Note | Mode::Filter | Mode::Help | Mode::OutcomeNote | Mode::Command
         )
     }
 }
@@ -206,6 +210,9 @@ pub struct ListState {
     pub filter_text: String,
     /// Rows [start, end) of the page request that is out.
     pub requested: Option<(u64, u64)>,
+    /// A `:N` jump on its way: (target, the item selected before, its row), so an item
+    /// the list does not hold leaves the selection where it was.
+    pub jump: Option<(i64, Option<i64>, u64)>,
 }
 
 /// The console's state.
@@ -281,6 +288,19 @@ pub struct App {
     pub volume: Option<crate::stats::Volume>,
     /// When stats were last asked for (the volume alert reloads at most once a minute).
     pub stats_at: Option<Millis>,
+    /// The `:` command line being typed.
+    pub cmdline: LineInput,
+    /// Commands run from the line, oldest first, and the one recalled (↑/↓) now.
+    pub history: Vec<String>,
+    pub history_pos: Option<usize>,
+    /// What Tab offered for the word being typed (shown beside the line).
+    pub completions: Vec<String>,
+    /// Where the history and the list state are kept (`None`: nothing is kept).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Where user themes live, for `:theme`.
+    pub themes_dir: Option<std::path::PathBuf>,
+    /// Saved views from `[[ui.views]]` (`:view NAME`, F1–F9).
+    pub views: Vec<super::config::ViewConfig>,
 }
 
 /// What the console is started with.
@@ -349,6 +369,13 @@ impl App {
             stats: None,
             volume: None,
             stats_at: None,
+            cmdline: LineInput::default(),
+            history: Vec::new(),
+            history_pos: None,
+            completions: Vec::new(),
+            state_dir: None,
+            themes_dir: None,
+            views: Vec::new(),
         }
     }
 

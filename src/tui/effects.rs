@@ -86,6 +86,14 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
         }
         Effect::LoadStats => Loaded::Stats(Box::new(q.stats(None).await)),
         Effect::LoadVolume => Loaded::Volume(Box::new(q.volume().await)),
+        Effect::SaveHistory(path, entries) => Loaded::Persisted(
+            crate::tui::persist::save_history(&path, &entries)
+                .map_err(|e| format!("command history not saved to {}: {e}", path.display())),
+        ),
+        Effect::SaveUiState(path, state) => Loaded::Persisted(
+            crate::tui::persist::save_ui_state(&path, &state)
+                .map_err(|e| format!("console state not saved to {}: {e}", path.display())),
+        ),
         Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => return None,
     })
 }

@@ -215,6 +215,12 @@ pub async fn run<W: Write>(
         let releasing = effects.iter().any(|e| matches!(e, Effect::Release(_)));
         for fx in std::mem::take(&mut effects) {
             match fx {
+                // Awaited: written before a quit ends the process.
+                fx @ (Effect::SaveHistory(..) | Effect::SaveUiState(..)) => {
+                    if let Some(l) = effects::perform(queue.as_ref(), &reviewer, fx).await {
+                        pending.push(Action::Loaded(l));
+                    }
+                }
                 Effect::SaveEdit(..) if releasing => {
                     if let Some(l) = effects::perform(queue.as_ref(), &reviewer, fx).await {
                         pending.push(Action::Loaded(l));

@@ -246,7 +246,7 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (Filter, &["/"], "filter", mode == Mode::List),
                 (Sort, &["s"], "sort", mode == Mode::List),
                 (Help, &["?"], "help", true),
-                (Palette, &[":"], "commands", false),
+                (Palette, &[":"], "command line", false),
             ]);
             t.extend(moves);
             t.push((
@@ -307,7 +307,17 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (ForceQuit, &["ctrl-c"], "quit now", false),
             ];
         }
-        Mode::Note | Mode::Filter | Mode::OutcomeNote => t.push((Submit, &["enter"], "done", true)),
+        Mode::Note | Mode::OutcomeNote => t.push((Submit, &["enter"], "done", true)),
+        Mode::Filter => t.extend([
+            (Submit, &["enter"][..], "apply", true),
+            (Complete, &["tab"], "complete", true),
+        ]),
+        Mode::Command => t.extend([
+            (Submit, &["enter"][..], "run", true),
+            (Complete, &["tab"], "complete", true),
+            (Up, &["up", "ctrl-p"], "older", true),
+            (Down, &["down", "ctrl-n"], "newer", false),
+        ]),
         Mode::Help => t.extend([
             (Down, &["down", "ctrl-n"][..], "down", false),
             (Up, &["up", "ctrl-p"], "up", false),

@@ -20,13 +20,14 @@ pub mod effects;
 pub mod event_loop;
 pub mod filter;
 pub mod keymap;
+pub mod persist;
 pub mod plan;
 pub mod terminal;
 pub mod theme;
 pub mod update;
 pub mod view;
 
-pub use config::UiConfig;
+pub use config::{UiConfig, ViewConfig};
 
 /// What the console needs besides the queue.
 #[derive(Clone, Debug)]
@@ -41,6 +42,8 @@ pub struct TuiOptions {
     pub actions_mode: String,
     /// Where user themes live (`<config dir>/themes`).
     pub themes_dir: Option<PathBuf>,
+    /// Where the command history and the list's state are kept between runs.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Problems in `[ui]` as (dotted key, message): unknown actions, keys that do not parse,
@@ -102,6 +105,20 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
         width,
         height,
     });
+    a.themes_dir = opts.themes_dir.clone();
+    a.views = opts.ui.views.clone();
+    a.state_dir = opts.state_dir.clone();
+    if let Some(dir) = &opts.state_dir {
+        a.history = persist::load_history(&persist::history_path(dir));
+        match persist::load_ui_state(&persist::ui_state_path(dir, &a.reviewer)) {
+            Ok(Some(s)) => update::restore(&mut a, s),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("{e}");
+                problems.push(e);
+            }
+        }
+    }
     if let Some(p) = problems.first() {
         a.message = Some((p.clone(), app::Level::Warn));
     } else {

@@ -214,6 +214,7 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     match app.mode {
         Mode::Filter => {
             app.dirty = edit_line(&mut app.filter_input, &ev);
+            app.completions.clear();
         }
         Mode::Note | Mode::OutcomeNote => {
             app.dirty = edit_line(&mut app.note, &ev);
@@ -221,6 +222,11 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Mode::Help => {
             app.dirty = edit_line(&mut app.palette, &ev);
             app.palette_sel = 0;
+        }
+        Mode::Command => {
+            app.dirty = edit_line(&mut app.cmdline, &ev);
+            app.history_pos = None;
+            app.completions.clear();
         }
         Mode::Edit => {
             let now = app.now;
@@ -245,12 +251,13 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
 pub(super) fn paste(app: &mut App, text: &str) -> Vec<Effect> {
     // Pasted text goes only to a focused text field, never to shortcuts.
     match app.mode {
-        Mode::Filter | Mode::Note | Mode::OutcomeNote | Mode::Help => {
+        Mode::Filter | Mode::Note | Mode::OutcomeNote | Mode::Help | Mode::Command => {
             // Pasted text is outside text too: hidden characters become visible marks.
             let line: String = crate::text::sanitize_lines(text).join(" ");
             let input = match app.mode {
                 Mode::Filter => &mut app.filter_input,
                 Mode::Note | Mode::OutcomeNote => &mut app.note,
+                Mode::Command => &mut app.cmdline,
                 _ => &mut app.palette,
             };
             input.text.push_str(&line);

@@ -214,11 +214,28 @@ pub(super) fn place_selection(app: &mut App) -> Vec<Effect> {
     };
     if let Some(i) = l.page.items.iter().position(|r| r.id == id) {
         l.selected = l.page.offset + i as u64;
+        if l.jump.take_if(|j| j.0 == id).is_some() {
+            say(app, Level::Info, format!("#{id}"));
+            follow_selection(app);
+            return ensure_window(app);
+        }
         return Vec::new();
     }
     if l.asked_around != Some(id) {
         // A page asked for before the selection came to this item says nothing about it.
         l.refocus = refocus;
+        return reload(app);
+    }
+    if let Some((_, before, row)) = l.jump.take_if(|j| j.0 == id) {
+        l.selected_id = before;
+        l.selected = row;
+        say(
+            app,
+            Level::Warn,
+            format!(
+                "#{id} is not in this list (the filter hides it, it is decided, or there is no such item)"
+            ),
+        );
         return reload(app);
     }
     if refocus {
@@ -408,6 +425,92 @@ pub(super) fn close(app: &mut App) -> Vec<Effect> {
     fx
 }
 
+/// The list's state written for the next start (sort, filter, selection, decided items).
+pub(super) fn save_ui_state(app: &App) -> Vec<Effect> {
+    let Some(dir) = &app.state_dir else {
+        return Vec::new();
+    };
+    let l = &app.list;
+    vec![Effect::SaveUiState(
+        crate::tui::persist::ui_state_path(dir, &app.reviewer),
+        crate::tui::persist::UiState {
+            sort: Some(l.query.sort),
+            filter: l.filter_text.clone(),
+            selected: l.selected_id.or(l.left),
+            decided: !l.query.states.is_empty(),
+        },
+    )]
+}
+
+/// The list as the last run left it (before the first page is asked for).
+pub fn restore(app: &mut App, s: crate::tui::persist::UiState) {
+    let l = &mut app.list;
+    if s.decided {
+        use crate::model::State;
+        l.query.states = vec![State::Approved, State::Rejected, State::Escalated];
+    }
+    if let Some(sort) = s.sort {
+        l.query.sort = sort;
+    }
+    match filter::parse(&s.filter) {
+        Ok(f) => {
+            l.query.filter = f;
+            l.filter_text = s.filter.trim().to_string();
+            app.filter_input = LineInput::with(&l.filter_text);
+        }
+        Err(e) => tracing::warn!("the saved filter '{}' no longer parses: {e}", s.filter),
+    }
+    l.selected_id = s.selected;
+}
+
+/// `:view NAME` and F1–F9: a saved view's filter and sort.
+pub(super) fn apply_view(app: &mut App, name: &str) -> Vec<Effect> {
+    let Some(v) = app.views.iter().find(|v| v.name == name).cloned() else {
+        let names: Vec<&str> = app.views.iter().map(|v| v.name.as_str()).collect();
+        let known = if names.is_empty() {
+            "no views are configured; add [[ui.views]] with name, filter and sort".to_string()
+        } else {
+            format!("views: {}", names.join(", "))
+        };
+        say(
+            app,
+            Level::Error,
+            format!("no view named '{}'; {known}", crate::text::sanitize(name)),
+        );
+        return Vec::new();
+    };
+    let filter = match filter::parse(&v.filter) {
+        Ok(f) => f,
+        Err(e) => {
+            say(app, Level::Error, format!("view '{}': filter: {e}", v.name));
+            return Vec::new();
+        }
+    };
+    let sort = if v.sort.trim().is_empty() {
+        crate::queue::Sort::Queue
+    } else {
+        let mut w = v.sort.split_whitespace();
+        match crate::queue::Sort::from_key(w.next().unwrap_or(""), w.next()) {
+            Ok(s) => s,
+            Err(e) => {
+                say(app, Level::Error, format!("view '{}': sort: {e}", v.name));
+                return Vec::new();
+            }
+        }
+    };
+    if app.open.is_some() {
+        let _ = close(app);
+    }
+    app.list.query.filter = filter;
+    app.list.query.sort = sort;
+    app.list.filter_text = v.filter.trim().to_string();
+    app.filter_input = LineInput::with(&app.list.filter_text);
+    app.mode = Mode::List;
+    let mut fx = requery(app, Level::Info, format!("view {}", v.name));
+    fx.extend(save_ui_state(app));
+    fx
+}
+
 pub(super) fn apply_filter(app: &mut App) -> Vec<Effect> {
     match filter::parse(&app.filter_input.text) {
         Ok(f) => {
@@ -419,10 +522,12 @@ pub(super) fn apply_filter(app: &mut App) -> Vec<Effect> {
             } else {
                 format!("filter: {}", app.list.filter_text)
             };
-            requery(app, Level::Info, message)
+            let mut fx = requery(app, Level::Info, message);
+            fx.extend(save_ui_state(app));
+            fx
         }
         Err(e) => {
-            say(app, Level::Error, e);
+            say(app, Level::Error, format!("filter not applied: {e}"));
             Vec::new()
         }
     }

@@ -374,6 +374,13 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
         | Loaded::OutcomeRecorded { .. }
         | Loaded::Stats(_)
         | Loaded::Volume(_)) => loaded_actions(app, l),
+        Loaded::Persisted(r) => {
+            match r {
+                Ok(()) => app.dirty = false,
+                Err(e) => say(app, Level::Warn, e),
+            }
+            Vec::new()
+        }
         Loaded::Editor(field, r) => match r {
             Ok(text) => {
                 if let Some(form) = app.form.as_mut()

@@ -3,6 +3,7 @@
 use crossterm::event::KeyEvent;
 
 mod actions;
+mod cmdline;
 mod decide;
 mod edit;
 mod list;
@@ -12,8 +13,11 @@ mod picker;
 
 use actions::*;
 pub use actions::{STATS_EVERY_MS, confirm_question, dead_actions, is_decided, preview_digest};
+pub use cmdline::COMMANDS;
+use cmdline::*;
 use decide::*;
 use edit::*;
+pub use list::restore;
 use list::*;
 use loaded::*;
 pub use palette::palette_items;
@@ -24,6 +28,7 @@ use super::action::{Action, Cmd, Effect};
 use super::app::{App, FieldInput, Level, LineInput, Mode};
 use super::keymap::{Key, Resolved};
 use crate::model::DecisionKind;
+use crate::tui::filter;
 
 /// Unsaved text in the edit form is saved after this long without a keystroke.
 pub const SAVE_DEBOUNCE_MS: i64 = 800;
@@ -283,7 +288,8 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
     match c {
         Cmd::ForceQuit | Cmd::Quit => quit(app),
         Cmd::Redraw => vec![Effect::ClearScreen],
-        Cmd::Help | Cmd::Palette => {
+        Cmd::Palette if app.mode != Mode::Command => open_cmdline(app),
+        Cmd::Help => {
             if app.mode != Mode::Help {
                 app.return_mode = app.mode;
             }
@@ -314,6 +320,17 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
             },
             Mode::Filter => match c {
                 Cmd::Submit => apply_filter(app),
+                Cmd::Complete => {
+                    let text = app.filter_input.text.clone();
+                    let (head, word) = match text.rfind(' ') {
+                        Some(i) => (&text[..=i], &text[i + 1..]),
+                        None => ("", text.as_str()),
+                    };
+                    let (done, options) = filter::complete(word, &app.policy);
+                    app.filter_input.text = format!("{head}{done}");
+                    app.completions = options;
+                    Vec::new()
+                }
                 Cmd::Back => {
                     app.mode = Mode::List;
                     app.filter_input = LineInput::with(&app.list.filter_text);
@@ -322,6 +339,7 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 _ => Vec::new(),
             },
             Mode::Help => help_command(app, c),
+            Mode::Command => cmdline_command(app, c),
             Mode::Confirm => confirm_command(app, c),
             Mode::Outcome => outcome_command(app, c),
             Mode::OutcomeNote => outcome_note_command(app, c),
@@ -349,6 +367,7 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
 
 pub(super) fn quit(app: &mut App) -> Vec<Effect> {
     let mut fx = save_form(app);
+    fx.extend(save_ui_state(app));
     if let Some(claim) = app.claim.take() {
         fx.push(Effect::Release(claim));
     }

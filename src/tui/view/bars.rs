@@ -75,10 +75,30 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
 
     let line2 = match app.mode {
         Mode::Filter => Line::from(vec![
-            Span::styled(" / ", t.key),
+            Span::styled(" filter: ", t.key),
             Span::styled(text::sanitize(&app.filter_input.text).into_owned(), t.base),
             Span::styled("█", t.accent),
-            Span::styled("   p:high c<0.6 age>2h esc hidden intent:… text", t.muted),
+            Span::styled(
+                if app.completions.is_empty() {
+                    "   p:high c<0.6 age>2h esc hidden intent:… text · tab completes".to_string()
+                } else {
+                    format!("   {}", app.completions.join(" "))
+                },
+                t.muted,
+            ),
+        ]),
+        Mode::Command => Line::from(vec![
+            Span::styled(" :", t.key),
+            Span::styled(text::sanitize(&app.cmdline.text).into_owned(), t.base),
+            Span::styled("█", t.accent),
+            Span::styled(
+                if app.completions.is_empty() {
+                    String::new()
+                } else {
+                    format!("   {}", fmt::clean(&app.completions.join(" "), w / 2))
+                },
+                t.muted,
+            ),
         ]),
         Mode::Confirm => Line::styled(
             format!(" {}", crate::tui::update::confirm_question(app)),
