@@ -664,7 +664,7 @@ fn overlays_scroll_no_further_than_their_content() {
 #[test]
 fn filter_parses_tokens_and_reloads() {
     let mut a = loaded_app(120, 40);
-    key(&mut a, "j /");
+    key(&mut a, "j f");
     assert_eq!(a.mode, Mode::Filter);
     for act in type_text("p:high c<0.9") {
         update(&mut a, act);
@@ -687,7 +687,7 @@ fn filter_parses_tokens_and_reloads() {
         matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.filter == Default::default())
     );
     // A bad token stays in the input with a message.
-    key(&mut a, "/");
+    key(&mut a, "f");
     for act in type_text("c<7") {
         update(&mut a, act);
     }
@@ -714,7 +714,7 @@ fn help_is_a_palette_that_runs_commands() {
     let mut a = loaded_app(120, 40);
     key(&mut a, "?");
     assert_eq!((a.mode, a.return_mode), (Mode::Help, Mode::List));
-    for act in type_text("prev") {
+    for act in type_text("preview") {
         update(&mut a, act);
     }
     let items = signoff::tui::update::palette_items(&a);
@@ -747,7 +747,7 @@ fn quit_releases_the_claim_and_ctrl_c_always_quits() {
     );
     assert!(fx.contains(&Effect::Quit));
     let mut a = loaded_app(120, 40);
-    key(&mut a, "/");
+    key(&mut a, "f");
     assert!(key(&mut a, "q").is_empty(), "q is typed into the filter");
     assert_eq!(a.filter_input.text, "q");
     assert!(key(&mut a, "ctrl-c").contains(&Effect::Quit));
@@ -1440,7 +1440,7 @@ type Requery = dyn Fn(&mut App) -> Vec<Effect>;
 fn every_requery_keeps_the_item_or_starts_from_the_top() {
     let requeries: [&Requery; 4] = [
         &|a| {
-            key(a, "/");
+            key(a, "f");
             for act in type_text("p:high") {
                 update(a, act);
             }
@@ -1868,7 +1868,7 @@ async fn keys_are_paused_while_the_terminal_is_too_small_to_show_the_item() {
         )),
         "{screen}"
     );
-    for k in ["a", "r", "e", "x", "enter", "j", "/", "D", "K", "g"] {
+    for k in ["a", "r", "e", "x", "enter", "j", "/", "f", "D", "K", "g"] {
         let fx = update(&mut h.app, Action::Key(key_event(k)));
         assert!(fx.is_empty(), "{k}: {fx:?}");
         assert_eq!(h.app.mode, Mode::List, "{k}");
@@ -2090,4 +2090,196 @@ async fn command_line_jumps_to_an_item_and_keeps_the_selection_for_a_missing_one
     assert_eq!(h.app.list.selected_id, Some(4));
     let m = h.app.message.clone().unwrap().0;
     assert!(m.contains("#999 is not in this list"), "{m}");
+}
+
+#[test]
+fn slash_searches_incrementally_and_n_moves_between_matches() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "/");
+    assert_eq!(a.mode, Mode::Search);
+    for x in type_text("fam") {
+        update(&mut a, x);
+    }
+    assert_eq!(
+        a.list.selected_id,
+        Some(4),
+        "the selection follows as it is typed"
+    );
+    // Esc goes back to where the search started.
+    key(&mut a, "esc");
+    assert_eq!((a.mode, a.list.selected_id), (Mode::List, Some(1)));
+    key(&mut a, "/");
+    for x in type_text("Example") {
+        update(&mut a, x);
+    }
+    key(&mut a, "enter");
+    assert_eq!((a.mode, a.list.selected), (Mode::List, 0));
+    key(&mut a, "n");
+    assert_eq!(a.list.selected, 1);
+    key(&mut a, "n n");
+    assert_eq!(a.list.selected, 3);
+    key(&mut a, "N");
+    assert_eq!(a.list.selected, 2);
+    key(&mut a, "2 n");
+    assert_eq!(a.list.selected, 4);
+    // The filter moved to `f`.
+    key(&mut a, "f");
+    assert_eq!(a.mode, Mode::Filter);
+}
+
+#[test]
+fn counts_repeat_movements() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "3 j");
+    assert_eq!((a.list.selected, a.count), (3, None));
+    key(&mut a, "2 k");
+    assert_eq!(a.list.selected, 1);
+    key(&mut a, "5 G");
+    assert_eq!(a.list.selected, 4);
+    key(&mut a, "1 0 j");
+    assert_eq!(a.list.selected, 5, "clamped to the last row");
+    key(&mut a, "G g g");
+    assert_eq!(a.list.selected, 0);
+}
+
+#[test]
+fn brackets_go_to_flagged_or_over_sla_items_and_hml_to_the_screen() {
+    let mut a = loaded_app(120, 40);
+    // #2 has validation flags, #3 (high, 90 min) and #5 (low, 26 h) are past their SLA,
+    // #4 (medium, 20 min) is neither.
+    key(&mut a, "]");
+    assert_eq!(a.list.selected_id, Some(2));
+    key(&mut a, "]");
+    assert_eq!(a.list.selected_id, Some(3));
+    key(&mut a, "]");
+    assert_eq!(a.list.selected_id, Some(5));
+    key(&mut a, "[");
+    assert_eq!(a.list.selected_id, Some(3));
+    key(&mut a, "B");
+    assert_eq!(a.list.selected, 5);
+    key(&mut a, "H");
+    assert_eq!(a.list.selected, 0);
+    key(&mut a, "M");
+    assert_eq!(a.list.selected, 2);
+}
+
+#[test]
+fn an_unbound_key_says_so() {
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "z");
+    assert!(fx.is_empty());
+    assert_eq!(message(&a), "z is not bound here · ? lists keys");
+    key(&mut a, "enter");
+    update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
+    key(&mut a, "ctrl-y");
+    assert_eq!(message(&a), "ctrl-y is not bound here · ? lists keys");
+}
+
+#[test]
+fn marks_then_reject_asks_with_the_count_and_decides_exactly_those() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "j v v");
+    key(&mut a, "j v");
+    assert_eq!(a.marked.keys().copied().collect::<Vec<_>>(), vec![2, 3, 5]);
+    assert!(message(&a).contains("3 items marked"), "{}", message(&a));
+    // No bulk approve.
+    assert!(key(&mut a, "a").is_empty());
+    assert!(
+        message(&a).contains("never done in bulk"),
+        "{}",
+        message(&a)
+    );
+    key(&mut a, "r");
+    assert_eq!(a.mode, Mode::Reject);
+    key(&mut a, "1");
+    assert_eq!(a.mode, Mode::Confirm);
+    let q = signoff::tui::update::bulk_question(&a).unwrap();
+    assert!(q.starts_with("reject 3 items as '"), "{q}");
+    let fx = key(&mut a, "y");
+    let reason = a.policy.reject_reasons[0].key.clone();
+    assert_eq!(
+        fx,
+        vec![Effect::DecideMany {
+            items: vec![(2, 1), (3, 1), (5, 1)],
+            kind: DecisionKind::Reject { reason },
+        }]
+    );
+    // A failure is reported and stays marked; the rest leave the marks.
+    update(
+        &mut a,
+        Action::Loaded(Loaded::DecidedMany {
+            verb: "reject",
+            done: vec![2, 5],
+            failed: vec![(3, "held by bob".into())],
+        }),
+    );
+    assert_eq!(a.marked.keys().copied().collect::<Vec<_>>(), vec![3]);
+    assert!(message(&a).contains("#3: held by bob"), "{}", message(&a));
+    key(&mut a, "esc");
+    assert!(a.marked.is_empty());
+}
+
+#[test]
+fn mark_all_marks_what_the_filter_shows_and_escalate_asks_first() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "V");
+    assert_eq!(a.marked.len(), 6);
+    key(&mut a, "V");
+    assert!(a.marked.is_empty(), "V again clears");
+    key(&mut a, "V x");
+    assert_eq!(a.mode, Mode::Escalate);
+    key(&mut a, "enter");
+    assert_eq!(a.mode, Mode::Confirm);
+    assert!(
+        signoff::tui::update::bulk_question(&a)
+            .unwrap()
+            .starts_with("escalate 6 items to '")
+    );
+    assert!(key(&mut a, "n").is_empty());
+    assert_eq!((a.mode, a.marked.len()), (Mode::List, 6));
+}
+
+#[tokio::test]
+async fn bulk_reject_decides_each_marked_item_with_its_own_claim() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    // Someone else holds #4: its failure is reported and the others still go through.
+    let bob = LocalQueue::open(&db.path, policy(), &store_options()).expect("bob");
+    bob.claim(4, "bob").await.expect("bob claims");
+    h.keys(":").await;
+    for x in type_text("sort age asc") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    let order: Vec<i64> = h.app.list.page.items.iter().map(|r| r.id).collect();
+    assert_eq!(order, vec![6, 4, 1, 3, 2, 5]);
+    h.keys("g g v v v").await;
+    assert_eq!(
+        h.app.marked.keys().copied().collect::<Vec<_>>(),
+        vec![1, 4, 6]
+    );
+    h.keys("r 2 y").await;
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("2 done, 1 not") && m.contains("#4"), "{m}");
+    let store = signoff::store::Store::open(&db.path, policy(), &store_options()).unwrap();
+    let states: Vec<(i64, String)> = store
+        .connection()
+        .prepare("SELECT id, state FROM requests ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        states,
+        vec![
+            (1, "rejected".to_string()),
+            (2, "pending".into()),
+            (3, "pending".into()),
+            (4, "in_review".into()),
+            (5, "pending".into()),
+            (6, "rejected".into()),
+        ]
+    );
+    assert_eq!(h.app.marked.keys().copied().collect::<Vec<_>>(), vec![4]);
 }

@@ -40,10 +40,12 @@ pub enum Mode {
     Stats,
     /// The `:` command line.
     Command,
+    /// Typing a `/` search (the selection follows the first match as it is typed).
+    Search,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 16] = [
+    pub const ALL: [Mode; 17] = [
         Mode::List,
         Mode::Review,
         Mode::Edit,
@@ -60,6 +62,7 @@ impl Mode {
         Mode::OutcomeNote,
         Mode::Stats,
         Mode::Command,
+        Mode::Search,
     ];
 
     pub fn name(self) -> &'static str {
@@ -80,6 +83,7 @@ impl Mode {
             Mode::OutcomeNote => "outcome_note",
             Mode::Stats => "stats",
             Mode::Command => "command",
+            Mode::Search => "search",
         }
     }
 
@@ -87,7 +91,13 @@ impl Mode {
     pub fn takes_text(self) -> bool {
         matches!(
             self,
-            Mode::Edit | Mode::Note | Mode::Filter | Mode::Help | Mode::OutcomeNote | Mode::Command
+            Mode::Edit
+                | Mode::Note
+                | Mode::Filter
+                | Mode::Help
+                | Mode::OutcomeNote
+                | Mode::Command
+                | Mode::Search
         )
     }
 }
@@ -301,6 +311,40 @@ pub struct App {
     pub themes_dir: Option<std::path::PathBuf>,
     /// Saved views from `[[ui.views]]` (`:view NAME`, F1–F9).
     pub views: Vec<super::config::ViewConfig>,
+    /// The `/` search being typed, the last one run (for `n`/`N`), and where the
+    /// selection was when it started (Esc goes back there): (item, row).
+    pub search_input: LineInput,
+    pub search: String,
+    pub search_from: Option<(Option<i64>, u64)>,
+    /// A count typed before a movement (`5j`).
+    pub count: Option<u32>,
+    /// Items marked for a bulk reject or escalation: id → the revision and the line the
+    /// list showed when it was marked (each item is decided at that revision).
+    pub marked: BTreeMap<i64, Marked>,
+    /// The bulk decision the confirm question is about.
+    pub bulk: Option<crate::model::DecisionKind>,
+}
+
+/// A marked item as the list showed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marked {
+    pub revision: i64,
+    /// Sender and subject (or summary), for the confirmation that lists them.
+    pub label: String,
+}
+
+impl Marked {
+    pub fn of(r: &crate::queue::ItemSummary) -> Marked {
+        let what = r
+            .subject
+            .as_deref()
+            .or(r.summary.as_deref())
+            .unwrap_or("(no subject)");
+        Marked {
+            revision: r.revision,
+            label: format!("{} · {what}", r.sender.as_deref().unwrap_or("(no sender)")),
+        }
+    }
 }
 
 /// What the console is started with.
@@ -376,6 +420,12 @@ impl App {
             state_dir: None,
             themes_dir: None,
             views: Vec::new(),
+            search_input: LineInput::default(),
+            search: String::new(),
+            search_from: None,
+            count: None,
+            marked: BTreeMap::new(),
+            bulk: None,
         }
     }
 

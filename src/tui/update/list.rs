@@ -33,9 +33,36 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             Vec::new()
         }
         Cmd::Open => open(app, None),
+        Cmd::Approve if bulk_mode(app) => refuse_bulk_approve(app),
+        Cmd::Reject | Cmd::Escalate if bulk_mode(app) => {
+            if c == Cmd::Reject && app.policy.reject_reasons.is_empty()
+                || c == Cmd::Escalate && app.policy.escalation_queues.is_empty()
+            {
+                say(
+                    app,
+                    Level::Warn,
+                    "the policy lists no reasons or queues for that",
+                );
+                return Vec::new();
+            }
+            open_picker(
+                app,
+                if c == Cmd::Reject {
+                    Mode::Reject
+                } else {
+                    Mode::Escalate
+                },
+            );
+            Vec::new()
+        }
         Cmd::Back => {
             if app.mode == Mode::Review {
                 close(app)
+            } else if !app.marked.is_empty() {
+                let n = app.marked.len();
+                app.marked.clear();
+                say(app, Level::Info, format!("{n} marks cleared"));
+                Vec::new()
             } else if !app.list.filter_text.is_empty() {
                 app.list.filter_text.clear();
                 app.filter_input = LineInput::default();
@@ -126,6 +153,29 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
         Cmd::Resend | Cmd::KillSwitch | Cmd::Outcome | Cmd::Stats | Cmd::Decided => {
             actions_command(app, c)
         }
+        Cmd::Search => start_search(app),
+        Cmd::SearchNext
+        | Cmd::SearchPrev
+        | Cmd::NextFlagged
+        | Cmd::PrevFlagged
+        | Cmd::ScreenTop
+        | Cmd::ScreenMiddle
+        | Cmd::ScreenBottom => find_command(app, c),
+        Cmd::View(n) => match app.views.get(usize::from(n).saturating_sub(1)) {
+            Some(v) => {
+                let name = v.name.clone();
+                apply_view(app, &name)
+            }
+            None => {
+                say(
+                    app,
+                    Level::Warn,
+                    format!("no saved view {n}: add [[ui.views]] entries to the config"),
+                );
+                Vec::new()
+            }
+        },
+        Cmd::Mark | Cmd::MarkAll => mark_command(app, c),
         Cmd::Filter => {
             app.mode = Mode::Filter;
             app.filter_input = LineInput::with(&app.list.filter_text);
@@ -143,6 +193,11 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
     }
 }
 
+/// Reject and escalate act on the marked items (the list is showing, and some are marked).
+pub(super) fn bulk_mode(app: &App) -> bool {
+    app.open.is_none() && !app.marked.is_empty()
+}
+
 pub(super) fn move_selection(app: &mut App, c: Cmd) -> Vec<Effect> {
     let total = app.list.page.total;
     if total == 0 {
@@ -153,19 +208,25 @@ pub(super) fn move_selection(app: &mut App, c: Cmd) -> Vec<Effect> {
     let half = (rows / 2).max(1);
     let last = total - 1;
     let sel = app.list.selected;
+    let n = count(app);
+    if app.count.is_some() && matches!(c, Cmd::Top | Cmd::Bottom) {
+        // `5G`: row 5.
+        let fx = select_row(app, (n - 1).min(last));
+        return fx;
+    }
     // The selected item left the list and the rows below it moved up: down takes the row
     // now in its place, up the one above.
     let gone = app.list.left.is_some();
     let new = match c {
-        Cmd::Down if gone => sel,
-        Cmd::Down => sel.saturating_add(1),
-        Cmd::Up => sel.saturating_sub(1),
+        Cmd::Down if gone => sel.saturating_add(n - 1),
+        Cmd::Down => sel.saturating_add(n),
+        Cmd::Up => sel.saturating_sub(n),
         Cmd::Top => 0,
         Cmd::Bottom => last,
-        Cmd::HalfPageDown => sel.saturating_add(half),
-        Cmd::HalfPageUp => sel.saturating_sub(half),
-        Cmd::PageDown => sel.saturating_add(rows),
-        Cmd::PageUp => sel.saturating_sub(rows),
+        Cmd::HalfPageDown => sel.saturating_add(half * n),
+        Cmd::HalfPageUp => sel.saturating_sub(half * n),
+        Cmd::PageDown => sel.saturating_add(rows * n),
+        Cmd::PageUp => sel.saturating_sub(rows * n),
         _ => sel,
     }
     .min(last);

@@ -374,6 +374,14 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
         | Loaded::OutcomeRecorded { .. }
         | Loaded::Stats(_)
         | Loaded::Volume(_)) => loaded_actions(app, l),
+        Loaded::MarkAll(r) => {
+            match r {
+                Ok(page) => mark_rows(app, &page.items, page.total),
+                Err(e) => say(app, Level::Error, format!("cannot mark the list: {e}")),
+            }
+            Vec::new()
+        }
+        Loaded::DecidedMany { verb, done, failed } => bulk_done(app, verb, done, failed),
         Loaded::Persisted(r) => {
             match r {
                 Ok(()) => app.dirty = false,

@@ -3,6 +3,7 @@
 use crossterm::event::KeyEvent;
 
 mod actions;
+mod bulk;
 mod cmdline;
 mod decide;
 mod edit;
@@ -10,9 +11,12 @@ mod list;
 mod loaded;
 mod palette;
 mod picker;
+mod search;
 
 use actions::*;
 pub use actions::{STATS_EVERY_MS, confirm_question, dead_actions, is_decided, preview_digest};
+pub use bulk::bulk_question;
+use bulk::*;
 pub use cmdline::COMMANDS;
 use cmdline::*;
 use decide::*;
@@ -23,6 +27,7 @@ use loaded::*;
 pub use palette::palette_items;
 use palette::*;
 use picker::*;
+use search::*;
 
 use super::action::{Action, Cmd, Effect};
 use super::app::{App, FieldInput, Level, LineInput, Mode};
@@ -111,8 +116,24 @@ pub(super) fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     let res = app
         .keymap
         .resolve(mode, pending, k, |c| enabled(app, mode, c));
+    // A count before a movement (`5j`): digits nothing else takes, on the list.
+    if matches!(mode, Mode::List | Mode::Review)
+        && pending.is_none()
+        && res == Resolved::None
+        && k.mods.is_empty()
+        && let crossterm::event::KeyCode::Char(d @ '0'..='9') = k.code
+        && (d != '0' || app.count.is_some())
+    {
+        let n = app.count.unwrap_or(0).saturating_mul(10) + (d as u32 - '0' as u32);
+        app.count = Some(n.min(99_999));
+        return Vec::new();
+    }
     match res {
-        Resolved::Cmd(c) => command(app, c),
+        Resolved::Cmd(c) => {
+            let fx = command(app, c);
+            app.count = None;
+            fx
+        }
         Resolved::Prefix => {
             app.pending_key = Some(k);
             app.dirty = false;
@@ -126,16 +147,36 @@ pub(super) fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             if mode.takes_text() {
                 return text_key(app, ev);
             }
-            // A bound but disabled command says why; anything else is ignored quietly.
+            app.count = None;
+            // A bound but disabled command says why; any other key says it is not bound.
             if let Resolved::Cmd(c) = app.keymap.resolve(mode, None, k, |_| true) {
                 let why = why_disabled(app, c);
                 say(app, Level::Warn, why);
-            } else {
+            } else if is_modifier_only(&ev) {
                 app.dirty = false;
+            } else {
+                let help = app
+                    .keymap
+                    .key_for(mode, Cmd::Help)
+                    .or_else(|| app.keymap.key_for(Mode::List, Cmd::Help))
+                    .unwrap_or_else(|| "?".into());
+                say(
+                    app,
+                    Level::Info,
+                    format!("{k} is not bound here · {help} lists keys"),
+                );
             }
             Vec::new()
         }
     }
+}
+
+/// Keys that are only a modifier (some terminals report shift or ctrl on their own).
+fn is_modifier_only(ev: &KeyEvent) -> bool {
+    matches!(
+        ev.code,
+        crossterm::event::KeyCode::Modifier(_) | crossterm::event::KeyCode::Null
+    )
 }
 
 /// Who holds the item, if someone else does and their lease is live.
@@ -179,6 +220,8 @@ pub(super) fn undo_open(app: &App) -> bool {
 /// their key to a focused text field.
 pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
     match c {
+        Cmd::Reject | Cmd::Escalate if bulk_mode(app) => !app.read_only,
+        Cmd::Approve if bulk_mode(app) => true,
         Cmd::Approve | Cmd::Reject | Cmd::Escalate => can_decide(app),
         // Edit opens the item first: it need not be on screen yet.
         Cmd::Edit => may_change(app),
@@ -207,7 +250,20 @@ pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
                     )
                 })
         }
-        Cmd::Back if mode == Mode::List => !app.list.filter_text.is_empty(),
+        Cmd::Back if mode == Mode::List => {
+            !app.list.filter_text.is_empty() || !app.marked.is_empty()
+        }
+        Cmd::Search
+        | Cmd::SearchNext
+        | Cmd::SearchPrev
+        | Cmd::NextFlagged
+        | Cmd::PrevFlagged
+        | Cmd::ScreenTop
+        | Cmd::ScreenMiddle
+        | Cmd::ScreenBottom
+        | Cmd::View(_) => app.open.is_none(),
+        Cmd::Mark => app.open.is_none() && !app.read_only && app.selected_row().is_some(),
+        Cmd::MarkAll => app.open.is_none() && !app.read_only,
         _ => true,
     }
 }
@@ -321,6 +377,7 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
             Mode::Filter => match c {
                 Cmd::Submit => apply_filter(app),
                 Cmd::Complete => {
+                    app.message = None;
                     let text = app.filter_input.text.clone();
                     let (head, word) = match text.rfind(' ') {
                         Some(i) => (&text[..=i], &text[i + 1..]),
@@ -340,6 +397,7 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
             },
             Mode::Help => help_command(app, c),
             Mode::Command => cmdline_command(app, c),
+            Mode::Search => search_command(app, c),
             Mode::Confirm => confirm_command(app, c),
             Mode::Outcome => outcome_command(app, c),
             Mode::OutcomeNote => outcome_note_command(app, c),

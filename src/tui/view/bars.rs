@@ -78,14 +78,15 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled(" filter: ", t.key),
             Span::styled(text::sanitize(&app.filter_input.text).into_owned(), t.base),
             Span::styled("█", t.accent),
-            Span::styled(
-                if app.completions.is_empty() {
-                    "   p:high c<0.6 age>2h esc hidden intent:… text · tab completes".to_string()
-                } else {
-                    format!("   {}", app.completions.join(" "))
-                },
-                t.muted,
-            ),
+            match &app.message {
+                // Why the filter did not apply, beside it until the next key.
+                Some((m, Level::Error)) => Span::styled(format!("   {m}"), t.error),
+                _ if app.completions.is_empty() => Span::styled(
+                    "   p:high c<0.6 age>2h esc hidden intent:… text · tab completes",
+                    t.muted,
+                ),
+                _ => Span::styled(format!("   {}", app.completions.join(" ")), t.muted),
+            },
         ]),
         Mode::Command => Line::from(vec![
             Span::styled(" :", t.key),
@@ -101,9 +102,22 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
             ),
         ]),
         Mode::Confirm => Line::styled(
-            format!(" {}", crate::tui::update::confirm_question(app)),
+            format!(
+                " {}",
+                crate::tui::update::bulk_question(app)
+                    .unwrap_or_else(|| crate::tui::update::confirm_question(app).to_string())
+            ),
             t.warn,
         ),
+        Mode::Search => Line::from(vec![
+            Span::styled(" /", t.key),
+            Span::styled(text::sanitize(&app.search_input.text).into_owned(), t.base),
+            Span::styled("█", t.accent),
+            Span::styled(
+                "   enter keeps · esc goes back · n/N next/previous",
+                t.muted,
+            ),
+        ]),
         Mode::Note => Line::from(vec![
             Span::styled(" note (optional): ", t.key),
             Span::styled(text::sanitize(&app.note.text).into_owned(), t.base),
@@ -130,6 +144,16 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
     let w = usize::from(area.width);
     let mut spans: Vec<Span> = Vec::new();
     let mut used = 0usize;
+    if let Some(n) = app.count {
+        let s = format!(" {n}…");
+        used += fmt::cells(&s);
+        spans.push(Span::styled(s, t.key));
+    }
+    if !app.marked.is_empty() {
+        let s = format!(" {} marked", app.marked.len());
+        used += fmt::cells(&s);
+        spans.push(Span::styled(s, t.warn));
+    }
     if let Some(k) = app.pending_key {
         let s = format!(" {k}…");
         used += fmt::cells(&s);

@@ -93,10 +93,16 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
             push_at($spans, &mut used, $s, $st)
         };
     }
+    let marked = app.marked.contains_key(&it.id);
     push!(
         &mut spans,
-        if selected { "▶ ".into() } else { "  ".into() },
-        sel(t.accent),
+        match (selected, marked) {
+            (true, true) => "▶✓".into(),
+            (true, false) => "▶ ".into(),
+            (false, true) => " ✓".into(),
+            (false, false) => "  ".into(),
+        },
+        sel(if marked { t.warn } else { t.accent }),
     );
     // Priority mark: the initial of the priority it is read as, coloured by rank; '?' when
     // not an allowed value.
