@@ -191,10 +191,10 @@ async fn no_color_keeps_the_selection_visible() {
             );
         }
     }
-    // Row 1 is the selected row: marked and reversed.
-    assert_eq!(b[(1, 1)].symbol(), "▶");
-    assert!(b[(5, 1)].modifier.contains(Modifier::REVERSED));
-    assert!(!b[(5, 2)].modifier.contains(Modifier::REVERSED));
+    // Row 1 holds the column headers; row 2 is the selected row: marked and reversed.
+    assert_eq!(b[(1, 2)].symbol(), "▶");
+    assert!(b[(5, 2)].modifier.contains(Modifier::REVERSED));
+    assert!(!b[(5, 3)].modifier.contains(Modifier::REVERSED));
 }
 
 /// Colour carries meaning here (selection, priority, confidence band, SLA): the buffer's

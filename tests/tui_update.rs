@@ -2283,3 +2283,65 @@ async fn bulk_reject_decides_each_marked_item_with_its_own_claim() {
     );
     assert_eq!(h.app.marked.keys().copied().collect::<Vec<_>>(), vec![4]);
 }
+
+#[test]
+fn saved_views_apply_by_key_and_by_name() {
+    let mut a = loaded_app(120, 40);
+    a.views = vec![
+        signoff::tui::ViewConfig {
+            name: "urgent billing".into(),
+            filter: "p:urgent,high intent:billing_question".into(),
+            sort: "age desc".into(),
+        },
+        signoff::tui::ViewConfig {
+            name: "unsure".into(),
+            filter: "c<0.6".into(),
+            sort: "confidence".into(),
+        },
+    ];
+    let fx = key(&mut a, "f1");
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+        "{fx:?}"
+    );
+    assert_eq!(a.list.filter_text, "p:urgent,high intent:billing_question");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::Oldest);
+    run(&mut a, "view unsure");
+    assert_eq!(a.list.filter_text, "c<0.6");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::Confidence);
+    key(&mut a, "f3");
+    assert!(message(&a).contains("no saved view 3"), "{}", message(&a));
+    // `:view` completes names.
+    key(&mut a, ":");
+    for x in type_text("view ur") {
+        update(&mut a, x);
+    }
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "view urgent billing ");
+}
+
+#[test]
+fn a_saved_state_is_restored_and_a_bad_filter_in_it_is_dropped() {
+    let mut a = app(120, 40);
+    signoff::tui::update::restore(
+        &mut a,
+        signoff::tui::persist::UiState {
+            sort: Some(signoff::queue::Sort::SlaDue),
+            filter: "p:high".into(),
+            selected: Some(3),
+            decided: false,
+        },
+    );
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::SlaDue);
+    assert_eq!(a.list.filter_text, "p:high");
+    assert_eq!(a.list.selected_id, Some(3));
+    let mut b = app(120, 40);
+    signoff::tui::update::restore(
+        &mut b,
+        signoff::tui::persist::UiState {
+            filter: "bogus:x".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(b.list.filter_text, "");
+}

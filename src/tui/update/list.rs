@@ -522,6 +522,8 @@ pub fn restore(app: &mut App, s: crate::tui::persist::UiState) {
         Err(e) => tracing::warn!("the saved filter '{}' no longer parses: {e}", s.filter),
     }
     l.selected_id = s.selected;
+    // An item decided since then is not looked for: the list starts from the top.
+    l.refocus = true;
 }
 
 /// `:view NAME` and F1–F9: a saved view's filter and sort.

@@ -96,7 +96,17 @@ pub fn list_rows(app: &App) -> u16 {
     } else {
         body_h
     };
-    list_h.saturating_sub(2).max(1)
+    let inner = list_h.saturating_sub(2);
+    if has_header(inner) {
+        inner - 1
+    } else {
+        inner.max(1)
+    }
+}
+
+/// The list shows column headers when its inside has room for them and three rows.
+pub fn has_header(inner_height: u16) -> bool {
+    inner_height >= 4
 }
 
 /// Whether a frame at the app's size has room for the item's detail (the raw request or

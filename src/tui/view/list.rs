@@ -33,10 +33,16 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .border_style(if focused { t.border_focus } else { t.border })
         .title(Span::styled(title, t.title));
-    let inner = block.inner(area);
+    let mut inner = block.inner(area);
     frame.render_widget(block, area);
-    let rows = usize::from(inner.height);
     let width = usize::from(inner.width);
+    if super::layout::has_header(inner.height) {
+        let head = vec![header(app, width)];
+        fmt::put_lines(frame.buffer_mut(), Rect { height: 1, ..inner }, &head, 0);
+        inner.y += 1;
+        inner.height -= 1;
+    }
+    let rows = usize::from(inner.height);
     let mut lines = Vec::with_capacity(rows);
     for i in 0..rows as u64 {
         let abs = l.top + i;
@@ -76,6 +82,24 @@ pub fn group(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+/// Column headers, at the columns `row` uses.
+fn header(app: &App, width: usize) -> Line<'static> {
+    let decided = !app.list.query.states.is_empty();
+    let head = if width >= 70 {
+        format!("    {:<10}{:<18}", "conf", "intent")
+    } else {
+        format!("    {:<5}", "conf")
+    };
+    let right = if decided {
+        "decision · age"
+    } else {
+        "age · flags"
+    };
+    let mid = width.saturating_sub(fmt::cells(&head) + fmt::cells(right));
+    let text = format!("{head}{}{right}", fmt::pad("from · subject", mid));
+    Line::styled(fmt::cut(&text, width), app.theme.muted)
 }
 
 fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'static> {
