@@ -467,7 +467,7 @@ fn process_report(db: &Path) {
         }
     );
     let cmd = format!(
-        "exec env SIGNOFF_CONFIG_DIR='{}' SIGNOFF_DATA_DIR='{}' '{}' --db '{}' --reviewer bench{}",
+        "exec env SIGNOFF_CONFIG_DIR='{}' SIGNOFF_DATA_DIR='{}' SIGNOFF_REVIEWER__ALLOW_OVERRIDE=true '{}' --db '{}' --reviewer bench{}",
         dir.join("config").display(),
         dir.join("data").display(),
         env!("CARGO_BIN_EXE_signoff"),

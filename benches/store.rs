@@ -531,6 +531,11 @@ fn settle() {
 
 fn fresh_copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).expect("copy seed db");
+    // The audit log's anchor goes with its database (the key is shared: same directory).
+    let anchor = signoff::store::anchor_path(from);
+    if anchor.exists() {
+        std::fs::copy(&anchor, signoff::store::anchor_path(to)).expect("copy seed anchor");
+    }
     File::open(to)
         .and_then(|f| f.sync_all())
         .expect("sync copy");

@@ -32,6 +32,9 @@ pub struct StoreConfig {
     pub durability: Durability,
     /// How long a writer waits for another's lock before retrying.
     pub busy_timeout_ms: u64,
+    /// A Unix group that shares the store: its files are created mode 0660 and given to
+    /// this group instead of 0600 (owner only).
+    pub group: Option<String>,
 }
 
 impl Default for StoreConfig {
@@ -40,6 +43,7 @@ impl Default for StoreConfig {
             path: None,
             durability: Durability::Full,
             busy_timeout_ms: 10_000,
+            group: None,
         }
     }
 }
@@ -50,6 +54,9 @@ impl Default for StoreConfig {
 pub struct ReviewerConfig {
     /// Name recorded on claims, edits and decisions; default: the Unix user.
     pub name: Option<String>,
+    /// Lets `name` differ from the Unix user this runs as (both are audited). Off: a
+    /// name that is not yours is refused.
+    pub allow_override: bool,
 }
 
 /// One reviewer's API token for `signoff serve`.
@@ -200,38 +207,38 @@ impl Loaded {
             .name
             .clone()
             .filter(|n| !n.trim().is_empty())
-            .unwrap_or_else(unix_user)
+            .unwrap_or_else(|| crate::identity::os_user().to_string())
     }
-}
 
-/// The login name of the user running signoff.
-pub fn unix_user() -> String {
-    for var in ["USER", "LOGNAME"] {
-        if let Ok(u) = std::env::var(var)
-            && !u.is_empty()
-        {
-            return u;
+    /// Refuses a reviewer name other than the Unix user this process runs as, unless
+    /// `reviewer.allow_override` is on: the audit log records both, but a name that is not
+    /// yours must be intended.
+    pub fn check_reviewer(&self) -> Result<(), ConfigError> {
+        let me = crate::identity::os_user();
+        let name = self.reviewer();
+        if name == me || self.config.reviewer.allow_override {
+            return Ok(());
         }
-    }
-    // No login variables (cron, containers, some SSH setups): the uid's name in /etc/passwd.
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("Uid:"))
-                .and_then(|l| l.split_whitespace().next().map(str::to_owned))
-        });
-    if let (Some(uid), Ok(passwd)) = (uid, std::fs::read_to_string("/etc/passwd")) {
-        for line in passwd.lines() {
-            let mut parts = line.split(':');
-            if let (Some(name), Some(_), Some(id)) = (parts.next(), parts.next(), parts.next())
-                && id == uid
-            {
-                return name.to_string();
+        let (origin, line) = match self.source_of("reviewer.name") {
+            Source::Flag(n) => (format!("flag {n}"), None),
+            Source::Env(v) => (format!("environment variable {v}"), None),
+            Source::File(p) => {
+                let line = std::fs::read_to_string(&p)
+                    .ok()
+                    .and_then(|t| find_key_line(&t, "reviewer.name"));
+                (p.display().to_string(), line)
             }
-        }
+            Source::Default => ("the configuration".into(), None),
+        };
+        Err(ConfigError {
+            origin,
+            line,
+            key: Some("reviewer.name".into()),
+            message: format!(
+                "reviewer '{name}' is not you: signoff runs as Unix user '{me}' and the audit log records who really acted; leave the reviewer name out (it defaults to '{me}'), or set reviewer.allow_override = true where acting under another name is intended (both names are then recorded)"
+            ),
+        })
     }
-    "unknown".into()
 }
 
 fn env_path(name: &str) -> Option<PathBuf> {
@@ -392,6 +399,14 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         problems.push((
             "store.busy_timeout_ms".into(),
             "must be more than 0 (milliseconds, e.g. 10000)".into(),
+        ));
+    }
+    if let Some(group) = &config.store.group
+        && crate::identity::group_id(group).is_none()
+    {
+        problems.push((
+            "store.group".into(),
+            format!("'{group}' is not a Unix group on this host (see /etc/group)"),
         ));
     }
     if config.log.max_files == 0 {
@@ -597,7 +612,11 @@ pub fn find_key_line(text: &str, key: &str) -> Option<usize> {
 
 /// An environment value as TOML (numbers, booleans, arrays), or a plain string.
 fn parse_env_value(key: &str, raw: &str) -> toml::Value {
-    if key.ends_with("path") || key.ends_with("name") || key.ends_with("level") {
+    if key.ends_with("path")
+        || key.ends_with("name")
+        || key.ends_with("level")
+        || key.ends_with("group")
+    {
         return toml::Value::String(raw.to_string());
     }
     toml::from_str::<toml::Table>(&format!("v = {raw}"))

@@ -4,6 +4,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod demo;
+pub mod identity;
 pub mod ingest;
 pub mod logging;
 pub mod model;

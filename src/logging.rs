@@ -1,5 +1,8 @@
 //! Logging to a file in the state dir: non-blocking, rotated daily, a capped number of
 //! files, level from `SIGNOFF_LOG` or the config. Never to the terminal: a console owns it.
+//! Logs name items and reviewers, so they are the user's alone: the directory is 0700, and
+//! the files 0600 (the binary's umask covers the files the appender creates later; files
+//! left by an earlier version are narrowed here).
 use std::path::Path;
 
 use tracing_appender::non_blocking::WorkerGuard;
@@ -10,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 /// Fails quietly (returns `None`) when the log dir cannot be created: logging must never
 /// stop a reviewer from working.
 pub fn init(log_dir: &Path, level: &str, max_files: usize) -> Option<WorkerGuard> {
-    std::fs::create_dir_all(log_dir).ok()?;
+    private_dir(log_dir).ok()?;
     let appender = Builder::new()
         .rotation(Rotation::DAILY)
         .filename_prefix("signoff")
@@ -34,4 +37,34 @@ pub fn init(log_dir: &Path, level: &str, max_files: usize) -> Option<WorkerGuard
         .try_init()
         .ok()?;
     Some(guard)
+}
+
+/// Creates the log directory 0700 (whatever the umask) and takes group and other access off
+/// the log files already in it that this user owns.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    // SAFETY: geteuid cannot fail.
+    let me = unsafe { libc::geteuid() };
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name();
+        let Ok(meta) = entry.metadata() else { continue };
+        if name.to_string_lossy().starts_with("signoff")
+            && meta.is_file()
+            && meta.uid() == me
+            && meta.mode() & 0o077 != 0
+        {
+            let _ = std::fs::set_permissions(
+                entry.path(),
+                std::fs::Permissions::from_mode(meta.mode() & 0o700),
+            );
+        }
+    }
+    Ok(())
 }

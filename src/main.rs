@@ -8,5 +8,12 @@ fn main() {
     unsafe {
         libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
     }
+    // Files this process creates are its user's alone unless made otherwise on purpose:
+    // the store sets its files' modes itself (0600, or 0660 with store.group), and the log
+    // files, which tracing-appender creates with the default mode, inherit this.
+    // SAFETY: umask only sets this process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
     std::process::exit(signoff::cli::main());
 }

@@ -453,6 +453,7 @@ async fn the_preview_is_what_approval_stores() {
             &claim,
             &signoff::queue::Decision {
                 kind: signoff::model::DecisionKind::Approve,
+                revision: None,
                 note: None,
                 sets: vec![],
             },

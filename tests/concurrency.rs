@@ -92,8 +92,9 @@ fn eight_processes_claim_and_decide_without_collisions() {
                 let me = format!("reviewer{w}");
                 let mut decided = Vec::new();
                 loop {
-                    let (code, out, err) =
-                        run(signoff(&root).args(["claim", "--json", "--reviewer", &me]));
+                    let (code, out, err) = run(signoff(&root)
+                        .env("SIGNOFF_REVIEWER__ALLOW_OVERRIDE", "true")
+                        .args(["claim", "--json", "--reviewer", &me]));
                     assert_eq!(code, 0, "claim failed: {err}");
                     assert!(
                         !err.to_lowercase().contains("busy") && !err.contains("locked"),
@@ -106,27 +107,31 @@ fn eight_processes_claim_and_decide_without_collisions() {
                     let id = claim["id"].as_i64().unwrap().to_string();
                     let fence = claim["fence"].as_i64().unwrap();
                     // A decision with a wrong fence changes nothing and says so.
-                    let (code, _, err) = run(signoff(&root).args([
-                        "decide",
-                        &id,
-                        "--approve",
-                        "--reviewer",
-                        &me,
-                        "--fence",
-                        &(fence + 1).to_string(),
-                    ]));
+                    let (code, _, err) = run(signoff(&root)
+                        .env("SIGNOFF_REVIEWER__ALLOW_OVERRIDE", "true")
+                        .args([
+                            "decide",
+                            &id,
+                            "--approve",
+                            "--reviewer",
+                            &me,
+                            "--fence",
+                            &(fence + 1).to_string(),
+                        ]));
                     assert_eq!(code, 1);
                     assert!(err.contains("lease lost"), "{err}");
-                    let (code, out, err) = run(signoff(&root).args([
-                        "decide",
-                        &id,
-                        "--reject",
-                        "duplicate",
-                        "--reviewer",
-                        &me,
-                        "--fence",
-                        &fence.to_string(),
-                    ]));
+                    let (code, out, err) = run(signoff(&root)
+                        .env("SIGNOFF_REVIEWER__ALLOW_OVERRIDE", "true")
+                        .args([
+                            "decide",
+                            &id,
+                            "--reject",
+                            "duplicate",
+                            "--reviewer",
+                            &me,
+                            "--fence",
+                            &fence.to_string(),
+                        ]));
                     assert_eq!(code, 0, "decide {id} fence {fence}: {out}{err}");
                     assert!(err.is_empty(), "{err}");
                     decided.push(id);

@@ -174,7 +174,11 @@ fn info_prints_every_resolved_path() {
             "{label} {path} missing in\n{out}"
         );
     }
-    assert!(out.contains("reviewer     tester"));
+    // The Unix user from the uid, not $USER (the tests set USER=tester).
+    assert!(
+        out.contains(&format!("reviewer     {}", signoff::identity::os_user())),
+        "{out}"
+    );
 }
 
 #[test]

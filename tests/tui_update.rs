@@ -620,6 +620,7 @@ fn entries(n: usize) -> Vec<signoff::queue::AuditEntry> {
             request_id: Some(1),
             kind: "edited".into(),
             detail: serde_json::json!({ "field": "summary" }),
+            os_user: None,
         })
         .collect()
 }

@@ -5,12 +5,19 @@ use std::sync::Arc;
 use super::output::parse_since;
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE, store_options};
 use crate::config::Loaded;
-use crate::store::{ExportQuery, Format, Store, StoreError};
+use crate::store::{ExportQuery, Format, Store, StoreError, VerifyOptions};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum AuditCommand {
-    /// Walk the hash chain and check it against the anchor file; exit 1 on any break.
-    Verify,
+    /// Walk the hash chain, check every entry's MAC with the audit key and the head against
+    /// the anchor file, and the decisions and outbox tables against the log; exit 1 on any
+    /// break, on anything the log does not account for, or when the key or anchor is gone.
+    Verify {
+        /// Check the hash chain without requiring the key and the anchor file (after losing
+        /// them); entries removed from the end of the log then go unnoticed.
+        #[arg(long)]
+        no_anchor: bool,
+    },
     /// Export audit entries (for auditors) or, with --items, one record per decided item:
     /// AI proposal, edits, final fields, decision, outcome (for training data).
     Export {
@@ -45,7 +52,7 @@ fn open(loaded: &Loaded) -> anyhow::Result<Store> {
 
 pub fn run(loaded: &Loaded, command: &AuditCommand) -> anyhow::Result<i32> {
     match command {
-        AuditCommand::Verify => verify(loaded),
+        AuditCommand::Verify { no_anchor } => verify(loaded, *no_anchor),
         AuditCommand::Export {
             since,
             item,
@@ -92,10 +99,11 @@ pub fn run(loaded: &Loaded, command: &AuditCommand) -> anyhow::Result<i32> {
     }
 }
 
-fn verify(loaded: &Loaded) -> anyhow::Result<i32> {
+fn verify(loaded: &Loaded, no_anchor: bool) -> anyhow::Result<i32> {
     let store = open(loaded)?;
     let tty = std::io::stderr().is_terminal();
-    let report = store.verify_audit_anchored(|n| {
+    let opts = VerifyOptions { anchor: !no_anchor };
+    let report = store.verify_audit_with(&opts, |n| {
         if tty {
             eprint!("\r\x1b[2Kverified {n} entries");
         }
@@ -103,21 +111,39 @@ fn verify(loaded: &Loaded) -> anyhow::Result<i32> {
     if tty {
         eprint!("\r\x1b[2K");
     }
-    match (&report.broken, &report.head) {
+    let mut code = match (&report.broken, &report.head) {
         (Some((seq, why)), _) => {
             println!("audit chain BROKEN at entry {seq}: {why}");
-            Ok(EXIT_FAILED)
+            EXIT_FAILED
         }
         (None, Some(head)) => {
             println!(
                 "audit chain intact: {} entries, head {} {}",
                 report.entries, head.seq, head.hash
             );
-            Ok(EXIT_OK)
+            EXIT_OK
         }
         (None, None) => {
             println!("audit chain empty");
-            Ok(EXIT_OK)
+            EXIT_OK
         }
+    };
+    for note in &report.notes {
+        println!("  {note}");
     }
+    if !report.unaccounted.is_empty() {
+        println!(
+            "the audit log does not account for {}:",
+            if report.unaccounted.len() == 1 {
+                "this row"
+            } else {
+                "these rows"
+            }
+        );
+        for line in &report.unaccounted {
+            println!("  {line}");
+        }
+        code = EXIT_FAILED;
+    }
+    Ok(code)
 }

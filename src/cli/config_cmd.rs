@@ -53,6 +53,12 @@ pub fn info(loaded: &Loaded) -> anyhow::Result<i32> {
         exists(&p.data_dir)
     );
     println!("database     {}{}", p.db.display(), exists(&p.db));
+    let (key, anchor) = (
+        crate::store::key_path(&p.db),
+        crate::store::anchor_path(&p.db),
+    );
+    println!("audit key    {}{}", key.display(), exists(&key));
+    println!("audit anchor {}{}", anchor.display(), exists(&anchor));
     println!(
         "demo db      {}{}",
         p.data_dir.join("demo.db").display(),
@@ -66,5 +72,6 @@ pub fn info(loaded: &Loaded) -> anyhow::Result<i32> {
     println!("logs         {}{}", p.log_dir.display(), exists(&p.log_dir));
     println!("schema       v{}", crate::store::SCHEMA_VERSION);
     println!("reviewer     {}", crate::text::sanitize(&loaded.reviewer()));
+    println!("unix user    {}", crate::identity::os_user());
     Ok(EXIT_OK)
 }

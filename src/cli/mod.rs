@@ -166,6 +166,33 @@ pub fn run(cli: Cli) -> i32 {
         loaded.config.log.max_files,
     );
     tracing::info!(command = ?cli.command.as_ref().map(command_name), "start");
+    // Commands that act under the reviewer's name; reading needs no name, and the demo's
+    // sandbox queue takes any.
+    let acts = match &cli.command {
+        None => !cli.read_only,
+        Some(
+            Command::Claim { .. }
+            | Command::Decide(_)
+            | Command::Outcome { .. }
+            | Command::Dispatch { .. },
+        ) => true,
+        _ => false,
+    };
+    if acts {
+        if let Err(e) = loaded.check_reviewer() {
+            tracing::error!("{e}");
+            eprintln!("signoff: {e}");
+            return EXIT_USAGE;
+        }
+        let (reviewer, me) = (loaded.reviewer(), crate::identity::os_user());
+        if reviewer != me {
+            tracing::info!(
+                reviewer,
+                os_user = me,
+                "acting under another reviewer name (reviewer.allow_override)"
+            );
+        }
+    }
     let result = dispatch(&cli, &loaded);
     match result {
         Ok(code) => code,
@@ -210,6 +237,8 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
             // The demo never sends anything, whatever the config says.
             let mut demo = loaded.clone();
             demo.config.actions.mode = crate::actions::Mode::Sandbox;
+            // A sample queue: any reviewer name will do (the Unix user is still recorded).
+            demo.config.reviewer.allow_override = true;
             console(cli, &demo, &db)
         }
         Some(Command::Ingest { files }) => ingest::run(loaded, files),
@@ -241,6 +270,12 @@ pub(crate) fn store_options(loaded: &Loaded) -> StoreOptions {
         busy_timeout: std::time::Duration::from_millis(loaded.config.store.busy_timeout_ms),
         read_only: false,
         background_checkpoint: false,
+        group: loaded
+            .config
+            .store
+            .group
+            .as_deref()
+            .and_then(crate::identity::group_id),
         clock: crate::clock::Clock::process(),
     }
 }

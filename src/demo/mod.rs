@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::config::Loaded;
 use crate::ingest::Ingester;
-use crate::store::{Store, StoreOptions};
+use crate::store::Store;
 
 /// The bundled requests, JSON Lines.
 pub const REQUESTS: &str = include_str!("requests.jsonl");
@@ -17,15 +17,8 @@ pub const REQUESTS: &str = include_str!("requests.jsonl");
 /// Seeds the database at `db` when it holds no requests; returns how many were added.
 pub fn seed(db: &Path, loaded: &Loaded) -> anyhow::Result<u64> {
     let policy = Arc::new(loaded.config.policy.clone());
-    let mut store = Store::open(
-        db,
-        policy,
-        &StoreOptions {
-            clock: crate::clock::Clock::process(),
-            ..StoreOptions::default()
-        },
-    )
-    .with_context(|| format!("opening the demo queue {}", db.display()))?;
+    let mut store = Store::open(db, policy, &crate::cli::store_options(loaded))
+        .with_context(|| format!("opening the demo queue {}", db.display()))?;
     let existing: i64 = store
         .connection()
         .query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))?;

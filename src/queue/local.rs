@@ -156,22 +156,12 @@ impl Queue for LocalQueue {
 
     async fn set_actions_paused(&self, paused: bool, reviewer: &str) -> Result<()> {
         let r = reviewer.to_string();
-        self.write(move |s| {
-            s.set_actions_paused(paused, &r)?;
-            s.anchor_quietly();
-            Ok(())
-        })
-        .await
+        self.write(move |s| s.set_actions_paused(paused, &r)).await
     }
 
     async fn resend(&self, action_id: i64, reviewer: &str) -> Result<()> {
         let r = reviewer.to_string();
-        self.write(move |s| {
-            s.resend(action_id, &r)?;
-            s.anchor_quietly();
-            Ok(())
-        })
-        .await
+        self.write(move |s| s.resend(action_id, &r)).await
     }
 
     async fn record_outcome(

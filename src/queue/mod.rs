@@ -47,6 +47,14 @@ pub enum QueueError {
     Invalid(String),
     #[error("cannot undo item {id}: {why}")]
     CannotUndo { id: i64, why: String },
+    /// The store refused to write: its audit log does not match the anchor (the message
+    /// says how, and what to run).
+    #[error("{0}")]
+    AuditRefused(String),
+    /// A file of the store this process may not read or write (the message names it, its
+    /// owner and mode, and what to do).
+    #[error("{0}")]
+    Permission(String),
     #[error("the queue is read-only")]
     ReadOnly,
     #[error("queue storage failed: {0}")]
@@ -333,6 +341,10 @@ pub struct AuditEntry {
     pub request_id: Option<i64>,
     pub kind: String,
     pub detail: serde_json::Value,
+    /// The Unix user of the process that wrote the entry (absent on entries written before
+    /// it was recorded).
+    #[serde(default)]
+    pub os_user: Option<String>,
 }
 
 /// The review queue, wherever it lives.

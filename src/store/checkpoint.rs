@@ -230,9 +230,14 @@ mod tests {
             let c = store.claim_next("rita").unwrap().unwrap();
             store.decide(&c, &approve).unwrap();
         }
-        // With no commit to take it, the flag stays up once the thread has caught up.
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while !shared.restart.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+        // With no commit to take it, the flag stays up once the thread has caught up. Wait
+        // for the thread to be idle too: a pass still running (commits it had not seen yet)
+        // would make the writer's checkpoint busy, and the writer rightly leaves the cycle
+        // to its next transaction then.
+        let settled =
+            || shared.restart.load(Ordering::Acquire) && shared.waiting.load(Ordering::Acquire);
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !settled() && std::time::Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));
         }
         assert!(

@@ -73,7 +73,7 @@ impl Store {
         out: &mut dyn Write,
     ) -> Result<u64> {
         let mut stmt = self.conn.prepare(
-            "SELECT seq, at, actor, request_id, kind, detail, prev_hash, hash FROM audit
+            "SELECT seq, at, actor, request_id, kind, detail, prev_hash, hash, os_user FROM audit
              WHERE at >= ?1 AND (?2 IS NULL OR request_id = ?2) ORDER BY seq",
         )?;
         let mut rows = stmt.query(params![q.since.unwrap_or(i64::MIN), q.item])?;
@@ -89,6 +89,7 @@ impl Store {
                     "detail",
                     "prev_hash",
                     "hash",
+                    "os_user",
                 ]
                 .map(String::from),
             )
@@ -96,6 +97,7 @@ impl Store {
         }
         let mut n = 0;
         while let Some(r) = rows.next()? {
+            let os_user: Option<String> = r.get(8)?;
             let (seq, at, actor, item, kind, detail, prev, hash): (
                 i64,
                 i64,
@@ -120,7 +122,8 @@ impl Store {
                     let detail: Value =
                         serde_json::from_str(&detail).unwrap_or(Value::String(detail));
                     let line = json!({"seq": seq, "at": iso(at), "actor": actor, "item": item,
-                        "kind": kind, "detail": detail, "prev_hash": prev, "hash": hash});
+                        "kind": kind, "detail": detail, "prev_hash": prev, "hash": hash,
+                        "os_user": os_user});
                     writeln!(out, "{line}").map_err(io_err)?;
                 }
                 Format::Csv => csv_line(
@@ -134,6 +137,7 @@ impl Store {
                         detail,
                         prev,
                         hash,
+                        os_user.unwrap_or_default(),
                     ],
                 )
                 .map_err(io_err)?,

@@ -249,17 +249,15 @@ impl Store {
         actor: &str,
     ) -> Result<Vec<IngestOutcome>> {
         let renderer = self.renderer.clone();
-        self.write(|tx, now, policy| {
-            let mut audit = AuditWriter::new(tx)?;
+        self.write_audited(|tx, now, policy, audit| {
             let policy_version = policy.version();
             let mut outcomes = Vec::with_capacity(items.len());
             for item in items {
-                let outcome =
-                    ingest_one(tx, &mut audit, item, actor, now, policy, &policy_version)?;
+                let outcome = ingest_one(tx, audit, item, actor, now, policy, &policy_version)?;
                 if let IngestOutcome::Inserted { id } = outcome
                     && policy.auto_approve
                 {
-                    route_new(tx, &mut audit, id, item, now, policy, renderer.as_ref())?;
+                    route_new(tx, audit, id, item, now, policy, renderer.as_ref())?;
                 }
                 outcomes.push(outcome);
             }

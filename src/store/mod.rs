@@ -10,9 +10,11 @@
 //! out as one write per commit (`vfs`), heavy writers checkpoint on a thread of their own
 //! (`checkpoint`), and the queue's indexes and constraints are laid out so a claim or a
 //! decision touches few pages and builds no temporary b-trees (`schema`, v6 and v7).
+mod anchor;
 mod audit;
 mod checkpoint;
 mod export;
+mod files;
 mod ingest;
 mod outbox;
 mod outcomes;
@@ -21,6 +23,7 @@ mod recheck;
 mod review;
 mod schema;
 mod stats;
+mod verify;
 mod vfs;
 
 use std::path::{Path, PathBuf};
@@ -29,17 +32,21 @@ use std::time::Duration;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, Transaction, TransactionBehavior};
 
-pub use audit::{Anchor, AuditHead, VerifyReport, anchor_path, canonical_hash, read_anchor};
+pub use anchor::{Anchor, AuditKey, KEY_FILE, KeyProblem, anchor_path, key_path, read_anchor};
+pub use audit::{AuditHead, GENESIS, canonical_hash};
 pub use export::{ExportQuery, Format, csv_cell};
+pub use files::FileMode;
 pub use ingest::{IngestItem, IngestOutcome, payload_hash};
 pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition, OutboxRow};
 pub use outcomes::Outcome;
 pub use recheck::Recheck;
 pub use review::idempotency_key;
-pub use schema::{MIGRATIONS, SCHEMA_VERSION, migrate_to};
+pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
+pub use verify::{VerifyOptions, VerifyReport};
 
 use crate::model::Policy;
 use crate::queue::{Millis, QueueError};
+use audit::AuditWriter;
 
 /// Durability of commits (SQLite's `synchronous`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -61,6 +68,9 @@ pub struct StoreOptions {
     /// Checkpoint the WAL on a thread of its own instead of inside commits: for processes
     /// that write a lot (ingest, the dispatcher). A console's few commits do not need it.
     pub background_checkpoint: bool,
+    /// The group that shares the store's files (`store.group`): they are created 0660 and
+    /// given to it; `None`: 0600, owner only.
+    pub group: Option<u32>,
     /// Where the store's "now" comes from (leases, SLA, ages, undo windows).
     pub clock: crate::clock::Clock,
 }
@@ -72,6 +82,7 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(10),
             read_only: false,
             background_checkpoint: false,
+            group: None,
             clock: crate::clock::Clock::system(),
         }
     }
@@ -101,16 +112,89 @@ pub enum StoreError {
         found: i64,
         supported: i64,
     },
+    #[error("{0}")]
+    Permission(Box<Denied>),
+    #[error("cannot {what} {path}: {source}")]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error(
+        "the audit log does not match its anchor ({0}); run `signoff audit verify`; nothing was written"
+    )]
+    AuditRefused(String),
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
 }
 
+/// A file of the store this process may not read or write, with who owns it.
+#[derive(Debug)]
+pub struct Denied {
+    pub path: PathBuf,
+    /// "read" or "write".
+    pub access: &'static str,
+    pub owner: String,
+    pub group: String,
+    /// Octal, e.g. "0600".
+    pub mode: String,
+    /// The Unix user this process runs as.
+    pub me: String,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Denied {
+            path,
+            access,
+            owner,
+            group,
+            mode,
+            me,
+        } = self;
+        write!(
+            f,
+            "cannot {access} {}: it belongs to {owner} (group {group}, mode {mode}) and signoff runs as {me}; ",
+            path.display()
+        )?;
+        if *access == "write" {
+            write!(
+                f,
+                "to look without changing anything, add --read-only; to work in this queue, "
+            )?;
+        }
+        write!(
+            f,
+            "ask {owner} for access (a team shares one queue through store.group or `signoff serve`)"
+        )
+    }
+}
+
+impl StoreError {
+    /// A permission refusal from SQLite ("attempt to write a readonly database", "unable to
+    /// open database file") explained with the file, its owner and mode, when one of the
+    /// database's files is not open to this process.
+    pub(crate) fn explained(self, db: &Path, write: bool) -> StoreError {
+        match self {
+            StoreError::Sql(e) if files::is_permission(&e) => {
+                files::explain(db, write).unwrap_or(StoreError::Sql(e))
+            }
+            StoreError::Open { path, source } if files::is_permission(&source) => {
+                files::explain(db, write).unwrap_or(StoreError::Open { path, source })
+            }
+            other => other,
+        }
+    }
+}
+
 impl From<StoreError> for QueueError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Queue(q) => q,
+            e @ StoreError::AuditRefused(_) => QueueError::AuditRefused(e.to_string()),
+            StoreError::Permission(d) => QueueError::Permission(d.to_string()),
             other => QueueError::Storage(other.to_string()),
         }
     }
@@ -127,9 +211,10 @@ pub struct Store {
     policy: Arc<Policy>,
     /// The store's "now"; tests pin and move it.
     clock: crate::clock::Clock,
-    /// The anchor file, opened on first use, and the last sequence written to it.
-    anchor_file: std::cell::RefCell<Option<std::fs::File>>,
-    anchored_seq: std::cell::Cell<i64>,
+    /// The audit key and anchor as this writer last saw them.
+    audit: anchor::AuditState,
+    /// The Unix user recorded on every audit row this store writes.
+    os_user: String,
     /// The last listing's match count: (query, change token, total).
     count_cache: std::cell::RefCell<Option<(String, u64, i64)>>,
     /// The volume baseline for an hour: (hour start, median per hour, any history).
@@ -162,17 +247,41 @@ pub struct RenderContext<'a> {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, policy: Arc<Policy>, opts: &StoreOptions) -> Result<Store> {
-        let open_err = |source| StoreError::Open {
-            path: path.to_path_buf(),
-            source,
-        };
-        if !opts.read_only
-            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
-        {
-            std::fs::create_dir_all(dir).map_err(|e| StoreError::Open {
+        let write = !opts.read_only;
+        let open_err = |source| {
+            StoreError::Open {
                 path: path.to_path_buf(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
+                source,
+            }
+            .explained(path, write)
+        };
+        let files = FileMode { group: opts.group };
+        if write {
+            let created = match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                Some(dir) => {
+                    files::create_dir(dir, &files).map_err(|e| files::io_error(dir, "create", e))
+                }
+                None => Ok(()),
+            };
+            // The file exists before SQLite opens it, with its mode set whatever the umask:
+            // SQLite gives the -wal and -shm files the database file's mode and owner.
+            created
+                .and_then(|()| {
+                    files::precreate_db(path, &files)
+                        .map_err(|e| files::io_error(path, "create", e))
+                })
+                .map_err(|e| match e {
+                    StoreError::Io { source, .. }
+                        if source.kind() == std::io::ErrorKind::PermissionDenied =>
+                    {
+                        files::explain(path, true).unwrap_or(StoreError::Io {
+                            path: path.to_path_buf(),
+                            what: "create",
+                            source,
+                        })
+                    }
+                    other => other,
+                })?;
         }
         let flags = if opts.read_only {
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -202,15 +311,39 @@ impl Store {
             conn.set_prepared_statement_cache_capacity(64);
             Ok::<_, rusqlite::Error>(conn)
         };
+        if write
+            && let Ok(meta) = std::fs::metadata(path)
+            && std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o007 != 0
+        {
+            // Files created by earlier versions keep their mode; say so rather than change
+            // what other users of the file may rely on.
+            tracing::warn!(
+                db = %path.display(),
+                mode = format!("{:04o}", std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777),
+                "the queue database is open to other users; chmod 600 it (and its -wal, -shm and anchor), or 660 with store.group"
+            );
+        }
         let conn = connect().map_err(open_err)?;
+        if write && conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            // SQLite opens a file it may read but not write read-only, without a word.
+            return Err(
+                files::explain(path, true).unwrap_or_else(|| StoreError::Open {
+                    path: path.to_path_buf(),
+                    source: rusqlite::Error::SqliteFailure(
+                        rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_READONLY),
+                        Some("the database file is not writable".into()),
+                    ),
+                }),
+            );
+        }
         let mut store = Store {
             checkpointer: None,
             conn,
             path: path.to_path_buf(),
             policy,
             clock: opts.clock.clone(),
-            anchor_file: Default::default(),
-            anchored_seq: Default::default(),
+            audit: anchor::AuditState::new(path, files),
+            os_user: crate::identity::os_user().to_string(),
             count_cache: Default::default(),
             baseline_cache: Default::default(),
             renderer: None,
@@ -227,22 +360,26 @@ impl Store {
             }
         } else {
             let before = schema::version(&store.conn)?;
-            schema::migrate(&mut store.conn, path)?;
+            schema::migrate(&mut store.conn, path, &files).map_err(|e| e.explained(path, true))?;
             if before != SCHEMA_VERSION {
                 // A migration that rewrote a table's text in place (v7) is not re-read by
                 // the connection that made it: start afresh.
                 store.conn = connect().map_err(open_err)?;
             }
-            if let Some(done) = store.recheck_open_items()? {
-                tracing::info!(
+            match store.recheck_open_items() {
+                Ok(Some(done)) => tracing::info!(
                     checked = done.checked,
                     reread = done.reread,
                     changed = done.changed,
                     "open items checked again under a changed policy"
-                );
-                if done.changed > 0 {
-                    store.anchor_quietly();
+                ),
+                Ok(None) => {}
+                // Opening is not writing: `audit verify` must still open a store whose log
+                // does not match its anchor. Every write refuses until it does.
+                Err(e @ StoreError::AuditRefused(_)) => {
+                    tracing::warn!(error = %e, "open items not checked again under the changed policy");
                 }
+                Err(e) => return Err(e),
             }
             if opts.background_checkpoint {
                 store.conn.pragma_update(
@@ -313,6 +450,16 @@ impl Store {
         &mut self,
         mut f: impl FnMut(&Transaction<'_>, Millis, &Policy) -> Result<T>,
     ) -> Result<T> {
+        self.write_audited(|tx, now, policy, _| f(tx, now, policy))
+    }
+
+    /// [`Store::write`] with an audit writer: its first append checks the chain's head
+    /// against the anchor (and refuses on a mismatch), and after a commit that appended,
+    /// the anchor moves to the new head.
+    pub(crate) fn write_audited<T>(
+        &mut self,
+        mut f: impl FnMut(&Transaction<'_>, Millis, &Policy, &mut AuditWriter<'_>) -> Result<T>,
+    ) -> Result<T> {
         if let Some(c) = &self.checkpointer
             && c.wants_cycle()
         {
@@ -325,8 +472,13 @@ impl Store {
                 let tx = self
                     .conn
                     .transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let out = f(&tx, now, &self.policy)?;
+                let mut audit = AuditWriter::new(&self.audit, &self.os_user);
+                let out = f(&tx, now, &self.policy, &mut audit)?;
+                let appended = audit.appended();
                 tx.commit()?;
+                if let Some((head, schema)) = appended {
+                    self.audit.committed(&head, schema, now);
+                }
                 if let Some(c) = &self.checkpointer {
                     c.poke();
                 }
@@ -337,9 +489,20 @@ impl Store {
                     attempt += 1;
                     std::thread::sleep(Duration::from_millis(5 + u64::from(attempt) * 5));
                 }
-                other => return other,
+                other => return other.map_err(|e| e.explained(&self.path, true)),
             }
         }
+    }
+
+    /// The Unix user recorded on the audit rows this store writes.
+    pub fn os_user(&self) -> &str {
+        &self.os_user
+    }
+
+    /// Records another user on this store's audit rows (a server acting for the user on
+    /// the other end of a connection).
+    pub fn set_os_user(&mut self, user: impl Into<String>) {
+        self.os_user = user.into();
     }
 
     /// `PRAGMA data_version` (changes when another connection commits) combined with this

@@ -5,7 +5,6 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
-use super::audit::AuditWriter;
 use super::{Result, Store};
 use crate::queue::QueueError;
 
@@ -24,14 +23,13 @@ impl Store {
 
     /// Flips the kill switch, with an audit row.
     pub fn set_actions_paused(&mut self, paused: bool, actor: &str) -> Result<()> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             tx.prepare_cached(
                 "INSERT INTO settings (key, value, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value,
                     updated_at = excluded.updated_at, updated_by = excluded.updated_by",
             )?
             .execute(params![PAUSED_KEY, paused.to_string(), now, actor])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -50,7 +48,7 @@ impl Store {
 
     /// Sends a dead letter again: it is queued now, with its attempts kept for the record.
     pub fn resend(&mut self, outbox_id: i64, actor: &str) -> Result<()> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let row: Option<(i64, String, String)> = tx
                 .prepare_cached("SELECT request_id, status, action FROM outbox WHERE id = ?1")?
                 .query_row([outbox_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -73,7 +71,6 @@ impl Store {
                  WHERE id = ?1",
             )?
             .execute(params![outbox_id, now])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -156,7 +153,7 @@ impl Store {
     /// the same item is being sent (any worker, any round): two monday writes for one item
     /// at once would both find nothing and both create it.
     pub fn claim_due(&mut self, worker: &str, lease_ms: i64, limit: u32) -> Result<Claimed> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let paused: Option<String> = tx
                 .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
                 .query_row([PAUSED_KEY], |r| r.get(0))
@@ -213,7 +210,6 @@ impl Store {
                 "UPDATE outbox SET status = 'sending', attempts = ?2, lease_owner = ?3,
                     lease_expires = ?4, updated_at = ?5 WHERE id = ?1",
             )?;
-            let mut audit = AuditWriter::new(tx)?;
             for row in &rows {
                 upd.execute(params![row.id, row.attempts, worker, expires, now])?;
                 audit.append(
@@ -236,14 +232,13 @@ impl Store {
     /// Records attempts' outcomes, each only if `worker` still holds the row's lease for
     /// that attempt. Returns how many were recorded.
     pub fn record_attempts(&mut self, worker: &str, records: &[AttemptRecord]) -> Result<usize> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             let mut upd = tx.prepare_cached(
                 "UPDATE outbox SET status = ?2, next_attempt_at = COALESCE(?3, next_attempt_at),
                     last_error = ?4, response = ?5, lease_owner = NULL, lease_expires = NULL,
                     updated_at = ?6
                  WHERE id = ?1 AND status = 'sending' AND lease_owner = ?7 AND attempts = ?8",
             )?;
-            let mut audit = AuditWriter::new(tx)?;
             let mut n = 0;
             for rec in records {
                 let at = match rec.disposition {

@@ -3,7 +3,6 @@
 use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
-use super::audit::AuditWriter;
 use super::{Result, Store};
 use crate::queue::{Millis, QueueError};
 
@@ -26,7 +25,7 @@ impl Store {
         reason: Option<&str>,
         reviewer: &str,
     ) -> Result<Outcome> {
-        let out = self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             let Some(kind) = policy.outcome(value) else {
                 return Err(QueueError::Invalid(format!(
                     "'{value}' is not an outcome; outcomes: {}",
@@ -59,7 +58,6 @@ impl Store {
                 "INSERT INTO outcomes (request_id, value, reason, reviewer, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
             .execute(params![id, value, reason, reviewer, now])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -74,9 +72,7 @@ impl Store {
                 reviewer: reviewer.to_string(),
                 at: now,
             })
-        })?;
-        self.anchor_quietly();
-        Ok(out)
+        })
     }
 
     /// An item's outcomes, oldest first.

@@ -15,7 +15,6 @@
 //! Decided items keep the flags they were decided with.
 use rusqlite::{OptionalExtension, Transaction, params};
 
-use super::audit::AuditWriter;
 use super::ingest::PolicyColumns;
 use super::{Result, Store};
 use crate::model::{EditableField, FieldValues, Flag, Policy, Request, check_fields};
@@ -66,7 +65,7 @@ impl Store {
         if self.checked_policy_digest()?.as_deref() == Some(digest.as_str()) {
             return Ok(None);
         }
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             // Another process may have done it while this one waited for the lock.
             let stored = meta(tx, DIGEST_KEY)?;
             if stored.as_deref() == Some(digest.as_str()) {
@@ -79,7 +78,6 @@ impl Store {
             set_meta(tx, DIGEST_KEY, &digest)?;
             set_meta(tx, RULES_KEY, &policy.validation_rules().to_string())?;
             if done.changed > 0 {
-                let mut audit = AuditWriter::new(tx)?;
                 audit.append(
                     tx,
                     now,

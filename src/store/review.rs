@@ -380,23 +380,21 @@ pub(crate) const CLAIM_NEXT_SQL: &str = "SELECT id FROM requests
 impl Store {
     /// Claims the next pending item in queue order (priority, then age).
     pub fn claim_next(&mut self, reviewer: &str) -> Result<Option<Claim>> {
-        self.write(|tx, now, policy| {
-            let mut audit = AuditWriter::new(tx)?;
-            reap_expired(tx, &mut audit, now)?;
+        self.write_audited(|tx, now, policy, audit| {
+            reap_expired(tx, audit, now)?;
             let next: Option<i64> = tx
                 .prepare_cached(CLAIM_NEXT_SQL)?
                 .query_row([], |r| r.get(0))
                 .optional()?;
-            next.map(|id| take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed"))
+            next.map(|id| take_lease(tx, audit, id, reviewer, now, policy, "claimed"))
                 .transpose()
         })
     }
 
     /// Claims one item. Re-claiming your own item gives a new fence (the old one is stale).
     pub fn claim(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
-        self.write(|tx, now, policy| {
-            let mut audit = AuditWriter::new(tx)?;
-            reap_expired(tx, &mut audit, now)?;
+        self.write_audited(|tx, now, policy, audit| {
+            reap_expired(tx, audit, now)?;
             let row: Option<(String, Option<String>, Option<i64>)> = tx
                 .prepare_cached(
                     "SELECT state, claimed_by, lease_expires FROM requests WHERE id = ?1",
@@ -421,18 +419,17 @@ impl Store {
                 }
                 decided => return Err(QueueError::AlreadyDecided { id, state: decided }.into()),
             }
-            take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed")
+            take_lease(tx, audit, id, reviewer, now, policy, "claimed")
         })
     }
 
     /// Renews a lease.
     pub fn heartbeat(&mut self, claim: &Claim) -> Result<Claim> {
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             check_claim(tx, claim, now)?;
             let expires = now + policy.lease_seconds as i64 * 1000;
             tx.prepare_cached("UPDATE requests SET lease_expires = ?2 WHERE id = ?1")?
                 .execute(params![claim.id, expires])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -450,14 +447,13 @@ impl Store {
 
     /// Returns an item to the queue.
     pub fn release(&mut self, claim: &Claim) -> Result<()> {
-        self.write(|tx, now, _| {
+        self.write_audited(|tx, now, _, audit| {
             check_claim(tx, claim, now)?;
             tx.prepare_cached(
                 "UPDATE requests SET state = 'pending', claimed_by = NULL, lease_expires = NULL,
                     updated_at = ?2 WHERE id = ?1",
             )?
             .execute(params![claim.id, now])?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(
                 tx,
                 now,
@@ -477,47 +473,20 @@ impl Store {
         field: EditableField,
         value: Option<String>,
     ) -> Result<bool> {
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             check_claim(tx, claim, now)?;
-            let mut audit = AuditWriter::new(tx)?;
-            apply_edit(tx, &mut audit, claim, field, value.clone(), now, policy)
+            apply_edit(tx, audit, claim, field, value.clone(), now, policy)
         })
     }
 
     /// Records a decision with its edits, audit rows and outbox rows, in one transaction.
     pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
-        let (receipt, head) = self.decide_tx(claim, decision)?;
-        self.anchor_head_quietly(head);
-        Ok(receipt)
-    }
-
-    /// Updates the anchor file; a failure is logged, never fails the decision (which is
-    /// committed already).
-    pub(crate) fn anchor_quietly(&self) {
-        if let Err(e) = self.write_anchor() {
-            tracing::warn!(error = %e, "could not update the audit anchor file");
-        }
-    }
-
-    /// The same with the head the transaction ended on (no query to find it).
-    fn anchor_head_quietly(&self, head: super::AuditHead) {
-        if let Err(e) = self.write_anchor_head(head) {
-            tracing::warn!(error = %e, "could not update the audit anchor file");
-        }
-    }
-
-    fn decide_tx(
-        &mut self,
-        claim: &Claim,
-        decision: &Decision,
-    ) -> Result<(Receipt, super::AuditHead)> {
         let renderer = self.renderer.clone();
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             check_claim(tx, claim, now)?;
             check_revision(tx, claim.id, decision.revision)?;
-            let mut audit = AuditWriter::new(tx)?;
             for (field, value) in &decision.sets {
-                apply_edit(tx, &mut audit, claim, *field, value.clone(), now, policy)?;
+                apply_edit(tx, audit, claim, *field, value.clone(), now, policy)?;
             }
             let (revision, payload) = load_payload(tx, claim.id)?;
             let (ai, fields) = reviewed_fields(tx, claim.id, &payload, policy)?;
@@ -561,7 +530,7 @@ impl Store {
             let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
             record_decision(
                 tx,
-                &mut audit,
+                audit,
                 &NewDecision {
                     id: claim.id,
                     revision,
@@ -580,20 +549,13 @@ impl Store {
                 policy,
                 renderer.as_ref(),
             )
-            .map(|receipt| (receipt, audit.head().clone()))
         })
     }
 
     /// Takes back the reviewer's latest decision on an item inside its undo window, while
     /// none of its actions has been attempted. The item returns claimed by the reviewer.
     pub fn undo(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
-        let (claim, head) = self.undo_tx(id, reviewer)?;
-        self.anchor_head_quietly(head);
-        Ok(claim)
-    }
-
-    fn undo_tx(&mut self, id: i64, reviewer: &str) -> Result<(Claim, super::AuditHead)> {
-        self.write(|tx, now, policy| {
+        self.write_audited(|tx, now, policy, audit| {
             let last: Option<(i64, String, i64, Option<i64>)> = tx
                 .prepare_cached(
                     "SELECT d.id, d.reviewer, d.undo_until, d.undone_at FROM requests r
@@ -637,10 +599,8 @@ impl Store {
                 "UPDATE requests SET decision_id = NULL WHERE id = ?1",
                 [id],
             )?;
-            let mut audit = AuditWriter::new(tx)?;
             audit.append(tx, now, reviewer, Some(id), "undone", &json!({"decision_id": decision_id}))?;
-            take_lease(tx, &mut audit, id, reviewer, now, policy, "claimed")
-                .map(|claim| (claim, audit.head().clone()))
+            take_lease(tx, audit, id, reviewer, now, policy, "claimed")
         })
     }
 }

@@ -1,8 +1,11 @@
 //! Schema and migrations, tracked by `PRAGMA user_version`.
 use std::path::Path;
 
-use rusqlite::{Connection, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
+use super::anchor::{self, AnchorFile, AuditKey, KeyProblem};
+use super::audit::{self, AuditHead, GENESIS};
+use super::files::{self, FileMode};
 use super::{Result, StoreError};
 
 /// Migration `i` takes the schema from version `i` to `i + 1`.
@@ -215,10 +218,172 @@ CREATE TABLE meta (
     value  TEXT NOT NULL
 ) WITHOUT ROWID;
 "#,
+    // v9: who really acted, and a keyed log. Each audit row records the Unix user of the
+    // process that wrote it (`os_user`, covered by the row's hash) and a MAC of its hash
+    // under the key outside the database (`mac`). Rows already there are keyed once by
+    // `after_migration`, as far as the chain and the old anchor vouch for them, and an
+    // `audit_keyed` entry records that.
+    r#"
+ALTER TABLE audit ADD COLUMN os_user TEXT;
+ALTER TABLE audit ADD COLUMN mac TEXT;
+"#,
 ];
 
+/// The kind of the entry the v9 migration appends when it keys an existing log.
+pub const KEYED_KIND: &str = "audit_keyed";
+
+/// The append-only trigger on UPDATE (the v9 migration lifts it to add MACs).
+const AUDIT_UPDATE_TRIGGER: &str = "CREATE TRIGGER audit_append_only_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
+
+/// Work left for after a migration's commit.
+struct AfterCommit {
+    key: AuditKey,
+    head: AuditHead,
+}
+
+fn migration_error(path: &Path, to: i64, why: String) -> StoreError {
+    StoreError::Queue(crate::queue::QueueError::Storage(format!(
+        "cannot migrate {} to schema {to}: {why}",
+        path.display()
+    )))
+}
+
+/// Keys an existing log (v9): creates the key if there is none, adds a MAC to every row
+/// the chain and the old anchor vouch for, and appends an entry saying so. Rows past a
+/// break, or all of them when the old anchor disagrees with the log, stay without a MAC:
+/// `signoff audit verify` then reports the first, and writers refuse.
+fn key_the_log(
+    tx: &rusqlite::Transaction<'_>,
+    path: &Path,
+    files: &FileMode,
+) -> Result<Option<AfterCommit>> {
+    let last = audit::read_head(tx)?;
+    if last.seq == 0 {
+        return Ok(None);
+    }
+    let key_path = anchor::key_path(path);
+    let key = match AuditKey::load(&key_path) {
+        Ok(k) => k,
+        Err(KeyProblem::Missing) => anchor::create_key(&key_path, files)?,
+        Err(p) => return Err(migration_error(path, 9, p.describe(&key_path))),
+    };
+    let walked = super::verify::walk(tx, 0, GENESIS, None, |_| {})?;
+    let mut problem = walked
+        .broken
+        .as_ref()
+        .map(|(seq, why)| format!("entry {seq}: {why}"));
+    let mut through = walked.broken.as_ref().map_or(last.seq, |b| b.0 - 1);
+    let anchor_path = anchor::anchor_path(path);
+    let disagrees = match anchor::read_anchor_file(&anchor_path) {
+        Ok(AnchorFile::Missing) => None,
+        Ok(AnchorFile::Found(a)) if a.v < 2 || key.anchor_ok(&a) => {
+            let hash: Option<String> = if a.seq == 0 {
+                Some(GENESIS.into())
+            } else {
+                tx.query_row("SELECT hash FROM audit WHERE seq = ?1", [a.seq], |r| {
+                    r.get(0)
+                })
+                .optional()?
+            };
+            (hash.as_deref() != Some(a.hash.as_str())).then(|| {
+                format!(
+                    "the anchor file recorded entry {} with hash {}, which the log does not hold",
+                    a.seq, a.hash
+                )
+            })
+        }
+        Ok(AnchorFile::Found(_)) => {
+            Some("the anchor file was not written with the audit key".into())
+        }
+        Ok(AnchorFile::Garbled(why)) => Some(format!("the anchor file cannot be read: {why}")),
+        Err(e) => return Err(files::io_error(&anchor_path, "read", e)),
+    };
+    if let Some(d) = disagrees {
+        problem = Some(d);
+        through = 0;
+    }
+    tx.execute_batch("DROP TRIGGER audit_append_only_update")?;
+    {
+        let mut sel = tx.prepare(
+            "SELECT seq, hash FROM audit WHERE seq > ?1 AND seq <= ?2 ORDER BY seq LIMIT 10000",
+        )?;
+        let mut upd = tx.prepare("UPDATE audit SET mac = ?2 WHERE seq = ?1")?;
+        let mut done = 0i64;
+        while done < through {
+            let rows: Vec<(i64, String)> = sel
+                .query_map([done, through], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<_>>()?;
+            let Some(&(end, _)) = rows.last() else {
+                break;
+            };
+            for (seq, hash) in &rows {
+                upd.execute(rusqlite::params![seq, key.row_mac(hash)])?;
+            }
+            done = end;
+        }
+    }
+    tx.execute_batch(AUDIT_UPDATE_TRIGGER)?;
+    let note = match &problem {
+        None => format!(
+            "entries 1–{through} were written before the audit log was keyed; this migration added their MACs, which show only that nothing changed after it"
+        ),
+        Some(p) => format!(
+            "entries 1–{through} were keyed by this migration; entries {}–{} were not, because the log did not verify: {p}",
+            through + 1,
+            last.seq
+        ),
+    };
+    let detail = serde_json::json!({
+        "keyed_through": through, "entries": last.seq, "key": key_path.display().to_string(),
+        "note": note, "problem": problem,
+    })
+    .to_string();
+    let (seq, at, os_user) = (
+        last.seq + 1,
+        crate::clock::Clock::process().now(),
+        crate::identity::os_user(),
+    );
+    let hash = audit::canonical_hash(
+        &last.hash,
+        seq,
+        at,
+        "system",
+        None,
+        KEYED_KIND,
+        &detail,
+        Some(os_user),
+    );
+    tx.execute(
+        "INSERT INTO audit (seq, at, actor, request_id, kind, detail, prev_hash, hash, os_user, mac)
+         VALUES (?1, ?2, 'system', NULL, ?3, ?4, ?5, ?6, ?7, ?8)",
+        rusqlite::params![seq, at, KEYED_KIND, detail, last.hash, hash, os_user, key.row_mac(&hash)],
+    )?;
+    tracing::info!(keyed_through = through, entries = last.seq, problem = ?problem, "keyed the audit log");
+    if problem.is_some() {
+        // The old anchor (or its absence) stays as it was: it is the evidence.
+        return Ok(None);
+    }
+    // Anchored at the old head before the commit: should the commit not happen, the next
+    // attempt finds a keyed anchor that agrees with the unkeyed log.
+    let schema: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+    anchor::write_anchor(&anchor_path, files, &key, &last, schema, at)?;
+    Ok(Some(AfterCommit {
+        key,
+        head: AuditHead { seq, hash },
+    }))
+}
+
 /// Work a migration needs beyond its SQL, inside the same transaction.
-fn after_migration(tx: &rusqlite::Transaction<'_>, to: i64, path: &Path) -> Result<()> {
+fn after_migration(
+    tx: &rusqlite::Transaction<'_>,
+    to: i64,
+    path: &Path,
+    files: &FileMode,
+) -> Result<Option<AfterCommit>> {
+    if to == 9 {
+        return key_the_log(tx, path, files);
+    }
     if to == 7 {
         for (table, check) in [
             ("requests", "state IN ('pending','in_review') OR state IN"),
@@ -243,7 +408,7 @@ fn after_migration(tx: &rusqlite::Transaction<'_>, to: i64, path: &Path) -> Resu
         let cookie: i64 = tx.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
         tx.pragma_update(None, "schema_version", cookie + 1)?;
     }
-    Ok(())
+    Ok(None)
 }
 
 /// The schema version this build writes.
@@ -253,13 +418,18 @@ pub fn version(conn: &Connection) -> Result<i64> {
     Ok(conn.query_row("PRAGMA user_version", [], |r| r.get(0))?)
 }
 
-/// Brings the database to [`SCHEMA_VERSION`], one migration per transaction.
-pub fn migrate(conn: &mut Connection, path: &Path) -> Result<()> {
-    migrate_to(conn, path, SCHEMA_VERSION)
+/// Brings the database to [`SCHEMA_VERSION`], one migration per transaction; files the
+/// migrations create (the audit key and anchor) get `files`' mode.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path, files: &FileMode) -> Result<()> {
+    migrate_with(conn, path, SCHEMA_VERSION, files)
 }
 
 /// Migrates up to `target` (tests build each earlier version with this).
 pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()> {
+    migrate_with(conn, path, target, &FileMode::default())
+}
+
+fn migrate_with(conn: &mut Connection, path: &Path, target: i64, files: &FileMode) -> Result<()> {
     loop {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let v: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -274,9 +444,20 @@ pub fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<()>
             return Ok(());
         }
         tx.execute_batch(MIGRATIONS[v as usize])?;
-        after_migration(&tx, v + 1, path)?;
+        let after = after_migration(&tx, v + 1, path, files)?;
         tx.pragma_update(None, "user_version", v + 1)?;
         tx.commit()?;
+        if let Some(AfterCommit { key, head }) = after {
+            let schema: i64 = conn.query_row("PRAGMA schema_version", [], |r| r.get(0))?;
+            anchor::write_anchor(
+                &anchor::anchor_path(path),
+                files,
+                &key,
+                &head,
+                schema,
+                crate::clock::Clock::process().now(),
+            )?;
+        }
         tracing::info!(from = v, to = v + 1, "migrated queue schema");
     }
 }
