@@ -460,17 +460,18 @@ fn edit_form_saves_as_it_goes_and_validates_on_submit() {
         }
         other => panic!("{other:?}"),
     }
-    // Intent: a picker; → picks the next allowed value and saves at once.
+    // Intent: a picker; arrows move through the allowed values and save nothing until
+    // the pick is committed (here by leaving the field): one edit, not one per arrow.
     let fx = key(&mut a, "tab");
     assert!(fx.is_empty(), "nothing unsaved");
-    let fx = key(&mut a, "right");
+    assert!(key(&mut a, "right right right").is_empty());
+    assert!(key(&mut a, "left left").is_empty());
+    // Letters in a picker do nothing; shift-tab goes back and saves the pick once.
+    let fx = key(&mut a, "shift-tab");
     assert!(
         matches!(&fx[..], [Effect::SaveEdit(_, EditableField::Intent, Some(v))] if v == "partnership"),
         "{fx:?}"
     );
-    key(&mut a, "left");
-    // Letters in a picker do nothing; shift-tab goes back.
-    key(&mut a, "shift-tab");
     assert_eq!(a.form.as_ref().unwrap().focus, 0);
     // Clear the summary: invalid on submit, message beside the field.
     key(&mut a, "ctrl-a");
@@ -635,15 +636,15 @@ fn overlays_scroll_no_further_than_their_content() {
         &mut a,
         Action::Loaded(Loaded::Timeline(1, Ok(entries(100)))),
     );
-    // 37 rows of body, 2 of them borders: 35 entries on screen, 65 more below.
-    let max = 100 - 35;
+    // 37 rows of body, 2 of them borders: the day and 34 entries on screen, 66 more below.
+    let max = 100 + 1 - 35;
     key(&mut a, "G");
     assert_eq!(a.overlay_scroll, max);
     key(&mut a, "k");
     assert_eq!(a.overlay_scroll, max - 1);
     key(&mut a, "pagedown pagedown ctrl-d j");
     assert_eq!(a.overlay_scroll, max);
-    assert!(render(&a).contains("edited"));
+    assert!(render(&a).contains("ana changed summary"));
     // A taller terminal shows more and scrolls less.
     update(&mut a, Action::Resize(120, 50));
     assert_eq!(a.overlay_scroll, max - 10);
@@ -2345,4 +2346,74 @@ fn a_saved_state_is_restored_and_a_bad_filter_in_it_is_dropped() {
         },
     );
     assert_eq!(b.list.filter_text, "");
+}
+
+#[tokio::test]
+async fn a_timeline_reads_as_sentences_with_one_edit_for_a_picker() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    // #3 (high, billing) is opened, its priority moved with several arrow presses and
+    // committed, then approved and dispatched in sandbox mode.
+    h.keys(":").await;
+    for x in type_text("3") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    assert_eq!(h.app.list.selected_id, Some(3));
+    h.keys("enter").await;
+    assert_eq!(h.app.mode, Mode::Review);
+    h.keys("e tab tab").await;
+    let form = h.app.form.as_ref().unwrap();
+    assert_eq!(form.fields[form.focus].field, EditableField::Priority);
+    h.keys("right left left").await;
+    h.keys("ctrl-s").await;
+    assert_eq!(h.app.mode, Mode::Review, "{:?}", h.app.message);
+    h.keys("a").await;
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("approved #3"), "{m}");
+    // Dispatch with the undo window over (the clock moves on).
+    let clock = signoff::clock::Clock::fixed(NOW + 3_600_000);
+    let cfg = signoff::actions::ActionsConfig::default();
+    let opts = signoff::store::StoreOptions {
+        clock,
+        ..store_options()
+    };
+    let summary = signoff::actions::dispatch_with(
+        &db.path,
+        policy(),
+        &opts,
+        &cfg,
+        true,
+        "test-worker",
+        std::future::pending(),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(summary.sandbox, 2, "{summary:?}");
+    let entries = h.queue.timeline(3).await.unwrap();
+    let lines: Vec<String> = signoff::tui::view::timeline::sentences(&entries)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let text = lines.join("\n");
+    eprintln!("{text}");
+    assert!((4..=6).contains(&lines.len()), "{text}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("changed priority"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("ana changed priority high → urgent"),
+        "{text}"
+    );
+    assert!(text.contains("ana opened it for review"), "{text}");
+    assert!(text.contains("ana approved"), "{text}");
+    assert!(
+        !text.contains('{') && !text.contains("1795"),
+        "no JSON, no epoch millis: {text}"
+    );
 }

@@ -127,7 +127,9 @@ pub(super) fn edit_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                     });
                 }
             }
-            save_focused(app)
+            // Saved once the pick is committed (Tab to the next field, save, close, a
+            // decision), not on every arrow press: the audit gets one edit, not five.
+            Vec::new()
         }
         Cmd::Save => {
             let Some(form) = app.form.as_mut() else {

@@ -9,6 +9,7 @@ mod form;
 mod list;
 mod overlay;
 mod stats;
+pub mod timeline;
 
 use ratatui::Frame;
 use ratatui::text::Line;

@@ -293,46 +293,21 @@ fn timeline_content(app: &App) -> (String, Vec<Line<'static>>) {
             vec![Line::styled("loading…", t.muted)],
         ),
         Some((id, entries)) => {
-            let mut lines: Vec<Line> = entries
-                .iter()
-                .map(|e| {
-                    let detail = compact(&e.detail);
-                    Line::from(vec![
-                        Span::styled(format!("{}  ", fmt::time(e.at)), t.muted),
-                        Span::styled(format!("{:<12} ", fmt::clean(&e.actor, 12)), t.accent),
-                        Span::styled(format!("{:<10} ", fmt::clean(&e.kind, 16)), t.title),
-                        Span::styled(text::sanitize(&detail).into_owned(), t.base),
-                    ])
-                })
-                .collect();
+            let mut lines: Vec<Line> = Vec::new();
+            for (day, text) in super::timeline::sentences(entries) {
+                if let Some(day) = day {
+                    lines.push(Line::styled(day, t.title));
+                }
+                let (at, rest) = text.split_at(text.find(' ').unwrap_or(0));
+                lines.push(Line::from(vec![
+                    Span::styled(at.to_string(), t.muted),
+                    Span::styled(text::sanitize(rest).into_owned(), t.base),
+                ]));
+            }
             if lines.is_empty() {
                 lines.push(Line::styled("no audit entries", t.muted));
             }
-            (format!(" Timeline #{id} · audit log, oldest first "), lines)
+            (format!(" Timeline #{id} · oldest first "), lines)
         }
-    }
-}
-
-/// An audit entry's detail on one line: scalar fields as `key=value` (long text cut),
-/// nested values as `{…}` / `[n]`. The full entry is in `signoff audit export`.
-fn compact(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    let one = |v: &Value| -> String {
-        match v {
-            Value::String(s) => fmt::clean(s, 40),
-            Value::Array(a) => format!("[{}]", a.len()),
-            Value::Object(_) => "{…}".into(),
-            other => other.to_string(),
-        }
-    };
-    match v {
-        Value::Null => String::new(),
-        Value::Object(m) => m
-            .iter()
-            .filter(|(k, v)| !v.is_null() && !k.ends_with("sha256") && *k != "policy_version")
-            .map(|(k, v)| format!("{}={}", fmt::clean(k, 24), one(v)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => one(other),
     }
 }
