@@ -216,7 +216,7 @@ pub fn confirm(app: &App, frame: &mut Frame, body: Rect) {
             "Each is claimed and decided at the revision the list showed; one that changed or is held by someone else is left out and named.",
             t.muted,
         ));
-        let h = u16::try_from(app.marked.len() + 7).unwrap_or(u16::MAX);
+        let h = u16::try_from(app.marked.len() + 9).unwrap_or(u16::MAX);
         let area = centered(body, body.width.saturating_sub(8).max(40), h);
         panel(
             app,

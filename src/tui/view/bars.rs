@@ -159,8 +159,26 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
         used += fmt::cells(&s);
         spans.push(Span::styled(s, t.key));
     }
-    for b in app.keymap.table(app.mode).iter().filter(|b| b.footer) {
+    // `? help` is never cut off: its room is kept, and it goes last.
+    let table = app.keymap.table(app.mode);
+    let help = table
+        .iter()
+        .find(|b| b.footer && b.cmd == crate::tui::action::Cmd::Help);
+    let help_w = help.and_then(|b| b.keys.first()).map_or(0, |k| {
+        fmt::cells(&format!("{} {}", seq_label(k), b_label(help))) + 2
+    });
+    let room = w.saturating_sub(help_w);
+    for b in table
+        .iter()
+        .filter(|b| b.footer && b.cmd != crate::tui::action::Cmd::Help)
+        .chain(help)
+    {
         let Some(k) = b.keys.first() else { continue };
+        let limit = if b.cmd == crate::tui::action::Cmd::Help {
+            w
+        } else {
+            room
+        };
         let key = seq_label(k);
         let label = if matches!(b.cmd, crate::tui::action::Cmd::Pick(_)) {
             format!("1-{} {}", pick_count(app), b.label)
@@ -168,8 +186,11 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
             format!("{key} {}", b.label)
         };
         let need = fmt::cells(&label) + 2;
-        if used + need > w {
-            break;
+        if used + need > limit {
+            if b.cmd == crate::tui::action::Cmd::Help {
+                break;
+            }
+            continue;
         }
         used += need;
         let on = enabled(app, app.mode, b.cmd);
@@ -184,6 +205,10 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
         spans.push(Span::styled(format!(" {lpart}"), ls));
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+fn b_label(b: Option<&crate::tui::keymap::Binding>) -> &'static str {
+    b.map_or("", |b| b.label)
 }
 
 fn pick_count(app: &App) -> usize {
