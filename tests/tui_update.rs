@@ -2417,3 +2417,31 @@ async fn a_timeline_reads_as_sentences_with_one_edit_for_a_picker() {
         "no JSON, no epoch millis: {text}"
     );
 }
+
+#[tokio::test]
+async fn decided_items_show_their_decision_and_open_read_only() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    // #1 (second in queue order) approved with one key.
+    h.keys("j").await;
+    assert_eq!(h.app.list.selected_id, Some(1));
+    h.keys("a").await;
+    assert!(h.app.message.clone().unwrap().0.contains("approved #1"));
+    h.keys("D").await;
+    assert!(!h.app.list.query.states.is_empty());
+    let screen = h.screen();
+    assert!(screen.contains("approved · ana · 0s ago"), "{screen}");
+    h.keys("g g").await;
+    assert_eq!(h.app.list.selected_id, Some(1));
+    h.keys("enter").await;
+    assert_eq!(h.app.mode, Mode::Review);
+    assert_eq!((h.app.open, h.app.claim.clone()), (Some(1), None));
+    let m = h.app.message.clone().unwrap();
+    assert_eq!(m.1, Level::Info, "{m:?}");
+    assert!(m.0.contains("#1 is decided: shown read-only"), "{m:?}");
+    h.keys("a").await;
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("#1 is already approved"), "{m}");
+    h.keys("esc").await;
+    assert_eq!(h.app.mode, Mode::List);
+}

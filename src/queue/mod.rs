@@ -213,6 +213,20 @@ pub struct ItemSummary {
     pub sample: bool,
     pub claimed_by: Option<String>,
     pub lease_expires: Option<Millis>,
+    /// The standing decision of a decided item: what, by whom, when.
+    #[serde(default)]
+    pub decided: Option<Decided>,
+}
+
+/// A decision as a list row shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Decided {
+    /// approve, reject or escalate.
+    pub kind: String,
+    /// The reject reason or the escalation queue.
+    pub detail: Option<String>,
+    pub reviewer: String,
+    pub at: Millis,
 }
 
 /// A page of rows and the number of rows matching the query.

@@ -13,7 +13,10 @@ use crate::queue::{
 const SUMMARY_COLUMNS: &str =
     "id, source, external_id, state, revision, intent, priority, confidence,
     confidence_raw, channel, sender, subject, summary, received_at, ai_escalation, flag_count,
-    hidden_chars, edited, sample, claimed_by, lease_expires";
+    hidden_chars, edited, sample, claimed_by, lease_expires,
+    (SELECT d.kind || char(31) || COALESCE(d.reason, d.queue, '') || char(31) || d.reviewer
+            || char(31) || d.at
+       FROM decisions d WHERE d.id = requests.decision_id AND d.undone_at IS NULL)";
 
 fn summary_row(r: &Row<'_>) -> rusqlite::Result<ItemSummary> {
     let state: String = r.get(3)?;
@@ -39,6 +42,16 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<ItemSummary> {
         sample: r.get(18)?,
         claimed_by: r.get(19)?,
         lease_expires: r.get(20)?,
+        decided: r.get::<_, Option<String>>(21)?.and_then(|s| {
+            let mut p = s.split('\u{1f}');
+            let (kind, detail, reviewer, at) = (p.next()?, p.next()?, p.next()?, p.next()?);
+            Some(crate::queue::Decided {
+                kind: kind.to_string(),
+                detail: Some(detail.to_string()).filter(|d| !d.is_empty()),
+                reviewer: reviewer.to_string(),
+                at: at.parse().ok()?,
+            })
+        }),
     })
 }
 

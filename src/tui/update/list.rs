@@ -438,11 +438,22 @@ pub(super) fn open(app: &mut App, then: Option<Cmd>) -> Vec<Effect> {
         return Vec::new();
     };
     let id = row.id;
-    if app.read_only {
+    let decided = row.state.is_decided();
+    if app.read_only || decided {
         app.open = Some(id);
         app.mode = Mode::Review;
         app.focus = Pane::Ai;
-        say(app, Level::Info, "read-only: viewing, not claiming");
+        say(
+            app,
+            Level::Info,
+            if decided {
+                format!(
+                    "#{id} is decided: shown read-only (L timeline, d diff, o outcome, R resend)"
+                )
+            } else {
+                "read-only: viewing, not claiming".to_string()
+            },
+        );
         return fetch_details(app);
     }
     // One claim at a time: a second Enter before the first claim lands would leave the

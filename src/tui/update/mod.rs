@@ -203,8 +203,22 @@ pub fn can_decide(app: &App) -> bool {
 }
 
 /// Whether the current item may be changed (edited, or decided once its detail is drawn).
+/// The state of the current item when it is decided (it is then only read).
+fn decided_state(app: &App) -> Option<crate::model::State> {
+    let id = app.current_id()?;
+    app.list
+        .page
+        .items
+        .iter()
+        .find(|r| r.id == id)
+        .or_else(|| app.details.get(&id).map(|d| &d.summary))
+        .map(|r| r.state)
+        .filter(|s| s.is_decided())
+}
+
 fn may_change(app: &App) -> bool {
     !app.read_only
+        && decided_state(app).is_none()
         && app.deciding.is_none()
         && !app.too_small()
         && app
@@ -313,6 +327,11 @@ pub(super) fn why_disabled(app: &App, c: Cmd) -> String {
             who,
             fmt_left(left)
         );
+    }
+    if let (Some(state), Some(id)) = (decided_state(app), app.current_id())
+        && matches!(c, Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit)
+    {
+        return format!("#{id} is already {state}: it is shown, not decided again");
     }
     let deciding = matches!(c, Cmd::Approve | Cmd::Reject | Cmd::Escalate);
     match (c, app.current_id()) {

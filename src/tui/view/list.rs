@@ -180,6 +180,26 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
             ));
         }
     }
+    if let Some(d) = &it.decided {
+        let verb = match d.kind.as_str() {
+            "approve" => "approved",
+            "reject" => "rejected",
+            "escalate" => "escalated",
+            other => other,
+        };
+        let what = match &d.detail {
+            Some(x) => format!("{verb} ({})", fmt::clean(x, 16)),
+            None => verb.to_string(),
+        };
+        badges.push((
+            format!(
+                "{what} · {} · {} ago",
+                fmt::clean(&d.reviewer, 12),
+                fmt::age(app.now.saturating_sub(d.at))
+            ),
+            if d.kind == "approve" { t.ok } else { t.warn },
+        ));
+    }
     if it.ai_escalation {
         badges.push(("esc".into(), t.badge_alert));
     }
