@@ -10,6 +10,7 @@ mod list;
 mod overlay;
 mod stats;
 pub mod timeline;
+pub mod worddiff;
 
 use ratatui::Frame;
 use ratatui::text::Line;

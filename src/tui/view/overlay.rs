@@ -203,6 +203,45 @@ fn value_lines(v: Option<&str>, prefix: &'static str, style: Style) -> Vec<Line<
     }
 }
 
+/// Text long enough that a changed word is hard to spot in two whole copies.
+fn is_long(s: &str) -> bool {
+    fmt::cells(s) > 60 || s.contains('\n')
+}
+
+/// A long field's change as one text with the removed words `[-…-]` and the added ones
+/// `{+…+}` in place; `None` when it is too long to compare word by word.
+fn word_lines(app: &App, old: &str, new: &str) -> Option<Vec<Line<'static>>> {
+    use super::worddiff::{Change, diff};
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    for (change, run) in diff(old, new)? {
+        let mut parts = run.split('\n').peekable();
+        while let Some(part) = parts.next() {
+            if !part.is_empty() {
+                let shown = text::sanitize(part).into_owned();
+                spans.push(match change {
+                    Change::Same => Span::styled(shown, t.base),
+                    Change::Removed => Span::styled(
+                        format!("[-{shown}-]"),
+                        t.error.add_modifier(ratatui::style::Modifier::CROSSED_OUT),
+                    ),
+                    Change::Added => Span::styled(
+                        format!("{{+{shown}+}}"),
+                        t.ok.add_modifier(ratatui::style::Modifier::BOLD),
+                    ),
+                });
+            }
+            // A removed line break joins the lines; a kept or added one breaks here.
+            if parts.peek().is_some() && change != Change::Removed {
+                lines.push(Line::from(std::mem::take(&mut spans)));
+            }
+        }
+    }
+    lines.push(Line::from(spans));
+    Some(lines)
+}
+
 /// The effective values: the open form's when editing, else the item's.
 fn current_value(app: &App, f: EditableField) -> Option<String> {
     if let Some(form) = &app.form
@@ -232,8 +271,20 @@ fn diff_content(app: &App) -> (String, Vec<Line<'static>>) {
             continue;
         }
         lines.push(Line::styled(f.label(), t.title));
-        lines.extend(value_lines(ai, "- ", t.error));
-        lines.extend(value_lines(now.as_deref(), "+ ", t.ok));
+        match (ai, now.as_deref()) {
+            (Some(old), Some(new)) if is_long(old) || is_long(new) => {
+                if let Some(words) = word_lines(app, old, new) {
+                    lines.extend(words);
+                } else {
+                    lines.extend(value_lines(Some(old), "- ", t.error));
+                    lines.extend(value_lines(Some(new), "+ ", t.ok));
+                }
+            }
+            _ => {
+                lines.extend(value_lines(ai, "- ", t.error));
+                lines.extend(value_lines(now.as_deref(), "+ ", t.ok));
+            }
+        }
         lines.push(Line::raw(""));
     }
     if lines.is_empty() {
