@@ -2332,6 +2332,7 @@ fn a_saved_state_is_restored_and_a_bad_filter_in_it_is_dropped() {
             filter: "p:high".into(),
             selected: Some(3),
             decided: false,
+            list_pct: None,
         },
     );
     assert_eq!(a.list.query.sort, signoff::queue::Sort::SlaDue);
@@ -2444,4 +2445,31 @@ async fn decided_items_show_their_decision_and_open_read_only() {
     assert!(m.contains("#1 is already approved"), "{m}");
     h.keys("esc").await;
     assert_eq!(h.app.mode, Mode::List);
+}
+
+#[test]
+fn plus_and_minus_size_the_list_and_the_size_is_kept() {
+    let mut a = loaded_app(120, 40);
+    let dir = tempfile::tempdir().unwrap();
+    a.state_dir = Some(dir.path().to_path_buf());
+    let rows = signoff::tui::view::layout::list_rows(&a);
+    let fx = key(&mut a, "+ +");
+    assert_eq!(a.list_pct, 60);
+    assert!(signoff::tui::view::layout::list_rows(&a) > rows);
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::SaveUiState(_, s) if s.list_pct == Some(60))),
+        "{fx:?}"
+    );
+    key(&mut a, "- - - - - -");
+    assert_eq!(a.list_pct, 20, "bounded");
+    let mut b = app(120, 40);
+    signoff::tui::update::restore(
+        &mut b,
+        signoff::tui::persist::UiState {
+            list_pct: Some(70),
+            ..Default::default()
+        },
+    );
+    assert_eq!(b.list_pct, 70);
 }

@@ -80,11 +80,14 @@ pub enum Cmd {
     MarkAll,
     /// Saved view 1..=9 of `[[ui.views]]`.
     View(u8),
+    /// Give the list more or less of the screen (the detail gets the rest).
+    GrowList,
+    ShrinkList,
 }
 
 impl Cmd {
     /// Every command, in help order.
-    pub const ALL: [Cmd; 67] = [
+    pub const ALL: [Cmd; 69] = [
         Cmd::Down,
         Cmd::Up,
         Cmd::Top,
@@ -152,6 +155,8 @@ impl Cmd {
         Cmd::View(7),
         Cmd::View(8),
         Cmd::View(9),
+        Cmd::GrowList,
+        Cmd::ShrinkList,
     ];
 
     /// The name used in the config's keymap.
@@ -206,6 +211,8 @@ impl Cmd {
             Cmd::ScreenBottom => "screen_bottom",
             Cmd::Mark => "mark",
             Cmd::MarkAll => "mark_all",
+            Cmd::GrowList => "grow_list",
+            Cmd::ShrinkList => "shrink_list",
             Cmd::View(n) => {
                 const N: [&str; 10] = [
                     "view_0", "view_1", "view_2", "view_3", "view_4", "view_5", "view_6", "view_7",

@@ -323,6 +323,8 @@ pub struct App {
     pub marked: BTreeMap<i64, Marked>,
     /// The bulk decision the confirm question is about.
     pub bulk: Option<crate::model::DecisionKind>,
+    /// The list's share of the screen beside the detail, in percent (`+`/`-`).
+    pub list_pct: u16,
 }
 
 /// A marked item as the list showed it.
@@ -426,6 +428,7 @@ impl App {
             count: None,
             marked: BTreeMap::new(),
             bulk: None,
+            list_pct: super::view::layout::DEFAULT_LIST_PCT,
         }
     }
 

@@ -255,6 +255,8 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (ScreenBottom, &["B"], "bottom of the screen", false),
                 (Mark, &["v"], "mark for bulk reject/escalate", false),
                 (MarkAll, &["V"], "mark all the filter shows / clear", false),
+                (GrowList, &["+"], "taller list", false),
+                (ShrinkList, &["-"], "shorter list", false),
                 (Help, &["?"], "help", true),
                 (Palette, &[":"], "command line", false),
             ]);

@@ -20,6 +20,8 @@ pub struct UiState {
     pub selected: Option<i64>,
     /// Whether the list showed decided items.
     pub decided: bool,
+    /// The list's share of the screen, in percent.
+    pub list_pct: Option<u16>,
 }
 
 pub fn history_path(state_dir: &Path) -> PathBuf {
@@ -136,6 +138,7 @@ mod tests {
             filter: "p:high".into(),
             selected: Some(4),
             decided: false,
+            list_pct: Some(55),
         };
         save_ui_state(&p, &s).unwrap();
         assert_eq!(load_ui_state(&p), Ok(Some(s)));

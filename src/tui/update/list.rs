@@ -176,6 +176,24 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             }
         },
         Cmd::Mark | Cmd::MarkAll => mark_command(app, c),
+        Cmd::GrowList | Cmd::ShrinkList => {
+            use crate::tui::view::layout::{MAX_LIST_PCT, MIN_LIST_PCT};
+            let p = if c == Cmd::GrowList {
+                app.list_pct.saturating_add(10)
+            } else {
+                app.list_pct.saturating_sub(10)
+            }
+            .clamp(MIN_LIST_PCT, MAX_LIST_PCT);
+            if p == app.list_pct {
+                app.dirty = false;
+                return Vec::new();
+            }
+            app.list_pct = p;
+            follow_selection(app);
+            let mut fx = ensure_window(app);
+            fx.extend(save_ui_state(app));
+            fx
+        }
         Cmd::Filter => {
             app.mode = Mode::Filter;
             app.filter_input = LineInput::with(&app.list.filter_text);
@@ -510,6 +528,7 @@ pub(super) fn save_ui_state(app: &App) -> Vec<Effect> {
             filter: l.filter_text.clone(),
             selected: l.selected_id.or(l.left),
             decided: !l.query.states.is_empty(),
+            list_pct: Some(app.list_pct),
         },
     )]
 }
@@ -533,6 +552,11 @@ pub fn restore(app: &mut App, s: crate::tui::persist::UiState) {
         Err(e) => tracing::warn!("the saved filter '{}' no longer parses: {e}", s.filter),
     }
     l.selected_id = s.selected;
+    if let Some(p) = s.list_pct {
+        use crate::tui::view::layout::{MAX_LIST_PCT, MIN_LIST_PCT};
+        app.list_pct = p.clamp(MIN_LIST_PCT, MAX_LIST_PCT);
+    }
+    let l = &mut app.list;
     // An item decided since then is not looked for: the list starts from the top.
     l.refocus = true;
 }

@@ -275,7 +275,9 @@ pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
         | Cmd::ScreenTop
         | Cmd::ScreenMiddle
         | Cmd::ScreenBottom
-        | Cmd::View(_) => app.open.is_none(),
+        | Cmd::View(_)
+        | Cmd::GrowList
+        | Cmd::ShrinkList => app.open.is_none(),
         Cmd::Mark => app.open.is_none() && !app.read_only && app.selected_row().is_some(),
         Cmd::MarkAll => app.open.is_none() && !app.read_only,
         _ => true,
