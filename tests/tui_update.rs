@@ -2473,3 +2473,45 @@ fn plus_and_minus_size_the_list_and_the_size_is_kept() {
     );
     assert_eq!(b.list_pct, 70);
 }
+
+#[test]
+fn y_copies_a_field_with_osc52() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "j");
+    key(&mut a, "y");
+    assert_eq!(a.mode, Mode::Copy);
+    let items = signoff::tui::update::copy_items(&a);
+    assert_eq!(items[0], ("item number", "2".to_string()));
+    let i = items.iter().position(|(l, _)| *l == "sender").unwrap();
+    let fx = key(&mut a, &(i + 1).to_string());
+    assert_eq!(
+        fx,
+        vec![Effect::CopyToClipboard("Mallory <m@evil.example>".into())]
+    );
+    assert_eq!(a.mode, Mode::List);
+    assert!(message(&a).contains("copied the sender"), "{}", message(&a));
+    // Only base64 reaches the terminal, whatever the text holds.
+    let seq = signoff::tui::update::osc52("Invoice \u{1b}[31m");
+    assert_eq!(seq, "\u{1b}]52;c;SW52b2ljZSAbWzMxbQ==\u{7}");
+    key(&mut a, "y esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn a_long_message_says_how_to_read_it_all_and_m_shows_it() {
+    let mut a = loaded_app(80, 24);
+    let long = format!("start {} end", "word ".repeat(40));
+    a.message = Some((long.clone(), Level::Warn));
+    let screen = render(&a);
+    assert!(screen.contains("… m: all"), "{screen}");
+    assert!(
+        screen.contains("? help"),
+        "the footer keeps ? help: {screen}"
+    );
+    key(&mut a, "m");
+    assert_eq!(a.mode, Mode::Message);
+    let screen = render(&a);
+    assert!(screen.contains("end"), "{screen}");
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
+}

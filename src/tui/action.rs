@@ -83,11 +83,15 @@ pub enum Cmd {
     /// Give the list more or less of the screen (the detail gets the rest).
     GrowList,
     ShrinkList,
+    /// Show the last message in full.
+    ShowMessage,
+    /// Copy a field of the item to the clipboard (OSC 52).
+    Copy,
 }
 
 impl Cmd {
     /// Every command, in help order.
-    pub const ALL: [Cmd; 69] = [
+    pub const ALL: [Cmd; 71] = [
         Cmd::Down,
         Cmd::Up,
         Cmd::Top,
@@ -157,6 +161,8 @@ impl Cmd {
         Cmd::View(9),
         Cmd::GrowList,
         Cmd::ShrinkList,
+        Cmd::ShowMessage,
+        Cmd::Copy,
     ];
 
     /// The name used in the config's keymap.
@@ -213,6 +219,8 @@ impl Cmd {
             Cmd::MarkAll => "mark_all",
             Cmd::GrowList => "grow_list",
             Cmd::ShrinkList => "shrink_list",
+            Cmd::ShowMessage => "show_message",
+            Cmd::Copy => "copy",
             Cmd::View(n) => {
                 const N: [&str; 10] = [
                     "view_0", "view_1", "view_2", "view_3", "view_4", "view_5", "view_6", "view_7",
@@ -368,6 +376,8 @@ pub enum Effect {
         items: Vec<(i64, i64)>,
         kind: crate::model::DecisionKind,
     },
+    /// Put this text on the terminal's clipboard (OSC 52).
+    CopyToClipboard(String),
     /// Write the `:` command history (path, entries oldest first).
     SaveHistory(std::path::PathBuf, Vec<String>),
     /// Write the list's state for the next start.

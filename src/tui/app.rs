@@ -42,10 +42,14 @@ pub enum Mode {
     Command,
     /// Typing a `/` search (the selection follows the first match as it is typed).
     Search,
+    /// The last message in full.
+    Message,
+    /// What `y` copies to the clipboard.
+    Copy,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 17] = [
+    pub const ALL: [Mode; 19] = [
         Mode::List,
         Mode::Review,
         Mode::Edit,
@@ -63,6 +67,8 @@ impl Mode {
         Mode::Stats,
         Mode::Command,
         Mode::Search,
+        Mode::Message,
+        Mode::Copy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +90,8 @@ impl Mode {
             Mode::Stats => "stats",
             Mode::Command => "command",
             Mode::Search => "search",
+            Mode::Message => "message",
+            Mode::Copy => "copy",
         }
     }
 

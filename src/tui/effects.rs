@@ -126,6 +126,9 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
             crate::tui::persist::save_ui_state(&path, &state)
                 .map_err(|e| format!("console state not saved to {}: {e}", path.display())),
         ),
-        Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => return None,
+        Effect::OpenEditor(..)
+        | Effect::ClearScreen
+        | Effect::CopyToClipboard(_)
+        | Effect::Quit => return None,
     })
 }

@@ -258,6 +258,12 @@ pub async fn run<W: Write>(
                         .map_err(|e| anyhow::anyhow!("clearing the screen failed: {e}"))?;
                     pending.push(Action::Loaded(Loaded::Editor(field, res)));
                 }
+                Effect::CopyToClipboard(text) => {
+                    let seq = update::osc52(&text);
+                    let b = terminal.backend_mut();
+                    b.write_all(seq.as_bytes())?;
+                    b.flush()?;
+                }
                 Effect::Quit => {}
                 other => spawn_effect(&queue, &reviewer, &tx, other),
             }

@@ -255,6 +255,8 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (ScreenBottom, &["B"], "bottom of the screen", false),
                 (Mark, &["v"], "mark for bulk reject/escalate", false),
                 (MarkAll, &["V"], "mark all the filter shows / clear", false),
+                (ShowMessage, &["m"], "the whole message", false),
+                (Copy, &["y"], "copy to the clipboard", false),
                 (GrowList, &["+"], "taller list", false),
                 (ShrinkList, &["-"], "shorter list", false),
                 (Help, &["?"], "help", true),
@@ -350,6 +352,15 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
             (Up, &["up", "ctrl-p"], "up", false),
             (Submit, &["enter"], "run", true),
         ]),
+        Mode::Message => {}
+        Mode::Copy => {
+            t.extend(picks("copy"));
+            t.extend([
+                (Down, &["j", "down"][..], "down", false),
+                (Up, &["k", "up"], "up", false),
+                (Submit, &["enter"], "copy", true),
+            ]);
+        }
         Mode::Diff | Mode::Preview | Mode::Timeline | Mode::Stats => {
             t.extend(moves);
             t.push((Quit, &["q"], "quit", false));

@@ -5,6 +5,7 @@ use crossterm::event::KeyEvent;
 mod actions;
 mod bulk;
 mod cmdline;
+mod copy;
 mod decide;
 mod edit;
 mod list;
@@ -19,6 +20,8 @@ pub use bulk::bulk_question;
 use bulk::*;
 pub use cmdline::COMMANDS;
 use cmdline::*;
+use copy::*;
+pub use copy::{copy_items, osc52};
 use decide::*;
 use edit::*;
 pub use list::restore;
@@ -419,6 +422,15 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
             Mode::Help => help_command(app, c),
             Mode::Command => cmdline_command(app, c),
             Mode::Search => search_command(app, c),
+            Mode::Copy => copy_command(app, c),
+            Mode::Message => {
+                if c == Cmd::Back {
+                    app.mode = app.return_mode;
+                } else {
+                    app.dirty = false;
+                }
+                Vec::new()
+            }
             Mode::Confirm => confirm_command(app, c),
             Mode::Outcome => outcome_command(app, c),
             Mode::OutcomeNote => outcome_note_command(app, c),

@@ -131,7 +131,24 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
                     Level::Warn => t.warn,
                     Level::Error => t.error,
                 };
-                Line::styled(format!(" {}", fmt::clean(m, w.saturating_sub(1))), st)
+                // A message wider than the line says how to read the rest.
+                let more = app
+                    .keymap
+                    .key_for(app.base_mode(), crate::tui::action::Cmd::ShowMessage)
+                    .map(|k| format!(" … {k}: all"))
+                    .unwrap_or_default();
+                if fmt::cells(m) + 1 > w && !more.is_empty() {
+                    let room = w.saturating_sub(1 + fmt::cells(&more));
+                    Line::from(vec![
+                        Span::styled(
+                            format!(" {}", fmt::cut(&fmt::clean(m, usize::MAX), room)),
+                            st,
+                        ),
+                        Span::styled(more, t.key),
+                    ])
+                } else {
+                    Line::styled(format!(" {}", fmt::clean(m, w.saturating_sub(1))), st)
+                }
             }
             None => Line::raw(""),
         },
@@ -214,6 +231,7 @@ fn b_label(b: Option<&crate::tui::keymap::Binding>) -> &'static str {
 fn pick_count(app: &App) -> usize {
     match app.mode {
         Mode::Escalate => app.policy.escalation_queues.len(),
+        Mode::Copy => crate::tui::update::copy_items(app).len(),
         Mode::Outcome => app.policy.outcomes.len(),
         _ => app.policy.reject_reasons.len(),
     }

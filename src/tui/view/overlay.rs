@@ -84,8 +84,62 @@ pub fn draw(app: &App, frame: &mut Frame, body: Rect) {
         Mode::Confirm => super::actions::confirm(app, frame, body),
         Mode::Outcome | Mode::OutcomeNote => super::actions::outcome_picker(app, frame, body),
         Mode::Stats => super::stats::draw(app, frame, body),
+        Mode::Message => message(app, frame, body),
+        Mode::Copy => copy_picker(app, frame, body),
         _ => {}
     }
+}
+
+fn message(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let Some((m, _)) = &app.message else { return };
+    let lines = vec![Line::styled(text::sanitize(m).into_owned(), t.base)];
+    let w = body.width.saturating_sub(8).max(20);
+    let h = u16::try_from(fmt::cells(m) / usize::from(w.saturating_sub(2).max(1)) + 3)
+        .unwrap_or(u16::MAX);
+    let area = centered(body, w, h);
+    panel(app, frame, area, " Message ".into(), lines, 0);
+}
+
+fn copy_picker(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let w = body.width.saturating_sub(8).clamp(20, 90);
+    let mut lines: Vec<Line> = crate::tui::update::copy_items(app)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, v))| {
+            let sel = i == app.pick;
+            let st = if sel { t.selection } else { t.base };
+            let first = v.lines().next().unwrap_or("");
+            Line::from(vec![
+                Span::styled(if sel { "▶ " } else { "  " }, t.accent),
+                Span::styled(format!("{} ", i + 1), if sel { st } else { t.key }),
+                Span::styled(format!("{label:<24}"), st),
+                Span::styled(
+                    fmt::clean(first, usize::from(w).saturating_sub(32)),
+                    t.muted,
+                ),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "1-9 or enter: copy (OSC 52: works over SSH where the terminal allows it)",
+        t.muted,
+    ));
+    let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let id = app
+        .current_id()
+        .map(|i| format!("#{i} "))
+        .unwrap_or_default();
+    panel(
+        app,
+        frame,
+        centered(body, w, h),
+        format!(" Copy from {id}"),
+        lines,
+        0,
+    );
 }
 
 fn picker(app: &App, frame: &mut Frame, body: Rect, reject: bool) {
