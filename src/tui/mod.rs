@@ -50,6 +50,21 @@ pub struct TuiOptions {
 /// keys bound twice in one mode, a bad colour mode or theme.
 pub fn check_ui(ui: &UiConfig) -> Vec<(String, String)> {
     let (_, mut issues) = keymap::Keymap::build(&ui.keymap);
+    for (i, v) in ui.views.iter().enumerate() {
+        let at = format!("ui.views[{i}]");
+        if v.name.trim().is_empty() {
+            issues.push((format!("{at}.name"), "a view needs a name".into()));
+        }
+        if let Err(e) = filter::parse(&v.filter) {
+            issues.push((format!("{at}.filter"), e));
+        }
+        if !v.sort.trim().is_empty() {
+            let mut w = v.sort.split_whitespace();
+            if let Err(e) = crate::queue::Sort::from_key(w.next().unwrap_or(""), w.next()) {
+                issues.push((format!("{at}.sort"), e));
+            }
+        }
+    }
     if let Err(e) = theme::ColorMode::resolve(&ui.color, false, None, None) {
         issues.push(("ui.color".into(), e));
     }
