@@ -18,6 +18,9 @@ use crate::secret::Secret;
 use crate::store::Durability;
 use crate::tui::UiConfig;
 
+/// The system-wide config, read under the user's (`SIGNOFF_SYSTEM_CONFIG` overrides the path).
+pub const SYSTEM_CONFIG: &str = "/etc/signoff/config.toml";
+
 /// The commented example config (`signoff config example`); config.example.toml is this text.
 pub const EXAMPLE: &str = include_str!("../config.example.toml");
 
@@ -59,29 +62,107 @@ pub struct ReviewerConfig {
     pub allow_override: bool,
 }
 
-/// One reviewer's API token for `signoff serve`.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerToken {
-    pub reviewer: String,
-    pub token: Secret,
+/// A role on the queue server: what a caller may do.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Reads everything, changes nothing.
+    Observer,
+    /// Claims, edits, decides, undoes, records outcomes.
+    Reviewer,
+    /// A reviewer who also flips the kill switch, resends dead letters and manages tokens.
+    Admin,
+    /// Posts requests to `/v1/ingest` and nothing else (the upstream AI service).
+    Ingest,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Observer => "observer",
+            Role::Reviewer => "reviewer",
+            Role::Admin => "admin",
+            Role::Ingest => "ingest",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Observer, Role::Reviewer, Role::Admin, Role::Ingest]
+            .into_iter()
+            .find(|r| r.as_str() == s)
+    }
+}
+
+/// `[server.access]`: who may use the queue server over its Unix socket. Users and Unix
+/// groups map to a role; a user's own entry wins over their groups', and of several groups
+/// the strongest role (admin, then reviewer, then observer) counts.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessConfig {
+    pub users: BTreeMap<String, Role>,
+    pub groups: BTreeMap<String, Role>,
+}
+
+impl AccessConfig {
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty() && self.groups.is_empty()
+    }
 }
 
 /// `[server]`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
-    pub bind: String,
-    pub tokens: Vec<ServerToken>,
+    /// The Unix socket; default `$XDG_RUNTIME_DIR/signoff.sock`.
+    pub socket: Option<PathBuf>,
+    /// A TCP address to listen on as well (`127.0.0.1:8787`); none by default.
+    pub bind: Option<String>,
+    /// PEM certificate chain and private key: TCP is served over TLS.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// A TLS-terminating proxy sits in front: a non-loopback `bind` is allowed without TLS.
+    pub behind_proxy: bool,
+    /// The shared secret upstream signs `/v1/ingest` bodies with (`env:` or `file:`).
     pub webhook_secret: Option<Secret>,
+    pub access: AccessConfig,
+    /// The largest request body, except ingest.
+    pub max_body_bytes: usize,
+    /// The largest `/v1/ingest` body.
+    pub max_ingest_bytes: usize,
+    /// Requests per second each caller may make on average, and in a burst.
+    pub rate_per_second: f64,
+    pub rate_burst: u32,
+    /// A request taking longer is answered 503 (the event stream excepted).
+    pub request_timeout_seconds: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
-            bind: "127.0.0.1:8787".into(),
-            tokens: Vec::new(),
+            socket: None,
+            bind: None,
+            tls_cert: None,
+            tls_key: None,
+            behind_proxy: false,
             webhook_secret: None,
+            access: AccessConfig::default(),
+            max_body_bytes: 1 << 20,
+            max_ingest_bytes: 32 << 20,
+            rate_per_second: 50.0,
+            rate_burst: 200,
+            request_timeout_seconds: 60,
         }
     }
 }
@@ -109,6 +190,14 @@ impl Default for LogConfig {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// A queue server to use instead of a local database: `unix:/run/signoff/signoff.sock`,
+    /// `https://host:port` or `http://127.0.0.1:port`.
+    pub remote: Option<String>,
+    /// The bearer token for a TCP `remote` (`env:` or `file:`); `SIGNOFF_TOKEN` and
+    /// `--token-file` override it.
+    pub remote_token: Option<Secret>,
+    /// A PEM CA certificate to trust for an `https` remote (a private CA, a self-signed server).
+    pub remote_ca: Option<PathBuf>,
     pub store: StoreConfig,
     pub reviewer: ReviewerConfig,
     pub policy: Policy,
@@ -171,6 +260,8 @@ pub struct Paths {
     pub state_dir: PathBuf,
     /// The config file read (or that would be read: it may not exist).
     pub config_file: PathBuf,
+    /// The system-wide config read under it (it may not exist).
+    pub system_config_file: PathBuf,
     pub db: PathBuf,
     pub log_dir: PathBuf,
     pub themes_dir: PathBuf,
@@ -299,9 +390,32 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         .unwrap_or_else(|| config_dir.join("config.toml"));
     let mut sources = BTreeMap::new();
 
+    // 0. The system-wide file (a shared host's `remote = ...`), under the user's.
+    let system_file = env
+        .iter()
+        .find(|(k, _)| k == "SIGNOFF_SYSTEM_CONFIG")
+        .map(|(_, v)| PathBuf::from(v))
+        .unwrap_or_else(|| PathBuf::from(SYSTEM_CONFIG));
+    let (system_table, system_text) = match std::fs::read_to_string(&system_file) {
+        Ok(text) => (parse_file(&text, &system_file)?, Some(text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (toml::Table::new(), None),
+        Err(e) => {
+            return Err(ConfigError {
+                origin: system_file.display().to_string(),
+                line: None,
+                key: None,
+                message: format!("cannot read the system config file: {e}"),
+            });
+        }
+    };
+    for key in leaf_keys(&toml::Value::Table(system_table.clone())) {
+        sources.insert(key, Source::File(system_file.clone()));
+    }
+
     // 1. The file, checked alone first so its errors carry its own lines. It holds
-    // overrides only: it is merged key by key over the built-in defaults below.
-    let (mut table, text) = match std::fs::read_to_string(&config_file) {
+    // overrides only: it is merged key by key over the system file and the built-in
+    // defaults below.
+    let (user_table, text) = match std::fs::read_to_string(&config_file) {
         Ok(text) => {
             let table = parse_file(&text, &config_file)?;
             (table, Some(text))
@@ -318,9 +432,17 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
             });
         }
     };
-    for key in leaf_keys(&toml::Value::Table(table.clone())) {
+    for key in leaf_keys(&toml::Value::Table(user_table.clone())) {
         sources.insert(key, Source::File(config_file.clone()));
     }
+    let mut table = {
+        let mut merged = toml::Value::Table(system_table);
+        merge(&mut merged, &user_table);
+        match merged {
+            toml::Value::Table(t) => t,
+            _ => user_table,
+        }
+    };
 
     // 2. The environment.
     let mut env_keys: BTreeMap<String, String> = BTreeMap::new();
@@ -356,6 +478,13 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
             let key = error_key(&e);
             let (origin, line) = match key.as_deref().map(|k| source_of_key(&sources, k)) {
                 Some(Source::Env(n)) => (format!("environment variable {n}"), None),
+                Some(Source::File(f)) if f == system_file => (
+                    system_file.display().to_string(),
+                    system_text
+                        .as_deref()
+                        .zip(key.as_deref())
+                        .and_then(|(t, k)| find_key_line(t, k)),
+                ),
                 _ => (
                     config_file.display().to_string(),
                     text.as_deref()
@@ -421,6 +550,10 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         }) {
             Some(Source::Env(n)) => (format!("environment variable {n}"), None),
             Some(Source::Flag(n)) => (format!("flag {n}"), None),
+            Some(Source::File(f)) if *f == system_file => (
+                system_file.display().to_string(),
+                system_text.as_deref().and_then(|t| find_key_line(t, &key)),
+            ),
             _ => (
                 config_file.display().to_string(),
                 text.as_deref().and_then(|t| find_key_line(t, &key)),
@@ -441,6 +574,7 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         .map(|p| PathBuf::from(crate::secret::expand_home(&p.to_string_lossy())))
         .unwrap_or_else(|| data_dir.join("queue.db"));
     let paths = Paths {
+        system_config_file: system_file,
         themes_dir: config_dir.join("themes"),
         log_dir: state_dir.join("logs"),
         config_file,

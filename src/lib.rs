@@ -10,6 +10,7 @@ pub mod logging;
 pub mod model;
 pub mod queue;
 pub mod secret;
+pub mod server;
 pub mod stats;
 pub mod store;
 pub mod text;

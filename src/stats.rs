@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 use crate::queue::{Counts, Millis};
 
 /// Percentiles of a duration, in milliseconds.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Percentiles {
     pub p50: Millis,
     pub p90: Millis,
@@ -31,7 +33,9 @@ impl Percentiles {
     }
 }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Decisions {
     pub total: u64,
     pub approved: u64,
@@ -51,7 +55,7 @@ pub fn ratio(n: u64, d: u64) -> f64 {
     if d == 0 { 0.0 } else { n as f64 / d as f64 }
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ReviewerStats {
     pub reviewer: String,
     pub decisions: u64,
@@ -59,7 +63,7 @@ pub struct ReviewerStats {
     pub median_handle_ms: Option<Millis>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct FieldEdits {
     pub field: String,
     /// Decided items where a reviewer changed this field.
@@ -69,7 +73,7 @@ pub struct FieldEdits {
 
 /// Agreement with the AI in one confidence bucket: approved with intent and priority as
 /// proposed.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Bucket {
     /// "0.9–1.0", …, "unknown".
     pub bucket: String,
@@ -78,7 +82,9 @@ pub struct Bucket {
     pub rate: f64,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Volume {
     /// Requests ingested per hour over the last 24 hours, oldest first; the last is the
     /// current (partial) hour.
@@ -91,7 +97,7 @@ pub struct Volume {
     pub alert: Option<String>,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ProviderStats {
     pub action: String,
     pub total: u64,
@@ -105,7 +111,7 @@ pub struct ProviderStats {
     pub dead_rate: f64,
 }
 
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct OutcomeCount {
     pub intent: String,
     pub outcome: String,
@@ -113,7 +119,9 @@ pub struct OutcomeCount {
 }
 
 /// Everything `signoff stats` and the console's stats screen show.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Stats {
     pub now: Millis,
     /// Decisions, edits, actions and outcomes are counted from here (None: all time).

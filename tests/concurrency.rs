@@ -191,3 +191,59 @@ fn eight_connections_hammering_one_file_never_surface_busy() {
     assert_eq!(total, ITEMS);
     check_trail(&open(&path));
 }
+
+#[test]
+fn decisions_through_group_commit_land_once_each_and_a_stale_one_fails_alone() {
+    use signoff::queue::{LocalQueue, Queue, QueueError};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    seed(&path);
+    let queue = Arc::new(
+        LocalQueue::open(&path, Arc::new(Policy::default()), &StoreOptions::default())
+            .unwrap()
+            .with_group_commit(16),
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let decided: usize = rt.block_on(async {
+        let tasks: Vec<_> = (0..WORKERS)
+            .map(|w| {
+                let q = queue.clone();
+                tokio::spawn(async move {
+                    let me = format!("r{w}");
+                    let mut n = 0;
+                    while let Some(c) = q.claim_next(&me).await.unwrap() {
+                        let approve = Decision {
+                            kind: DecisionKind::Approve,
+                            revision: None,
+                            note: None,
+                            sets: vec![],
+                        };
+                        // Sent together: the stale fence fails alone, the good one lands.
+                        let stale = signoff::queue::Claim {
+                            fence: c.fence + 1,
+                            ..c.clone()
+                        };
+                        let (bad, good) =
+                            tokio::join!(q.decide(&stale, &approve), q.decide(&c, &approve));
+                        assert!(matches!(bad, Err(QueueError::LeaseLost { .. })), "{bad:?}");
+                        good.unwrap();
+                        n += 1;
+                    }
+                    n
+                })
+            })
+            .collect();
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total
+    });
+    assert_eq!(decided, ITEMS);
+    drop(queue);
+    check_trail(&open(&path));
+}

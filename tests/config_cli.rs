@@ -104,7 +104,7 @@ fn precedence_is_flags_then_env_then_file_then_defaults_and_print_says_so() {
     std::fs::create_dir_all(&cfg_dir).unwrap();
     std::fs::write(
         cfg_dir.join("config.toml"),
-        "[reviewer]\nname = \"from-file\"\n[policy]\nlease_seconds = 120\nundo_seconds = 10\n[server]\ntokens = [{ reviewer = \"ana\", token = \"hunter2\" }]\nwebhook_secret = \"env:SIGNOFF_TEST_WEBHOOK\"\n",
+        "remote_token = \"hunter2\"\n[reviewer]\nname = \"from-file\"\n[policy]\nlease_seconds = 120\nundo_seconds = 10\n[server]\nwebhook_secret = \"env:SIGNOFF_TEST_WEBHOOK\"\n",
     )
     .unwrap();
     let (code, out, err) = run(signoff(dir.path())
@@ -134,7 +134,7 @@ fn precedence_is_flags_then_env_then_file_then_defaults_and_print_says_so() {
         line("webhook_secret").contains("env:SIGNOFF_TEST_WEBHOOK (set)"),
         "{out}"
     );
-    assert!(line("tokens").contains("values hidden"), "{out}");
+    assert!(line("remote_token").contains("******** (inline)"), "{out}");
 }
 
 #[test]

@@ -113,5 +113,5 @@ fn stats_since_takes_a_date() {
     assert!(s.is_object(), "{s}");
     let (code, _, err) = run(signoff(dir.path()).args(["stats", "--since", "2026-13-01"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("a date (2026-12-01)"), "{err}");
+    assert!(err.contains("or a date (2026-12-01)"), "{err}");
 }

@@ -1304,3 +1304,65 @@ fn a_recheck_from_columns_equals_a_fresh_ingest_under_the_new_policy() {
         assert_eq!((done.reread, done.changed), (payloads.len() as u64, 0));
     }
 }
+
+#[test]
+fn a_batch_of_decisions_commits_together_and_a_refused_one_alone_rolls_back() {
+    let (_d, mut s) = seeded(3);
+    let a = s.claim(1, "ana").unwrap();
+    let b = s.claim(2, "ben").unwrap();
+    let c = s.claim(3, "cy").unwrap();
+    let stale_b = signoff::queue::Claim {
+        fence: b.fence + 1,
+        ..b.clone()
+    };
+    let edit_and_approve = Decision {
+        kind: DecisionKind::Approve,
+        revision: None,
+        note: None,
+        sets: vec![(EditableField::Priority, Some("high".into()))],
+    };
+    let results = s
+        .decide_batch(&[
+            (a.clone(), edit_and_approve.clone(), Some("ana-unix".into())),
+            (stale_b, edit_and_approve.clone(), None),
+            (c.clone(), approve(), None),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    match results[1].as_ref().map_err(|e| e.to_string()) {
+        Err(m) => assert!(m.contains("lease lost"), "{m}"),
+        Ok(r) => panic!("{r:?}"),
+    }
+    assert_eq!(s.get(1).unwrap().summary.state, State::Approved);
+    assert_eq!(s.get(3).unwrap().summary.state, State::Approved);
+    // The refused one left nothing: no edit, no decision, still ben's.
+    let two = s.get(2).unwrap();
+    assert_eq!(two.summary.state, State::InReview);
+    assert!(two.edits.is_empty() && two.decision.is_none());
+    assert_eq!(count(&s, "SELECT count(*) FROM decisions"), 2);
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM decisions WHERE request_id = 2"),
+        0
+    );
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+    // Each decision's rows name the Unix user it was made for.
+    let users: Vec<Option<String>> = s
+        .timeline(1)
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "decided")
+        .map(|e| e.os_user)
+        .collect();
+    assert_eq!(users, [Some("ana-unix".to_string())]);
+    let own = s.os_user().to_string();
+    assert!(
+        s.timeline(3)
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "decided")
+            .all(|e| e.os_user.as_deref() == Some(own.as_str()))
+    );
+    // And ben can still decide with his real claim.
+    s.decide(&b, &approve()).unwrap();
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+}

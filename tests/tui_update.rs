@@ -2515,3 +2515,50 @@ fn a_long_message_says_how_to_read_it_all_and_m_shows_it() {
     key(&mut a, "esc");
     assert_eq!(a.mode, Mode::List);
 }
+
+#[test]
+fn offline_keeps_the_claim_and_the_edits_and_sends_them_when_back() {
+    let mut a = opened();
+    a.token = Some(5);
+    key(&mut a, "e");
+    for act in type_text("URGENT ") {
+        update(&mut a, act);
+    }
+    let fx = update(&mut a, Action::Tick(NOW + SAVE_DEBOUNCE_MS + 1));
+    assert!(
+        matches!(&fx[..], [Effect::SaveEdit(_, EditableField::Summary, _)]),
+        "{fx:?}"
+    );
+    let down =
+        || QueueError::Unavailable("cannot reach the queue server at unix:/s: refused".into());
+    // The save and the heartbeat cannot reach the server.
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Edited(EditableField::Summary, Err(down()))),
+    );
+    assert!(a.offline);
+    assert_eq!(
+        a.message.clone().unwrap().0,
+        "offline — retrying · your edits are kept here"
+    );
+    update(
+        &mut a,
+        Action::Loaded(Loaded::Heartbeat {
+            id: 1,
+            fence: 7,
+            result: Err(down()),
+        }),
+    );
+    assert_eq!(a.claim.as_ref().map(|c| c.id), Some(1), "the claim is kept");
+    update(&mut a, Action::Loaded(Loaded::Token(Err(down()))));
+    assert_eq!(a.mode, Mode::Edit, "the form stays open");
+    // Back: a refresh, and the unsaved edit goes out again.
+    let fx = update(&mut a, Action::Loaded(Loaded::Token(Ok(5))));
+    assert!(!a.offline);
+    assert_eq!(a.message.clone().unwrap().0, "back online");
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::SaveEdit(_, EditableField::Summary, Some(v)) if v.starts_with("URGENT"))),
+        "{fx:?}"
+    );
+    assert!(fx.contains(&Effect::LoadCounts), "{fx:?}");
+}

@@ -38,6 +38,22 @@ pub fn info(loaded: &Loaded) -> anyhow::Result<i32> {
         }
     );
     println!(
+        "system file  {}{}",
+        p.system_config_file.display(),
+        if p.system_config_file.exists() {
+            ""
+        } else {
+            " (none)"
+        }
+    );
+    if let Some(r) = &loaded.config.remote {
+        println!(
+            "queue server {} ({}); the database below is not used",
+            crate::text::sanitize(r),
+            loaded.source_of("remote")
+        );
+    }
+    println!(
         "config dir   {}{}",
         p.config_dir.display(),
         exists(&p.config_dir)

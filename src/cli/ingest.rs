@@ -13,6 +13,9 @@ use crate::store::Store;
 use crate::text::sanitize;
 
 pub fn run(loaded: &Loaded, files: &[PathBuf]) -> anyhow::Result<i32> {
+    if let Some(remote) = super::remote_queue(loaded, false)? {
+        return run_remote(&remote, files);
+    }
     let policy = Arc::new(loaded.config.policy.clone());
     // Bulk writes: checkpoints run beside the ingest, not inside its commits.
     let opts = crate::store::StoreOptions {
@@ -81,6 +84,68 @@ pub fn run(loaded: &Loaded, files: &[PathBuf]) -> anyhow::Result<i32> {
     }
     println!("{report}");
     tracing::info!(%report, "ingest finished");
+    Ok(if failed {
+        EXIT_FAILED
+    } else if report.clean() {
+        EXIT_OK
+    } else {
+        EXIT_PARTIAL
+    })
+}
+
+/// `signoff ingest` against a queue server: each input is one request to `/v1/ingest`,
+/// reported as the local command reports it.
+fn run_remote(remote: &crate::queue::RemoteQueue, files: &[PathBuf]) -> anyhow::Result<i32> {
+    use std::io::Read;
+    let rt = super::runtime()?;
+    let inputs: Vec<PathBuf> = if files.is_empty() {
+        vec![PathBuf::from("-")]
+    } else {
+        files.to_vec()
+    };
+    let mut report = crate::ingest::Report::default();
+    let mut failed = false;
+    for path in &inputs {
+        let (origin, body) = if path.as_os_str() == "-" {
+            let mut buf = Vec::new();
+            if let Err(e) = std::io::stdin().lock().read_to_end(&mut buf) {
+                eprintln!("signoff: cannot read stdin: {e}");
+                failed = true;
+                continue;
+            }
+            ("<stdin>".to_string(), buf)
+        } else {
+            match std::fs::read(path) {
+                Ok(b) => (path.display().to_string(), b),
+                Err(e) => {
+                    eprintln!("signoff: cannot read {}: {e}", path.display());
+                    failed = true;
+                    continue;
+                }
+            }
+        };
+        match rt.block_on(remote.ingest(body, None)) {
+            Ok(answer) => {
+                for p in &answer.problems {
+                    eprintln!(
+                        "{}",
+                        sanitize(&format!("{origin}:{}: {}", p.line, p.reason))
+                    );
+                }
+                report.ingested += answer.ingested;
+                report.duplicates += answer.duplicates;
+                report.revised += answer.revised;
+                report.rejected += answer.rejected;
+                report.conflicts += answer.conflicts;
+            }
+            Err(e) => {
+                eprintln!("signoff: ingest of {origin} failed: {e}");
+                failed = true;
+                break;
+            }
+        }
+    }
+    println!("{report}");
     Ok(if failed {
         EXIT_FAILED
     } else if report.clean() {

@@ -49,6 +49,11 @@ pub enum QuarantineCommand {
 }
 
 fn open(loaded: &Loaded) -> anyhow::Result<Store> {
+    if let Some(r) = &loaded.config.remote {
+        anyhow::bail!(
+            "this reads the queue database on this machine, and the queue is at {r}: run it on the server, or give --db PATH"
+        );
+    }
     Ok(Store::open(
         &loaded.paths.db,
         Arc::new(loaded.config.policy.clone()),

@@ -8,7 +8,11 @@ mod config_cmd;
 mod ingest;
 mod inspect;
 mod output;
+mod queue_ops;
 mod review;
+mod serve;
+
+pub(crate) use actions::worker_name;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -44,6 +48,14 @@ pub struct Cli {
     /// Show everything, decide nothing.
     #[arg(long, global = true)]
     pub read_only: bool,
+    /// Use a queue server: unix:/path/to.sock, https://host:port or http://127.0.0.1:port
+    /// (default: `remote` in the config; --db means this machine's database instead).
+    #[arg(long, global = true, value_name = "URL", env = "SIGNOFF_REMOTE")]
+    pub remote: Option<String>,
+    /// A file holding the bearer token for a TCP --remote (default: SIGNOFF_TOKEN, then
+    /// `remote_token` in the config).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -84,6 +96,32 @@ pub enum Command {
     },
     /// Decide an item: approve, reject with a reason, or escalate to a queue.
     Decide(review::DecideArgs),
+    /// Take back your last decision on an item while its undo window is open.
+    Undo { id: i64 },
+    /// Give a claimed item back to the queue.
+    Release {
+        id: i64,
+        /// The claim's fence (default: the item's current one, i.e. your claim).
+        #[arg(long)]
+        fence: Option<i64>,
+    },
+    /// Turn the actions kill switch on: nothing is sent until `resume`.
+    Pause,
+    /// Turn the actions kill switch off.
+    Resume,
+    /// Send dead letters again (outbox entry ids, as `signoff show ID --json` lists them).
+    Resend {
+        #[arg(required = true)]
+        actions: Vec<i64>,
+    },
+    /// Run the queue server: the store, the dispatcher and the HTTP API for consoles and
+    /// scripts (docs/serving.md).
+    Serve(serve::ServeArgs),
+    /// Bearer tokens for the queue server's TCP callers.
+    Token {
+        #[command(subcommand)]
+        command: serve::TokenCommand,
+    },
     /// Record what happened after a decision (qualified, meeting_booked, lost, …).
     Outcome {
         id: i64,
@@ -187,13 +225,24 @@ pub fn run(cli: Cli) -> i32 {
         db: cli.db.clone(),
         reviewer: cli.reviewer.clone(),
     };
-    let loaded = match config::load(&flags) {
+    let mut loaded = match config::load(&flags) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("signoff: {e}");
             return EXIT_USAGE;
         }
     };
+    if let Err(e) = apply_remote(&cli, &mut loaded) {
+        eprintln!("signoff: {e}");
+        return EXIT_USAGE;
+    }
+    if matches!(cli.command, Some(Command::Serve(_))) {
+        // The server's files (logs included, made next) are its user's alone.
+        // SAFETY: umask only sets this process's file mode mask.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
     let _log = crate::logging::init(
         &loaded.paths.log_dir,
         &loaded.config.log.level,
@@ -246,6 +295,13 @@ fn command_name(c: &Command) -> &'static str {
         Command::Show { .. } => "show",
         Command::Claim { .. } => "claim",
         Command::Decide(_) => "decide",
+        Command::Undo { .. } => "undo",
+        Command::Release { .. } => "release",
+        Command::Pause => "pause",
+        Command::Resume => "resume",
+        Command::Resend { .. } => "resend",
+        Command::Serve(_) => "serve",
+        Command::Token { .. } => "token",
         Command::Outcome { .. } => "outcome",
         Command::Stats { .. } => "stats",
         Command::Dispatch { .. } => "dispatch",
@@ -275,6 +331,7 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
             // The demo never sends anything, whatever the config says.
             let mut demo = loaded.clone();
             demo.config.actions.mode = crate::actions::Mode::Sandbox;
+            demo.config.remote = None;
             // A sample queue: any reviewer name will do (the Unix user is still recorded).
             demo.config.reviewer.allow_override = true;
             console(cli, &demo, &db)
@@ -289,6 +346,20 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
         Some(Command::Show { id, json }) => review::show(loaded, *id, *json),
         Some(Command::Claim { json }) => review::claim(loaded, *json, cli.read_only),
         Some(Command::Decide(args)) => review::decide(loaded, args, cli.read_only),
+        Some(Command::Undo { id }) => queue_ops::undo(loaded, *id, cli.read_only),
+        Some(Command::Release { id, fence }) => {
+            queue_ops::release(loaded, *id, *fence, cli.read_only)
+        }
+        Some(Command::Pause) => queue_ops::set_paused(loaded, true, cli.read_only),
+        Some(Command::Resume) => queue_ops::set_paused(loaded, false, cli.read_only),
+        Some(Command::Resend { actions }) => queue_ops::resend(loaded, actions, cli.read_only),
+        Some(Command::Serve(args)) => {
+            // The server is the store's owner: a `remote` in the config is for clients.
+            let mut local = loaded.clone();
+            local.config.remote = None;
+            serve::serve(&local, args)
+        }
+        Some(Command::Token { command }) => serve::token(loaded, command),
         Some(Command::Outcome { id, value, reason }) => {
             analytics::outcome(loaded, *id, value, reason.as_deref(), cli.read_only)
         }
@@ -327,12 +398,77 @@ pub(crate) fn store_options(loaded: &Loaded) -> StoreOptions {
     }
 }
 
-/// Opens the local queue.
+/// Settles where the queue is: `--remote` (or SIGNOFF_REMOTE) over the config's `remote`;
+/// `--db` means this machine's database whatever the config says. The token for a TCP
+/// remote: `--token-file`, then SIGNOFF_TOKEN, then `remote_token`.
+fn apply_remote(cli: &Cli, loaded: &mut Loaded) -> Result<(), String> {
+    if let Some(r) = &cli.remote {
+        loaded.config.remote = Some(r.clone());
+        loaded
+            .sources
+            .insert("remote".into(), config::Source::Flag("--remote".into()));
+    } else if cli.db.is_some() {
+        loaded.config.remote = None;
+    }
+    if let Some(f) = &cli.token_file {
+        let token = crate::queue::read_token_file(f)?;
+        loaded.config.remote_token = Some(crate::secret::Secret::new(token));
+    } else if let Ok(t) = std::env::var("SIGNOFF_TOKEN")
+        && !t.trim().is_empty()
+    {
+        loaded.config.remote_token = Some(crate::secret::Secret::new(t.trim()));
+    }
+    if let Some(r) = &loaded.config.remote {
+        crate::queue::RemoteTarget::parse(r).map_err(|e| format!("remote: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The queue server configured, if any.
+pub(crate) fn remote_queue(
+    loaded: &Loaded,
+    read_only: bool,
+) -> anyhow::Result<Option<crate::queue::RemoteQueue>> {
+    let Some(url) = &loaded.config.remote else {
+        return Ok(None);
+    };
+    let target =
+        crate::queue::RemoteTarget::parse(url).map_err(|e| anyhow::anyhow!("remote: {e}"))?;
+    let token = match &loaded.config.remote_token {
+        Some(s) => Some(
+            s.resolve()
+                .map_err(|e| anyhow::anyhow!("remote_token: {e}"))?,
+        ),
+        None => None,
+    };
+    let ca_pem = match &loaded.config.remote_ca {
+        Some(p) => Some(
+            std::fs::read(p)
+                .map_err(|e| anyhow::anyhow!("remote_ca: cannot read {}: {e}", p.display()))?,
+        ),
+        None => None,
+    };
+    let q = crate::queue::RemoteQueue::new(
+        target,
+        crate::queue::RemoteOptions {
+            token,
+            ca_pem,
+            read_only,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(Some(q))
+}
+
+/// Opens the queue: the configured server, or the local database.
 pub(crate) fn open_queue(
     loaded: &Loaded,
     db: &std::path::Path,
     read_only: bool,
 ) -> anyhow::Result<Arc<dyn Queue>> {
+    if let Some(remote) = remote_queue(loaded, read_only)? {
+        return Ok(Arc::new(remote));
+    }
     let policy = Arc::new(loaded.config.policy.clone());
     let renderer = crate::actions::renderer(&loaded.config.actions, policy.clone())?;
     let mut q = LocalQueue::open(db, policy, &store_options(loaded))?.with_renderer(renderer);
@@ -359,8 +495,45 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .build()?)
 }
 
+/// The console on a queue server: the name and role are the server's word, and so is
+/// the policy (reject reasons, escalation queues, lease length); the server dispatches.
+fn remote_console(
+    cli: &Cli,
+    loaded: &Loaded,
+    rt: tokio::runtime::Runtime,
+    remote: crate::queue::RemoteQueue,
+) -> anyhow::Result<i32> {
+    let location = remote.location();
+    let (who, policy) = rt
+        .block_on(async {
+            Ok::<_, crate::queue::QueueError>((remote.whoami().await?, remote.policy().await?))
+        })
+        .map_err(|e| anyhow::anyhow!("{location}: {e}"))?;
+    let read_only =
+        cli.read_only || !matches!(who.role, config::Role::Reviewer | config::Role::Admin);
+    let remote = if read_only {
+        remote.read_only()
+    } else {
+        remote
+    };
+    let opts = crate::tui::TuiOptions {
+        reviewer: who.name,
+        read_only,
+        policy: Arc::new(policy),
+        ui: loaded.config.ui.clone(),
+        actions_mode: "server".into(),
+        themes_dir: Some(loaded.paths.themes_dir.clone()),
+        state_dir: Some(loaded.paths.state_dir.clone()),
+    };
+    rt.block_on(crate::tui::run(Arc::new(remote), opts))?;
+    Ok(EXIT_OK)
+}
+
 fn console(cli: &Cli, loaded: &Loaded, db: &std::path::Path) -> anyhow::Result<i32> {
     let rt = runtime()?;
+    if let Some(remote) = remote_queue(loaded, cli.read_only)? {
+        return remote_console(cli, loaded, rt, remote);
+    }
     let queue = open_queue(loaded, db, cli.read_only)?;
     let policy = Arc::new(loaded.config.policy.clone());
     let opts = crate::tui::TuiOptions {

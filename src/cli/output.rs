@@ -185,12 +185,12 @@ pub fn parse_since(s: &str, now: i64) -> Result<i64, String> {
     }
     if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') && s.as_bytes().get(7) == Some(&b'-') {
         return Err(format!(
-            "--since {s:?} is not a date; expected a date (2026-12-01), an RFC 3339 time or an age like 30m, 24h, 7d"
+            "--since {s:?} is not a date; expected an RFC 3339 time or an age like 30m, 24h, 7d, or a date (2026-12-01)"
         ));
     }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = num.parse().map_err(|_| {
-        format!("--since {s:?}: expected a date (2026-12-01), an RFC 3339 time or an age like 30m, 24h, 7d")
+        format!("--since {s:?}: expected an RFC 3339 time or an age like 30m, 24h, 7d, or a date (2026-12-01)")
     })?;
     let ms = match unit {
         "s" => 1_000,

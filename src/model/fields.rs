@@ -5,7 +5,17 @@ use super::{Policy, Triage};
 
 /// A field of the AI triage that a reviewer may edit.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
 )]
 #[serde(rename_all = "snake_case")]
 pub enum EditableField {
@@ -95,7 +105,9 @@ impl FromStr for EditableField {
 }
 
 /// Effective field values: the AI's proposal with the reviewer's edits on top.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct FieldValues {
     pub summary: Option<String>,
     pub intent: Option<String>,

@@ -5,7 +5,9 @@
 use super::{ActionKind, DecisionKind, FieldValues, Policy, Triage};
 
 /// Why an action the policy names is not queued for this item.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Skip {
     /// The AI set `crm_update_required` to false.

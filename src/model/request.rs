@@ -20,7 +20,9 @@ pub enum IngestError {
 }
 
 /// What came in, untouched.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Raw {
     pub channel: Option<String>,
     pub from: Option<String>,
@@ -32,7 +34,7 @@ pub struct Raw {
 
 /// The model's confidence: unknown (absent or null), a number, or something that is not
 /// a number in 0..1 (kept as its JSON text).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(tag = "kind", content = "value", rename_all = "snake_case")]
 pub enum Confidence {
     Unknown,
@@ -59,7 +61,7 @@ impl Confidence {
 }
 
 /// The AI's structured output.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Triage {
     pub summary: Option<String>,
     pub intent: Option<String>,
@@ -112,7 +114,7 @@ impl Triage {
 }
 
 /// A typed view of one ingested payload.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Request {
     pub source: String,
     pub external_id: String,

@@ -3,7 +3,7 @@
 use super::{Confidence, EditableField, FieldValues, Policy, Request};
 
 /// One problem with a request, shown to the reviewer.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Flag {
     /// The field concerned (`ai.intent`, `received_at`, …).
     pub field: String,

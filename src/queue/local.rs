@@ -2,7 +2,9 @@
 //!
 //! The store is synchronous; each call runs on tokio's blocking pool so an async caller
 //! (the console's event loop) never waits on disk. Reads use their own connection, so a
-//! slow filtered listing never holds up a heartbeat or a decision.
+//! slow filtered listing never holds up a heartbeat or a decision. With
+//! [`LocalQueue::with_group_commit`] (the queue server), decisions go to a writer thread
+//! that commits those queued meanwhile together.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +21,87 @@ pub struct LocalQueue {
     writer: Arc<Mutex<Store>>,
     reader: Arc<Mutex<Store>>,
     read_only: bool,
+    group: Option<GroupCommit>,
+}
+
+tokio::task_local! {
+    /// The Unix user a task's queue calls are made for, when that is not this process's
+    /// (the queue server acting for the peer of a socket connection): the audit rows
+    /// record it.
+    static ACTING_FOR: String;
+}
+
+/// Runs `f` with every [`LocalQueue`] call it makes recorded in the audit log as done by
+/// the Unix user `os_user` (the peer of a server's socket connection).
+pub async fn acting_for<F: std::future::Future>(os_user: String, f: F) -> F::Output {
+    ACTING_FOR.scope(os_user, f).await
+}
+
+fn acting() -> Option<String> {
+    ACTING_FOR.try_with(Clone::clone).ok()
+}
+
+/// One decision waiting for the group-commit writer, and where its answer goes.
+struct DecideJob {
+    claim: Claim,
+    decision: Decision,
+    os_user: Option<String>,
+    answer: tokio::sync::oneshot::Sender<Result<Receipt>>,
+}
+
+/// The group-commit writer: a thread that takes every decision queued while the previous
+/// transaction was committing into the next one ([`Store::decide_batch`]).
+struct GroupCommit {
+    jobs: Option<std::sync::mpsc::Sender<DecideJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for GroupCommit {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread once the jobs already queued are answered.
+        self.jobs = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run_group_commit(
+    writer: Arc<Mutex<Store>>,
+    jobs: std::sync::mpsc::Receiver<DecideJob>,
+    max_batch: usize,
+) {
+    while let Ok(first) = jobs.recv() {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let work: Vec<(Claim, Decision, Option<String>)> = batch
+            .iter()
+            .map(|j| (j.claim.clone(), j.decision.clone(), j.os_user.clone()))
+            .collect();
+        let results = match writer.lock() {
+            Ok(mut store) => store.decide_batch(&work).map_err(QueueError::from),
+            Err(_) => Err(QueueError::Storage(
+                "queue connection poisoned by a panic".into(),
+            )),
+        };
+        match results {
+            Ok(results) => {
+                for (job, r) in batch.into_iter().zip(results) {
+                    let _ = job.answer.send(r.map_err(QueueError::from));
+                }
+            }
+            Err(e) => {
+                for job in batch {
+                    let _ = job.answer.send(Err(e.clone()));
+                }
+            }
+        }
+    }
 }
 
 impl LocalQueue {
@@ -35,6 +118,7 @@ impl LocalQueue {
             writer: Arc::new(Mutex::new(writer)),
             reader: Arc::new(Mutex::new(reader)),
             read_only: opts.read_only,
+            group: None,
         })
     }
 
@@ -48,10 +132,76 @@ impl LocalQueue {
         self
     }
 
+    /// Decisions go through a group-commit writer: those that arrive while a transaction
+    /// is committing share the next one (at most `max_batch`), each in a savepoint of its
+    /// own, and each caller is answered once its batch is durable. For a server with many
+    /// reviewers; other writes are unchanged.
+    pub fn with_group_commit(mut self, max_batch: usize) -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let writer = self.writer.clone();
+        let max_batch = max_batch.max(1);
+        let thread = std::thread::Builder::new()
+            .name("signoff-group-commit".into())
+            .spawn(move || run_group_commit(writer, rx, max_batch));
+        match thread {
+            Ok(t) => {
+                self.group = Some(GroupCommit {
+                    jobs: Some(tx),
+                    thread: Some(t),
+                });
+            }
+            Err(e) => tracing::warn!(
+                "no group commit (cannot start its thread: {e}); decisions commit one by one"
+            ),
+        }
+        self
+    }
+
     /// Marks the queue read-only: every change is refused.
     pub fn read_only(mut self) -> Self {
         self.read_only = true;
         self
+    }
+
+    /// Runs `f` on the writing connection, off the async runtime: for a caller that owns
+    /// the store (the queue server's tokens, idempotency records, ingest). Refused when
+    /// read-only.
+    pub async fn on_writer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        self.write(f).await
+    }
+
+    /// Runs `f` on the reading connection, off the async runtime.
+    pub async fn on_reader<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T> {
+        self.read(f).await
+    }
+
+    /// Ingests `body` (an object, an array or JSON Lines) as `signoff ingest` reads a
+    /// file, on the writing connection: the totals and each entry not taken, with its
+    /// line. Bad entries are quarantined and never stop the good ones.
+    pub async fn ingest(
+        &self,
+        origin: &str,
+        body: Vec<u8>,
+        actor: &str,
+    ) -> Result<(crate::ingest::Report, Vec<crate::ingest::Problem>)> {
+        let (origin, actor) = (origin.to_string(), actor.to_string());
+        self.write(move |s| {
+            let mut problems = Vec::new();
+            let report = {
+                let mut ingester = crate::ingest::Ingester::new(s, &actor)
+                    .on_problem(|p| problems.push(p.clone()));
+                ingester.read(&origin, std::io::Cursor::new(body))?;
+                ingester.report
+            };
+            Ok((report, problems))
+        })
+        .await
     }
 
     async fn with<T: Send + 'static>(
@@ -59,11 +209,21 @@ impl LocalQueue {
         f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T> {
         let store = store.clone();
+        let acting = acting();
         tokio::task::spawn_blocking(move || {
             let mut guard = store
                 .lock()
                 .map_err(|_| QueueError::Storage("queue connection poisoned by a panic".into()))?;
-            f(&mut guard).map_err(QueueError::from)
+            match acting {
+                None => f(&mut guard).map_err(QueueError::from),
+                Some(user) => {
+                    let own = guard.os_user().to_string();
+                    guard.set_os_user(user);
+                    let r = f(&mut guard);
+                    guard.set_os_user(own);
+                    r.map_err(QueueError::from)
+                }
+            }
         })
         .await
         .map_err(|e| QueueError::Storage(format!("queue task failed: {e}")))?
@@ -133,6 +293,24 @@ impl Queue for LocalQueue {
     }
 
     async fn decide(&self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+        if let Some(jobs) = self.group.as_ref().and_then(|g| g.jobs.as_ref())
+            && !self.read_only
+        {
+            let (answer, answered) = tokio::sync::oneshot::channel();
+            let job = DecideJob {
+                claim: claim.clone(),
+                decision: decision.clone(),
+                os_user: acting(),
+                answer,
+            };
+            if jobs.send(job).is_ok() {
+                return answered.await.unwrap_or_else(|_| {
+                    Err(QueueError::Storage(
+                        "the group-commit writer stopped".into(),
+                    ))
+                });
+            }
+        }
         let (c, d) = (claim.clone(), decision.clone());
         self.write(move |s| s.decide(&c, &d)).await
     }

@@ -2,10 +2,16 @@
 //! [`Queue`]. The local SQLite store implements it now; a remote HTTP client and a
 //! PostgreSQL backend fit the same trait later. Async and backend-neutral: no SQL types
 //! cross this boundary.
+//!
+//! Every type here is (de)serialisable: `signoff serve` sends them over HTTP as they are and
+//! [`RemoteQueue`] reads them back, so a field added here reaches remote consoles unchanged.
 mod local;
+mod remote;
+pub mod wire;
 
 pub use crate::store::ActionPreview;
-pub use local::LocalQueue;
+pub use local::{LocalQueue, acting_for};
+pub use remote::{RemoteOptions, RemoteQueue, RemoteTarget, read_token_file};
 
 use crate::model::{
     ActionKind, Confidence, DecisionKind, EditableField, FieldValues, Flag, Request, State,
@@ -15,7 +21,11 @@ use crate::model::{
 pub type Millis = i64;
 
 /// Errors a queue operation reports to its caller.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// On the wire (`signoff serve`'s error bodies) a variant is `{"code": "<snake_case
+/// name>", "detail": <its fields>}`: the code is stable and a client reads the fields back.
+#[derive(Debug, Clone, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "code", content = "detail", rename_all = "snake_case")]
 pub enum QueueError {
     #[error("item {0} not found")]
     NotFound(i64),
@@ -59,12 +69,34 @@ pub enum QueueError {
     ReadOnly,
     #[error("queue storage failed: {0}")]
     Storage(String),
+    /// The queue server cannot be reached (a remote queue): nothing was changed. The
+    /// console says "offline — retrying" and keeps what the reviewer typed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The queue server refused the request for a reason of its own (`code`: forbidden,
+    /// unauthorized, rate_limited, payload_too_large, bad_request, …).
+    #[error("{message}")]
+    Refused { code: String, message: String },
 }
 
 pub type Result<T, E = QueueError> = std::result::Result<T, E>;
 
+/// A live feed of the queue's change token (the latest value, or why it cannot be had
+/// now), for a queue that is told of changes instead of being polled.
+pub type Changes = tokio::sync::watch::Receiver<Result<u64>>;
+
 /// The order of a listing.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
     /// Priority, then age (oldest first): the order claims follow.
@@ -153,7 +185,9 @@ impl Sort {
 }
 
 /// Filters a listing. Every set field must match.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Filter {
     /// Case-insensitive substring of sender, subject, summary or external id.
     pub text: Option<String>,
@@ -172,7 +206,9 @@ pub struct Filter {
 }
 
 /// One page of a listing.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct ListQuery {
     /// Empty means pending and in review.
     pub states: Vec<State>,
@@ -189,7 +225,7 @@ pub struct ListQuery {
 }
 
 /// A row of the queue list.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ItemSummary {
     pub id: i64,
     pub source: String,
@@ -219,7 +255,7 @@ pub struct ItemSummary {
 }
 
 /// A decision as a list row shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Decided {
     /// approve, reject or escalate.
     pub kind: String,
@@ -230,7 +266,9 @@ pub struct Decided {
 }
 
 /// A page of rows and the number of rows matching the query.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Page {
     pub items: Vec<ItemSummary>,
     pub total: u64,
@@ -238,7 +276,9 @@ pub struct Page {
 }
 
 /// Queue depth and age, for the status bar.
-#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Counts {
     pub pending: u64,
     pub in_review: u64,
@@ -255,7 +295,7 @@ pub struct Counts {
 }
 
 /// A held lease on one item. Present it to change the item.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Claim {
     pub id: i64,
     pub reviewer: String,
@@ -264,7 +304,7 @@ pub struct Claim {
 }
 
 /// A reviewer's edit of one field.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Edit {
     pub field: String,
     pub old: Option<String>,
@@ -274,7 +314,7 @@ pub struct Edit {
 }
 
 /// A decision to record.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Decision {
     pub kind: DecisionKind,
     /// The revision of the item the decider was shown. The store refuses the decision with
@@ -288,7 +328,7 @@ pub struct Decision {
 }
 
 /// A recorded decision.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct DecisionRecord {
     pub id: i64,
     pub kind: DecisionKind,
@@ -300,7 +340,7 @@ pub struct DecisionRecord {
 }
 
 /// An outbound action's state.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ActionStatus {
     pub id: i64,
     pub action: ActionKind,
@@ -316,7 +356,7 @@ pub struct ActionStatus {
 }
 
 /// What a decision set in motion.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     pub decision_id: i64,
     pub id: i64,
@@ -330,7 +370,7 @@ pub struct Receipt {
 }
 
 /// Everything about one item.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ItemDetail {
     pub summary: ItemSummary,
     /// The current revision's payload, verbatim as ingested.
@@ -347,7 +387,7 @@ pub struct ItemDetail {
 }
 
 /// One audit entry, for the item timeline.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub seq: i64,
     pub at: Millis,
@@ -389,6 +429,11 @@ pub trait Queue: Send + Sync {
     async fn timeline(&self, id: i64) -> Result<Vec<AuditEntry>>;
     /// Changes whenever anything in the queue changed (any writer); cheap to poll.
     async fn change_token(&self) -> Result<u64>;
+    /// The change token as it changes, when the queue can push it (a remote queue follows
+    /// the server's event stream); `None` means poll [`Queue::change_token`].
+    fn changes(&self) -> Option<Changes> {
+        None
+    }
     /// Whether the actions kill switch is on.
     async fn actions_paused(&self) -> Result<bool>;
     /// Turns the kill switch on or off for everyone using this queue.

@@ -141,6 +141,8 @@ pub(crate) fn schema_cookie(tx: &rusqlite::Connection) -> Result<i64> {
 pub(crate) struct AuditWriter<'a> {
     state: &'a AuditState,
     os_user: &'a str,
+    /// Another Unix user the rows are written for (one decision of a batch).
+    acting: Option<String>,
     started: Option<Started>,
 }
 
@@ -157,8 +159,15 @@ impl<'a> AuditWriter<'a> {
         AuditWriter {
             state,
             os_user,
+            acting: None,
             started: None,
         }
+    }
+
+    /// Records `user` instead of the store's Unix user on the rows appended from now on
+    /// (`None`: the store's again). Group commit sets it per decision.
+    pub fn act_as(&mut self, user: Option<String>) {
+        self.acting = user;
     }
 
     /// The head this transaction ended on and the schema cookie, when it appended.
@@ -169,15 +178,8 @@ impl<'a> AuditWriter<'a> {
             .map(|s| (s.head.clone(), s.schema))
     }
 
-    pub fn append(
-        &mut self,
-        tx: &Transaction<'_>,
-        at: Millis,
-        actor: &str,
-        request_id: Option<i64>,
-        kind: &str,
-        detail: &impl serde::Serialize,
-    ) -> Result<i64> {
+    /// Reads the chain's head and checks it against the anchor, once per transaction.
+    fn start(&mut self, tx: &Transaction<'_>) -> Result<()> {
         if self.started.is_none() {
             let head = read_head(tx)?;
             let schema = schema_cookie(tx)?;
@@ -190,12 +192,47 @@ impl<'a> AuditWriter<'a> {
                 hasher: RowHasher::default(),
             });
         }
+        Ok(())
+    }
+
+    /// The head as it stands in this transaction, before a savepoint whose rows may be
+    /// rolled back ([`AuditWriter::rewind`]).
+    pub fn mark(&mut self, tx: &Transaction<'_>) -> Result<AuditHead> {
+        self.start(tx)?;
+        Ok(self
+            .started
+            .as_ref()
+            .map(|s| s.head.clone())
+            .unwrap_or_else(|| AuditHead {
+                seq: 0,
+                hash: String::new(),
+            }))
+    }
+
+    /// Returns to a marked head after its savepoint was rolled back, so the next row
+    /// links to the last one that is still there.
+    pub fn rewind(&mut self, head: AuditHead) {
+        if let Some(s) = self.started.as_mut() {
+            s.head = head;
+        }
+    }
+
+    pub fn append(
+        &mut self,
+        tx: &Transaction<'_>,
+        at: Millis,
+        actor: &str,
+        request_id: Option<i64>,
+        kind: &str,
+        detail: &impl serde::Serialize,
+    ) -> Result<i64> {
+        self.start(tx)?;
         let Some(s) = self.started.as_mut() else {
             return Ok(0);
         };
         let seq = s.head.seq + 1;
         let detail = serde_json::to_string(detail).unwrap_or_else(|_| "null".into());
-        let os_user = Some(self.os_user);
+        let os_user = Some(self.acting.as_deref().unwrap_or(self.os_user));
         let hash = hex(&s.hasher.digest(
             &s.head.hash,
             seq,

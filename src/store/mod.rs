@@ -24,6 +24,7 @@ mod recheck;
 mod review;
 mod schema;
 mod stats;
+mod tokens;
 mod verify;
 mod vfs;
 
@@ -44,6 +45,7 @@ pub use outcomes::Outcome;
 pub use recheck::Recheck;
 pub use review::idempotency_key;
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
+pub use tokens::{IdempotentAnswer, TokenRecord};
 pub use verify::{VerifyOptions, VerifyReport};
 
 use crate::model::Policy;

@@ -324,14 +324,16 @@ impl Store {
 }
 
 /// One action as it would be sent, rendered for a preview.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ActionPreview {
     pub action: crate::model::ActionKind,
     /// The key this preview used (the decision id is the next free one, so approval's key
     /// matches unless someone else decides first).
     pub idempotency_key: String,
     /// The rendered requests, or why the action cannot be rendered (approval would fail
-    /// with this). Null for a skipped action.
+    /// with this). Null for a skipped action. On the wire `{"Ok": <requests>}` or
+    /// `{"Err": "<why>"}`.
+    #[schema(value_type = Object)]
     pub rendered: std::result::Result<serde_json::Value, String>,
     /// Set when the policy names this action but the item rules it out: nothing is
     /// queued for it, and this says why.

@@ -483,72 +483,41 @@ impl Store {
     pub fn decide(&mut self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
         let renderer = self.renderer.clone();
         self.write_audited(|tx, now, policy, audit| {
-            check_claim(tx, claim, now)?;
-            check_revision(tx, claim.id, decision.revision)?;
-            for (field, value) in &decision.sets {
-                apply_edit(tx, audit, claim, *field, value.clone(), now, policy)?;
+            decide_in(tx, audit, claim, decision, now, policy, renderer.as_ref())
+        })
+    }
+
+    /// Records several decisions in one transaction (group commit), each in a savepoint of
+    /// its own: one that is refused (a lost lease, a stale revision, a policy refusal) is
+    /// rolled back alone and the others commit. Results are in the order given, and every
+    /// one that is `Ok` is durable when this returns. Each may name the Unix user it is
+    /// recorded for (a server acting for the peer of a connection).
+    pub fn decide_batch(
+        &mut self,
+        batch: &[(Claim, Decision, Option<String>)],
+    ) -> Result<Vec<Result<Receipt>>> {
+        let renderer = self.renderer.clone();
+        self.write_audited(|tx, now, policy, audit| {
+            let mut results = Vec::with_capacity(batch.len());
+            for (claim, decision, os_user) in batch {
+                audit.act_as(os_user.clone());
+                // Where the chain stands before this decision, to return to if it is refused.
+                let mark = audit.mark(tx)?;
+                tx.execute_batch("SAVEPOINT decision")?;
+                match decide_in(tx, audit, claim, decision, now, policy, renderer.as_ref()) {
+                    Ok(receipt) => {
+                        tx.execute_batch("RELEASE decision")?;
+                        results.push(Ok(receipt));
+                    }
+                    Err(e) => {
+                        tx.execute_batch("ROLLBACK TO decision; RELEASE decision")?;
+                        audit.rewind(mark);
+                        results.push(Err(e));
+                    }
+                }
             }
-            let (revision, payload) = load_payload(tx, claim.id)?;
-            let (ai, fields) = reviewed_fields(tx, claim.id, &payload, policy)?;
-            let (reason, queue): (Option<&str>, Option<&str>) =
-                match &decision.kind {
-                    DecisionKind::Approve => {
-                        let problems = check_fields(&fields, policy);
-                        if !problems.is_empty() {
-                            let list: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-                            return Err(QueueError::Invalid(format!(
-                                "cannot approve item {}: {}; edit the field first, or reject or escalate it",
-                                claim.id,
-                                list.join("; ")
-                            ))
-                            .into());
-                        }
-                        (None, None)
-                    }
-                    DecisionKind::Reject { reason } => {
-                        if policy.reject_reason(reason).is_none() {
-                            return Err(QueueError::Invalid(format!(
-                                "'{reason}' is not a reject reason; reasons: {}",
-                                policy.reject_reasons.iter().map(|r| r.key.as_str()).collect::<Vec<_>>().join(", ")
-                            ))
-                            .into());
-                        }
-                        (Some(reason.as_str()), None)
-                    }
-                    DecisionKind::Escalate { queue } => {
-                        if policy.escalation_queue(queue).is_none() {
-                            return Err(QueueError::Invalid(format!(
-                                "'{queue}' is not an escalation queue; queues: {}",
-                                policy.escalation_queues.iter().map(|q| q.name.as_str()).collect::<Vec<_>>().join(", ")
-                            ))
-                            .into());
-                        }
-                        (None, Some(queue.as_str()))
-                    }
-                };
-            let plan = policy.plan_actions(&decision.kind, &fields, &ai);
-            let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
-            record_decision(
-                tx,
-                audit,
-                &NewDecision {
-                    id: claim.id,
-                    revision,
-                    fence: claim.fence,
-                    reviewer: &claim.reviewer,
-                    kind: &decision.kind,
-                    reason,
-                    queue,
-                    note,
-                    payload: &payload,
-                    fields: &fields,
-                    plan: &plan,
-                    auto: false,
-                },
-                now,
-                policy,
-                renderer.as_ref(),
-            )
+            audit.act_as(None);
+            Ok(results)
         })
     }
 
@@ -603,4 +572,92 @@ impl Store {
             take_lease(tx, audit, id, reviewer, now, policy, "claimed")
         })
     }
+}
+
+/// One decision inside a write transaction: the claim and revision checked, the edits, the
+/// decision with its audit and outbox rows.
+fn decide_in(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter<'_>,
+    claim: &Claim,
+    decision: &Decision,
+    now: Millis,
+    policy: &Policy,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> Result<Receipt> {
+    check_claim(tx, claim, now)?;
+    check_revision(tx, claim.id, decision.revision)?;
+    for (field, value) in &decision.sets {
+        apply_edit(tx, audit, claim, *field, value.clone(), now, policy)?;
+    }
+    let (revision, payload) = load_payload(tx, claim.id)?;
+    let (ai, fields) = reviewed_fields(tx, claim.id, &payload, policy)?;
+    let (reason, queue): (Option<&str>, Option<&str>) = match &decision.kind {
+        DecisionKind::Approve => {
+            let problems = check_fields(&fields, policy);
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+                return Err(QueueError::Invalid(format!(
+                    "cannot approve item {}: {}; edit the field first, or reject or escalate it",
+                    claim.id,
+                    list.join("; ")
+                ))
+                .into());
+            }
+            (None, None)
+        }
+        DecisionKind::Reject { reason } => {
+            if policy.reject_reason(reason).is_none() {
+                return Err(QueueError::Invalid(format!(
+                    "'{reason}' is not a reject reason; reasons: {}",
+                    policy
+                        .reject_reasons
+                        .iter()
+                        .map(|r| r.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into());
+            }
+            (Some(reason.as_str()), None)
+        }
+        DecisionKind::Escalate { queue } => {
+            if policy.escalation_queue(queue).is_none() {
+                return Err(QueueError::Invalid(format!(
+                    "'{queue}' is not an escalation queue; queues: {}",
+                    policy
+                        .escalation_queues
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .into());
+            }
+            (None, Some(queue.as_str()))
+        }
+    };
+    let plan = policy.plan_actions(&decision.kind, &fields, &ai);
+    let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
+    record_decision(
+        tx,
+        audit,
+        &NewDecision {
+            id: claim.id,
+            revision,
+            fence: claim.fence,
+            reviewer: &claim.reviewer,
+            kind: &decision.kind,
+            reason,
+            queue,
+            note,
+            payload: &payload,
+            fields: &fields,
+            plan: &plan,
+            auto: false,
+        },
+        now,
+        policy,
+        renderer,
+    )
 }

@@ -227,6 +227,29 @@ CREATE TABLE meta (
 ALTER TABLE audit ADD COLUMN os_user TEXT;
 ALTER TABLE audit ADD COLUMN mac TEXT;
 "#,
+    // v10: the queue server's API tokens (only each token's SHA-256 is kept) and the first
+    // answer to each idempotent ingest request.
+    r#"
+CREATE TABLE api_tokens (
+    name        TEXT PRIMARY KEY,
+    role        TEXT NOT NULL,
+    sha256      TEXT NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    created_by  TEXT NOT NULL,
+    expires_at  INTEGER,
+    revoked_at  INTEGER
+);
+CREATE TABLE idempotency (
+    caller       TEXT NOT NULL,
+    key          TEXT NOT NULL,
+    body_sha256  TEXT NOT NULL,
+    status       INTEGER NOT NULL,
+    answer       TEXT NOT NULL,
+    at           INTEGER NOT NULL,
+    PRIMARY KEY (caller, key)
+);
+CREATE INDEX idempotency_at ON idempotency (at);
+"#,
 ];
 
 /// The kind of the entry the v9 migration appends when it keys an existing log.

@@ -333,6 +333,8 @@ pub struct App {
     pub bulk: Option<crate::model::DecisionKind>,
     /// The list's share of the screen beside the detail, in percent (`+`/`-`).
     pub list_pct: u16,
+    /// The queue (a server) cannot be reached; nothing typed is lost meanwhile.
+    pub offline: bool,
 }
 
 /// A marked item as the list showed it.
@@ -437,6 +439,7 @@ impl App {
             marked: BTreeMap::new(),
             bulk: None,
             list_pct: super::view::layout::DEFAULT_LIST_PCT,
+            offline: false,
         }
     }
 

@@ -7,6 +7,10 @@
 //! (lease countdown) or an edit waits for its debounced save; one wake-up at the end of the
 //! undo window, only while the footer offers undo; heartbeats run in their own task while a
 //! claim is held, so `$EDITOR` does not cost the lease.
+//!
+//! A queue that pushes its changes ([`Queue::changes`]: a server's event stream) delivers
+//! each new token, or "offline", the moment it happens; the poll then only runs at the idle
+//! rate as a fallback.
 use std::io::Write;
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,7 +110,10 @@ fn start_heartbeat(
         loop {
             tokio::time::sleep(every).await;
             let result = q.heartbeat(&claim).await;
-            let lost = result.is_err();
+            // An unreachable server is not a lost lease: keep beating until it answers.
+            let lost = result
+                .as_ref()
+                .is_err_and(|e| !matches!(e, crate::queue::QueueError::Unavailable(_)));
             let (id, fence) = (claim.id, claim.fence);
             if let Ok(c) = &result {
                 claim = c.clone();
@@ -191,7 +198,15 @@ pub async fn run<W: Write>(
     let reviewer = app.reviewer.clone();
     let hb_every = Duration::from_secs((app.policy.lease_seconds / 3).max(3));
     let mut heartbeat: Option<Heartbeat> = None;
-    let mut poll_gap = POLL_EVERY;
+    // A queue that pushes its changes (a server's event stream) is polled only as a
+    // fallback, at the idle rate.
+    let mut changes = queue.changes();
+    let poll_every = if changes.is_some() {
+        POLL_IDLE_MAX
+    } else {
+        POLL_EVERY
+    };
+    let mut poll_gap = poll_every;
     let mut next_poll = tokio::time::Instant::now() + poll_gap;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -292,7 +307,20 @@ pub async fn run<W: Write>(
             let timer_on =
                 app.claim.is_some() || app.form.as_ref().is_some_and(|f| f.unsaved_since.is_some());
             let undo_ends = undo_timer(&app, now_ms()).map(|d| tokio::time::Instant::now() + d);
+            let mut feed_gone = false;
             let first = tokio::select! {
+                pushed = async {
+                    match changes.as_mut() {
+                        Some(rx) => rx.changed().await.map(|()| rx.borrow_and_update().clone()),
+                        None => std::future::pending().await,
+                    }
+                } => match pushed {
+                    Ok(token) => Some(Action::Loaded(Loaded::Token(token))),
+                    Err(_) => {
+                        feed_gone = true;
+                        None
+                    }
+                },
                 ev = async {
                     match events.as_mut() {
                         Some(s) => s.next().await,
@@ -315,6 +343,9 @@ pub async fn run<W: Write>(
                 _ = sighup.recv() => Some(Action::Cmd(Cmd::Quit)),
                 _ = sigterm.recv() => Some(Action::Cmd(Cmd::Quit)),
             };
+            if feed_gone {
+                changes = None;
+            }
             pending.extend(first);
         }
         // Drain everything already queued, then draw once.
@@ -358,7 +389,7 @@ pub async fn run<W: Write>(
         }
         app.dirty = dirty;
         if active || app.token != token_before {
-            poll_gap = POLL_EVERY;
+            poll_gap = poll_every;
             next_poll = tokio::time::Instant::now() + poll_gap;
         } else if polled {
             poll_gap = (poll_gap * 2).min(POLL_IDLE_MAX);

@@ -61,6 +61,10 @@ pub fn signoff(dir: &Path) -> Command {
         .env_remove("SIGNOFF_DB")
         .env_remove("SIGNOFF_REVIEWER")
         .env_remove("SIGNOFF_CONFIG")
+        .env_remove("SIGNOFF_REMOTE")
+        .env_remove("SIGNOFF_TOKEN")
+        // A host's /etc/signoff/config.toml (a `remote`) must not reach the tests.
+        .env("SIGNOFF_SYSTEM_CONFIG", dir.join("no-system-config.toml"))
         .env("USER", "tester");
     c
 }

@@ -41,6 +41,19 @@ pub(super) fn describe(e: &QueueError) -> String {
     }
 }
 
+/// What the console says while the queue server cannot be reached.
+pub(super) const OFFLINE: &str = "offline — retrying · your edits are kept here";
+
+/// Notes that the queue cannot be reached (said once, not on every retry).
+fn gone_offline(app: &mut App) {
+    if !app.offline {
+        app.offline = true;
+        say(app, Level::Warn, OFFLINE);
+    } else {
+        app.dirty = false;
+    }
+}
+
 /// Why an item is no longer in the list, from its detail.
 fn why_it_left(d: &crate::queue::ItemDetail) -> String {
     use crate::model::DecisionKind;
@@ -58,8 +71,39 @@ fn why_it_left(d: &crate::queue::ItemDetail) -> String {
     }
 }
 
+/// Reloads what is on screen. The details shown stay up until their fresh copies arrive
+/// (a decision on one meanwhile names the revision shown, which the queue refuses if it has
+/// moved on).
+fn refresh_shown(app: &mut App) -> Vec<Effect> {
+    let shown: Vec<i64> = app.open.into_iter().chain(app.list.selected_id).collect();
+    app.details.retain(|id, _| shown.contains(id));
+    app.details_requested.clear();
+    let mut fx = reload(app);
+    for id in shown {
+        if !app.details_requested.contains(&id) {
+            fx.push(refetch_detail(app, id));
+        }
+    }
+    fx.push(Effect::LoadCounts);
+    fx.extend(stats_if_due(app));
+    fx
+}
+
 pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
     match l {
+        Loaded::Token(Ok(t)) if app.offline => {
+            // Back: refresh everything and send the edits made meanwhile.
+            app.offline = false;
+            app.token = Some(t);
+            say(app, Level::Ok, "back online");
+            let mut fx = save_form(app);
+            fx.extend(refresh_shown(app));
+            fx
+        }
+        Loaded::Token(Err(QueueError::Unavailable(_))) => {
+            gone_offline(app);
+            Vec::new()
+        }
         Loaded::Token(Ok(t)) => {
             if app.token == Some(t) {
                 app.dirty = false;
@@ -71,21 +115,8 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             if first {
                 return Vec::new();
             }
-            // Someone changed the queue: refresh what is on screen. The details shown stay
-            // up until their fresh copies arrive (a decision on one meanwhile names the
-            // revision shown, which the queue refuses if it has moved on).
-            let shown: Vec<i64> = app.open.into_iter().chain(app.list.selected_id).collect();
-            app.details.retain(|id, _| shown.contains(id));
-            app.details_requested.clear();
-            let mut fx = reload(app);
-            for id in shown {
-                if !app.details_requested.contains(&id) {
-                    fx.push(refetch_detail(app, id));
-                }
-            }
-            fx.push(Effect::LoadCounts);
-            fx.extend(stats_if_due(app));
-            fx
+            // Someone changed the queue: refresh what is on screen.
+            refresh_shown(app)
         }
         Loaded::Token(Err(e)) => {
             say(app, Level::Error, format!("cannot reach the queue: {e}"));
@@ -221,6 +252,9 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
             }
             match result {
                 Ok(c) => app.claim = Some(c),
+                // The lease may well still be ours: keep it and the edits until the
+                // server answers again.
+                Err(QueueError::Unavailable(_)) => gone_offline(app),
                 Err(e) => {
                     app.claim = None;
                     say(app, Level::Error, describe(&e));
@@ -248,11 +282,18 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                         .and_then(|d| d.fields.get(field))
                         .map(str::to_owned);
                 }
-                say(
-                    app,
-                    Level::Error,
-                    format!("{} not saved: {}", field.label(), describe(&e)),
-                );
+                if matches!(e, QueueError::Unavailable(_)) {
+                    // Sent again when the server is back.
+                    app.offline = false;
+                    gone_offline(app);
+                    app.dirty = true;
+                } else {
+                    say(
+                        app,
+                        Level::Error,
+                        format!("{} not saved: {}", field.label(), describe(&e)),
+                    );
+                }
                 Vec::new()
             } else if app.form.is_none()
                 && let Some(id) = app.open
@@ -318,6 +359,12 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                     let mut fx = reload(app);
                     fx.push(Effect::LoadCounts);
                     fx
+                }
+                Err(QueueError::Unavailable(_)) => {
+                    // Nothing was decided; the item, the claim and the edits stay.
+                    gone_offline(app);
+                    app.dirty = true;
+                    Vec::new()
                 }
                 Err(e) => {
                     if matches!(e, QueueError::LeaseLost { .. }) {
