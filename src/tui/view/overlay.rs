@@ -230,8 +230,24 @@ fn help(app: &App, frame: &mut Frame, body: Rect) {
             Span::styled(cmd.name(), if sel { base } else { t.muted }),
         ]));
     }
-    if items.is_empty() {
+    // The command line's own commands, below the keys, where there is room.
+    let q = app.palette.text.to_lowercase();
+    let line_cmds: Vec<_> = crate::tui::update::COMMANDS
+        .iter()
+        .filter(|(n, u)| q.is_empty() || n.contains(q.as_str()) || u.contains(q.as_str()))
+        .collect();
+    if items.is_empty() && line_cmds.is_empty() {
         lines.push(Line::styled("  no command matches", t.muted));
+    }
+    if !line_cmds.is_empty() && lines.len() + 2 < usize::from(h.saturating_sub(2)) {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("  : command line (tab completes)", t.title));
+        for (name, usage) in line_cmds {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  :{}", fmt::pad(name, 13)), t.key),
+                Span::styled(usage.to_string(), t.muted),
+            ]));
+        }
     }
     let area = centered(body, 64, h.max(6));
     panel(
