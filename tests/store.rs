@@ -1366,3 +1366,64 @@ fn a_batch_of_decisions_commits_together_and_a_refused_one_alone_rolls_back() {
     s.decide(&b, &approve()).unwrap();
     assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
 }
+
+/// Claims and heartbeats share a group commit's transaction with decisions: two reviewers
+/// asking for the next item in one batch get different items, a claim on an item someone
+/// holds and a heartbeat on a stale fence fail alone, and the chain stays whole.
+#[test]
+fn claims_and_heartbeats_in_a_batch_are_each_their_own() {
+    use signoff::store::{BatchAnswer, BatchOp};
+    let (_d, mut s) = seeded(4);
+    let held = s.claim(4, "dora").unwrap();
+    let mine = s.claim(3, "ana").unwrap();
+    let stale = signoff::queue::Claim {
+        fence: mine.fence + 1,
+        ..mine.clone()
+    };
+    let results = s
+        .write_batch(&[
+            (BatchOp::ClaimNext("ana".into()), None),
+            (BatchOp::ClaimNext("ben".into()), None),
+            (BatchOp::Claim(4, "cy".into()), None),
+            (BatchOp::Heartbeat(stale), None),
+            (BatchOp::Heartbeat(mine.clone()), None),
+            (BatchOp::ClaimNext("cy".into()), None),
+        ])
+        .unwrap();
+    let claim = |i: usize| match &results[i] {
+        Ok(BatchAnswer::Claim(c)) => c.clone(),
+        other => panic!("result {i}: {other:?}"),
+    };
+    let (ana, ben) = (claim(0).unwrap(), claim(1).unwrap());
+    assert_ne!(ana.id, ben.id, "two claims in one transaction, two items");
+    assert_eq!(
+        (ana.reviewer.as_str(), ben.reviewer.as_str()),
+        ("ana", "ben")
+    );
+    let err = |i: usize| match &results[i] {
+        Err(e) => queue_err_ref(e),
+        other => panic!("result {i}: {other:?}"),
+    };
+    assert!(matches!(err(2), QueueError::HeldBy { id: 4, ref reviewer, .. } if reviewer == "dora"));
+    assert!(matches!(err(3), QueueError::LeaseLost { id: 3, .. }));
+    assert_eq!(
+        claim(4).map(|c| c.fence),
+        Some(mine.fence),
+        "the live lease renewed"
+    );
+    assert_eq!(claim(5), None, "nothing left for cy");
+    assert_eq!(
+        s.get(4).unwrap().summary.claimed_by.as_deref(),
+        Some("dora")
+    );
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+    s.decide(&held, &approve()).unwrap();
+    assert_eq!(s.verify_audit(|_| {}).unwrap().broken, None);
+}
+
+fn queue_err_ref(e: &StoreError) -> QueueError {
+    match e {
+        StoreError::Queue(q) => q.clone(),
+        other => QueueError::Storage(other.to_string()),
+    }
+}

@@ -3,8 +3,8 @@
 //! The store is synchronous; each call runs on tokio's blocking pool so an async caller
 //! (the console's event loop) never waits on disk. Reads use their own connection, so a
 //! slow filtered listing never holds up a heartbeat or a decision. With
-//! [`LocalQueue::with_group_commit`] (the queue server), decisions go to a writer thread
-//! that commits those queued meanwhile together.
+//! [`LocalQueue::with_group_commit`] (the queue server), claims, heartbeats and decisions
+//! go to a writer thread that commits those queued meanwhile together.
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -13,7 +13,7 @@ use super::{
     Result,
 };
 use crate::model::{EditableField, Policy};
-use crate::store::{Store, StoreError, StoreOptions};
+use crate::store::{BatchAnswer, BatchOp, Store, StoreError, StoreOptions};
 
 /// [`Queue`] over a local SQLite file.
 pub struct LocalQueue {
@@ -41,18 +41,17 @@ fn acting() -> Option<String> {
     ACTING_FOR.try_with(Clone::clone).ok()
 }
 
-/// One decision waiting for the group-commit writer, and where its answer goes.
-struct DecideJob {
-    claim: Claim,
-    decision: Decision,
+/// One write waiting for the group-commit writer, and where its answer goes.
+struct BatchJob {
+    op: BatchOp,
     os_user: Option<String>,
-    answer: tokio::sync::oneshot::Sender<Result<Receipt>>,
+    answer: tokio::sync::oneshot::Sender<Result<BatchAnswer>>,
 }
 
-/// The group-commit writer: a thread that takes every decision queued while the previous
-/// transaction was committing into the next one ([`Store::decide_batch`]).
+/// The group-commit writer: a thread that takes every write queued while the previous
+/// transaction was committing into the next one ([`Store::write_batch`]).
 struct GroupCommit {
-    jobs: Option<std::sync::mpsc::Sender<DecideJob>>,
+    jobs: Option<std::sync::mpsc::Sender<BatchJob>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
@@ -68,7 +67,7 @@ impl Drop for GroupCommit {
 
 fn run_group_commit(
     writer: Arc<Mutex<Store>>,
-    jobs: std::sync::mpsc::Receiver<DecideJob>,
+    jobs: std::sync::mpsc::Receiver<BatchJob>,
     max_batch: usize,
 ) {
     while let Ok(first) = jobs.recv() {
@@ -79,12 +78,12 @@ fn run_group_commit(
                 Err(_) => break,
             }
         }
-        let work: Vec<(Claim, Decision, Option<String>)> = batch
+        let work: Vec<(BatchOp, Option<String>)> = batch
             .iter()
-            .map(|j| (j.claim.clone(), j.decision.clone(), j.os_user.clone()))
+            .map(|j| (j.op.clone(), j.os_user.clone()))
             .collect();
         let results = match writer.lock() {
-            Ok(mut store) => store.decide_batch(&work).map_err(QueueError::from),
+            Ok(mut store) => store.write_batch(&work).map_err(QueueError::from),
             Err(_) => Err(QueueError::Storage(
                 "queue connection poisoned by a panic".into(),
             )),
@@ -102,6 +101,22 @@ fn run_group_commit(
             }
         }
     }
+}
+
+/// A batched write answered with the wrong kind of answer (a bug, not a user's error).
+fn unexpected(got: Result<BatchAnswer>) -> QueueError {
+    match got {
+        Err(e) => e,
+        Ok(a) => QueueError::Storage(format!("the group-commit writer answered {a:?}")),
+    }
+}
+
+/// The claim a batched claim or heartbeat answered with.
+fn claimed(got: Option<Result<BatchAnswer>>) -> Option<Result<Option<Claim>>> {
+    Some(match got? {
+        Ok(BatchAnswer::Claim(c)) => Ok(c),
+        other => Err(unexpected(other)),
+    })
 }
 
 impl LocalQueue {
@@ -155,6 +170,27 @@ impl LocalQueue {
             ),
         }
         self
+    }
+
+    /// Sends `op` to the group-commit writer and waits for its answer (given once its
+    /// transaction is durable). `None` without group commit: the caller writes alone.
+    async fn batched(&self, op: BatchOp) -> Option<Result<BatchAnswer>> {
+        let jobs = self.group.as_ref()?.jobs.as_ref()?;
+        if self.read_only {
+            return Some(Err(QueueError::ReadOnly));
+        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = BatchJob {
+            op,
+            os_user: acting(),
+            answer,
+        };
+        jobs.send(job).ok()?;
+        Some(answered.await.unwrap_or_else(|_| {
+            Err(QueueError::Storage(
+                "the group-commit writer stopped".into(),
+            ))
+        }))
     }
 
     /// Marks the queue read-only: every change is refused.
@@ -267,16 +303,25 @@ impl Queue for LocalQueue {
     }
 
     async fn claim_next(&self, reviewer: &str) -> Result<Option<Claim>> {
+        if let Some(r) = claimed(self.batched(BatchOp::ClaimNext(reviewer.into())).await) {
+            return r;
+        }
         let r = reviewer.to_string();
         self.write(move |s| s.claim_next(&r)).await
     }
 
     async fn claim(&self, id: i64, reviewer: &str) -> Result<Claim> {
+        if let Some(r) = claimed(self.batched(BatchOp::Claim(id, reviewer.into())).await) {
+            return r.and_then(|c| c.ok_or_else(|| unexpected(Ok(BatchAnswer::Claim(None)))));
+        }
         let r = reviewer.to_string();
         self.write(move |s| s.claim(id, &r)).await
     }
 
     async fn heartbeat(&self, claim: &Claim) -> Result<Claim> {
+        if let Some(r) = claimed(self.batched(BatchOp::Heartbeat(claim.clone())).await) {
+            return r.and_then(|c| c.ok_or_else(|| unexpected(Ok(BatchAnswer::Claim(None)))));
+        }
         let c = claim.clone();
         self.write(move |s| s.heartbeat(&c)).await
     }
@@ -293,26 +338,17 @@ impl Queue for LocalQueue {
     }
 
     async fn decide(&self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
-        if let Some(jobs) = self.group.as_ref().and_then(|g| g.jobs.as_ref())
-            && !self.read_only
+        match self
+            .batched(BatchOp::Decide(claim.clone(), decision.clone()))
+            .await
         {
-            let (answer, answered) = tokio::sync::oneshot::channel();
-            let job = DecideJob {
-                claim: claim.clone(),
-                decision: decision.clone(),
-                os_user: acting(),
-                answer,
-            };
-            if jobs.send(job).is_ok() {
-                return answered.await.unwrap_or_else(|_| {
-                    Err(QueueError::Storage(
-                        "the group-commit writer stopped".into(),
-                    ))
-                });
+            Some(Ok(BatchAnswer::Receipt(r))) => Ok(r),
+            Some(other) => Err(unexpected(other)),
+            None => {
+                let (c, d) = (claim.clone(), decision.clone());
+                self.write(move |s| s.decide(&c, &d)).await
             }
         }
-        let (c, d) = (claim.clone(), decision.clone());
-        self.write(move |s| s.decide(&c, &d)).await
     }
 
     async fn undo(&self, id: i64, reviewer: &str) -> Result<Claim> {

@@ -43,7 +43,7 @@ pub use inspect::{OutboxEntry, QuarantineEntry};
 pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition, OutboxRow};
 pub use outcomes::Outcome;
 pub use recheck::Recheck;
-pub use review::idempotency_key;
+pub use review::{BatchAnswer, BatchOp, idempotency_key};
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
 pub use tokens::{IdempotentAnswer, TokenRecord};
 pub use verify::{VerifyOptions, VerifyReport};

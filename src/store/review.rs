@@ -380,69 +380,17 @@ pub(crate) const CLAIM_NEXT_SQL: &str = "SELECT id FROM requests
 impl Store {
     /// Claims the next pending item in queue order (priority, then age).
     pub fn claim_next(&mut self, reviewer: &str) -> Result<Option<Claim>> {
-        self.write_audited(|tx, now, policy, audit| {
-            reap_expired(tx, audit, now)?;
-            let next: Option<i64> = tx
-                .prepare_cached(CLAIM_NEXT_SQL)?
-                .query_row([], |r| r.get(0))
-                .optional()?;
-            next.map(|id| take_lease(tx, audit, id, reviewer, now, policy, "claimed"))
-                .transpose()
-        })
+        self.write_audited(|tx, now, policy, audit| claim_next_in(tx, audit, reviewer, now, policy))
     }
 
     /// Claims one item. Re-claiming your own item gives a new fence (the old one is stale).
     pub fn claim(&mut self, id: i64, reviewer: &str) -> Result<Claim> {
-        self.write_audited(|tx, now, policy, audit| {
-            reap_expired(tx, audit, now)?;
-            let row: Option<(String, Option<String>, Option<i64>)> = tx
-                .prepare_cached(
-                    "SELECT state, claimed_by, lease_expires FROM requests WHERE id = ?1",
-                )?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                .optional()?;
-            let Some((state, holder, expires)) = row else {
-                return Err(QueueError::NotFound(id).into());
-            };
-            let state: State = state.parse().map_err(QueueError::Storage)?;
-            match state {
-                State::Pending => {}
-                State::InReview if holder.as_deref() == Some(reviewer) => {}
-                State::InReview => {
-                    return Err(QueueError::HeldBy {
-                        id,
-                        reviewer: holder.unwrap_or_default(),
-                        until: expires.unwrap_or(now),
-                        now,
-                    }
-                    .into());
-                }
-                decided => return Err(QueueError::AlreadyDecided { id, state: decided }.into()),
-            }
-            take_lease(tx, audit, id, reviewer, now, policy, "claimed")
-        })
+        self.write_audited(|tx, now, policy, audit| claim_in(tx, audit, id, reviewer, now, policy))
     }
 
     /// Renews a lease.
     pub fn heartbeat(&mut self, claim: &Claim) -> Result<Claim> {
-        self.write_audited(|tx, now, policy, audit| {
-            check_claim(tx, claim, now)?;
-            let expires = now + policy.lease_seconds as i64 * 1000;
-            tx.prepare_cached("UPDATE requests SET lease_expires = ?2 WHERE id = ?1")?
-                .execute(params![claim.id, expires])?;
-            audit.append(
-                tx,
-                now,
-                &claim.reviewer,
-                Some(claim.id),
-                "lease_renewed",
-                &json!({"fence": claim.fence, "lease_expires": expires}),
-            )?;
-            Ok(Claim {
-                lease_expires: expires,
-                ..claim.clone()
-            })
-        })
+        self.write_audited(|tx, now, policy, audit| heartbeat_in(tx, audit, claim, now, policy))
     }
 
     /// Returns an item to the queue.
@@ -487,30 +435,66 @@ impl Store {
         })
     }
 
-    /// Records several decisions in one transaction (group commit), each in a savepoint of
-    /// its own: one that is refused (a lost lease, a stale revision, a policy refusal) is
-    /// rolled back alone and the others commit. Results are in the order given, and every
-    /// one that is `Ok` is durable when this returns. Each may name the Unix user it is
-    /// recorded for (a server acting for the peer of a connection).
+    /// Records several decisions in one transaction (group commit); see [`Store::write_batch`].
     pub fn decide_batch(
         &mut self,
         batch: &[(Claim, Decision, Option<String>)],
     ) -> Result<Vec<Result<Receipt>>> {
+        let ops: Vec<(BatchOp, Option<String>)> = batch
+            .iter()
+            .map(|(c, d, u)| (BatchOp::Decide(c.clone(), d.clone()), u.clone()))
+            .collect();
+        Ok(self
+            .write_batch(&ops)?
+            .into_iter()
+            .map(|r| match r {
+                Ok(BatchAnswer::Receipt(receipt)) => Ok(receipt),
+                Ok(other) => {
+                    Err(QueueError::Storage(format!("a decision answered {other:?}")).into())
+                }
+                Err(e) => Err(e),
+            })
+            .collect())
+    }
+
+    /// Group commit: runs several claims, heartbeats and decisions in one transaction, each
+    /// in a savepoint of its own: one that is refused (a lost lease, a stale revision, a
+    /// policy refusal, nothing left to claim) is rolled back alone and the others commit.
+    /// Results are in the order given, and every one that is `Ok` is durable when this
+    /// returns. Each may name the Unix user it is recorded for (a server acting for the
+    /// peer of a connection).
+    pub fn write_batch(
+        &mut self,
+        batch: &[(BatchOp, Option<String>)],
+    ) -> Result<Vec<Result<BatchAnswer>>> {
         let renderer = self.renderer.clone();
         self.write_audited(|tx, now, policy, audit| {
             let mut results = Vec::with_capacity(batch.len());
-            for (claim, decision, os_user) in batch {
+            for (op, os_user) in batch {
                 audit.act_as(os_user.clone());
-                // Where the chain stands before this decision, to return to if it is refused.
+                // Where the chain stands before this write, to return to if it is refused.
                 let mark = audit.mark(tx)?;
-                tx.execute_batch("SAVEPOINT decision")?;
-                match decide_in(tx, audit, claim, decision, now, policy, renderer.as_ref()) {
-                    Ok(receipt) => {
-                        tx.execute_batch("RELEASE decision")?;
-                        results.push(Ok(receipt));
+                tx.execute_batch("SAVEPOINT batched")?;
+                let res = match op {
+                    BatchOp::Decide(claim, decision) => {
+                        decide_in(tx, audit, claim, decision, now, policy, renderer.as_ref())
+                            .map(BatchAnswer::Receipt)
+                    }
+                    BatchOp::ClaimNext(reviewer) => {
+                        claim_next_in(tx, audit, reviewer, now, policy).map(BatchAnswer::Claim)
+                    }
+                    BatchOp::Claim(id, reviewer) => claim_in(tx, audit, *id, reviewer, now, policy)
+                        .map(|c| BatchAnswer::Claim(Some(c))),
+                    BatchOp::Heartbeat(claim) => heartbeat_in(tx, audit, claim, now, policy)
+                        .map(|c| BatchAnswer::Claim(Some(c))),
+                };
+                match res {
+                    Ok(answer) => {
+                        tx.execute_batch("RELEASE batched")?;
+                        results.push(Ok(answer));
                     }
                     Err(e) => {
-                        tx.execute_batch("ROLLBACK TO decision; RELEASE decision")?;
+                        tx.execute_batch("ROLLBACK TO batched; RELEASE batched")?;
                         audit.rewind(mark);
                         results.push(Err(e));
                     }
@@ -572,6 +556,101 @@ impl Store {
             take_lease(tx, audit, id, reviewer, now, policy, "claimed")
         })
     }
+}
+
+/// A write that can share a group commit's transaction.
+#[derive(Clone, Debug)]
+pub enum BatchOp {
+    Decide(Claim, Decision),
+    /// Claim the next item for this reviewer.
+    ClaimNext(String),
+    Claim(i64, String),
+    Heartbeat(Claim),
+}
+
+/// What a [`BatchOp`] gave.
+#[derive(Clone, Debug)]
+pub enum BatchAnswer {
+    Receipt(Receipt),
+    Claim(Option<Claim>),
+}
+
+/// Claims the next item in queue order, if any (inside a write).
+fn claim_next_in(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter<'_>,
+    reviewer: &str,
+    now: Millis,
+    policy: &Policy,
+) -> Result<Option<Claim>> {
+    reap_expired(tx, audit, now)?;
+    let next: Option<i64> = tx
+        .prepare_cached(CLAIM_NEXT_SQL)?
+        .query_row([], |r| r.get(0))
+        .optional()?;
+    next.map(|id| take_lease(tx, audit, id, reviewer, now, policy, "claimed"))
+        .transpose()
+}
+
+/// Claims one item (inside a write).
+fn claim_in(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter<'_>,
+    id: i64,
+    reviewer: &str,
+    now: Millis,
+    policy: &Policy,
+) -> Result<Claim> {
+    reap_expired(tx, audit, now)?;
+    let row: Option<(String, Option<String>, Option<i64>)> = tx
+        .prepare_cached("SELECT state, claimed_by, lease_expires FROM requests WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((state, holder, expires)) = row else {
+        return Err(QueueError::NotFound(id).into());
+    };
+    let state: State = state.parse().map_err(QueueError::Storage)?;
+    match state {
+        State::Pending => {}
+        State::InReview if holder.as_deref() == Some(reviewer) => {}
+        State::InReview => {
+            return Err(QueueError::HeldBy {
+                id,
+                reviewer: holder.unwrap_or_default(),
+                until: expires.unwrap_or(now),
+                now,
+            }
+            .into());
+        }
+        decided => return Err(QueueError::AlreadyDecided { id, state: decided }.into()),
+    }
+    take_lease(tx, audit, id, reviewer, now, policy, "claimed")
+}
+
+/// Renews a lease (inside a write).
+fn heartbeat_in(
+    tx: &Transaction<'_>,
+    audit: &mut AuditWriter<'_>,
+    claim: &Claim,
+    now: Millis,
+    policy: &Policy,
+) -> Result<Claim> {
+    check_claim(tx, claim, now)?;
+    let expires = now + policy.lease_seconds as i64 * 1000;
+    tx.prepare_cached("UPDATE requests SET lease_expires = ?2 WHERE id = ?1")?
+        .execute(params![claim.id, expires])?;
+    audit.append(
+        tx,
+        now,
+        &claim.reviewer,
+        Some(claim.id),
+        "lease_renewed",
+        &json!({"fence": claim.fence, "lease_expires": expires}),
+    )?;
+    Ok(Claim {
+        lease_expires: expires,
+        ..claim.clone()
+    })
 }
 
 /// One decision inside a write transaction: the claim and revision checked, the edits, the
