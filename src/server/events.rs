@@ -37,10 +37,6 @@ impl ChangeFeed {
         }
     }
 
-    pub fn current(&self) -> u64 {
-        *self.tx.borrow()
-    }
-
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.tx.subscribe()
     }

@@ -46,6 +46,8 @@ use error::ApiError;
 
 /// The most decisions one group-commit transaction takes.
 const GROUP_COMMIT_MAX: usize = 64;
+/// How stale the token cache may be (see `tokens_now`).
+const TOKENS_FRESH_MS: u64 = 250;
 
 /// What `signoff serve` was asked for on its command line (config fills the rest).
 #[derive(Clone, Debug, Default)]
@@ -301,9 +303,19 @@ fn unauthorized(message: &str) -> ApiError {
     ApiError::unauthorized(message)
 }
 
-/// The stored tokens, from the cache while the queue has not changed.
+/// The stored tokens, from a cache at most [`TOKENS_FRESH_MS`] old. Keyed by time, not by
+/// the queue's change token: that moves with every claim and decision, and a busy queue
+/// would read the token table again for nearly every request. Tokens added or revoked
+/// through this server clear the cache at once; an unknown token reads the table again
+/// before it is refused; one revoked with `signoff token revoke` on the host is refused
+/// within that time.
 async fn tokens_now(s: &Shared) -> Result<Arc<Vec<crate::store::TokenRecord>>, ApiError> {
-    let at = s.feed.current();
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    let at = START
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+        / TOKENS_FRESH_MS;
     if let Some(t) = s.tokens.get(at) {
         return Ok(t);
     }
@@ -514,13 +526,15 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
     restrict(&db);
     let policy = Arc::new(loaded.config.policy.clone());
     let renderer = crate::actions::renderer(&loaded.config.actions, policy.clone())?;
-    // The reviewers' writes are small (a console's); the dispatcher, a heavy writer,
-    // checkpoints on a thread of its own as `signoff dispatch` does.
-    let store_opts = crate::cli::store_options(loaded);
-    let dispatch_opts = crate::store::StoreOptions {
+    // Both writers here are heavy (every reviewer's claims and decisions go through the
+    // queue's group commit; the dispatcher sends them): each checkpoints on a thread of its
+    // own, as `signoff dispatch` does, so no commit pays for copying the log into the
+    // database file (a batch that did made the claims behind it wait).
+    let store_opts = crate::store::StoreOptions {
         background_checkpoint: true,
-        ..store_opts.clone()
+        ..crate::cli::store_options(loaded)
     };
+    let dispatch_opts = store_opts.clone();
     let queue = Arc::new(
         LocalQueue::open(&db, policy.clone(), &store_opts)
             .map_err(|e| anyhow::anyhow!("{e}"))?
