@@ -135,6 +135,7 @@ fn options() -> TuiOptions {
         ui: UiConfig::default(),
         actions_mode: "sandbox".into(),
         themes_dir: None,
+        state_dir: None,
     }
 }
 

@@ -376,3 +376,34 @@ fn config_print_has_no_empty_header_and_masks_only_secrets() {
         "{out}"
     );
 }
+
+#[test]
+fn saved_views_are_checked_at_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        "[[ui.views]]\nname = \"urgent billing\"\nfilter = \"p:urgent intent:billing_question\"\nsort = \"age desc\"\n",
+    )
+    .unwrap();
+    let (code, out, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 0, "{out}{err}");
+    std::fs::write(
+        &cfg,
+        "[[ui.views]]\nname = \"x\"\nfilter = \"prio:high\"\nsort = \"colour\"\n",
+    )
+    .unwrap();
+    let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("ui.views[0].filter") && err.contains("unknown filter 'prio:'"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[[ui.views]]\nname = \"x\"\nsort = \"colour\"\n").unwrap();
+    let (code, _, err) = run(signoff(dir.path()).arg("--config").arg(&cfg).arg("info"));
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("ui.views[0].sort") && err.contains("cannot sort by 'colour'"),
+        "{err}"
+    );
+}

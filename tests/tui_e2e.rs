@@ -305,3 +305,131 @@ fn sigterm_and_sighup_release_the_claim() {
         assert_tty_sane(dir);
     }
 }
+
+#[test]
+fn colon_q_quits() {
+    if !Tmux::available() {
+        return;
+    }
+    let db = tui_common::seeded_db();
+    let dir = db.dir.path();
+    let t = Tmux::start("colonq", dir, &console_cmd(dir, &db.path, ""));
+    t.wait("the queue", |s| s.contains("Queue · 6") && s.contains("▶"));
+    t.keys(&[":"]);
+    t.wait("the command line", |s| s.contains(" :█"));
+    t.keys(&["q", "Enter"]);
+    let status = wait_file(&dir.join("status.txt"));
+    assert_eq!(status.trim(), "0", "exit status");
+    assert_eq!(t.alternate_on(), "0", "alternate screen left");
+    assert_tty_sane(dir);
+}
+
+#[test]
+fn a_sort_chosen_on_the_command_line_survives_a_restart() {
+    if !Tmux::available() {
+        return;
+    }
+    let db = tui_common::seeded_db();
+    let dir = db.dir.path();
+    {
+        let t = Tmux::start("sort1", dir, &console_cmd(dir, &db.path, ""));
+        t.wait("the queue", |s| s.contains("Queue · 6 · priority, age"));
+        t.keys(&[":"]);
+        t.wait("the command line", |s| s.contains(" :█"));
+        t.keys(&["sort age", "Enter"]);
+        t.wait("the new order", |s| s.contains("Queue · 6 · oldest first"));
+        t.keys(&["q"]);
+        assert_eq!(wait_file(&dir.join("status.txt")).trim(), "0");
+    }
+    std::fs::remove_file(dir.join("status.txt")).expect("status file");
+    let t = Tmux::start("sort2", dir, &console_cmd(dir, &db.path, ""));
+    let s = t.wait("the queue, sorted as it was left", |s| {
+        s.contains("Queue · 6") && s.contains("▶")
+    });
+    assert!(s.contains("Queue · 6 · oldest first"), "{s}");
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&dir.join("status.txt")).trim(), "0");
+}
+
+fn open_store(path: &Path) -> Store {
+    Store::open(
+        path,
+        std::sync::Arc::new(Policy::default()),
+        &StoreOptions::default(),
+    )
+    .expect("open db")
+}
+
+#[test]
+fn three_marked_items_are_rejected_and_no_others() {
+    if !Tmux::available() {
+        return;
+    }
+    let db = tui_common::seeded_db();
+    let dir = db.dir.path();
+    let t = Tmux::start("bulk", dir, &console_cmd(dir, &db.path, ""));
+    t.wait("the queue", |s| s.contains("Queue · 6") && s.contains("▶"));
+    // The first three rows in queue order: #2 (asap), #1 (urgent), #3 (high).
+    t.keys(&["v"]);
+    t.wait("one mark", |s| s.contains("1 item marked"));
+    t.keys(&["v"]);
+    t.wait("two marks", |s| s.contains("2 items marked"));
+    t.keys(&["v"]);
+    t.wait("three marks", |s| s.contains("3 items marked"));
+    t.keys(&["r"]);
+    t.wait("the reason picker", |s| s.contains("Reject: why?"));
+    t.keys(&["1"]);
+    let s = t.wait("the confirmation", |s| s.contains("reject 3 items as"));
+    for id in ["#1 ", "#2 ", "#3 "] {
+        assert!(s.contains(id), "{id} listed:\n{s}");
+    }
+    t.keys(&["y"]);
+    t.wait("the result", |s| s.contains("reject: 3 items done"));
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&dir.join("status.txt")).trim(), "0");
+    let store = open_store(&db.path);
+    let rejected: Vec<i64> = store
+        .connection()
+        .prepare("SELECT id FROM requests WHERE state = 'rejected' ORDER BY id")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(rejected, vec![1, 2, 3]);
+    let others: i64 = store
+        .connection()
+        .query_row(
+            "SELECT COUNT(*) FROM requests WHERE state = 'pending'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(others, 3);
+}
+
+#[test]
+fn a_bad_filter_and_an_unbound_key_say_so() {
+    if !Tmux::available() {
+        return;
+    }
+    let db = tui_common::seeded_db();
+    let dir = db.dir.path();
+    let t = Tmux::start("badfilter", dir, &console_cmd(dir, &db.path, ""));
+    t.wait("the queue", |s| s.contains("Queue · 6") && s.contains("▶"));
+    t.keys(&["f"]);
+    t.wait("the filter line", |s| s.contains("filter: █"));
+    t.keys(&["prio:high", "Enter"]);
+    t.wait("the filter's error", |s| {
+        s.contains("filter not applied: unknown filter 'prio:'")
+    });
+    t.keys(&["Escape"]);
+    // Esc and the next key arriving together read as alt-key: wait for the list first.
+    t.wait("the list again", |s| !s.contains("filter: prio"));
+    t.keys(&["z"]);
+    t.wait("the unbound key", |s| {
+        s.contains("z is not bound here · ? lists keys")
+    });
+    t.keys(&["q"]);
+    assert_eq!(wait_file(&dir.join("status.txt")).trim(), "0");
+}

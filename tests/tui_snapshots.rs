@@ -120,14 +120,14 @@ async fn reject_picker_and_help_80x24() {
 #[tokio::test]
 async fn filter_line_and_empty_result_80x24() {
     let (_db, mut h) = at(80, 24).await;
-    h.keys("/").await;
+    h.keys("f").await;
     for a in type_text("p:low c>=0.9") {
         h.send(a).await;
     }
     let typing = h.screen();
     h.keys("enter").await;
     let one = h.screen();
-    h.keys("/ ctrl-u").await;
+    h.keys("f ctrl-u").await;
     for a in type_text("nothing-matches-this") {
         h.send(a).await;
     }
@@ -191,10 +191,10 @@ async fn no_color_keeps_the_selection_visible() {
             );
         }
     }
-    // Row 1 is the selected row: marked and reversed.
-    assert_eq!(b[(1, 1)].symbol(), "▶");
-    assert!(b[(5, 1)].modifier.contains(Modifier::REVERSED));
-    assert!(!b[(5, 2)].modifier.contains(Modifier::REVERSED));
+    // Row 1 holds the column headers; row 2 is the selected row: marked and reversed.
+    assert_eq!(b[(1, 2)].symbol(), "▶");
+    assert!(b[(5, 2)].modifier.contains(Modifier::REVERSED));
+    assert!(!b[(5, 3)].modifier.contains(Modifier::REVERSED));
 }
 
 /// Colour carries meaning here (selection, priority, confidence band, SLA): the buffer's
@@ -413,4 +413,13 @@ fn huge_texts_show_their_start_and_where_a_field_stops() {
         screen.contains(&format!("{} more bytes not shown", 200_006 - 16 * 1024)),
         "{screen}"
     );
+}
+
+#[tokio::test]
+async fn bulk_reject_confirmation_80x24() {
+    let (_db, mut h) = at(80, 24).await;
+    h.keys("g g v v v r 1").await;
+    let s = h.screen();
+    assert!(s.contains("reject 3 items as"), "{s}");
+    insta::assert_snapshot!("bulk_confirm_80x24", s);
 }

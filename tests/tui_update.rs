@@ -460,17 +460,18 @@ fn edit_form_saves_as_it_goes_and_validates_on_submit() {
         }
         other => panic!("{other:?}"),
     }
-    // Intent: a picker; → picks the next allowed value and saves at once.
+    // Intent: a picker; arrows move through the allowed values and save nothing until
+    // the pick is committed (here by leaving the field): one edit, not one per arrow.
     let fx = key(&mut a, "tab");
     assert!(fx.is_empty(), "nothing unsaved");
-    let fx = key(&mut a, "right");
+    assert!(key(&mut a, "right right right").is_empty());
+    assert!(key(&mut a, "left left").is_empty());
+    // Letters in a picker do nothing; shift-tab goes back and saves the pick once.
+    let fx = key(&mut a, "shift-tab");
     assert!(
         matches!(&fx[..], [Effect::SaveEdit(_, EditableField::Intent, Some(v))] if v == "partnership"),
         "{fx:?}"
     );
-    key(&mut a, "left");
-    // Letters in a picker do nothing; shift-tab goes back.
-    key(&mut a, "shift-tab");
     assert_eq!(a.form.as_ref().unwrap().focus, 0);
     // Clear the summary: invalid on submit, message beside the field.
     key(&mut a, "ctrl-a");
@@ -635,15 +636,15 @@ fn overlays_scroll_no_further_than_their_content() {
         &mut a,
         Action::Loaded(Loaded::Timeline(1, Ok(entries(100)))),
     );
-    // 37 rows of body, 2 of them borders: 35 entries on screen, 65 more below.
-    let max = 100 - 35;
+    // 37 rows of body, 2 of them borders: the day and 34 entries on screen, 66 more below.
+    let max = 100 + 1 - 35;
     key(&mut a, "G");
     assert_eq!(a.overlay_scroll, max);
     key(&mut a, "k");
     assert_eq!(a.overlay_scroll, max - 1);
     key(&mut a, "pagedown pagedown ctrl-d j");
     assert_eq!(a.overlay_scroll, max);
-    assert!(render(&a).contains("edited"));
+    assert!(render(&a).contains("ana changed summary"));
     // A taller terminal shows more and scrolls less.
     update(&mut a, Action::Resize(120, 50));
     assert_eq!(a.overlay_scroll, max - 10);
@@ -665,7 +666,7 @@ fn overlays_scroll_no_further_than_their_content() {
 #[test]
 fn filter_parses_tokens_and_reloads() {
     let mut a = loaded_app(120, 40);
-    key(&mut a, "j /");
+    key(&mut a, "j f");
     assert_eq!(a.mode, Mode::Filter);
     for act in type_text("p:high c<0.9") {
         update(&mut a, act);
@@ -688,7 +689,7 @@ fn filter_parses_tokens_and_reloads() {
         matches!(&fx[..], [Effect::LoadPage { query, .. }] if query.filter == Default::default())
     );
     // A bad token stays in the input with a message.
-    key(&mut a, "/");
+    key(&mut a, "f");
     for act in type_text("c<7") {
         update(&mut a, act);
     }
@@ -715,7 +716,7 @@ fn help_is_a_palette_that_runs_commands() {
     let mut a = loaded_app(120, 40);
     key(&mut a, "?");
     assert_eq!((a.mode, a.return_mode), (Mode::Help, Mode::List));
-    for act in type_text("prev") {
+    for act in type_text("preview") {
         update(&mut a, act);
     }
     let items = signoff::tui::update::palette_items(&a);
@@ -723,13 +724,15 @@ fn help_is_a_palette_that_runs_commands() {
     assert_eq!(items[0].0, Cmd::Preview);
     key(&mut a, "enter");
     assert_eq!(a.mode, Mode::Preview);
-    // `:` opens the same palette; arrows move; esc goes back.
-    key(&mut a, "esc :");
+    // `?` again: arrows move; esc goes back. (`:` is the command line.)
+    key(&mut a, "esc ?");
     assert_eq!(a.mode, Mode::Help);
     key(&mut a, "down down up");
     assert_eq!(a.palette_sel, 1);
     key(&mut a, "esc");
     assert_eq!(a.mode, Mode::List);
+    key(&mut a, ":");
+    assert_eq!(a.mode, Mode::Command);
 }
 
 #[test]
@@ -746,7 +749,7 @@ fn quit_releases_the_claim_and_ctrl_c_always_quits() {
     );
     assert!(fx.contains(&Effect::Quit));
     let mut a = loaded_app(120, 40);
-    key(&mut a, "/");
+    key(&mut a, "f");
     assert!(key(&mut a, "q").is_empty(), "q is typed into the filter");
     assert_eq!(a.filter_input.text, "q");
     assert!(key(&mut a, "ctrl-c").contains(&Effect::Quit));
@@ -1439,7 +1442,7 @@ type Requery = dyn Fn(&mut App) -> Vec<Effect>;
 fn every_requery_keeps_the_item_or_starts_from_the_top() {
     let requeries: [&Requery; 4] = [
         &|a| {
-            key(a, "/");
+            key(a, "f");
             for act in type_text("p:high") {
                 update(a, act);
             }
@@ -1867,7 +1870,7 @@ async fn keys_are_paused_while_the_terminal_is_too_small_to_show_the_item() {
         )),
         "{screen}"
     );
-    for k in ["a", "r", "e", "x", "enter", "j", "/", "D", "K", "g"] {
+    for k in ["a", "r", "e", "x", "enter", "j", "/", "f", "D", "K", "g"] {
         let fx = update(&mut h.app, Action::Key(key_event(k)));
         assert!(fx.is_empty(), "{k}: {fx:?}");
         assert_eq!(h.app.mode, Mode::List, "{k}");
@@ -1916,6 +1919,601 @@ fn ctrl_c_quits_while_the_terminal_is_too_small() {
     let mut a = loaded_app(20, 5);
     let fx = key(&mut a, "ctrl-c");
     assert!(fx.contains(&Effect::Quit), "{fx:?}");
+}
+
+/// Types a `:` command line and runs it.
+fn run(app: &mut App, line: &str) -> Vec<Effect> {
+    let mut fx = key(app, ":");
+    assert_eq!(app.mode, Mode::Command);
+    for a in type_text(line) {
+        fx.extend(update(app, a));
+    }
+    fx.extend(key(app, "enter"));
+    fx
+}
+
+fn message(app: &App) -> String {
+    app.message.clone().map(|(m, _)| m).unwrap_or_default()
+}
+
+#[test]
+fn command_line_q_quits_because_exact_names_win() {
+    let mut a = loaded_app(120, 40);
+    let fx = run(&mut a, "q");
+    assert!(a.quit);
+    assert!(fx.contains(&Effect::Quit), "{fx:?}");
+    // The list did not flip to decided items on the way.
+    assert!(a.list.query.states.is_empty());
+}
+
+#[test]
+fn command_line_unknown_command_names_it() {
+    let mut a = loaded_app(120, 40);
+    let fx = run(&mut a, "frobnicate now");
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(
+        message(&a).contains("unknown command ':frobnicate'"),
+        "{}",
+        message(&a)
+    );
+    assert_eq!(a.mode, Mode::List);
+    // A key command by its keymap name runs.
+    run(&mut a, "decided");
+    assert!(!a.list.query.states.is_empty());
+}
+
+#[test]
+fn command_line_tab_completes_and_history_recalls() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, ":");
+    for x in type_text("so") {
+        update(&mut a, x);
+    }
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "sort ");
+    update(&mut a, type_text("a").remove(0));
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "sort age ");
+    let fx = key(&mut a, "enter");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::Oldest);
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+        "{fx:?}"
+    );
+    assert!(
+        message(&a).contains("sorted by age desc"),
+        "{}",
+        message(&a)
+    );
+    run(&mut a, "sort confidence desc");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::MostConfident);
+    run(&mut a, "sort sla");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::SlaDue);
+    run(&mut a, "sort colour");
+    assert!(
+        message(&a).contains("cannot sort by 'colour'"),
+        "{}",
+        message(&a)
+    );
+    // ↑ recalls the newest first, then older ones; ↓ comes back to an empty line.
+    key(&mut a, ":");
+    key(&mut a, "up");
+    assert_eq!(a.cmdline.text, "sort colour");
+    key(&mut a, "up up");
+    assert_eq!(a.cmdline.text, "sort confidence desc");
+    key(&mut a, "down down down");
+    assert_eq!(a.cmdline.text, "");
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn command_line_history_is_saved_to_the_state_dir() {
+    let mut a = loaded_app(120, 40);
+    let dir = tempfile::tempdir().unwrap();
+    a.state_dir = Some(dir.path().to_path_buf());
+    let fx = run(&mut a, "sort age");
+    let saved = fx.iter().find_map(|e| match e {
+        Effect::SaveHistory(p, h) => Some((p.clone(), h.clone())),
+        _ => None,
+    });
+    assert_eq!(
+        saved,
+        Some((
+            dir.path().join("command_history"),
+            vec!["sort age".to_string()]
+        ))
+    );
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::SaveUiState(_, s) if s.sort == Some(signoff::queue::Sort::Oldest))),
+        "{fx:?}"
+    );
+}
+
+#[test]
+fn command_line_filter_theme_pause_and_help() {
+    let mut a = loaded_app(120, 40);
+    run(&mut a, "filter prio:high");
+    assert!(
+        message(&a).contains("unknown filter 'prio:'"),
+        "{}",
+        message(&a)
+    );
+    run(&mut a, "filter p:high");
+    assert_eq!(a.list.filter_text, "p:high");
+    run(&mut a, "theme light");
+    assert!(message(&a).contains("theme light"), "{}", message(&a));
+    run(&mut a, "theme nope");
+    assert!(message(&a).contains("theme 'nope'"), "{}", message(&a));
+    run(&mut a, "pause");
+    assert_eq!((a.mode, a.confirm_pause), (Mode::Confirm, Some(true)));
+    key(&mut a, "n");
+    run(&mut a, "resume");
+    assert!(message(&a).contains("not paused"), "{}", message(&a));
+    run(&mut a, "help");
+    assert_eq!(a.mode, Mode::Help);
+    key(&mut a, "esc");
+    run(&mut a, "view nope");
+    assert!(
+        message(&a).contains("no view named 'nope'"),
+        "{}",
+        message(&a)
+    );
+}
+
+#[test]
+fn filter_values_complete_from_the_policy() {
+    let mut a = loaded_app(120, 40);
+    run(&mut a, "filter");
+    key(&mut a, ":");
+    for x in type_text("filter intent:bill") {
+        update(&mut a, x);
+    }
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "filter intent:billing_question ");
+}
+
+#[tokio::test]
+async fn command_line_jumps_to_an_item_and_keeps_the_selection_for_a_missing_one() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    h.keys(":").await;
+    for x in type_text("4") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    assert_eq!(h.app.list.selected_id, Some(4));
+    assert_eq!(h.app.selected_row().map(|r| r.id), Some(4));
+    h.keys(":").await;
+    for x in type_text("id 999") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    assert_eq!(h.app.list.selected_id, Some(4));
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("#999 is not in this list"), "{m}");
+}
+
+#[test]
+fn slash_searches_incrementally_and_n_moves_between_matches() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "/");
+    assert_eq!(a.mode, Mode::Search);
+    for x in type_text("fam") {
+        update(&mut a, x);
+    }
+    assert_eq!(
+        a.list.selected_id,
+        Some(4),
+        "the selection follows as it is typed"
+    );
+    // Esc goes back to where the search started.
+    key(&mut a, "esc");
+    assert_eq!((a.mode, a.list.selected_id), (Mode::List, Some(1)));
+    key(&mut a, "/");
+    for x in type_text("Example") {
+        update(&mut a, x);
+    }
+    key(&mut a, "enter");
+    assert_eq!((a.mode, a.list.selected), (Mode::List, 0));
+    key(&mut a, "n");
+    assert_eq!(a.list.selected, 1);
+    key(&mut a, "n n");
+    assert_eq!(a.list.selected, 3);
+    key(&mut a, "N");
+    assert_eq!(a.list.selected, 2);
+    key(&mut a, "2 n");
+    assert_eq!(a.list.selected, 4);
+    // The filter moved to `f`.
+    key(&mut a, "f");
+    assert_eq!(a.mode, Mode::Filter);
+}
+
+#[test]
+fn counts_repeat_movements() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "3 j");
+    assert_eq!((a.list.selected, a.count), (3, None));
+    key(&mut a, "2 k");
+    assert_eq!(a.list.selected, 1);
+    key(&mut a, "5 G");
+    assert_eq!(a.list.selected, 4);
+    key(&mut a, "1 0 j");
+    assert_eq!(a.list.selected, 5, "clamped to the last row");
+    key(&mut a, "G g g");
+    assert_eq!(a.list.selected, 0);
+}
+
+#[test]
+fn brackets_go_to_flagged_or_over_sla_items_and_hml_to_the_screen() {
+    let mut a = loaded_app(120, 40);
+    // #2 has validation flags, #3 (high, 90 min) and #5 (low, 26 h) are past their SLA,
+    // #4 (medium, 20 min) is neither.
+    key(&mut a, "]");
+    assert_eq!(a.list.selected_id, Some(2));
+    key(&mut a, "]");
+    assert_eq!(a.list.selected_id, Some(3));
+    key(&mut a, "]");
+    assert_eq!(a.list.selected_id, Some(5));
+    key(&mut a, "[");
+    assert_eq!(a.list.selected_id, Some(3));
+    key(&mut a, "B");
+    assert_eq!(a.list.selected, 5);
+    key(&mut a, "H");
+    assert_eq!(a.list.selected, 0);
+    key(&mut a, "M");
+    assert_eq!(a.list.selected, 2);
+}
+
+#[test]
+fn an_unbound_key_says_so() {
+    let mut a = loaded_app(120, 40);
+    let fx = key(&mut a, "z");
+    assert!(fx.is_empty());
+    assert_eq!(message(&a), "z is not bound here · ? lists keys");
+    key(&mut a, "enter");
+    update(&mut a, Action::Loaded(Loaded::Claimed(1, Ok(claim(1)))));
+    key(&mut a, "ctrl-y");
+    assert_eq!(message(&a), "ctrl-y is not bound here · ? lists keys");
+}
+
+#[test]
+fn marks_then_reject_asks_with_the_count_and_decides_exactly_those() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "j v v");
+    key(&mut a, "j v");
+    assert_eq!(a.marked.keys().copied().collect::<Vec<_>>(), vec![2, 3, 5]);
+    assert!(message(&a).contains("3 items marked"), "{}", message(&a));
+    // No bulk approve.
+    assert!(key(&mut a, "a").is_empty());
+    assert!(
+        message(&a).contains("never done in bulk"),
+        "{}",
+        message(&a)
+    );
+    key(&mut a, "r");
+    assert_eq!(a.mode, Mode::Reject);
+    key(&mut a, "1");
+    assert_eq!(a.mode, Mode::Confirm);
+    let q = signoff::tui::update::bulk_question(&a).unwrap();
+    assert!(q.starts_with("reject 3 items as '"), "{q}");
+    let fx = key(&mut a, "y");
+    let reason = a.policy.reject_reasons[0].key.clone();
+    assert_eq!(
+        fx,
+        vec![Effect::DecideMany {
+            items: vec![(2, 1), (3, 1), (5, 1)],
+            kind: DecisionKind::Reject { reason },
+        }]
+    );
+    // A failure is reported and stays marked; the rest leave the marks.
+    update(
+        &mut a,
+        Action::Loaded(Loaded::DecidedMany {
+            verb: "reject",
+            done: vec![2, 5],
+            failed: vec![(3, "held by bob".into())],
+        }),
+    );
+    assert_eq!(a.marked.keys().copied().collect::<Vec<_>>(), vec![3]);
+    assert!(message(&a).contains("#3: held by bob"), "{}", message(&a));
+    key(&mut a, "esc");
+    assert!(a.marked.is_empty());
+}
+
+#[test]
+fn mark_all_marks_what_the_filter_shows_and_escalate_asks_first() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "V");
+    assert_eq!(a.marked.len(), 6);
+    key(&mut a, "V");
+    assert!(a.marked.is_empty(), "V again clears");
+    key(&mut a, "V x");
+    assert_eq!(a.mode, Mode::Escalate);
+    key(&mut a, "enter");
+    assert_eq!(a.mode, Mode::Confirm);
+    assert!(
+        signoff::tui::update::bulk_question(&a)
+            .unwrap()
+            .starts_with("escalate 6 items to '")
+    );
+    assert!(key(&mut a, "n").is_empty());
+    assert_eq!((a.mode, a.marked.len()), (Mode::List, 6));
+}
+
+#[tokio::test]
+async fn bulk_reject_decides_each_marked_item_with_its_own_claim() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    // Someone else holds #4: its failure is reported and the others still go through.
+    let bob = LocalQueue::open(&db.path, policy(), &store_options()).expect("bob");
+    bob.claim(4, "bob").await.expect("bob claims");
+    h.keys(":").await;
+    for x in type_text("sort age asc") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    let order: Vec<i64> = h.app.list.page.items.iter().map(|r| r.id).collect();
+    assert_eq!(order, vec![6, 4, 1, 3, 2, 5]);
+    h.keys("g g v v v").await;
+    assert_eq!(
+        h.app.marked.keys().copied().collect::<Vec<_>>(),
+        vec![1, 4, 6]
+    );
+    h.keys("r 2 y").await;
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("2 done, 1 not") && m.contains("#4"), "{m}");
+    let store = signoff::store::Store::open(&db.path, policy(), &store_options()).unwrap();
+    let states: Vec<(i64, String)> = store
+        .connection()
+        .prepare("SELECT id, state FROM requests ORDER BY id")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        states,
+        vec![
+            (1, "rejected".to_string()),
+            (2, "pending".into()),
+            (3, "pending".into()),
+            (4, "in_review".into()),
+            (5, "pending".into()),
+            (6, "rejected".into()),
+        ]
+    );
+    assert_eq!(h.app.marked.keys().copied().collect::<Vec<_>>(), vec![4]);
+}
+
+#[test]
+fn saved_views_apply_by_key_and_by_name() {
+    let mut a = loaded_app(120, 40);
+    a.views = vec![
+        signoff::tui::ViewConfig {
+            name: "urgent billing".into(),
+            filter: "p:urgent,high intent:billing_question".into(),
+            sort: "age desc".into(),
+        },
+        signoff::tui::ViewConfig {
+            name: "unsure".into(),
+            filter: "c<0.6".into(),
+            sort: "confidence".into(),
+        },
+    ];
+    let fx = key(&mut a, "f1");
+    assert!(
+        fx.iter().any(|e| matches!(e, Effect::LoadPage { .. })),
+        "{fx:?}"
+    );
+    assert_eq!(a.list.filter_text, "p:urgent,high intent:billing_question");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::Oldest);
+    run(&mut a, "view unsure");
+    assert_eq!(a.list.filter_text, "c<0.6");
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::Confidence);
+    key(&mut a, "f3");
+    assert!(message(&a).contains("no saved view 3"), "{}", message(&a));
+    // `:view` completes names.
+    key(&mut a, ":");
+    for x in type_text("view ur") {
+        update(&mut a, x);
+    }
+    key(&mut a, "tab");
+    assert_eq!(a.cmdline.text, "view urgent billing ");
+}
+
+#[test]
+fn a_saved_state_is_restored_and_a_bad_filter_in_it_is_dropped() {
+    let mut a = app(120, 40);
+    signoff::tui::update::restore(
+        &mut a,
+        signoff::tui::persist::UiState {
+            sort: Some(signoff::queue::Sort::SlaDue),
+            filter: "p:high".into(),
+            selected: Some(3),
+            decided: false,
+            list_pct: None,
+        },
+    );
+    assert_eq!(a.list.query.sort, signoff::queue::Sort::SlaDue);
+    assert_eq!(a.list.filter_text, "p:high");
+    assert_eq!(a.list.selected_id, Some(3));
+    let mut b = app(120, 40);
+    signoff::tui::update::restore(
+        &mut b,
+        signoff::tui::persist::UiState {
+            filter: "bogus:x".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(b.list.filter_text, "");
+}
+
+#[tokio::test]
+async fn a_timeline_reads_as_sentences_with_one_edit_for_a_picker() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    // #3 (high, billing) is opened, its priority moved with several arrow presses and
+    // committed, then approved and dispatched in sandbox mode.
+    h.keys(":").await;
+    for x in type_text("3") {
+        h.send(x).await;
+    }
+    h.keys("enter").await;
+    assert_eq!(h.app.list.selected_id, Some(3));
+    h.keys("enter").await;
+    assert_eq!(h.app.mode, Mode::Review);
+    h.keys("e tab tab").await;
+    let form = h.app.form.as_ref().unwrap();
+    assert_eq!(form.fields[form.focus].field, EditableField::Priority);
+    h.keys("right left left").await;
+    h.keys("ctrl-s").await;
+    assert_eq!(h.app.mode, Mode::Review, "{:?}", h.app.message);
+    h.keys("a").await;
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("approved #3"), "{m}");
+    // Dispatch with the undo window over (the clock moves on).
+    let clock = signoff::clock::Clock::fixed(NOW + 3_600_000);
+    let cfg = signoff::actions::ActionsConfig::default();
+    let opts = signoff::store::StoreOptions {
+        clock,
+        ..store_options()
+    };
+    let summary = signoff::actions::dispatch_with(
+        &db.path,
+        policy(),
+        &opts,
+        &cfg,
+        true,
+        "test-worker",
+        std::future::pending(),
+    )
+    .await
+    .expect("dispatch");
+    assert_eq!(summary.sandbox, 2, "{summary:?}");
+    let entries = h.queue.timeline(3).await.unwrap();
+    let lines: Vec<String> = signoff::tui::view::timeline::sentences(&entries)
+        .into_iter()
+        .map(|(_, l)| l)
+        .collect();
+    let text = lines.join("\n");
+    eprintln!("{text}");
+    assert!((4..=6).contains(&lines.len()), "{text}");
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|l| l.contains("changed priority"))
+            .count(),
+        1,
+        "{text}"
+    );
+    assert!(
+        text.contains("ana changed priority high → urgent"),
+        "{text}"
+    );
+    assert!(text.contains("ana opened it for review"), "{text}");
+    assert!(text.contains("ana approved"), "{text}");
+    assert!(
+        !text.contains('{') && !text.contains("1795"),
+        "no JSON, no epoch millis: {text}"
+    );
+}
+
+#[tokio::test]
+async fn decided_items_show_their_decision_and_open_read_only() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    // #1 (second in queue order) approved with one key.
+    h.keys("j").await;
+    assert_eq!(h.app.list.selected_id, Some(1));
+    h.keys("a").await;
+    assert!(h.app.message.clone().unwrap().0.contains("approved #1"));
+    h.keys("D").await;
+    assert!(!h.app.list.query.states.is_empty());
+    let screen = h.screen();
+    assert!(screen.contains("approved · ana · 0s ago"), "{screen}");
+    h.keys("g g").await;
+    assert_eq!(h.app.list.selected_id, Some(1));
+    h.keys("enter").await;
+    assert_eq!(h.app.mode, Mode::Review);
+    assert_eq!((h.app.open, h.app.claim.clone()), (Some(1), None));
+    let m = h.app.message.clone().unwrap();
+    assert_eq!(m.1, Level::Info, "{m:?}");
+    assert!(m.0.contains("#1 is decided: shown read-only"), "{m:?}");
+    h.keys("a").await;
+    let m = h.app.message.clone().unwrap().0;
+    assert!(m.contains("#1 is already approved"), "{m}");
+    h.keys("esc").await;
+    assert_eq!(h.app.mode, Mode::List);
+}
+
+#[test]
+fn plus_and_minus_size_the_list_and_the_size_is_kept() {
+    let mut a = loaded_app(120, 40);
+    let dir = tempfile::tempdir().unwrap();
+    a.state_dir = Some(dir.path().to_path_buf());
+    let rows = signoff::tui::view::layout::list_rows(&a);
+    let fx = key(&mut a, "+ +");
+    assert_eq!(a.list_pct, 60);
+    assert!(signoff::tui::view::layout::list_rows(&a) > rows);
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::SaveUiState(_, s) if s.list_pct == Some(60))),
+        "{fx:?}"
+    );
+    key(&mut a, "- - - - - -");
+    assert_eq!(a.list_pct, 20, "bounded");
+    let mut b = app(120, 40);
+    signoff::tui::update::restore(
+        &mut b,
+        signoff::tui::persist::UiState {
+            list_pct: Some(70),
+            ..Default::default()
+        },
+    );
+    assert_eq!(b.list_pct, 70);
+}
+
+#[test]
+fn y_copies_a_field_with_osc52() {
+    let mut a = loaded_app(120, 40);
+    key(&mut a, "j");
+    key(&mut a, "y");
+    assert_eq!(a.mode, Mode::Copy);
+    let items = signoff::tui::update::copy_items(&a);
+    assert_eq!(items[0], ("item number", "2".to_string()));
+    let i = items.iter().position(|(l, _)| *l == "sender").unwrap();
+    let fx = key(&mut a, &(i + 1).to_string());
+    assert_eq!(
+        fx,
+        vec![Effect::CopyToClipboard("Mallory <m@evil.example>".into())]
+    );
+    assert_eq!(a.mode, Mode::List);
+    assert!(message(&a).contains("copied the sender"), "{}", message(&a));
+    // Only base64 reaches the terminal, whatever the text holds.
+    let seq = signoff::tui::update::osc52("Invoice \u{1b}[31m");
+    assert_eq!(seq, "\u{1b}]52;c;SW52b2ljZSAbWzMxbQ==\u{7}");
+    key(&mut a, "y esc");
+    assert_eq!(a.mode, Mode::List);
+}
+
+#[test]
+fn a_long_message_says_how_to_read_it_all_and_m_shows_it() {
+    let mut a = loaded_app(80, 24);
+    let long = format!("start {} end", "word ".repeat(40));
+    a.message = Some((long.clone(), Level::Warn));
+    let screen = render(&a);
+    assert!(screen.contains("… m: all"), "{screen}");
+    assert!(
+        screen.contains("? help"),
+        "the footer keeps ? help: {screen}"
+    );
+    key(&mut a, "m");
+    assert_eq!(a.mode, Mode::Message);
+    let screen = render(&a);
+    assert!(screen.contains("end"), "{screen}");
+    key(&mut a, "esc");
+    assert_eq!(a.mode, Mode::List);
 }
 
 #[test]

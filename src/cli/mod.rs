@@ -6,6 +6,7 @@ mod analytics;
 mod audit;
 mod config_cmd;
 mod ingest;
+mod inspect;
 mod output;
 mod queue_ops;
 mod review;
@@ -133,12 +134,39 @@ pub enum Command {
     /// Review analytics: queue depth and age, decisions, edit rates, agreement with the AI
     /// by confidence, volume against baseline, actions, outcomes.
     Stats {
-        /// From this time: RFC 3339, or an age like 24h or 7d.
+        /// From this time: a date (2026-12-01, from midnight UTC), RFC 3339, or an age
+        /// like 24h or 7d.
         #[arg(long)]
         since: Option<String>,
         #[arg(long)]
         json: bool,
     },
+    /// The outbox: each outbound action with its status, attempts and last error.
+    Outbox {
+        /// Only actions in this state.
+        #[arg(long, value_enum)]
+        status: Option<inspect::OutboxStatus>,
+        /// Only this item's actions.
+        #[arg(long, value_name = "ID")]
+        item: Option<i64>,
+        /// At most this many rows.
+        #[arg(long, default_value_t = 500)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Inputs that could not be queued, kept with their reason.
+    Quarantine {
+        #[command(subcommand)]
+        command: inspect::QuarantineCommand,
+    },
+    /// Print a shell completion script (`signoff completions bash > /etc/bash_completion.d/signoff`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout (`signoff man > signoff.1`).
+    Man,
     /// Send what the outbox holds (the console also does this in the background).
     Dispatch {
         /// Stop when nothing is due instead of waiting for more.
@@ -177,6 +205,12 @@ pub fn run(cli: Cli) -> i32 {
     if let Err(e) = crate::clock::Clock::init_process() {
         eprintln!("signoff: {e}");
         return EXIT_USAGE;
+    }
+    // Completions and the man page need no config either.
+    match &cli.command {
+        Some(Command::Completions { shell }) => return inspect::completions(*shell),
+        Some(Command::Man) => return inspect::man(),
+        _ => {}
     }
     // `config example` needs no config at all (it is how you write one).
     if let Some(Command::Config {
@@ -275,6 +309,10 @@ fn command_name(c: &Command) -> &'static str {
         Command::Audit { .. } => "audit",
         Command::Config { .. } => "config",
         Command::Info => "info",
+        Command::Outbox { .. } => "outbox",
+        Command::Quarantine { .. } => "quarantine",
+        Command::Completions { .. } => "completions",
+        Command::Man => "man",
     }
 }
 
@@ -331,6 +369,15 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
         Some(Command::Audit { command }) => audit::run(loaded, command),
         Some(Command::Config { command }) => config_cmd::run(loaded, command),
         Some(Command::Info) => config_cmd::info(loaded),
+        Some(Command::Outbox {
+            status,
+            item,
+            limit,
+            json,
+        }) => inspect::outbox(loaded, *status, *item, *limit, *json),
+        Some(Command::Quarantine { command }) => inspect::quarantine(loaded, command),
+        Some(Command::Completions { shell }) => Ok(inspect::completions(*shell)),
+        Some(Command::Man) => Ok(inspect::man()),
     }
 }
 
@@ -476,6 +523,7 @@ fn remote_console(
         ui: loaded.config.ui.clone(),
         actions_mode: "server".into(),
         themes_dir: Some(loaded.paths.themes_dir.clone()),
+        state_dir: Some(loaded.paths.state_dir.clone()),
     };
     rt.block_on(crate::tui::run(Arc::new(remote), opts))?;
     Ok(EXIT_OK)
@@ -495,6 +543,7 @@ fn console(cli: &Cli, loaded: &Loaded, db: &std::path::Path) -> anyhow::Result<i
         ui: loaded.config.ui.clone(),
         actions_mode: format!("{:?}", loaded.config.actions.mode).to_lowercase(),
         themes_dir: Some(loaded.paths.themes_dir.clone()),
+        state_dir: Some(loaded.paths.state_dir.clone()),
     };
     // The outbox runs in the background while the console is open (not in read-only
     // mode); it logs to the file, never to the terminal.

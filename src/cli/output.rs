@@ -179,9 +179,18 @@ pub fn parse_since(s: &str, now: i64) -> Result<i64, String> {
     if let Ok(t) = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
         return Ok((t.unix_timestamp_nanos() / 1_000_000) as i64);
     }
+    // A date: from its midnight, UTC.
+    if let Ok(d) = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() * 1000);
+    }
+    if s.len() == 10 && s.as_bytes().get(4) == Some(&b'-') && s.as_bytes().get(7) == Some(&b'-') {
+        return Err(format!(
+            "--since {s:?} is not a date; expected an RFC 3339 time or an age like 30m, 24h, 7d, or a date (2026-12-01)"
+        ));
+    }
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: i64 = num.parse().map_err(|_| {
-        format!("--since {s:?}: expected an RFC 3339 time or an age like 30m, 24h, 7d")
+        format!("--since {s:?}: expected an RFC 3339 time or an age like 30m, 24h, 7d, or a date (2026-12-01)")
     })?;
     let ms = match unit {
         "s" => 1_000,

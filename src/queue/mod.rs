@@ -108,6 +108,15 @@ pub enum Sort {
     Confidence,
     /// Most recently decided first (for decided items; not in the `s` cycle).
     RecentlyDecided,
+    /// Least urgent first, then newest.
+    LeastUrgent,
+    /// Most confident first.
+    MostConfident,
+    /// The SLA deadline (received + the priority's SLA minutes) soonest first; items
+    /// whose priority has no SLA last.
+    SlaDue,
+    /// The SLA deadline latest first.
+    SlaLast,
 }
 
 impl Sort {
@@ -120,7 +129,53 @@ impl Sort {
             Sort::Newest => "newest first",
             Sort::Confidence => "least confident",
             Sort::RecentlyDecided => "recently decided",
+            Sort::LeastUrgent => "least urgent first",
+            Sort::MostConfident => "most confident first",
+            Sort::SlaDue => "SLA due soonest",
+            Sort::SlaLast => "SLA due latest",
         }
+    }
+
+    /// The `:sort` key and direction this order is (`priority asc`, `age desc`…).
+    pub fn key_dir(self) -> (&'static str, &'static str) {
+        match self {
+            Sort::Queue => ("priority", "asc"),
+            Sort::LeastUrgent => ("priority", "desc"),
+            Sort::Oldest => ("age", "desc"),
+            Sort::Newest => ("age", "asc"),
+            Sort::Confidence => ("confidence", "asc"),
+            Sort::MostConfident => ("confidence", "desc"),
+            Sort::SlaDue => ("sla", "asc"),
+            Sort::SlaLast => ("sla", "desc"),
+            Sort::RecentlyDecided => ("decided", "desc"),
+        }
+    }
+
+    /// The order `:sort KEY [asc|desc]` names. Without a direction each key takes the one
+    /// a reviewer most often wants: most urgent, oldest, least confident, SLA due soonest.
+    pub fn from_key(key: &str, dir: Option<&str>) -> Result<Sort, String> {
+        let desc = match dir.map(str::to_ascii_lowercase).as_deref() {
+            None => None,
+            Some("asc") => Some(false),
+            Some("desc") => Some(true),
+            Some(other) => return Err(format!("'{other}' is not a direction; use asc or desc")),
+        };
+        Ok(match (key.to_ascii_lowercase().as_str(), desc) {
+            ("priority" | "p", Some(true)) => Sort::LeastUrgent,
+            ("priority" | "p", _) => Sort::Queue,
+            ("age", Some(false)) => Sort::Newest,
+            ("age", _) => Sort::Oldest,
+            ("confidence" | "c", Some(true)) => Sort::MostConfident,
+            ("confidence" | "c", _) => Sort::Confidence,
+            ("sla", Some(true)) => Sort::SlaLast,
+            ("sla", _) => Sort::SlaDue,
+            ("decided", _) => Sort::RecentlyDecided,
+            (other, _) => {
+                return Err(format!(
+                    "cannot sort by '{other}'; use priority, age, confidence or sla, then asc or desc"
+                ));
+            }
+        })
     }
 
     pub fn next(self) -> Sort {
@@ -194,6 +249,20 @@ pub struct ItemSummary {
     pub sample: bool,
     pub claimed_by: Option<String>,
     pub lease_expires: Option<Millis>,
+    /// The standing decision of a decided item: what, by whom, when.
+    #[serde(default)]
+    pub decided: Option<Decided>,
+}
+
+/// A decision as a list row shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Decided {
+    /// approve, reject or escalate.
+    pub kind: String,
+    /// The reject reason or the escalation queue.
+    pub detail: Option<String>,
+    pub reviewer: String,
+    pub at: Millis,
 }
 
 /// A page of rows and the number of rows matching the query.

@@ -203,18 +203,16 @@ mod tests {
             },
         )
         .unwrap();
-        let items: Vec<IngestItem> = (0..800)
-            .map(|i| {
-                let v = serde_json::json!({
-                    "source": "t", "external_id": format!("e{i}"),
-                    "raw": {"body": "x".repeat(2_000)},
-                    "ai": {"summary": "s", "intent": "sales_lead", "priority": "medium",
-                           "confidence": 0.9, "draft_reply": "d"}
-                });
-                let r = crate::model::Request::from_value(&v).unwrap();
-                IngestItem::new(v.to_string(), v, r, "t:1".into())
-            })
-            .collect();
+        let item = |i: usize| {
+            let v = serde_json::json!({
+                "source": "t", "external_id": format!("e{i}"),
+                "raw": {"body": "x".repeat(2_000)},
+                "ai": {"summary": "s", "intent": "sales_lead", "priority": "medium",
+                       "confidence": 0.9, "draft_reply": "d"}
+            });
+            let r = crate::model::Request::from_value(&v).unwrap();
+            IngestItem::new(v.to_string(), v, r, "t:1".into())
+        };
         let shared = store.checkpointer.as_ref().unwrap().shared.clone();
         let approve = Decision {
             kind: DecisionKind::Approve,
@@ -222,28 +220,42 @@ mod tests {
             note: None,
             sets: vec![],
         };
-        // Write well past the restart size, then stop writing.
-        for chunk in items.chunks(100) {
-            store.ingest_batch(chunk, "system").unwrap();
+        // Write well past the restart size.
+        let mut next = 0;
+        for _ in 0..8 {
+            let chunk: Vec<IngestItem> = (next..next + 100).map(item).collect();
+            next += 100;
+            store.ingest_batch(&chunk, "system").unwrap();
         }
         for _ in 0..150 {
             let c = store.claim_next("rita").unwrap().unwrap();
             store.decide(&c, &approve).unwrap();
         }
-        // With no commit to take it, the flag stays up once the thread has caught up. Wait
-        // for the thread to be idle too: a pass still running (commits it had not seen yet)
-        // would make the writer's checkpoint busy, and the writer rightly leaves the cycle
-        // to its next transaction then.
+        // Then stop writing: with no commit to take it, the flag stays up once the thread
+        // has caught up. Wait for the thread to be idle too: a pass still running would
+        // make the writer's checkpoint busy (the writer rightly leaves the cycle to its
+        // next transaction then). Whether the last cycle fell inside the writes or after
+        // them depends on how fast the thread kept up, so while the flag is down after a
+        // pause, write another batch and look again.
         let settled =
             || shared.restart.load(Ordering::Acquire) && shared.waiting.load(Ordering::Acquire);
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        while !settled() && std::time::Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        loop {
+            let pause = std::time::Instant::now() + Duration::from_secs(2);
+            while !settled() && std::time::Instant::now() < pause {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if settled() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the thread never asked for a cycle"
+            );
+            let chunk: Vec<IngestItem> = (next..next + 100).map(item).collect();
+            next += 100;
+            store.ingest_batch(&chunk, "system").unwrap();
         }
-        assert!(
-            shared.restart.load(Ordering::Acquire),
-            "the thread asked for a cycle"
-        );
         let cycles = wal_cycles(&path);
         store.claim_next("rita").unwrap().unwrap();
         assert!(

@@ -14,7 +14,10 @@ use crate::queue::{
 const SUMMARY_COLUMNS: &str =
     "id, source, external_id, state, revision, intent, priority, confidence,
     confidence_raw, channel, sender, subject, summary, received_at, ai_escalation, flag_count,
-    hidden_chars, edited, sample, claimed_by, lease_expires";
+    hidden_chars, edited, sample, claimed_by, lease_expires,
+    (SELECT d.kind || char(31) || COALESCE(d.reason, d.queue, '') || char(31) || d.reviewer
+            || char(31) || d.at
+       FROM decisions d WHERE d.id = requests.decision_id AND d.undone_at IS NULL)";
 
 fn summary_row(r: &Row<'_>) -> rusqlite::Result<ItemSummary> {
     let state: String = r.get(3)?;
@@ -40,6 +43,16 @@ fn summary_row(r: &Row<'_>) -> rusqlite::Result<ItemSummary> {
         sample: r.get(18)?,
         claimed_by: r.get(19)?,
         lease_expires: r.get(20)?,
+        decided: r.get::<_, Option<String>>(21)?.and_then(|s| {
+            let mut p = s.split('\u{1f}');
+            let (kind, detail, reviewer, at) = (p.next()?, p.next()?, p.next()?, p.next()?);
+            Some(crate::queue::Decided {
+                kind: kind.to_string(),
+                detail: Some(detail.to_string()).filter(|d| !d.is_empty()),
+                reviewer: reviewer.to_string(),
+                at: at.parse().ok()?,
+            })
+        }),
     })
 }
 
@@ -203,13 +216,36 @@ fn state_condition(states: &[State]) -> String {
     }
 }
 
-fn order_by(sort: Sort) -> &'static str {
+fn order_by(sort: Sort, policy: &Policy) -> String {
     match sort {
-        Sort::Queue => "priority_rank, received_at, id",
-        Sort::Oldest => "received_at, id",
-        Sort::Newest => "received_at DESC, id DESC",
-        Sort::RecentlyDecided => "decision_id DESC, id DESC",
-        Sort::Confidence => "confidence IS NOT NULL, confidence, priority_rank, received_at, id",
+        Sort::Queue => "priority_rank, received_at, id".into(),
+        Sort::LeastUrgent => "priority_rank DESC, received_at DESC, id DESC".into(),
+        Sort::Oldest => "received_at, id".into(),
+        Sort::Newest => "received_at DESC, id DESC".into(),
+        Sort::RecentlyDecided => "decision_id DESC, id DESC".into(),
+        Sort::Confidence => {
+            "confidence IS NOT NULL, confidence, priority_rank, received_at, id".into()
+        }
+        Sort::MostConfident => {
+            "confidence IS NULL, confidence DESC, priority_rank, received_at, id".into()
+        }
+        Sort::SlaDue | Sort::SlaLast => {
+            // The deadline from the policy's SLA minutes per priority rank (numbers only,
+            // so the text is safe to splice into the SQL).
+            let mut case = String::from("CASE priority_rank");
+            for (rank, p) in policy.priorities.iter().enumerate() {
+                if let Some(min) = policy.sla_minutes.get(p) {
+                    let ms = i64::try_from(*min).unwrap_or(i64::MAX / 120_000) * 60_000;
+                    case.push_str(&format!(" WHEN {rank} THEN received_at + {ms}"));
+                }
+            }
+            case.push_str(" ELSE NULL END");
+            if sort == Sort::SlaDue {
+                format!("({case}) IS NULL, {case}, id")
+            } else {
+                format!("({case}) IS NULL, {case} DESC, id DESC")
+            }
+        }
     }
 }
 
@@ -225,10 +261,10 @@ fn list_sort(q: &ListQuery) -> Sort {
 
 /// One page's SQL. Limit and offset are bound, so paging reuses one cached statement per
 /// query shape.
-fn list_sql(cond: &str, sort: Sort) -> String {
+fn list_sql(cond: &str, sort: Sort, policy: &Policy) -> String {
     format!(
         "SELECT {SUMMARY_COLUMNS} FROM requests WHERE {cond} ORDER BY {} LIMIT ? OFFSET ?",
-        order_by(sort),
+        order_by(sort, policy),
     )
 }
 
@@ -241,11 +277,11 @@ fn open_range_sql() -> String {
 }
 
 /// Where one item sits in a query's order (0-based), if it matches the query.
-fn position_sql(cond: &str, sort: Sort) -> String {
+fn position_sql(cond: &str, sort: Sort, policy: &Policy) -> String {
     format!(
         "SELECT n FROM (SELECT id, ROW_NUMBER() OVER (ORDER BY {}) - 1 AS n FROM requests
          WHERE {cond}) WHERE id = ?",
-        order_by(sort),
+        order_by(sort, policy),
     )
 }
 
@@ -282,7 +318,7 @@ impl Store {
             let id: [&dyn ToSql; 1] = [&around];
             let pos: Option<i64> = self
                 .conn
-                .prepare_cached(&position_sql(&cond, list_sort(q)))?
+                .prepare_cached(&position_sql(&cond, list_sort(q), &self.policy))?
                 .query_row(
                     params_from_iter(args.iter().map(|a| a.as_ref()).chain(id)),
                     |r| r.get(0),
@@ -307,7 +343,7 @@ impl Store {
         let (cond, args) = where_clause(q, now);
         let limit = i64::from(if q.limit == 0 { 100 } else { q.limit });
         let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
-        let sql = list_sql(&cond, list_sort(q));
+        let sql = list_sql(&cond, list_sort(q), &self.policy);
         let mut stmt = self.conn.prepare_cached(&sql)?;
         let paging: [&dyn ToSql; 2] = [&limit, &offset];
         let items = stmt
@@ -614,7 +650,11 @@ mod tests {
             (query(decided, Sort::RecentlyDecided), "requests_closed"),
         ] {
             let (cond, args) = where_clause(&q, 0);
-            let p = plan(&store, &list_sql(&cond, list_sort(&q)), &args);
+            let p = plan(
+                &store,
+                &list_sql(&cond, list_sort(&q), &store.policy),
+                &args,
+            );
             assert!(p.contains(index) && !p.contains("TEMP B-TREE"), "{p}");
         }
         let p = plan(&store, crate::store::review::CLAIM_NEXT_SQL, &[]);

@@ -60,11 +60,38 @@ pub enum Cmd {
     Stats,
     /// Switch the list between the open queue and decided items.
     Decided,
+    /// Complete the word before the cursor (command line, filter).
+    Complete,
+    /// `/`: incremental search over the list's rows.
+    Search,
+    /// The next / previous row matching the last search.
+    SearchNext,
+    SearchPrev,
+    /// The next / previous flagged, escalated or SLA-breached row.
+    NextFlagged,
+    PrevFlagged,
+    /// The first, middle and last row on screen.
+    ScreenTop,
+    ScreenMiddle,
+    ScreenBottom,
+    /// Mark or unmark the selected item for bulk reject / escalate.
+    Mark,
+    /// Mark every item the current filter shows (or clear the marks).
+    MarkAll,
+    /// Saved view 1..=9 of `[[ui.views]]`.
+    View(u8),
+    /// Give the list more or less of the screen (the detail gets the rest).
+    GrowList,
+    ShrinkList,
+    /// Show the last message in full.
+    ShowMessage,
+    /// Copy a field of the item to the clipboard (OSC 52).
+    Copy,
 }
 
 impl Cmd {
     /// Every command, in help order.
-    pub const ALL: [Cmd; 47] = [
+    pub const ALL: [Cmd; 71] = [
         Cmd::Down,
         Cmd::Up,
         Cmd::Top,
@@ -112,6 +139,30 @@ impl Cmd {
         Cmd::Outcome,
         Cmd::Stats,
         Cmd::Decided,
+        Cmd::Complete,
+        Cmd::Search,
+        Cmd::SearchNext,
+        Cmd::SearchPrev,
+        Cmd::NextFlagged,
+        Cmd::PrevFlagged,
+        Cmd::ScreenTop,
+        Cmd::ScreenMiddle,
+        Cmd::ScreenBottom,
+        Cmd::Mark,
+        Cmd::MarkAll,
+        Cmd::View(1),
+        Cmd::View(2),
+        Cmd::View(3),
+        Cmd::View(4),
+        Cmd::View(5),
+        Cmd::View(6),
+        Cmd::View(7),
+        Cmd::View(8),
+        Cmd::View(9),
+        Cmd::GrowList,
+        Cmd::ShrinkList,
+        Cmd::ShowMessage,
+        Cmd::Copy,
     ];
 
     /// The name used in the config's keymap.
@@ -155,6 +206,28 @@ impl Cmd {
             Cmd::Outcome => "outcome",
             Cmd::Stats => "stats",
             Cmd::Decided => "decided",
+            Cmd::Complete => "complete",
+            Cmd::Search => "search",
+            Cmd::SearchNext => "search_next",
+            Cmd::SearchPrev => "search_prev",
+            Cmd::NextFlagged => "next_flagged",
+            Cmd::PrevFlagged => "prev_flagged",
+            Cmd::ScreenTop => "screen_top",
+            Cmd::ScreenMiddle => "screen_middle",
+            Cmd::ScreenBottom => "screen_bottom",
+            Cmd::Mark => "mark",
+            Cmd::MarkAll => "mark_all",
+            Cmd::GrowList => "grow_list",
+            Cmd::ShrinkList => "shrink_list",
+            Cmd::ShowMessage => "show_message",
+            Cmd::Copy => "copy",
+            Cmd::View(n) => {
+                const N: [&str; 10] = [
+                    "view_0", "view_1", "view_2", "view_3", "view_4", "view_5", "view_6", "view_7",
+                    "view_8", "view_9",
+                ];
+                N[usize::from(n.min(9))]
+            }
             Cmd::Pick(n) => {
                 const N: [&str; 10] = [
                     "pick_0", "pick_1", "pick_2", "pick_3", "pick_4", "pick_5", "pick_6", "pick_7",
@@ -227,6 +300,16 @@ pub enum Loaded {
     },
     Stats(Box<Result<crate::stats::Stats, QueueError>>),
     Volume(Box<Result<crate::stats::Volume, QueueError>>),
+    /// The rows to mark for `V`.
+    MarkAll(Result<Page, QueueError>),
+    /// A bulk decision: the items decided and why the others were not.
+    DecidedMany {
+        verb: &'static str,
+        done: Vec<i64>,
+        failed: Vec<(i64, String)>,
+    },
+    /// A state file was written (or why not).
+    Persisted(Result<(), String>),
 }
 
 /// Everything that can happen.
@@ -285,6 +368,20 @@ pub enum Effect {
     LoadStats,
     /// Only the volume and its alert (the status bar's periodic reload).
     LoadVolume,
+    /// Every item (up to the limit) a query shows, to mark them all.
+    MarkAll(ListQuery),
+    /// Claim and decide each (item, revision shown) on its own; one failure does not stop
+    /// the others.
+    DecideMany {
+        items: Vec<(i64, i64)>,
+        kind: crate::model::DecisionKind,
+    },
+    /// Put this text on the terminal's clipboard (OSC 52).
+    CopyToClipboard(String),
+    /// Write the `:` command history (path, entries oldest first).
+    SaveHistory(std::path::PathBuf, Vec<String>),
+    /// Write the list's state for the next start.
+    SaveUiState(std::path::PathBuf, crate::tui::persist::UiState),
     /// Open `$EDITOR` on this text for this field.
     OpenEditor(EditableField, String),
     /// Clear and repaint the whole screen.

@@ -38,10 +38,18 @@ pub enum Mode {
     OutcomeNote,
     /// Review statistics.
     Stats,
+    /// The `:` command line.
+    Command,
+    /// Typing a `/` search (the selection follows the first match as it is typed).
+    Search,
+    /// The last message in full.
+    Message,
+    /// What `y` copies to the clipboard.
+    Copy,
 }
 
 impl Mode {
-    pub const ALL: [Mode; 15] = [
+    pub const ALL: [Mode; 19] = [
         Mode::List,
         Mode::Review,
         Mode::Edit,
@@ -57,6 +65,10 @@ impl Mode {
         Mode::Outcome,
         Mode::OutcomeNote,
         Mode::Stats,
+        Mode::Command,
+        Mode::Search,
+        Mode::Message,
+        Mode::Copy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -76,6 +88,10 @@ impl Mode {
             Mode::Outcome => "outcome",
             Mode::OutcomeNote => "outcome_note",
             Mode::Stats => "stats",
+            Mode::Command => "command",
+            Mode::Search => "search",
+            Mode::Message => "message",
+            Mode::Copy => "copy",
         }
     }
 
@@ -83,7 +99,13 @@ impl Mode {
     pub fn takes_text(self) -> bool {
         matches!(
             self,
-            Mode::Edit | Mode::Note | Mode::Filter | Mode::Help | Mode::OutcomeNote
+            Mode::Edit
+                | Mode::Note
+                | Mode::Filter
+                | Mode::Help
+                | Mode::OutcomeNote
+                | Mode::Command
+                | Mode::Search
         )
     }
 }
@@ -206,6 +228,9 @@ pub struct ListState {
     pub filter_text: String,
     /// Rows [start, end) of the page request that is out.
     pub requested: Option<(u64, u64)>,
+    /// A `:N` jump on its way: (target, the item selected before, its row), so an item
+    /// the list does not hold leaves the selection where it was.
+    pub jump: Option<(i64, Option<i64>, u64)>,
 }
 
 /// The console's state.
@@ -281,8 +306,57 @@ pub struct App {
     pub volume: Option<crate::stats::Volume>,
     /// When stats were last asked for (the volume alert reloads at most once a minute).
     pub stats_at: Option<Millis>,
+    /// The `:` command line being typed.
+    pub cmdline: LineInput,
+    /// Commands run from the line, oldest first, and the one recalled (↑/↓) now.
+    pub history: Vec<String>,
+    pub history_pos: Option<usize>,
+    /// What Tab offered for the word being typed (shown beside the line).
+    pub completions: Vec<String>,
+    /// Where the history and the list state are kept (`None`: nothing is kept).
+    pub state_dir: Option<std::path::PathBuf>,
+    /// Where user themes live, for `:theme`.
+    pub themes_dir: Option<std::path::PathBuf>,
+    /// Saved views from `[[ui.views]]` (`:view NAME`, F1–F9).
+    pub views: Vec<super::config::ViewConfig>,
+    /// The `/` search being typed, the last one run (for `n`/`N`), and where the
+    /// selection was when it started (Esc goes back there): (item, row).
+    pub search_input: LineInput,
+    pub search: String,
+    pub search_from: Option<(Option<i64>, u64)>,
+    /// A count typed before a movement (`5j`).
+    pub count: Option<u32>,
+    /// Items marked for a bulk reject or escalation: id → the revision and the line the
+    /// list showed when it was marked (each item is decided at that revision).
+    pub marked: BTreeMap<i64, Marked>,
+    /// The bulk decision the confirm question is about.
+    pub bulk: Option<crate::model::DecisionKind>,
+    /// The list's share of the screen beside the detail, in percent (`+`/`-`).
+    pub list_pct: u16,
     /// The queue (a server) cannot be reached; nothing typed is lost meanwhile.
     pub offline: bool,
+}
+
+/// A marked item as the list showed it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marked {
+    pub revision: i64,
+    /// Sender and subject (or summary), for the confirmation that lists them.
+    pub label: String,
+}
+
+impl Marked {
+    pub fn of(r: &crate::queue::ItemSummary) -> Marked {
+        let what = r
+            .subject
+            .as_deref()
+            .or(r.summary.as_deref())
+            .unwrap_or("(no subject)");
+        Marked {
+            revision: r.revision,
+            label: format!("{} · {what}", r.sender.as_deref().unwrap_or("(no sender)")),
+        }
+    }
 }
 
 /// What the console is started with.
@@ -351,6 +425,20 @@ impl App {
             stats: None,
             volume: None,
             stats_at: None,
+            cmdline: LineInput::default(),
+            history: Vec::new(),
+            history_pos: None,
+            completions: Vec::new(),
+            state_dir: None,
+            themes_dir: None,
+            views: Vec::new(),
+            search_input: LineInput::default(),
+            search: String::new(),
+            search_from: None,
+            count: None,
+            marked: BTreeMap::new(),
+            bulk: None,
+            list_pct: super::view::layout::DEFAULT_LIST_PCT,
             offline: false,
         }
     }

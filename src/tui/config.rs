@@ -11,6 +11,19 @@ pub struct UiConfig {
     pub color: String,
     /// Action name → keys, merged over the built-in keymap (`approve = ["a"]`).
     pub keymap: BTreeMap<String, Vec<String>>,
+    /// Named views: a filter and a sort, one key each (F1–F9 in order) or `:view NAME`.
+    pub views: Vec<ViewConfig>,
+}
+
+/// `[[ui.views]]`: `name = "urgent billing"`, `filter = "p:urgent intent:billing_question"`,
+/// `sort = "age desc"`.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ViewConfig {
+    pub name: String,
+    pub filter: String,
+    /// `KEY [asc|desc]` as `:sort` takes it; empty keeps the queue order.
+    pub sort: String,
 }
 
 impl Default for UiConfig {
@@ -19,6 +32,7 @@ impl Default for UiConfig {
             theme: "dark".into(),
             color: "auto".into(),
             keymap: BTreeMap::new(),
+            views: Vec::new(),
         }
     }
 }

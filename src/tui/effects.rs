@@ -86,6 +86,49 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
         }
         Effect::LoadStats => Loaded::Stats(Box::new(q.stats(None).await)),
         Effect::LoadVolume => Loaded::Volume(Box::new(q.volume().await)),
-        Effect::OpenEditor(..) | Effect::ClearScreen | Effect::Quit => return None,
+        Effect::MarkAll(query) => Loaded::MarkAll(q.list(&query).await),
+        Effect::DecideMany { items, kind } => {
+            let mut done = Vec::new();
+            let mut failed = Vec::new();
+            for (id, revision) in items {
+                let claim = match q.claim(id, reviewer).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        failed.push((id, e.to_string()));
+                        continue;
+                    }
+                };
+                let decision = crate::queue::Decision {
+                    kind: kind.clone(),
+                    revision: Some(revision),
+                    note: None,
+                    sets: Vec::new(),
+                };
+                match q.decide(&claim, &decision).await {
+                    Ok(_) => done.push(id),
+                    Err(e) => {
+                        let _ = q.release(&claim).await;
+                        failed.push((id, e.to_string()));
+                    }
+                }
+            }
+            Loaded::DecidedMany {
+                verb: kind.verb(),
+                done,
+                failed,
+            }
+        }
+        Effect::SaveHistory(path, entries) => Loaded::Persisted(
+            crate::tui::persist::save_history(&path, &entries)
+                .map_err(|e| format!("command history not saved to {}: {e}", path.display())),
+        ),
+        Effect::SaveUiState(path, state) => Loaded::Persisted(
+            crate::tui::persist::save_ui_state(&path, &state)
+                .map_err(|e| format!("console state not saved to {}: {e}", path.display())),
+        ),
+        Effect::OpenEditor(..)
+        | Effect::ClearScreen
+        | Effect::CopyToClipboard(_)
+        | Effect::Quit => return None,
     })
 }

@@ -230,6 +230,12 @@ pub async fn run<W: Write>(
         let releasing = effects.iter().any(|e| matches!(e, Effect::Release(_)));
         for fx in std::mem::take(&mut effects) {
             match fx {
+                // Awaited: written before a quit ends the process.
+                fx @ (Effect::SaveHistory(..) | Effect::SaveUiState(..)) => {
+                    if let Some(l) = effects::perform(queue.as_ref(), &reviewer, fx).await {
+                        pending.push(Action::Loaded(l));
+                    }
+                }
                 Effect::SaveEdit(..) if releasing => {
                     if let Some(l) = effects::perform(queue.as_ref(), &reviewer, fx).await {
                         pending.push(Action::Loaded(l));
@@ -266,6 +272,12 @@ pub async fn run<W: Write>(
                         .clear()
                         .map_err(|e| anyhow::anyhow!("clearing the screen failed: {e}"))?;
                     pending.push(Action::Loaded(Loaded::Editor(field, res)));
+                }
+                Effect::CopyToClipboard(text) => {
+                    let seq = update::osc52(&text);
+                    let b = terminal.backend_mut();
+                    b.write_all(seq.as_bytes())?;
+                    b.flush()?;
                 }
                 Effect::Quit => {}
                 other => spawn_effect(&queue, &reviewer, &tx, other),

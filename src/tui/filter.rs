@@ -83,6 +83,70 @@ pub fn parse(input: &str) -> Result<Filter, String> {
     Ok(f)
 }
 
+/// Tokens a filter word may start as, for completion.
+const KEYS: [&str; 8] = [
+    "p:", "intent:", "c<", "c>=", "age>", "age<", "esc", "hidden",
+];
+
+/// Completes one filter word from the policy: `intent:bill` → `intent:billing_question`,
+/// `p:hi` → `p:high`, `p:urgent,h` → `p:urgent,high`, `int` → `intent:`. Returns the word
+/// as far as it is unambiguous and, when several remain, the choices.
+pub fn complete(word: &str, policy: &crate::model::Policy) -> (String, Vec<String>) {
+    let (prefix, partial, values): (String, &str, Vec<String>) =
+        if let Some((k, v)) = word.split_once(':') {
+            let values = match k.to_ascii_lowercase().as_str() {
+                "intent" | "i" => policy.intents.clone(),
+                "p" | "priority" => policy.priorities.clone(),
+                _ => Vec::new(),
+            };
+            // A list (`p:urgent,hi`) completes its last value.
+            let (done, last) = match v.rfind(',') {
+                Some(i) => (&v[..=i], &v[i + 1..]),
+                None => ("", v),
+            };
+            (format!("{k}:{done}"), last, values)
+        } else {
+            (
+                String::new(),
+                word,
+                KEYS.iter().map(|k| k.to_string()).collect(),
+            )
+        };
+    let lower = partial.to_lowercase();
+    let matching: Vec<String> = values
+        .into_iter()
+        .filter(|v| v.to_lowercase().starts_with(&lower))
+        .collect();
+    match matching.as_slice() {
+        [] => (word.to_string(), Vec::new()),
+        [one] => {
+            let end = if one.ends_with([':', '<', '>', '=']) {
+                ""
+            } else {
+                " "
+            };
+            (format!("{prefix}{one}{end}"), Vec::new())
+        }
+        many => {
+            let mut common = many[0].clone();
+            for m in &many[1..] {
+                let n = common
+                    .chars()
+                    .zip(m.chars())
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                common = common.chars().take(n).collect();
+            }
+            let common = if common.chars().count() >= partial.chars().count() {
+                common
+            } else {
+                partial.to_string()
+            };
+            (format!("{prefix}{common}"), many.to_vec())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +162,20 @@ mod tests {
         assert_eq!(f.text.as_deref(), Some("refund"));
         assert_eq!(parse("").unwrap(), Filter::default());
         assert_eq!(parse("c>=0.8 age<30m").unwrap().newer_than, Some(1_800_000));
+    }
+
+    #[test]
+    fn words_complete_from_the_policy() {
+        let p = crate::model::Policy::default();
+        assert_eq!(
+            complete("intent:bill", &p).0,
+            "intent:billing_question ".to_string()
+        );
+        assert_eq!(complete("p:urg", &p).0, "p:urgent ");
+        assert_eq!(complete("p:urgent,hi", &p).0, "p:urgent,high ");
+        assert_eq!(complete("int", &p).0, "intent:");
+        let (w, options) = complete("age", &p);
+        assert_eq!((w.as_str(), options.len()), ("age", 2));
     }
 
     #[test]

@@ -243,12 +243,40 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (Stats, &["S"], "stats", false),
                 (Decided, &["D"], "decided items / queue", false),
                 (SwitchPane, &["tab"], "pane", mode == Mode::Review),
-                (Filter, &["/"], "filter", mode == Mode::List),
+                (Search, &["/"], "search", mode == Mode::List),
+                (SearchNext, &["n"], "next match", false),
+                (SearchPrev, &["N"], "previous match", false),
+                (Filter, &["f"], "filter", false),
                 (Sort, &["s"], "sort", mode == Mode::List),
+                (NextFlagged, &["]"], "next flagged / over SLA", false),
+                (PrevFlagged, &["["], "previous flagged / over SLA", false),
+                (ScreenTop, &["H"], "top of the screen", false),
+                (ScreenMiddle, &["M"], "middle of the screen", false),
+                (ScreenBottom, &["B"], "bottom of the screen", false),
+                (Mark, &["v"], "mark for bulk reject/escalate", false),
+                (MarkAll, &["V"], "mark all the filter shows / clear", false),
+                (ShowMessage, &["m"], "the whole message", false),
+                (Copy, &["y"], "copy to the clipboard", false),
+                (GrowList, &["+"], "taller list", false),
+                (ShrinkList, &["-"], "shorter list", false),
                 (Help, &["?"], "help", true),
-                (Palette, &[":"], "commands", false),
+                (Palette, &[":"], "command line", false),
             ]);
             t.extend(moves);
+            if mode == Mode::List {
+                const F: [&[&str]; 9] = [
+                    &["f1"],
+                    &["f2"],
+                    &["f3"],
+                    &["f4"],
+                    &["f5"],
+                    &["f6"],
+                    &["f7"],
+                    &["f8"],
+                    &["f9"],
+                ];
+                t.extend((1..=9u8).map(|n| (View(n), F[usize::from(n - 1)], "saved view", false)));
+            }
             t.push((
                 Back,
                 &["esc"],
@@ -307,12 +335,32 @@ fn defaults(mode: Mode) -> Vec<(Cmd, &'static [&'static str], &'static str, bool
                 (ForceQuit, &["ctrl-c"], "quit now", false),
             ];
         }
-        Mode::Note | Mode::Filter | Mode::OutcomeNote => t.push((Submit, &["enter"], "done", true)),
+        Mode::Note | Mode::OutcomeNote => t.push((Submit, &["enter"], "done", true)),
+        Mode::Search => t.push((Submit, &["enter"], "keep", true)),
+        Mode::Filter => t.extend([
+            (Submit, &["enter"][..], "apply", true),
+            (Complete, &["tab"], "complete", true),
+        ]),
+        Mode::Command => t.extend([
+            (Submit, &["enter"][..], "run", true),
+            (Complete, &["tab"], "complete", true),
+            (Up, &["up", "ctrl-p"], "older", true),
+            (Down, &["down", "ctrl-n"], "newer", false),
+        ]),
         Mode::Help => t.extend([
             (Down, &["down", "ctrl-n"][..], "down", false),
             (Up, &["up", "ctrl-p"], "up", false),
             (Submit, &["enter"], "run", true),
         ]),
+        Mode::Message => {}
+        Mode::Copy => {
+            t.extend(picks("copy"));
+            t.extend([
+                (Down, &["j", "down"][..], "down", false),
+                (Up, &["k", "up"], "up", false),
+                (Submit, &["enter"], "copy", true),
+            ]);
+        }
         Mode::Diff | Mode::Preview | Mode::Timeline | Mode::Stats => {
             t.extend(moves);
             t.push((Quit, &["q"], "quit", false));

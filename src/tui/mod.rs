@@ -20,13 +20,14 @@ pub mod effects;
 pub mod event_loop;
 pub mod filter;
 pub mod keymap;
+pub mod persist;
 pub mod plan;
 pub mod terminal;
 pub mod theme;
 pub mod update;
 pub mod view;
 
-pub use config::UiConfig;
+pub use config::{UiConfig, ViewConfig};
 
 /// What the console needs besides the queue.
 #[derive(Clone, Debug)]
@@ -41,12 +42,29 @@ pub struct TuiOptions {
     pub actions_mode: String,
     /// Where user themes live (`<config dir>/themes`).
     pub themes_dir: Option<PathBuf>,
+    /// Where the command history and the list's state are kept between runs.
+    pub state_dir: Option<PathBuf>,
 }
 
 /// Problems in `[ui]` as (dotted key, message): unknown actions, keys that do not parse,
 /// keys bound twice in one mode, a bad colour mode or theme.
 pub fn check_ui(ui: &UiConfig) -> Vec<(String, String)> {
     let (_, mut issues) = keymap::Keymap::build(&ui.keymap);
+    for (i, v) in ui.views.iter().enumerate() {
+        let at = format!("ui.views[{i}]");
+        if v.name.trim().is_empty() {
+            issues.push((format!("{at}.name"), "a view needs a name".into()));
+        }
+        if let Err(e) = filter::parse(&v.filter) {
+            issues.push((format!("{at}.filter"), e));
+        }
+        if !v.sort.trim().is_empty() {
+            let mut w = v.sort.split_whitespace();
+            if let Err(e) = crate::queue::Sort::from_key(w.next().unwrap_or(""), w.next()) {
+                issues.push((format!("{at}.sort"), e));
+            }
+        }
+    }
     if let Err(e) = theme::ColorMode::resolve(&ui.color, false, None, None) {
         issues.push(("ui.color".into(), e));
     }
@@ -102,6 +120,20 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
         width,
         height,
     });
+    a.themes_dir = opts.themes_dir.clone();
+    a.views = opts.ui.views.clone();
+    a.state_dir = opts.state_dir.clone();
+    if let Some(dir) = &opts.state_dir {
+        a.history = persist::load_history(&persist::history_path(dir));
+        match persist::load_ui_state(&persist::ui_state_path(dir, &a.reviewer)) {
+            Ok(Some(s)) => update::restore(&mut a, s),
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!("{e}");
+                problems.push(e);
+            }
+        }
+    }
     if let Some(p) = problems.first() {
         a.message = Some((p.clone(), app::Level::Warn));
     } else {

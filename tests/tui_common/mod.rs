@@ -121,6 +121,7 @@ pub fn detail(id: i64, v: &Value) -> ItemDetail {
     let flags = validate(&req, &Policy::default());
     let payload = v.to_string();
     let summary = ItemSummary {
+        decided: None,
         id,
         source: req.source.clone(),
         external_id: req.external_id.clone(),

@@ -128,6 +128,9 @@ pub fn confirm_question(app: &App) -> &'static str {
 }
 
 pub(super) fn confirm_command(app: &mut App, c: Cmd) -> Vec<Effect> {
+    if app.bulk.is_some() && matches!(c, Cmd::Submit | Cmd::Back) {
+        return confirm_bulk(app, c == Cmd::Submit);
+    }
     match c {
         Cmd::Submit => {
             app.mode = app.return_mode;

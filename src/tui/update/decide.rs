@@ -113,6 +113,19 @@ pub(super) fn picker_command(app: &mut App, c: Cmd) -> Vec<Effect> {
         Picked::Done => return Vec::new(),
         Picked::Other => return picker_other(app, c, reject),
     };
+    if bulk_mode(app) {
+        app.pick = i;
+        let kind = if reject {
+            DecisionKind::Reject {
+                reason: app.policy.reject_reasons[i].key.clone(),
+            }
+        } else {
+            DecisionKind::Escalate {
+                queue: app.policy.escalation_queues[i].name.clone(),
+            }
+        };
+        return ask_bulk(app, kind);
+    }
     if reject {
         let key = app.policy.reject_reasons[i].key.clone();
         if c == Cmd::Submit {

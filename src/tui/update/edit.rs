@@ -127,7 +127,9 @@ pub(super) fn edit_command(app: &mut App, c: Cmd) -> Vec<Effect> {
                     });
                 }
             }
-            save_focused(app)
+            // Saved once the pick is committed (Tab to the next field, save, close, a
+            // decision), not on every arrow press: the audit gets one edit, not five.
+            Vec::new()
         }
         Cmd::Save => {
             let Some(form) = app.form.as_mut() else {
@@ -214,6 +216,10 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     match app.mode {
         Mode::Filter => {
             app.dirty = edit_line(&mut app.filter_input, &ev);
+            app.completions.clear();
+            if matches!(app.message, Some((_, Level::Error))) {
+                app.message = None;
+            }
         }
         Mode::Note | Mode::OutcomeNote => {
             app.dirty = edit_line(&mut app.note, &ev);
@@ -221,6 +227,15 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
         Mode::Help => {
             app.dirty = edit_line(&mut app.palette, &ev);
             app.palette_sel = 0;
+        }
+        Mode::Search => {
+            app.dirty = edit_line(&mut app.search_input, &ev);
+            return search_typed(app);
+        }
+        Mode::Command => {
+            app.dirty = edit_line(&mut app.cmdline, &ev);
+            app.history_pos = None;
+            app.completions.clear();
         }
         Mode::Edit => {
             let now = app.now;
@@ -245,15 +260,25 @@ pub(super) fn text_key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
 pub(super) fn paste(app: &mut App, text: &str) -> Vec<Effect> {
     // Pasted text goes only to a focused text field, never to shortcuts.
     match app.mode {
-        Mode::Filter | Mode::Note | Mode::OutcomeNote | Mode::Help => {
+        Mode::Filter
+        | Mode::Note
+        | Mode::OutcomeNote
+        | Mode::Help
+        | Mode::Command
+        | Mode::Search => {
             // Pasted text is outside text too: hidden characters become visible marks.
             let line: String = crate::text::sanitize_lines(text).join(" ");
             let input = match app.mode {
                 Mode::Filter => &mut app.filter_input,
                 Mode::Note | Mode::OutcomeNote => &mut app.note,
+                Mode::Command => &mut app.cmdline,
+                Mode::Search => &mut app.search_input,
                 _ => &mut app.palette,
             };
             input.text.push_str(&line);
+            if app.mode == Mode::Search {
+                return search_typed(app);
+            }
         }
         Mode::Edit => {
             let now = app.now;

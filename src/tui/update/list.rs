@@ -33,9 +33,36 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
             Vec::new()
         }
         Cmd::Open => open(app, None),
+        Cmd::Approve if bulk_mode(app) => refuse_bulk_approve(app),
+        Cmd::Reject | Cmd::Escalate if bulk_mode(app) => {
+            if c == Cmd::Reject && app.policy.reject_reasons.is_empty()
+                || c == Cmd::Escalate && app.policy.escalation_queues.is_empty()
+            {
+                say(
+                    app,
+                    Level::Warn,
+                    "the policy lists no reasons or queues for that",
+                );
+                return Vec::new();
+            }
+            open_picker(
+                app,
+                if c == Cmd::Reject {
+                    Mode::Reject
+                } else {
+                    Mode::Escalate
+                },
+            );
+            Vec::new()
+        }
         Cmd::Back => {
             if app.mode == Mode::Review {
                 close(app)
+            } else if !app.marked.is_empty() {
+                let n = app.marked.len();
+                app.marked.clear();
+                say(app, Level::Info, format!("{n} marks cleared"));
+                Vec::new()
             } else if !app.list.filter_text.is_empty() {
                 app.list.filter_text.clear();
                 app.filter_input = LineInput::default();
@@ -126,6 +153,49 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
         Cmd::Resend | Cmd::KillSwitch | Cmd::Outcome | Cmd::Stats | Cmd::Decided => {
             actions_command(app, c)
         }
+        Cmd::Search => start_search(app),
+        Cmd::SearchNext
+        | Cmd::SearchPrev
+        | Cmd::NextFlagged
+        | Cmd::PrevFlagged
+        | Cmd::ScreenTop
+        | Cmd::ScreenMiddle
+        | Cmd::ScreenBottom => find_command(app, c),
+        Cmd::View(n) => match app.views.get(usize::from(n).saturating_sub(1)) {
+            Some(v) => {
+                let name = v.name.clone();
+                apply_view(app, &name)
+            }
+            None => {
+                say(
+                    app,
+                    Level::Warn,
+                    format!("no saved view {n}: add [[ui.views]] entries to the config"),
+                );
+                Vec::new()
+            }
+        },
+        Cmd::Mark | Cmd::MarkAll => mark_command(app, c),
+        Cmd::Copy => open_copy(app),
+        Cmd::ShowMessage => show_message(app),
+        Cmd::GrowList | Cmd::ShrinkList => {
+            use crate::tui::view::layout::{MAX_LIST_PCT, MIN_LIST_PCT};
+            let p = if c == Cmd::GrowList {
+                app.list_pct.saturating_add(10)
+            } else {
+                app.list_pct.saturating_sub(10)
+            }
+            .clamp(MIN_LIST_PCT, MAX_LIST_PCT);
+            if p == app.list_pct {
+                app.dirty = false;
+                return Vec::new();
+            }
+            app.list_pct = p;
+            follow_selection(app);
+            let mut fx = ensure_window(app);
+            fx.extend(save_ui_state(app));
+            fx
+        }
         Cmd::Filter => {
             app.mode = Mode::Filter;
             app.filter_input = LineInput::with(&app.list.filter_text);
@@ -143,6 +213,11 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
     }
 }
 
+/// Reject and escalate act on the marked items (the list is showing, and some are marked).
+pub(super) fn bulk_mode(app: &App) -> bool {
+    app.open.is_none() && !app.marked.is_empty()
+}
+
 pub(super) fn move_selection(app: &mut App, c: Cmd) -> Vec<Effect> {
     let total = app.list.page.total;
     if total == 0 {
@@ -153,19 +228,25 @@ pub(super) fn move_selection(app: &mut App, c: Cmd) -> Vec<Effect> {
     let half = (rows / 2).max(1);
     let last = total - 1;
     let sel = app.list.selected;
+    let n = count(app);
+    if app.count.is_some() && matches!(c, Cmd::Top | Cmd::Bottom) {
+        // `5G`: row 5.
+        let fx = select_row(app, (n - 1).min(last));
+        return fx;
+    }
     // The selected item left the list and the rows below it moved up: down takes the row
     // now in its place, up the one above.
     let gone = app.list.left.is_some();
     let new = match c {
-        Cmd::Down if gone => sel,
-        Cmd::Down => sel.saturating_add(1),
-        Cmd::Up => sel.saturating_sub(1),
+        Cmd::Down if gone => sel.saturating_add(n - 1),
+        Cmd::Down => sel.saturating_add(n),
+        Cmd::Up => sel.saturating_sub(n),
         Cmd::Top => 0,
         Cmd::Bottom => last,
-        Cmd::HalfPageDown => sel.saturating_add(half),
-        Cmd::HalfPageUp => sel.saturating_sub(half),
-        Cmd::PageDown => sel.saturating_add(rows),
-        Cmd::PageUp => sel.saturating_sub(rows),
+        Cmd::HalfPageDown => sel.saturating_add(half * n),
+        Cmd::HalfPageUp => sel.saturating_sub(half * n),
+        Cmd::PageDown => sel.saturating_add(rows * n),
+        Cmd::PageUp => sel.saturating_sub(rows * n),
         _ => sel,
     }
     .min(last);
@@ -214,11 +295,28 @@ pub(super) fn place_selection(app: &mut App) -> Vec<Effect> {
     };
     if let Some(i) = l.page.items.iter().position(|r| r.id == id) {
         l.selected = l.page.offset + i as u64;
+        if l.jump.take_if(|j| j.0 == id).is_some() {
+            say(app, Level::Info, format!("#{id}"));
+            follow_selection(app);
+            return ensure_window(app);
+        }
         return Vec::new();
     }
     if l.asked_around != Some(id) {
         // A page asked for before the selection came to this item says nothing about it.
         l.refocus = refocus;
+        return reload(app);
+    }
+    if let Some((_, before, row)) = l.jump.take_if(|j| j.0 == id) {
+        l.selected_id = before;
+        l.selected = row;
+        say(
+            app,
+            Level::Warn,
+            format!(
+                "#{id} is not in this list (the filter hides it, it is decided, or there is no such item)"
+            ),
+        );
         return reload(app);
     }
     if refocus {
@@ -360,11 +458,22 @@ pub(super) fn open(app: &mut App, then: Option<Cmd>) -> Vec<Effect> {
         return Vec::new();
     };
     let id = row.id;
-    if app.read_only {
+    let decided = row.state.is_decided();
+    if app.read_only || decided {
         app.open = Some(id);
         app.mode = Mode::Review;
         app.focus = Pane::Ai;
-        say(app, Level::Info, "read-only: viewing, not claiming");
+        say(
+            app,
+            Level::Info,
+            if decided {
+                format!(
+                    "#{id} is decided: shown read-only (L timeline, d diff, o outcome, R resend)"
+                )
+            } else {
+                "read-only: viewing, not claiming".to_string()
+            },
+        );
         return fetch_details(app);
     }
     // One claim at a time: a second Enter before the first claim lands would leave the
@@ -408,6 +517,100 @@ pub(super) fn close(app: &mut App) -> Vec<Effect> {
     fx
 }
 
+/// The list's state written for the next start (sort, filter, selection, decided items).
+pub(super) fn save_ui_state(app: &App) -> Vec<Effect> {
+    let Some(dir) = &app.state_dir else {
+        return Vec::new();
+    };
+    let l = &app.list;
+    vec![Effect::SaveUiState(
+        crate::tui::persist::ui_state_path(dir, &app.reviewer),
+        crate::tui::persist::UiState {
+            sort: Some(l.query.sort),
+            filter: l.filter_text.clone(),
+            selected: l.selected_id.or(l.left),
+            decided: !l.query.states.is_empty(),
+            list_pct: Some(app.list_pct),
+        },
+    )]
+}
+
+/// The list as the last run left it (before the first page is asked for).
+pub fn restore(app: &mut App, s: crate::tui::persist::UiState) {
+    let l = &mut app.list;
+    if s.decided {
+        use crate::model::State;
+        l.query.states = vec![State::Approved, State::Rejected, State::Escalated];
+    }
+    if let Some(sort) = s.sort {
+        l.query.sort = sort;
+    }
+    match filter::parse(&s.filter) {
+        Ok(f) => {
+            l.query.filter = f;
+            l.filter_text = s.filter.trim().to_string();
+            app.filter_input = LineInput::with(&l.filter_text);
+        }
+        Err(e) => tracing::warn!("the saved filter '{}' no longer parses: {e}", s.filter),
+    }
+    l.selected_id = s.selected;
+    if let Some(p) = s.list_pct {
+        use crate::tui::view::layout::{MAX_LIST_PCT, MIN_LIST_PCT};
+        app.list_pct = p.clamp(MIN_LIST_PCT, MAX_LIST_PCT);
+    }
+    let l = &mut app.list;
+    // An item decided since then is not looked for: the list starts from the top.
+    l.refocus = true;
+}
+
+/// `:view NAME` and F1–F9: a saved view's filter and sort.
+pub(super) fn apply_view(app: &mut App, name: &str) -> Vec<Effect> {
+    let Some(v) = app.views.iter().find(|v| v.name == name).cloned() else {
+        let names: Vec<&str> = app.views.iter().map(|v| v.name.as_str()).collect();
+        let known = if names.is_empty() {
+            "no views are configured; add [[ui.views]] with name, filter and sort".to_string()
+        } else {
+            format!("views: {}", names.join(", "))
+        };
+        say(
+            app,
+            Level::Error,
+            format!("no view named '{}'; {known}", crate::text::sanitize(name)),
+        );
+        return Vec::new();
+    };
+    let filter = match filter::parse(&v.filter) {
+        Ok(f) => f,
+        Err(e) => {
+            say(app, Level::Error, format!("view '{}': filter: {e}", v.name));
+            return Vec::new();
+        }
+    };
+    let sort = if v.sort.trim().is_empty() {
+        crate::queue::Sort::Queue
+    } else {
+        let mut w = v.sort.split_whitespace();
+        match crate::queue::Sort::from_key(w.next().unwrap_or(""), w.next()) {
+            Ok(s) => s,
+            Err(e) => {
+                say(app, Level::Error, format!("view '{}': sort: {e}", v.name));
+                return Vec::new();
+            }
+        }
+    };
+    if app.open.is_some() {
+        let _ = close(app);
+    }
+    app.list.query.filter = filter;
+    app.list.query.sort = sort;
+    app.list.filter_text = v.filter.trim().to_string();
+    app.filter_input = LineInput::with(&app.list.filter_text);
+    app.mode = Mode::List;
+    let mut fx = requery(app, Level::Info, format!("view {}", v.name));
+    fx.extend(save_ui_state(app));
+    fx
+}
+
 pub(super) fn apply_filter(app: &mut App) -> Vec<Effect> {
     match filter::parse(&app.filter_input.text) {
         Ok(f) => {
@@ -419,10 +622,12 @@ pub(super) fn apply_filter(app: &mut App) -> Vec<Effect> {
             } else {
                 format!("filter: {}", app.list.filter_text)
             };
-            requery(app, Level::Info, message)
+            let mut fx = requery(app, Level::Info, message);
+            fx.extend(save_ui_state(app));
+            fx
         }
         Err(e) => {
-            say(app, Level::Error, e);
+            say(app, Level::Error, format!("filter not applied: {e}"));
             Vec::new()
         }
     }

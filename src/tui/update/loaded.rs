@@ -421,6 +421,21 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
         | Loaded::OutcomeRecorded { .. }
         | Loaded::Stats(_)
         | Loaded::Volume(_)) => loaded_actions(app, l),
+        Loaded::MarkAll(r) => {
+            match r {
+                Ok(page) => mark_rows(app, &page.items, page.total),
+                Err(e) => say(app, Level::Error, format!("cannot mark the list: {e}")),
+            }
+            Vec::new()
+        }
+        Loaded::DecidedMany { verb, done, failed } => bulk_done(app, verb, done, failed),
+        Loaded::Persisted(r) => {
+            match r {
+                Ok(()) => app.dirty = false,
+                Err(e) => say(app, Level::Warn, e),
+            }
+            Vec::new()
+        }
         Loaded::Editor(field, r) => match r {
             Ok(text) => {
                 if let Some(form) = app.form.as_mut()

@@ -3,27 +3,40 @@
 use crossterm::event::KeyEvent;
 
 mod actions;
+mod bulk;
+mod cmdline;
+mod copy;
 mod decide;
 mod edit;
 mod list;
 mod loaded;
 mod palette;
 mod picker;
+mod search;
 
 use actions::*;
 pub use actions::{STATS_EVERY_MS, confirm_question, dead_actions, is_decided, preview_digest};
+pub use bulk::bulk_question;
+use bulk::*;
+pub use cmdline::COMMANDS;
+use cmdline::*;
+use copy::*;
+pub use copy::{copy_items, osc52};
 use decide::*;
 use edit::*;
+pub use list::restore;
 use list::*;
 use loaded::*;
 pub use palette::palette_items;
 use palette::*;
 use picker::*;
+use search::*;
 
 use super::action::{Action, Cmd, Effect};
 use super::app::{App, FieldInput, Level, LineInput, Mode};
 use super::keymap::{Key, Resolved};
 use crate::model::DecisionKind;
+use crate::tui::filter;
 
 /// Unsaved text in the edit form is saved after this long without a keystroke.
 pub const SAVE_DEBOUNCE_MS: i64 = 800;
@@ -106,8 +119,24 @@ pub(super) fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
     let res = app
         .keymap
         .resolve(mode, pending, k, |c| enabled(app, mode, c));
+    // A count before a movement (`5j`): digits nothing else takes, on the list.
+    if matches!(mode, Mode::List | Mode::Review)
+        && pending.is_none()
+        && res == Resolved::None
+        && k.mods.is_empty()
+        && let crossterm::event::KeyCode::Char(d @ '0'..='9') = k.code
+        && (d != '0' || app.count.is_some())
+    {
+        let n = app.count.unwrap_or(0).saturating_mul(10) + (d as u32 - '0' as u32);
+        app.count = Some(n.min(99_999));
+        return Vec::new();
+    }
     match res {
-        Resolved::Cmd(c) => command(app, c),
+        Resolved::Cmd(c) => {
+            let fx = command(app, c);
+            app.count = None;
+            fx
+        }
         Resolved::Prefix => {
             app.pending_key = Some(k);
             app.dirty = false;
@@ -121,16 +150,36 @@ pub(super) fn key(app: &mut App, ev: KeyEvent) -> Vec<Effect> {
             if mode.takes_text() {
                 return text_key(app, ev);
             }
-            // A bound but disabled command says why; anything else is ignored quietly.
+            app.count = None;
+            // A bound but disabled command says why; any other key says it is not bound.
             if let Resolved::Cmd(c) = app.keymap.resolve(mode, None, k, |_| true) {
                 let why = why_disabled(app, c);
                 say(app, Level::Warn, why);
-            } else {
+            } else if is_modifier_only(&ev) {
                 app.dirty = false;
+            } else {
+                let help = app
+                    .keymap
+                    .key_for(mode, Cmd::Help)
+                    .or_else(|| app.keymap.key_for(Mode::List, Cmd::Help))
+                    .unwrap_or_else(|| "?".into());
+                say(
+                    app,
+                    Level::Info,
+                    format!("{k} is not bound here · {help} lists keys"),
+                );
             }
             Vec::new()
         }
     }
+}
+
+/// Keys that are only a modifier (some terminals report shift or ctrl on their own).
+fn is_modifier_only(ev: &KeyEvent) -> bool {
+    matches!(
+        ev.code,
+        crossterm::event::KeyCode::Modifier(_) | crossterm::event::KeyCode::Null
+    )
 }
 
 /// Who holds the item, if someone else does and their lease is live.
@@ -157,8 +206,22 @@ pub fn can_decide(app: &App) -> bool {
 }
 
 /// Whether the current item may be changed (edited, or decided once its detail is drawn).
+/// The state of the current item when it is decided (it is then only read).
+fn decided_state(app: &App) -> Option<crate::model::State> {
+    let id = app.current_id()?;
+    app.list
+        .page
+        .items
+        .iter()
+        .find(|r| r.id == id)
+        .or_else(|| app.details.get(&id).map(|d| &d.summary))
+        .map(|r| r.state)
+        .filter(|s| s.is_decided())
+}
+
 fn may_change(app: &App) -> bool {
     !app.read_only
+        && decided_state(app).is_none()
         && app.deciding.is_none()
         && !app.too_small()
         && app
@@ -174,6 +237,8 @@ pub(super) fn undo_open(app: &App) -> bool {
 /// their key to a focused text field.
 pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
     match c {
+        Cmd::Reject | Cmd::Escalate if bulk_mode(app) => !app.read_only,
+        Cmd::Approve if bulk_mode(app) => true,
         Cmd::Approve | Cmd::Reject | Cmd::Escalate => can_decide(app),
         // Edit opens the item first: it need not be on screen yet.
         Cmd::Edit => may_change(app),
@@ -202,7 +267,22 @@ pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {
                     )
                 })
         }
-        Cmd::Back if mode == Mode::List => !app.list.filter_text.is_empty(),
+        Cmd::Back if mode == Mode::List => {
+            !app.list.filter_text.is_empty() || !app.marked.is_empty()
+        }
+        Cmd::Search
+        | Cmd::SearchNext
+        | Cmd::SearchPrev
+        | Cmd::NextFlagged
+        | Cmd::PrevFlagged
+        | Cmd::ScreenTop
+        | Cmd::ScreenMiddle
+        | Cmd::ScreenBottom
+        | Cmd::View(_)
+        | Cmd::GrowList
+        | Cmd::ShrinkList => app.open.is_none(),
+        Cmd::Mark => app.open.is_none() && !app.read_only && app.selected_row().is_some(),
+        Cmd::MarkAll => app.open.is_none() && !app.read_only,
         _ => true,
     }
 }
@@ -253,6 +333,11 @@ pub(super) fn why_disabled(app: &App, c: Cmd) -> String {
             fmt_left(left)
         );
     }
+    if let (Some(state), Some(id)) = (decided_state(app), app.current_id())
+        && matches!(c, Cmd::Approve | Cmd::Reject | Cmd::Escalate | Cmd::Edit)
+    {
+        return format!("#{id} is already {state}: it is shown, not decided again");
+    }
     let deciding = matches!(c, Cmd::Approve | Cmd::Reject | Cmd::Escalate);
     match (c, app.current_id()) {
         (Cmd::Undo, _) => {
@@ -283,7 +368,8 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
     match c {
         Cmd::ForceQuit | Cmd::Quit => quit(app),
         Cmd::Redraw => vec![Effect::ClearScreen],
-        Cmd::Help | Cmd::Palette => {
+        Cmd::Palette if app.mode != Mode::Command => open_cmdline(app),
+        Cmd::Help => {
             if app.mode != Mode::Help {
                 app.return_mode = app.mode;
             }
@@ -314,6 +400,18 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
             },
             Mode::Filter => match c {
                 Cmd::Submit => apply_filter(app),
+                Cmd::Complete => {
+                    app.message = None;
+                    let text = app.filter_input.text.clone();
+                    let (head, word) = match text.rfind(' ') {
+                        Some(i) => (&text[..=i], &text[i + 1..]),
+                        None => ("", text.as_str()),
+                    };
+                    let (done, options) = filter::complete(word, &app.policy);
+                    app.filter_input.text = format!("{head}{done}");
+                    app.completions = options;
+                    Vec::new()
+                }
                 Cmd::Back => {
                     app.mode = Mode::List;
                     app.filter_input = LineInput::with(&app.list.filter_text);
@@ -322,6 +420,17 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
                 _ => Vec::new(),
             },
             Mode::Help => help_command(app, c),
+            Mode::Command => cmdline_command(app, c),
+            Mode::Search => search_command(app, c),
+            Mode::Copy => copy_command(app, c),
+            Mode::Message => {
+                if c == Cmd::Back {
+                    app.mode = app.return_mode;
+                } else {
+                    app.dirty = false;
+                }
+                Vec::new()
+            }
             Mode::Confirm => confirm_command(app, c),
             Mode::Outcome => outcome_command(app, c),
             Mode::OutcomeNote => outcome_note_command(app, c),
@@ -349,6 +458,7 @@ pub(super) fn command(app: &mut App, c: Cmd) -> Vec<Effect> {
 
 pub(super) fn quit(app: &mut App) -> Vec<Effect> {
     let mut fx = save_form(app);
+    fx.extend(save_ui_state(app));
     if let Some(claim) = app.claim.take() {
         fx.push(Effect::Release(claim));
     }

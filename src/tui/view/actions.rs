@@ -203,6 +203,31 @@ pub fn preview_lines(app: &App, width: usize) -> Vec<Line<'static>> {
 /// The kill-switch question.
 pub fn confirm(app: &App, frame: &mut Frame, body: Rect) {
     let t = &app.theme;
+    if let Some(q) = crate::tui::update::bulk_question(app) {
+        let mut lines = vec![Line::styled(q, t.warn), Line::raw("")];
+        for (id, m) in &app.marked {
+            lines.push(Line::from(vec![
+                Span::styled(format!("#{id:<6} "), t.key),
+                Span::styled(crate::tui::view::fmt::clean(&m.label, 200), t.base),
+            ]));
+        }
+        lines.push(Line::raw(""));
+        lines.push(Line::styled(
+            "Each is claimed and decided at the revision the list showed; one that changed or is held by someone else is left out and named.",
+            t.muted,
+        ));
+        let h = u16::try_from(app.marked.len() + 9).unwrap_or(u16::MAX);
+        let area = centered(body, body.width.saturating_sub(8).max(40), h);
+        panel(
+            app,
+            frame,
+            area,
+            " Bulk decision ".into(),
+            lines,
+            app.overlay_scroll,
+        );
+        return;
+    }
     let pausing = app.confirm_pause == Some(true);
     let lines = vec![
         Line::styled(

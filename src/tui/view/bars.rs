@@ -75,15 +75,49 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
 
     let line2 = match app.mode {
         Mode::Filter => Line::from(vec![
-            Span::styled(" / ", t.key),
+            Span::styled(" filter: ", t.key),
             Span::styled(text::sanitize(&app.filter_input.text).into_owned(), t.base),
             Span::styled("█", t.accent),
-            Span::styled("   p:high c<0.6 age>2h esc hidden intent:… text", t.muted),
+            match &app.message {
+                // Why the filter did not apply, beside it until the next key.
+                Some((m, Level::Error)) => Span::styled(format!("   {m}"), t.error),
+                _ if app.completions.is_empty() => Span::styled(
+                    "   p:high c<0.6 age>2h esc hidden intent:… text · tab completes",
+                    t.muted,
+                ),
+                _ => Span::styled(format!("   {}", app.completions.join(" ")), t.muted),
+            },
+        ]),
+        Mode::Command => Line::from(vec![
+            Span::styled(" :", t.key),
+            Span::styled(text::sanitize(&app.cmdline.text).into_owned(), t.base),
+            Span::styled("█", t.accent),
+            Span::styled(
+                if app.completions.is_empty() {
+                    String::new()
+                } else {
+                    format!("   {}", fmt::clean(&app.completions.join(" "), w / 2))
+                },
+                t.muted,
+            ),
         ]),
         Mode::Confirm => Line::styled(
-            format!(" {}", crate::tui::update::confirm_question(app)),
+            format!(
+                " {}",
+                crate::tui::update::bulk_question(app)
+                    .unwrap_or_else(|| crate::tui::update::confirm_question(app).to_string())
+            ),
             t.warn,
         ),
+        Mode::Search => Line::from(vec![
+            Span::styled(" /", t.key),
+            Span::styled(text::sanitize(&app.search_input.text).into_owned(), t.base),
+            Span::styled("█", t.accent),
+            Span::styled(
+                "   enter keeps · esc goes back · n/N next/previous",
+                t.muted,
+            ),
+        ]),
         Mode::Note => Line::from(vec![
             Span::styled(" note (optional): ", t.key),
             Span::styled(text::sanitize(&app.note.text).into_owned(), t.base),
@@ -97,7 +131,24 @@ pub fn draw_status(app: &App, frame: &mut Frame, area: Rect) {
                     Level::Warn => t.warn,
                     Level::Error => t.error,
                 };
-                Line::styled(format!(" {}", fmt::clean(m, w.saturating_sub(1))), st)
+                // A message wider than the line says how to read the rest.
+                let more = app
+                    .keymap
+                    .key_for(app.base_mode(), crate::tui::action::Cmd::ShowMessage)
+                    .map(|k| format!(" … {k}: all"))
+                    .unwrap_or_default();
+                if fmt::cells(m) + 1 > w && !more.is_empty() {
+                    let room = w.saturating_sub(1 + fmt::cells(&more));
+                    Line::from(vec![
+                        Span::styled(
+                            format!(" {}", fmt::cut(&fmt::clean(m, usize::MAX), room)),
+                            st,
+                        ),
+                        Span::styled(more, t.key),
+                    ])
+                } else {
+                    Line::styled(format!(" {}", fmt::clean(m, w.saturating_sub(1))), st)
+                }
             }
             None => Line::raw(""),
         },
@@ -110,13 +161,41 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
     let w = usize::from(area.width);
     let mut spans: Vec<Span> = Vec::new();
     let mut used = 0usize;
+    if let Some(n) = app.count {
+        let s = format!(" {n}…");
+        used += fmt::cells(&s);
+        spans.push(Span::styled(s, t.key));
+    }
+    if !app.marked.is_empty() {
+        let s = format!(" {} marked", app.marked.len());
+        used += fmt::cells(&s);
+        spans.push(Span::styled(s, t.warn));
+    }
     if let Some(k) = app.pending_key {
         let s = format!(" {k}…");
         used += fmt::cells(&s);
         spans.push(Span::styled(s, t.key));
     }
-    for b in app.keymap.table(app.mode).iter().filter(|b| b.footer) {
+    // `? help` is never cut off: its room is kept, and it goes last.
+    let table = app.keymap.table(app.mode);
+    let help = table
+        .iter()
+        .find(|b| b.footer && b.cmd == crate::tui::action::Cmd::Help);
+    let help_w = help.and_then(|b| b.keys.first()).map_or(0, |k| {
+        fmt::cells(&format!("{} {}", seq_label(k), b_label(help))) + 2
+    });
+    let room = w.saturating_sub(help_w);
+    for b in table
+        .iter()
+        .filter(|b| b.footer && b.cmd != crate::tui::action::Cmd::Help)
+        .chain(help)
+    {
         let Some(k) = b.keys.first() else { continue };
+        let limit = if b.cmd == crate::tui::action::Cmd::Help {
+            w
+        } else {
+            room
+        };
         let key = seq_label(k);
         let label = if matches!(b.cmd, crate::tui::action::Cmd::Pick(_)) {
             format!("1-{} {}", pick_count(app), b.label)
@@ -124,8 +203,11 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
             format!("{key} {}", b.label)
         };
         let need = fmt::cells(&label) + 2;
-        if used + need > w {
-            break;
+        if used + need > limit {
+            if b.cmd == crate::tui::action::Cmd::Help {
+                break;
+            }
+            continue;
         }
         used += need;
         let on = enabled(app, app.mode, b.cmd);
@@ -142,9 +224,14 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
+fn b_label(b: Option<&crate::tui::keymap::Binding>) -> &'static str {
+    b.map_or("", |b| b.label)
+}
+
 fn pick_count(app: &App) -> usize {
     match app.mode {
         Mode::Escalate => app.policy.escalation_queues.len(),
+        Mode::Copy => crate::tui::update::copy_items(app).len(),
         Mode::Outcome => app.policy.outcomes.len(),
         _ => app.policy.reject_reasons.len(),
     }

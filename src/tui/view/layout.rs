@@ -44,7 +44,7 @@ pub fn regions(app: &App, area: Rect) -> Regions {
     let detail = if open {
         Some(r.body)
     } else if body_h >= 14 {
-        let list_h = (body_h * 2 / 5).max(7);
+        let list_h = list_height(app, body_h);
         r.list = Some(Rect::new(area.x, area.y, area.width, list_h));
         Some(Rect::new(
             area.x,
@@ -84,6 +84,19 @@ pub fn regions(app: &App, area: Rect) -> Regions {
     r
 }
 
+/// The list's height beside the detail: its share of the body (`+`/`-` change it), at
+/// least 7 rows, and never so tall that the detail gets fewer than 5.
+fn list_height(app: &App, body_h: u16) -> u16 {
+    let share = u32::from(app.list_pct.clamp(MIN_LIST_PCT, MAX_LIST_PCT));
+    let h = u16::try_from(u32::from(body_h) * share / 100).unwrap_or(body_h);
+    h.max(7).min(body_h.saturating_sub(5)).max(1)
+}
+
+/// The list's share of the body, in percent, and how far `+`/`-` can take it.
+pub const DEFAULT_LIST_PCT: u16 = 40;
+pub const MIN_LIST_PCT: u16 = 20;
+pub const MAX_LIST_PCT: u16 = 80;
+
 /// Rows of the list that show items (inside its border).
 /// The same whether or not an item is open, so the selection keeps its place.
 pub fn list_rows(app: &App) -> u16 {
@@ -92,11 +105,21 @@ pub fn list_rows(app: &App) -> u16 {
     }
     let body_h = app.height.saturating_sub(3);
     let list_h = if body_h >= 14 {
-        (body_h * 2 / 5).max(7)
+        list_height(app, body_h)
     } else {
         body_h
     };
-    list_h.saturating_sub(2).max(1)
+    let inner = list_h.saturating_sub(2);
+    if has_header(inner) {
+        inner - 1
+    } else {
+        inner.max(1)
+    }
+}
+
+/// The list shows column headers when its inside has room for them and three rows.
+pub fn has_header(inner_height: u16) -> bool {
+    inner_height >= 4
 }
 
 /// Whether a frame at the app's size has room for the item's detail (the raw request or

@@ -33,10 +33,16 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let block = Block::bordered()
         .border_style(if focused { t.border_focus } else { t.border })
         .title(Span::styled(title, t.title));
-    let inner = block.inner(area);
+    let mut inner = block.inner(area);
     frame.render_widget(block, area);
-    let rows = usize::from(inner.height);
     let width = usize::from(inner.width);
+    if super::layout::has_header(inner.height) {
+        let head = vec![header(app, width)];
+        fmt::put_lines(frame.buffer_mut(), Rect { height: 1, ..inner }, &head, 0);
+        inner.y += 1;
+        inner.height -= 1;
+    }
+    let rows = usize::from(inner.height);
     let mut lines = Vec::with_capacity(rows);
     for i in 0..rows as u64 {
         let abs = l.top + i;
@@ -78,6 +84,24 @@ pub fn group(n: u64) -> String {
     out
 }
 
+/// Column headers, at the columns `row` uses.
+fn header(app: &App, width: usize) -> Line<'static> {
+    let decided = !app.list.query.states.is_empty();
+    let head = if width >= 70 {
+        format!("    {:<10}{:<18}", "conf", "intent")
+    } else {
+        format!("    {:<5}", "conf")
+    };
+    let right = if decided {
+        "decision · age"
+    } else {
+        "age · flags"
+    };
+    let mid = width.saturating_sub(fmt::cells(&head) + fmt::cells(right));
+    let text = format!("{head}{}{right}", fmt::pad("from · subject", mid));
+    Line::styled(fmt::cut(&text, width), app.theme.muted)
+}
+
 fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'static> {
     let t = &app.theme;
     let p = &app.policy;
@@ -93,10 +117,16 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
             push_at($spans, &mut used, $s, $st)
         };
     }
+    let marked = app.marked.contains_key(&it.id);
     push!(
         &mut spans,
-        if selected { "▶ ".into() } else { "  ".into() },
-        sel(t.accent),
+        match (selected, marked) {
+            (true, true) => "▶✓".into(),
+            (true, false) => "▶ ".into(),
+            (false, true) => " ✓".into(),
+            (false, false) => "  ".into(),
+        },
+        sel(if marked { t.warn } else { t.accent }),
     );
     // Priority mark: the initial of the priority it is read as, coloured by rank; '?' when
     // not an allowed value.
@@ -149,6 +179,26 @@ fn row(app: &App, it: &ItemSummary, selected: bool, width: usize) -> Line<'stati
                 t.warn,
             ));
         }
+    }
+    if let Some(d) = &it.decided {
+        let verb = match d.kind.as_str() {
+            "approve" => "approved",
+            "reject" => "rejected",
+            "escalate" => "escalated",
+            other => other,
+        };
+        let what = match &d.detail {
+            Some(x) => format!("{verb} ({})", fmt::clean(x, 16)),
+            None => verb.to_string(),
+        };
+        badges.push((
+            format!(
+                "{what} · {} · {} ago",
+                fmt::clean(&d.reviewer, 12),
+                fmt::age(app.now.saturating_sub(d.at))
+            ),
+            if d.kind == "approve" { t.ok } else { t.warn },
+        ));
     }
     if it.ai_escalation {
         badges.push(("esc".into(), t.badge_alert));

@@ -9,6 +9,8 @@ mod form;
 mod list;
 mod overlay;
 mod stats;
+pub mod timeline;
+pub mod worddiff;
 
 use ratatui::Frame;
 use ratatui::text::Line;

@@ -84,8 +84,62 @@ pub fn draw(app: &App, frame: &mut Frame, body: Rect) {
         Mode::Confirm => super::actions::confirm(app, frame, body),
         Mode::Outcome | Mode::OutcomeNote => super::actions::outcome_picker(app, frame, body),
         Mode::Stats => super::stats::draw(app, frame, body),
+        Mode::Message => message(app, frame, body),
+        Mode::Copy => copy_picker(app, frame, body),
         _ => {}
     }
+}
+
+fn message(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let Some((m, _)) = &app.message else { return };
+    let lines = vec![Line::styled(text::sanitize(m).into_owned(), t.base)];
+    let w = body.width.saturating_sub(8).max(20);
+    let h = u16::try_from(fmt::cells(m) / usize::from(w.saturating_sub(2).max(1)) + 3)
+        .unwrap_or(u16::MAX);
+    let area = centered(body, w, h);
+    panel(app, frame, area, " Message ".into(), lines, 0);
+}
+
+fn copy_picker(app: &App, frame: &mut Frame, body: Rect) {
+    let t = &app.theme;
+    let w = body.width.saturating_sub(8).clamp(20, 90);
+    let mut lines: Vec<Line> = crate::tui::update::copy_items(app)
+        .into_iter()
+        .enumerate()
+        .map(|(i, (label, v))| {
+            let sel = i == app.pick;
+            let st = if sel { t.selection } else { t.base };
+            let first = v.lines().next().unwrap_or("");
+            Line::from(vec![
+                Span::styled(if sel { "▶ " } else { "  " }, t.accent),
+                Span::styled(format!("{} ", i + 1), if sel { st } else { t.key }),
+                Span::styled(format!("{label:<24}"), st),
+                Span::styled(
+                    fmt::clean(first, usize::from(w).saturating_sub(32)),
+                    t.muted,
+                ),
+            ])
+        })
+        .collect();
+    lines.push(Line::raw(""));
+    lines.push(Line::styled(
+        "1-9 or enter: copy (OSC 52: works over SSH where the terminal allows it)",
+        t.muted,
+    ));
+    let h = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let id = app
+        .current_id()
+        .map(|i| format!("#{i} "))
+        .unwrap_or_default();
+    panel(
+        app,
+        frame,
+        centered(body, w, h),
+        format!(" Copy from {id}"),
+        lines,
+        0,
+    );
 }
 
 fn picker(app: &App, frame: &mut Frame, body: Rect, reject: bool) {
@@ -176,8 +230,24 @@ fn help(app: &App, frame: &mut Frame, body: Rect) {
             Span::styled(cmd.name(), if sel { base } else { t.muted }),
         ]));
     }
-    if items.is_empty() {
+    // The command line's own commands, below the keys, where there is room.
+    let q = app.palette.text.to_lowercase();
+    let line_cmds: Vec<_> = crate::tui::update::COMMANDS
+        .iter()
+        .filter(|(n, u)| q.is_empty() || n.contains(q.as_str()) || u.contains(q.as_str()))
+        .collect();
+    if items.is_empty() && line_cmds.is_empty() {
         lines.push(Line::styled("  no command matches", t.muted));
+    }
+    if !line_cmds.is_empty() && lines.len() + 2 < usize::from(h.saturating_sub(2)) {
+        lines.push(Line::raw(""));
+        lines.push(Line::styled("  : command line (tab completes)", t.title));
+        for (name, usage) in line_cmds {
+            lines.push(Line::from(vec![
+                Span::styled(format!("  :{}", fmt::pad(name, 13)), t.key),
+                Span::styled(usage.to_string(), t.muted),
+            ]));
+        }
     }
     let area = centered(body, 64, h.max(6));
     panel(
@@ -201,6 +271,45 @@ fn value_lines(v: Option<&str>, prefix: &'static str, style: Style) -> Vec<Line<
             .map(|l| Line::styled(format!("{prefix}{l}"), style))
             .collect(),
     }
+}
+
+/// Text long enough that a changed word is hard to spot in two whole copies.
+fn is_long(s: &str) -> bool {
+    fmt::cells(s) > 60 || s.contains('\n')
+}
+
+/// A long field's change as one text with the removed words `[-…-]` and the added ones
+/// `{+…+}` in place; `None` when it is too long to compare word by word.
+fn word_lines(app: &App, old: &str, new: &str) -> Option<Vec<Line<'static>>> {
+    use super::worddiff::{Change, diff};
+    let t = &app.theme;
+    let mut lines = Vec::new();
+    let mut spans: Vec<Span<'static>> = Vec::new();
+    for (change, run) in diff(old, new)? {
+        let mut parts = run.split('\n').peekable();
+        while let Some(part) = parts.next() {
+            if !part.is_empty() {
+                let shown = text::sanitize(part).into_owned();
+                spans.push(match change {
+                    Change::Same => Span::styled(shown, t.base),
+                    Change::Removed => Span::styled(
+                        format!("[-{shown}-]"),
+                        t.error.add_modifier(ratatui::style::Modifier::CROSSED_OUT),
+                    ),
+                    Change::Added => Span::styled(
+                        format!("{{+{shown}+}}"),
+                        t.ok.add_modifier(ratatui::style::Modifier::BOLD),
+                    ),
+                });
+            }
+            // A removed line break joins the lines; a kept or added one breaks here.
+            if parts.peek().is_some() && change != Change::Removed {
+                lines.push(Line::from(std::mem::take(&mut spans)));
+            }
+        }
+    }
+    lines.push(Line::from(spans));
+    Some(lines)
 }
 
 /// The effective values: the open form's when editing, else the item's.
@@ -232,8 +341,20 @@ fn diff_content(app: &App) -> (String, Vec<Line<'static>>) {
             continue;
         }
         lines.push(Line::styled(f.label(), t.title));
-        lines.extend(value_lines(ai, "- ", t.error));
-        lines.extend(value_lines(now.as_deref(), "+ ", t.ok));
+        match (ai, now.as_deref()) {
+            (Some(old), Some(new)) if is_long(old) || is_long(new) => {
+                if let Some(words) = word_lines(app, old, new) {
+                    lines.extend(words);
+                } else {
+                    lines.extend(value_lines(Some(old), "- ", t.error));
+                    lines.extend(value_lines(Some(new), "+ ", t.ok));
+                }
+            }
+            _ => {
+                lines.extend(value_lines(ai, "- ", t.error));
+                lines.extend(value_lines(now.as_deref(), "+ ", t.ok));
+            }
+        }
         lines.push(Line::raw(""));
     }
     if lines.is_empty() {
@@ -293,46 +414,21 @@ fn timeline_content(app: &App) -> (String, Vec<Line<'static>>) {
             vec![Line::styled("loading…", t.muted)],
         ),
         Some((id, entries)) => {
-            let mut lines: Vec<Line> = entries
-                .iter()
-                .map(|e| {
-                    let detail = compact(&e.detail);
-                    Line::from(vec![
-                        Span::styled(format!("{}  ", fmt::time(e.at)), t.muted),
-                        Span::styled(format!("{:<12} ", fmt::clean(&e.actor, 12)), t.accent),
-                        Span::styled(format!("{:<10} ", fmt::clean(&e.kind, 16)), t.title),
-                        Span::styled(text::sanitize(&detail).into_owned(), t.base),
-                    ])
-                })
-                .collect();
+            let mut lines: Vec<Line> = Vec::new();
+            for (day, text) in super::timeline::sentences(entries) {
+                if let Some(day) = day {
+                    lines.push(Line::styled(day, t.title));
+                }
+                let (at, rest) = text.split_at(text.find(' ').unwrap_or(0));
+                lines.push(Line::from(vec![
+                    Span::styled(at.to_string(), t.muted),
+                    Span::styled(text::sanitize(rest).into_owned(), t.base),
+                ]));
+            }
             if lines.is_empty() {
                 lines.push(Line::styled("no audit entries", t.muted));
             }
-            (format!(" Timeline #{id} · audit log, oldest first "), lines)
+            (format!(" Timeline #{id} · oldest first "), lines)
         }
-    }
-}
-
-/// An audit entry's detail on one line: scalar fields as `key=value` (long text cut),
-/// nested values as `{…}` / `[n]`. The full entry is in `signoff audit export`.
-fn compact(v: &serde_json::Value) -> String {
-    use serde_json::Value;
-    let one = |v: &Value| -> String {
-        match v {
-            Value::String(s) => fmt::clean(s, 40),
-            Value::Array(a) => format!("[{}]", a.len()),
-            Value::Object(_) => "{…}".into(),
-            other => other.to_string(),
-        }
-    };
-    match v {
-        Value::Null => String::new(),
-        Value::Object(m) => m
-            .iter()
-            .filter(|(k, v)| !v.is_null() && !k.ends_with("sha256") && *k != "policy_version")
-            .map(|(k, v)| format!("{}={}", fmt::clean(k, 24), one(v)))
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => one(other),
     }
 }

@@ -1,0 +1,117 @@
+//! The command line does what the console shows: the outbox by status or item, the
+//! quarantine, shell completions, the man page, and `stats --since` with a date.
+mod common;
+
+use common::*;
+use serde_json::{Value, json};
+
+/// A database with two approved items (their actions queued), one of them made a dead
+/// letter, and one input quarantined.
+fn setup() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("in.jsonl");
+    let lines = [
+        request("a-1", json!({})).to_string(),
+        request("a-2", json!({})).to_string(),
+        "{\"source\": \"webform\"".to_string(),
+    ];
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    let (code, out, err) = run(signoff(dir.path()).arg("ingest").arg(&file));
+    assert_eq!(code, 3, "one bad line: partly done\n{out}{err}");
+    for id in ["1", "2"] {
+        let (code, out, err) = run(signoff(dir.path()).args(["decide", id, "--approve"]));
+        assert_eq!(code, 0, "{out}{err}");
+    }
+    let store = open(&db_path(dir.path()));
+    store
+        .connection()
+        .execute(
+            "UPDATE outbox SET status = 'dead', attempts = 5, last_error = 'monday said no'
+             WHERE request_id = 2 AND action = 'crm'",
+            [],
+        )
+        .unwrap();
+    dir
+}
+
+fn json_of(args: &[&str], dir: &std::path::Path) -> Value {
+    let (code, out, err) = run(signoff(dir).args(args));
+    assert_eq!(code, 0, "{args:?}: {out}{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}: {out}"))
+}
+
+#[test]
+fn outbox_lists_by_status_and_item() {
+    let dir = setup();
+    let dead = json_of(&["outbox", "--status", "dead", "--json"], dir.path());
+    let dead = dead.as_array().unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["item"], 2);
+    assert_eq!(dead[0]["action"], "crm");
+    assert_eq!(dead[0]["last_error"], "monday said no");
+    let all = json_of(&["outbox", "--json"], dir.path());
+    assert!(all.as_array().unwrap().len() >= 3, "{all}");
+    let one = json_of(&["outbox", "--item", "1", "--json"], dir.path());
+    assert!(
+        one.as_array().unwrap().iter().all(|r| r["item"] == 1),
+        "{one}"
+    );
+    let (code, out, _) = run(signoff(dir.path()).args(["outbox", "--status", "dead"]));
+    assert_eq!(code, 0);
+    assert!(out.starts_with("ID"), "{out}");
+    assert!(out.contains("monday said no"), "{out}");
+    let (code, _, err) = run(signoff(dir.path()).args(["outbox", "--status", "lost"]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn quarantine_lists_and_shows() {
+    let dir = setup();
+    let list = json_of(&["quarantine", "list", "--json"], dir.path());
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["line"], 3);
+    assert!(list[0]["origin"].as_str().unwrap().ends_with("in.jsonl"));
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    let one = json_of(&["quarantine", "show", &id, "--json"], dir.path());
+    assert_eq!(one["raw"], "{\"source\": \"webform\"");
+    let (code, out, _) = run(signoff(dir.path()).args(["quarantine", "show", &id]));
+    assert_eq!(code, 0);
+    assert!(out.contains("reason") && out.contains(":3"), "{out}");
+    let (code, _, err) = run(signoff(dir.path()).args(["quarantine", "show", "99"]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no quarantined input 99"), "{err}");
+}
+
+#[test]
+fn completions_and_man_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, out, err) = run(signoff(dir.path()).args(["completions", "bash"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("_signoff()") && out.contains("complete -F"),
+        "{out}"
+    );
+    assert!(
+        out.contains("quarantine") && out.contains("outbox"),
+        "{out}"
+    );
+    for shell in ["zsh", "fish"] {
+        let (code, out, _) = run(signoff(dir.path()).args(["completions", shell]));
+        assert_eq!(code, 0);
+        assert!(out.contains("signoff"), "{shell}");
+    }
+    let (code, out, _) = run(signoff(dir.path()).arg("man"));
+    assert_eq!(code, 0);
+    assert!(out.contains(".TH signoff"), "{out}");
+}
+
+#[test]
+fn stats_since_takes_a_date() {
+    let dir = setup();
+    let s = json_of(&["stats", "--since", "2026-01-01", "--json"], dir.path());
+    assert!(s.is_object(), "{s}");
+    let (code, _, err) = run(signoff(dir.path()).args(["stats", "--since", "2026-13-01"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("or a date (2026-12-01)"), "{err}");
+}
