@@ -1505,6 +1505,30 @@ fn assert_counters_match_a_recount(s: &Store, step: usize, what: &str) {
     assert_eq!(c.sla_breaches, breaches, "SLA breaches {at}");
     let open = s.list(&ListQuery::default()).unwrap();
     assert_eq!(open.total, c.pending + c.in_review, "open total {at}");
+    // A page asked around an open item is read where the item sits in the queue order.
+    let places: Vec<(i64, u64)> = s
+        .connection()
+        .prepare(
+            "SELECT id, ROW_NUMBER() OVER (ORDER BY priority_rank, received_at, id) - 1
+             FROM requests WHERE state IN ('pending','in_review')",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for &(id, place) in places.iter().step_by(5) {
+        let page = s
+            .list(&ListQuery {
+                around: Some(id),
+                limit: 4,
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert!(page.items.iter().any(|i| i.id == id), "item {id} {at}");
+        let offset = if place < 4 { 0 } else { place - 2 };
+        assert_eq!(page.offset, offset, "item {id} at {place} {at}");
+    }
     let decided = ListQuery {
         states: vec![State::Approved, State::Escalated],
         ..ListQuery::default()

@@ -314,16 +314,20 @@ impl Store {
         let tx = self.conn.unchecked_transaction()?;
         let mut page = self.list_page(q, now)?;
         if !page.items.iter().any(|i| i.id == around) {
-            let (cond, args) = where_clause(q, now);
-            let id: [&dyn ToSql; 1] = [&around];
-            let pos: Option<i64> = self
-                .conn
-                .prepare_cached(&position_sql(&cond, list_sort(q), &self.policy))?
-                .query_row(
-                    params_from_iter(args.iter().map(|a| a.as_ref()).chain(id)),
-                    |r| r.get(0),
-                )
-                .optional()?;
+            let pos: Option<i64> =
+                if q.states.is_empty() && list_sort(q) == Sort::Queue && unfiltered(&q.filter) {
+                    self.queue_position(around)?
+                } else {
+                    let (cond, args) = where_clause(q, now);
+                    let id: [&dyn ToSql; 1] = [&around];
+                    self.conn
+                        .prepare_cached(&position_sql(&cond, list_sort(q), &self.policy))?
+                        .query_row(
+                            params_from_iter(args.iter().map(|a| a.as_ref()).chain(id)),
+                            |r| r.get(0),
+                        )
+                        .optional()?
+                };
             if let Some(pos) = pos {
                 let limit = u64::from(if q.limit == 0 { 100 } else { q.limit });
                 page = self.list_page(
@@ -465,6 +469,51 @@ impl Store {
         drop(next);
         tx.finish()?;
         Ok(c)
+    }
+
+    /// Where an open item sits in the queue order (0-based), or `None` when it is not
+    /// open: the open items of higher priorities from `queue_counts`, those of its priority
+    /// received in earlier hours from `open_hours`, and those ahead of it within its hour
+    /// through the queue index. A window over the whole queue would read every open item.
+    fn queue_position(&self, id: i64) -> Result<Option<i64>> {
+        let Some((rank, received)) = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT priority_rank, received_at FROM requests WHERE id = ?1 AND {OPEN}"
+            ))?
+            .query_row([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        let higher: i64 = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COALESCE(SUM(n), 0) FROM queue_counts WHERE {OPEN} AND priority_rank < ?1"
+            ))?
+            .query_row([rank], |r| r.get(0))?;
+        let hour = received / HOUR_MS;
+        // Before 1970 `open_hours`' hours are truncated, not floored: count the rank's items.
+        let (earlier, from) = if hour < 1 {
+            (0, i64::MIN)
+        } else {
+            let n: i64 = self
+                .conn
+                .prepare_cached(
+                    "SELECT COALESCE(SUM(n), 0) FROM open_hours WHERE priority_rank = ?1 AND hour < ?2",
+                )?
+                .query_row(rusqlite::params![rank, hour], |r| r.get(0))?;
+            (n, hour * HOUR_MS)
+        };
+        let within: i64 = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT COUNT(*) FROM requests WHERE {OPEN} AND priority_rank = ?1
+                 AND received_at >= ?2 AND received_at <= ?3
+                 AND (received_at < ?3 OR id < ?4)"
+            ))?
+            .query_row(rusqlite::params![rank, from, received, id], |r| r.get(0))?;
+        Ok(Some(higher + earlier + within))
     }
 
     /// Open items of priority `rank` received before `cutoff`: the whole hours before the
