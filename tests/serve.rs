@@ -1097,6 +1097,11 @@ struct Tmux {
 
 impl Tmux {
     fn start(dir: &Path, shell_cmd: &str) -> Option<Tmux> {
+        Tmux::start_named(dir, shell_cmd, "console")
+    }
+
+    /// One tmux server per console (`tag` tells them apart within one test process).
+    fn start_named(dir: &Path, shell_cmd: &str, tag: &str) -> Option<Tmux> {
         let ok = Command::new("tmux")
             .arg("-V")
             .output()
@@ -1107,7 +1112,7 @@ impl Tmux {
             return None;
         }
         let t = Tmux {
-            socket: format!("signoff-serve-{}", std::process::id()),
+            socket: format!("signoff-serve-{}-{tag}", std::process::id()),
         };
         let status = Command::new("tmux")
             .args([
@@ -1237,6 +1242,86 @@ fn a_console_over_the_socket_follows_changes_rides_out_a_restart_and_approves() 
         run(client(d, &server.unix(), None).args(["show", &id.to_string(), "--json"]));
     let shown: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(shown["decision"]["reviewer"], me.as_str());
+}
+
+/// The shell command that runs a console with its own empty config against `remote`.
+fn console_cmd(d: &Path, name: &str, remote: &str, token: Option<&str>) -> String {
+    let q = |p: &Path| format!("'{}'", p.display());
+    format!(
+        "env SIGNOFF_CONFIG_DIR={} SIGNOFF_DATA_DIR={} SIGNOFF_SYSTEM_CONFIG={} SIGNOFF_TOKEN={} {} --remote {remote} 2>{}; sleep 30",
+        q(&d.join(name).join("config")),
+        q(&d.join(name).join("data")),
+        q(&d.join("none.toml")),
+        token.unwrap_or(""),
+        q(Path::new(env!("CARGO_BIN_EXE_signoff"))),
+        q(&d.join(format!("{name}-stderr.txt"))),
+    )
+}
+
+/// Two consoles, one on the socket (the kernel names its user) and one over TCP (a token
+/// names carol): carol claims, edits the priority with the picker and approves; the socket
+/// console sees the item leave its queue by the event stream, with no key pressed.
+#[test]
+fn a_console_over_tcp_claims_edits_and_approves_and_a_socket_console_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &access_for_me("admin"));
+    let carol = server.token("carol", "reviewer", &[]);
+    let d = dir.path();
+    let file = requests_file(d, &["t-1", "t-2"]);
+    assert_eq!(
+        run(client(d, &server.unix(), None).arg("ingest").arg(&file)).0,
+        0
+    );
+
+    let Some(sock) = Tmux::start_named(d, &console_cmd(d, "sock", &server.unix(), None), "sock")
+    else {
+        return;
+    };
+    let Some(tcp) = Tmux::start_named(d, &console_cmd(d, "tcp", &server.http, Some(&carol)), "tcp")
+    else {
+        return;
+    };
+    sock.wait("the socket console's queue", |s| s.contains("Queue · 2"));
+    tcp.wait("carol's queue", |s| {
+        s.contains("Queue · 2") && s.contains("carol")
+    });
+
+    // Carol opens the first item and edits its priority: two steps of the picker, one edit.
+    tcp.keys(&["Enter"]);
+    tcp.wait("carol's claim", |s| s.contains("is yours while it is open"));
+    sock.wait("the claim seen from the socket", |s| {
+        s.contains("1 in review")
+    });
+    tcp.keys(&["e"]);
+    tcp.wait("the edit form", |s| s.contains("editing"));
+    tcp.keys(&["Tab", "Tab"]);
+    tcp.keys(&["Right"]);
+    tcp.keys(&["Right"]);
+    tcp.keys(&["Escape"]);
+    tcp.wait("the form closed on the edited item", |s| {
+        s.contains("Priority✎") && s.contains("esc back") && !s.contains("next field")
+    });
+    tcp.keys(&["a"]);
+    tcp.wait("carol's approval", |s| s.contains("approved #"));
+    sock.wait("the approval seen from the socket", |s| {
+        s.contains("Queue · 1")
+    });
+
+    let (code, out, _) =
+        run(client(d, &server.unix(), None).args(["list", "--state", "approved", "--json"]));
+    assert_eq!(code, 0);
+    let rows: Value = serde_json::from_str(&out).unwrap();
+    let id = rows[0]["id"].as_i64().expect("one approved item");
+    let (_, out, _) =
+        run(client(d, &server.unix(), None).args(["show", &id.to_string(), "--json"]));
+    let shown: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(shown["decision"]["reviewer"], "carol");
+    let edits = shown["edits"].as_array().expect("edits");
+    assert_eq!(edits.len(), 1, "one edit for the picker: {edits:?}");
+    assert_eq!(edits[0]["field"], "priority");
+    assert_eq!(edits[0]["reviewer"], "carol");
+    sock.keys(&["q"]);
+    tcp.keys(&["q"]);
 }
 
 #[test]

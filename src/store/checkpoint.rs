@@ -231,31 +231,31 @@ mod tests {
             let c = store.claim_next("rita").unwrap().unwrap();
             store.decide(&c, &approve).unwrap();
         }
-        // Then stop writing: with no commit to take it, the flag stays up once the thread
-        // has caught up. Wait for the thread to be idle too: a pass still running would
-        // make the writer's checkpoint busy (the writer rightly leaves the cycle to its
-        // next transaction then). Whether the last cycle fell inside the writes or after
-        // them depends on how fast the thread kept up, so while the flag is down after a
-        // pause, write another batch and look again.
-        let settled =
-            || shared.restart.load(Ordering::Acquire) && shared.waiting.load(Ordering::Acquire);
+        // Then stop writing, once the thread has asked for a cycle: with no commit to take
+        // it, the flag stays up. Whether the last cycle fell inside the writes above or is
+        // still to come depends on how fast the thread kept up, so write on without a
+        // pause (a pause lets the thread copy everything, and the next write starts the
+        // log over by itself) until the flag is seen up between two batches.
         let deadline = std::time::Instant::now() + Duration::from_secs(120);
-        loop {
-            let pause = std::time::Instant::now() + Duration::from_secs(2);
-            while !settled() && std::time::Instant::now() < pause {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if settled() {
-                break;
-            }
+        while !shared.restart.load(Ordering::Acquire) {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the thread never asked for a cycle"
             );
-            let chunk: Vec<IngestItem> = (next..next + 100).map(item).collect();
-            next += 100;
+            let chunk: Vec<IngestItem> = (next..next + 50).map(item).collect();
+            next += 50;
             store.ingest_batch(&chunk, "system").unwrap();
         }
+        // Wait for the thread to be idle too: a pass still running would make the writer's
+        // checkpoint busy (the writer rightly leaves the cycle to its next transaction then).
+        while !shared.waiting.load(Ordering::Acquire) {
+            assert!(std::time::Instant::now() < deadline, "the thread went idle");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(
+            shared.restart.load(Ordering::Acquire),
+            "the thread asked for a cycle"
+        );
         let cycles = wal_cycles(&path);
         store.claim_next("rita").unwrap().unwrap();
         assert!(
