@@ -496,7 +496,9 @@ fn process_report(db: &Path) {
         if first_frame.is_none() && s.contains("Queue ·") {
             first_frame = Some(t0.elapsed());
         }
-        if s.contains("1,000,000") || (s.contains("▶") && s.contains("pending ·")) {
+        // Both on screen: the list's selected row and the status bar's counts (the bar
+        // says "counting…" until they come).
+        if s.contains("▶") && s.contains(" pending · ") && s.contains(" over SLA") {
             first_data = Some(t0.elapsed());
             break;
         }

@@ -82,6 +82,8 @@ fn migrates_from_each_earlier_version_keeping_data() {
         let d = s.get(1).unwrap();
         assert_eq!(d.summary.summary.as_deref(), Some("kept"), "from v{from}");
         assert!(!d.summary.edited);
+        assert_eq!(s.counts().unwrap().pending, 1, "from v{from}");
+        assert_counters_match_a_recount(&s, 0, &format!("migrating from v{from}"));
     }
     assert_eq!(MIGRATIONS.len() as i64, SCHEMA_VERSION);
 }
@@ -1426,4 +1428,275 @@ fn queue_err_ref(e: &StoreError) -> QueueError {
         StoreError::Queue(q) => q.clone(),
         other => QueueError::Storage(other.to_string()),
     }
+}
+
+/// `queue_counts` and `open_hours` against a recount from `requests`, and `counts()` and
+/// the unfiltered list totals against plain counts over the items.
+fn assert_counters_match_a_recount(s: &Store, step: usize, what: &str) {
+    let rows = |sql: &str| -> Vec<(String, i64, i64)> {
+        s.connection()
+            .prepare(sql)
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let at = format!("after step {step} ({what})");
+    assert_eq!(
+        rows("SELECT state, priority_rank, n FROM queue_counts WHERE n <> 0 ORDER BY 1, 2"),
+        rows("SELECT state, priority_rank, COUNT(*) FROM requests GROUP BY 1, 2 ORDER BY 1, 2"),
+        "queue_counts {at}"
+    );
+    assert_eq!(
+        rows(
+            "SELECT CAST(priority_rank AS TEXT), hour, n FROM open_hours ORDER BY priority_rank, hour"
+        ),
+        rows(
+            "SELECT CAST(priority_rank AS TEXT), received_at / 3600000, COUNT(*) FROM requests
+             WHERE state IN ('pending','in_review') GROUP BY priority_rank, 2
+             ORDER BY priority_rank, 2"
+        ),
+        "open_hours {at}"
+    );
+    assert_eq!(
+        rows("SELECT 'i', hour, n FROM ingest_hours WHERE n <> 0 ORDER BY hour"),
+        rows("SELECT 'i', ingested_at / 3600000, COUNT(*) FROM requests GROUP BY 2 ORDER BY 2"),
+        "ingest_hours {at}"
+    );
+    let c = s.counts().unwrap();
+    let n = |sql: &str| count(s, sql) as u64;
+    let by_state = |st: &str| {
+        n(&format!(
+            "SELECT COUNT(*) FROM requests WHERE state = '{st}'"
+        ))
+    };
+    assert_eq!(
+        (c.pending, c.in_review, c.approved, c.rejected, c.escalated),
+        (
+            by_state("pending"),
+            by_state("in_review"),
+            by_state("approved"),
+            by_state("rejected"),
+            by_state("escalated")
+        ),
+        "counts {at}"
+    );
+    let oldest: Option<i64> = s
+        .connection()
+        .query_row(
+            "SELECT MIN(received_at) FROM requests WHERE state IN ('pending','in_review')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(c.oldest_open, oldest, "oldest open {at}");
+    let now = s.now();
+    let mut breaches = 0;
+    for (rank, p) in s.policy().priorities.iter().enumerate() {
+        if let Some(min) = s.policy().sla_minutes.get(p) {
+            breaches += n(&format!(
+                "SELECT COUNT(*) FROM requests WHERE state IN ('pending','in_review')
+                 AND priority_rank = {rank} AND received_at < {}",
+                now - *min as i64 * 60_000
+            ));
+        }
+    }
+    assert_eq!(c.sla_breaches, breaches, "SLA breaches {at}");
+    let open = s.list(&ListQuery::default()).unwrap();
+    assert_eq!(open.total, c.pending + c.in_review, "open total {at}");
+    // A page asked around an open item is read where the item sits in the queue order.
+    let places: Vec<(i64, u64)> = s
+        .connection()
+        .prepare(
+            "SELECT id, ROW_NUMBER() OVER (ORDER BY priority_rank, received_at, id) - 1
+             FROM requests WHERE state IN ('pending','in_review')",
+        )
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    for &(id, place) in places.iter().step_by(5) {
+        let page = s
+            .list(&ListQuery {
+                around: Some(id),
+                limit: 4,
+                ..ListQuery::default()
+            })
+            .unwrap();
+        assert!(page.items.iter().any(|i| i.id == id), "item {id} {at}");
+        let offset = if place < 4 { 0 } else { place - 2 };
+        assert_eq!(page.offset, offset, "item {id} at {place} {at}");
+    }
+    let decided = ListQuery {
+        states: vec![State::Approved, State::Escalated],
+        ..ListQuery::default()
+    };
+    assert_eq!(
+        s.list(&decided).unwrap().total,
+        c.approved + c.escalated,
+        "decided total {at}"
+    );
+}
+
+#[test]
+fn maintained_counts_equal_a_recount_after_random_changes() {
+    use signoff::clock::Clock;
+    use signoff::store::{Durability, StoreOptions};
+    // A fixed seed: the same walk every run (xorshift64*).
+    let mut seed: u64 = 0x5eed_c0de_2026_1121;
+    let mut rnd = move |n: u64| {
+        seed ^= seed >> 12;
+        seed ^= seed << 25;
+        seed ^= seed >> 27;
+        seed.wrapping_mul(0x2545_f491_4f6c_dd1d) % n
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("q.db");
+    // Two policies that rank priorities differently: reopening under the other one makes
+    // the store check the open items again (new priorities and ranks).
+    let a = Policy::default();
+    let b = Policy {
+        priorities: ["low", "urgent", "high"].map(String::from).to_vec(),
+        priority_aliases: [("normal".to_string(), "low".to_string())].into(),
+        sla_minutes: [("urgent".to_string(), 30), ("low".to_string(), 600)].into(),
+        ..Policy::default()
+    };
+    let opts = StoreOptions {
+        durability: Durability::Normal,
+        // 2026-11-21T00:00:00Z; items arrive over the three days before.
+        clock: Clock::fixed(1_795_219_200_000),
+        ..StoreOptions::default()
+    };
+    let reopen = |p: &Policy| Store::open(&path, std::sync::Arc::new(p.clone()), &opts).unwrap();
+    let mut s = reopen(&a);
+    let mut under_a = true;
+    let priorities = [
+        "urgent", "high", "normal", "medium", "low", "asap", "whenever",
+    ];
+    let mut claims: Vec<signoff::queue::Claim> = Vec::new();
+    let mut decided: Vec<(i64, String)> = Vec::new();
+    let mut next = 0u64;
+    let ingest = |s: &mut Store, rnd: &mut dyn FnMut(u64) -> u64, ext: String| {
+        let minutes = rnd(3 * 24 * 60) as i64;
+        let at = 1_795_219_200_000 - minutes * 60_000 - rnd(60_000) as i64;
+        let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at) * 1_000_000)
+            .unwrap()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        let p = priorities[rnd(priorities.len() as u64) as usize];
+        let v = request(&ext, json!({"received_at": at, "ai": {"priority": p}}));
+        s.ingest_batch(&[item(&v)], "system").unwrap();
+    };
+    for i in 0..40 {
+        ingest(&mut s, &mut rnd, format!("e{i}"));
+        next += 1;
+    }
+    assert_counters_match_a_recount(&s, 0, "first items");
+    let reviewers = ["ana", "ben"];
+    for step in 1..=400 {
+        let total = count(&s, "SELECT COUNT(*) FROM requests");
+        let id = 1 + rnd(total as u64) as i64;
+        let who = reviewers[rnd(2) as usize];
+        let what = match rnd(100) {
+            0..=14 => {
+                // New items, or a new revision of one (another priority and receipt time).
+                let ext = if rnd(3) == 0 {
+                    format!("e{}", rnd(next))
+                } else {
+                    next += 1;
+                    format!("e{}", next - 1)
+                };
+                ingest(&mut s, &mut rnd, ext);
+                "ingest"
+            }
+            15..=34 => {
+                let c = if rnd(2) == 0 {
+                    s.claim(id, who).ok()
+                } else {
+                    s.claim_next(who).unwrap()
+                };
+                claims.extend(c);
+                "claim"
+            }
+            35..=44 => {
+                if !claims.is_empty() {
+                    let c = claims.swap_remove(rnd(claims.len() as u64) as usize);
+                    let _ = s.release(&c);
+                }
+                "release"
+            }
+            45..=51 => {
+                // Past every lease: the next claim puts them back in the queue.
+                s.advance_clock(Policy::default().lease_seconds as i64 * 1000 + 1);
+                claims.extend(s.claim_next(who).unwrap());
+                "lease expiry"
+            }
+            52..=71 => {
+                if !claims.is_empty() {
+                    let c = claims.swap_remove(rnd(claims.len() as u64) as usize);
+                    let p = s.policy();
+                    let kind = match rnd(3) {
+                        0 => DecisionKind::Approve,
+                        1 => DecisionKind::Reject {
+                            reason: p.reject_reasons[0].key.clone(),
+                        },
+                        _ => DecisionKind::Escalate {
+                            queue: p.escalation_queues[0].name.clone(),
+                        },
+                    };
+                    let d = Decision { kind, ..approve() };
+                    if s.decide(&c, &d).is_ok() {
+                        decided.push((c.id, c.reviewer.clone()));
+                    }
+                }
+                "decide"
+            }
+            72..=81 => {
+                if !decided.is_empty() {
+                    let (id, who) = decided.swap_remove(rnd(decided.len() as u64) as usize);
+                    claims.extend(s.undo(id, &who).ok());
+                }
+                "undo"
+            }
+            82..=87 => {
+                if let Some(c) = claims.last() {
+                    let p = priorities[rnd(priorities.len() as u64) as usize];
+                    let _ = s.edit(c, EditableField::Priority, Some(p.into()));
+                }
+                "priority edit"
+            }
+            88..=92 => {
+                drop(s);
+                under_a = !under_a;
+                s = reopen(if under_a { &a } else { &b });
+                "policy recheck"
+            }
+            _ => {
+                s.advance_clock(rnd(90 * 60_000) as i64);
+                "time passes"
+            }
+        };
+        assert_counters_match_a_recount(&s, step, what);
+    }
+    // The walk went everywhere it should have.
+    let c = s.counts().unwrap();
+    assert!(c.pending > 0 && c.in_review > 0, "{c:?}");
+    assert!(c.approved + c.rejected + c.escalated > 0, "{c:?}");
+    assert!(c.sla_breaches > 0, "{c:?}");
+    assert!(count(&s, "SELECT COUNT(*) FROM audit WHERE kind = 'undone'") > 0);
+    assert!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM audit WHERE kind = 'lease_expired'"
+        ) > 0
+    );
+    assert!(count(&s, "SELECT COUNT(*) FROM audit WHERE kind = 'revised'") > 0);
+    assert!(
+        count(
+            &s,
+            "SELECT COUNT(*) FROM audit WHERE kind = 'policy_rechecked'"
+        ) > 0
+    );
 }

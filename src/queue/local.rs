@@ -128,6 +128,7 @@ impl LocalQueue {
     ) -> Result<LocalQueue, StoreError> {
         let writer = Store::open(path, policy.clone(), opts)?;
         let reader = Store::open(path, policy, opts)?;
+        reader.use_temp_files()?;
         Ok(LocalQueue {
             path: path.to_path_buf(),
             writer: Arc::new(Mutex::new(writer)),

@@ -312,6 +312,14 @@ impl Store {
             }
             conn.pragma_update(None, "synchronous", sync)?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
+            if !opts.read_only {
+                // A write to `requests` fires the counters' triggers, so SQLite keeps a
+                // statement journal for it; once one outgrows 64 KiB in a transaction it
+                // goes to a temp file and every later statement of that transaction writes
+                // its page images there (~17 KB an item in a 2,000-item ingest). In memory
+                // it is one statement's pages at a time.
+                conn.pragma_update(None, "temp_store", "MEMORY")?;
+            }
             conn.set_prepared_statement_cache_capacity(64);
             Ok::<_, rusqlite::Error>(conn)
         };
@@ -403,6 +411,15 @@ impl Store {
     pub fn set_cache_size_mib(&self, mib: u32) -> Result<()> {
         self.conn
             .pragma_update(None, "cache_size", -(i64::from(mib) * 1024))?;
+        Ok(())
+    }
+
+    /// Sends this connection's sorts and temporary results to temp files, not memory: for
+    /// a connection that only reads (the console's), where a window or a sort over a large
+    /// filtered queue would otherwise be held in memory. Writers keep them in memory (see
+    /// `Store::open`).
+    pub fn use_temp_files(&self) -> Result<()> {
+        self.conn.pragma_update(None, "temp_store", "FILE")?;
         Ok(())
     }
 

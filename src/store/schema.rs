@@ -250,7 +250,102 @@ CREATE TABLE idempotency (
 );
 CREATE INDEX idempotency_at ON idempotency (at);
 "#,
+    // v11: what the console's status bar and the queue's total need, kept current by
+    // triggers in the transaction that changes an item, so reading it is a few rows instead
+    // of a count over every item. `queue_counts` holds the items per state and priority
+    // rank; `open_hours` the open items (pending and in review) per priority rank and hour
+    // of receipt (`received_at / 3600000`), from which SLA breaches are summed (plus an
+    // index count within the one hour the cutoff falls in). `open_hours` drops a row whose
+    // count falls to 0, so it holds only hours that still have open items.
+    // `ingest_hours` holds the items ingested per hour (`ingested_at / 3600000`, which never
+    // changes), for the volume line. Triggers fire only when the state, the rank or the
+    // receipt hour changes: a heartbeat or an edit of another field costs nothing, a claim
+    // two rows of `queue_counts`.
+    r#"
+CREATE TABLE queue_counts (
+    state          TEXT NOT NULL,
+    priority_rank  INTEGER NOT NULL,
+    n              INTEGER NOT NULL,
+    PRIMARY KEY (state, priority_rank)
+) WITHOUT ROWID;
+CREATE TABLE open_hours (
+    priority_rank  INTEGER NOT NULL,
+    hour           INTEGER NOT NULL,
+    n              INTEGER NOT NULL,
+    PRIMARY KEY (priority_rank, hour)
+) WITHOUT ROWID;
+CREATE TABLE ingest_hours (
+    hour  INTEGER PRIMARY KEY,
+    n     INTEGER NOT NULL
+);
+INSERT INTO ingest_hours (hour, n)
+    SELECT ingested_at / 3600000, COUNT(*) FROM requests GROUP BY 1;
+INSERT INTO queue_counts (state, priority_rank, n)
+    SELECT state, priority_rank, COUNT(*) FROM requests GROUP BY state, priority_rank;
+INSERT INTO open_hours (priority_rank, hour, n)
+    SELECT priority_rank, received_at / 3600000, COUNT(*) FROM requests
+    WHERE state IN ('pending','in_review') GROUP BY 1, 2;
+
+CREATE TRIGGER queue_counts_insert AFTER INSERT ON requests
+BEGIN
+    INSERT INTO queue_counts (state, priority_rank, n) VALUES (NEW.state, NEW.priority_rank, 1)
+        ON CONFLICT (state, priority_rank) DO UPDATE SET n = n + 1;
+    INSERT INTO open_hours (priority_rank, hour, n)
+        SELECT NEW.priority_rank, NEW.received_at / 3600000, 1
+        WHERE NEW.state IN ('pending','in_review')
+        ON CONFLICT (priority_rank, hour) DO UPDATE SET n = n + 1;
+    INSERT INTO ingest_hours (hour, n) VALUES (NEW.ingested_at / 3600000, 1)
+        ON CONFLICT (hour) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER queue_counts_delete AFTER DELETE ON requests
+BEGIN
+    UPDATE ingest_hours SET n = n - 1 WHERE hour = OLD.ingested_at / 3600000;
+    UPDATE queue_counts SET n = n - 1
+        WHERE state = OLD.state AND priority_rank = OLD.priority_rank;
+    UPDATE open_hours SET n = n - 1
+        WHERE OLD.state IN ('pending','in_review')
+          AND priority_rank = OLD.priority_rank AND hour = OLD.received_at / 3600000;
+    DELETE FROM open_hours
+        WHERE OLD.state IN ('pending','in_review')
+          AND priority_rank = OLD.priority_rank AND hour = OLD.received_at / 3600000 AND n = 0;
+END;
+CREATE TRIGGER ingest_hours_update AFTER UPDATE OF ingested_at ON requests
+WHEN OLD.ingested_at / 3600000 IS NOT NEW.ingested_at / 3600000
+BEGIN
+    UPDATE ingest_hours SET n = n - 1 WHERE hour = OLD.ingested_at / 3600000;
+    INSERT INTO ingest_hours (hour, n) VALUES (NEW.ingested_at / 3600000, 1)
+        ON CONFLICT (hour) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER queue_counts_update AFTER UPDATE OF state, priority_rank ON requests
+WHEN OLD.state IS NOT NEW.state OR OLD.priority_rank IS NOT NEW.priority_rank
+BEGIN
+    UPDATE queue_counts SET n = n - 1
+        WHERE state = OLD.state AND priority_rank = OLD.priority_rank;
+    INSERT INTO queue_counts (state, priority_rank, n) VALUES (NEW.state, NEW.priority_rank, 1)
+        ON CONFLICT (state, priority_rank) DO UPDATE SET n = n + 1;
+END;
+CREATE TRIGGER open_hours_update AFTER UPDATE OF state, priority_rank, received_at ON requests
+WHEN (OLD.state IN ('pending','in_review')) IS NOT (NEW.state IN ('pending','in_review'))
+  OR (NEW.state IN ('pending','in_review')
+      AND (OLD.priority_rank IS NOT NEW.priority_rank
+           OR OLD.received_at / 3600000 IS NOT NEW.received_at / 3600000))
+BEGIN
+    UPDATE open_hours SET n = n - 1
+        WHERE OLD.state IN ('pending','in_review')
+          AND priority_rank = OLD.priority_rank AND hour = OLD.received_at / 3600000;
+    DELETE FROM open_hours
+        WHERE OLD.state IN ('pending','in_review')
+          AND priority_rank = OLD.priority_rank AND hour = OLD.received_at / 3600000 AND n = 0;
+    INSERT INTO open_hours (priority_rank, hour, n)
+        SELECT NEW.priority_rank, NEW.received_at / 3600000, 1
+        WHERE NEW.state IN ('pending','in_review')
+        ON CONFLICT (priority_rank, hour) DO UPDATE SET n = n + 1;
+END;
+"#,
 ];
+
+/// The hour of receipt `open_hours` files an item under (`received_at / HOUR_MS`).
+pub(crate) const HOUR_MS: i64 = 3_600_000;
 
 /// The kind of the entry the v9 migration appends when it keys an existing log.
 pub const KEYED_KIND: &str = "audit_keyed";
