@@ -115,3 +115,20 @@ fn stats_since_takes_a_date() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("or a date (2026-12-01)"), "{err}");
 }
+
+#[test]
+fn pause_and_resume_turn_the_kill_switch_for_everyone_on_the_database() {
+    let dir = setup();
+    let paused = |dir: &std::path::Path| open(&db_path(dir)).actions_paused().unwrap();
+    assert!(!paused(dir.path()));
+    let (code, out, err) = run(signoff(dir.path()).arg("pause"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(paused(dir.path()), "{out}");
+    // The dispatcher sends nothing while it is on.
+    let (code, out, err) = run(signoff(dir.path()).args(["dispatch", "--once"]));
+    assert!(code == 0 || code == 3, "{out}{err}");
+    assert!(out.contains("paused"), "{out}");
+    let (code, out, err) = run(signoff(dir.path()).arg("resume"));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(!paused(dir.path()));
+}
