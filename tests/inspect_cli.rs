@@ -132,3 +132,34 @@ fn pause_and_resume_turn_the_kill_switch_for_everyone_on_the_database() {
     assert_eq!(code, 0, "{out}{err}");
     assert!(!paused(dir.path()));
 }
+
+#[test]
+fn resend_dead_asks_first_and_queues_every_dead_letter_with_yes() {
+    let dir = setup();
+    let dead = |dir: &std::path::Path| {
+        json_of(&["outbox", "--status", "dead", "--json"], dir)
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    assert_eq!(dead(dir.path()), 1);
+    // No terminal to ask at and no --yes: nothing is sent.
+    let (code, out, err) = run(signoff(dir.path()).args(["resend", "--dead"]));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(
+        err.contains("1 dead letter; nothing sent: add --yes"),
+        "{err}"
+    );
+    assert_eq!(dead(dir.path()), 1);
+    let sent = json_of(&["resend", "--dead", "--yes", "--json"], dir.path());
+    assert_eq!(sent.as_array().unwrap().len(), 1, "{sent}");
+    assert_eq!(sent[0]["queued"], true, "{sent}");
+    assert_eq!(dead(dir.path()), 0);
+    let (code, out, _) = run(signoff(dir.path()).args(["resend", "--dead", "--yes"]));
+    assert_eq!((code, out.trim()), (0, "no dead letters"));
+    // Ids and --dead do not mix; --yes needs --dead.
+    let (code, _, _) = run(signoff(dir.path()).args(["resend", "7", "--dead"]));
+    assert_eq!(code, 2);
+    let (code, _, _) = run(signoff(dir.path()).args(["resend", "7", "--yes"]));
+    assert_eq!(code, 2);
+}

@@ -181,3 +181,61 @@ pub fn man() -> i32 {
         }
     }
 }
+
+/// `signoff resend --dead`: every dead letter of this machine's database, listed with its
+/// error and its count, then queued to be sent again — after a yes at the terminal, or
+/// with `--yes`. Without a terminal to ask at and without `--yes`, nothing is sent.
+pub fn resend_dead(loaded: &Loaded, yes: bool, json: bool, read_only: bool) -> anyhow::Result<i32> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let rows = open(loaded)?.outbox_list(Some("dead"), None, u32::MAX)?;
+    if rows.is_empty() {
+        if json {
+            print_json(&Vec::<serde_json::Value>::new())?;
+        } else {
+            println!("no dead letters");
+        }
+        return Ok(EXIT_OK);
+    }
+    let n = rows.len();
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            eprintln!(
+                "signoff: {n} dead letter{}; nothing sent: add --yes to send them again without being asked",
+                if n == 1 { "" } else { "s" }
+            );
+            return Ok(super::EXIT_USAGE);
+        }
+        let mut t = Table::new(&[
+            ("ID", 0),
+            ("ITEM", 0),
+            ("ACTION", 0),
+            ("ATTEMPTS", 0),
+            ("LAST ERROR", 80),
+        ]);
+        for r in &rows {
+            t.row(vec![
+                r.id.to_string(),
+                r.item.to_string(),
+                r.action.clone(),
+                r.attempts.to_string(),
+                r.last_error.clone().unwrap_or_default(),
+            ]);
+        }
+        print!("{}", t.render());
+        print!("send these {n} dead letters again? [y/N] ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if !matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes") {
+            println!("nothing sent");
+            return Ok(EXIT_OK);
+        }
+    } else if !json {
+        println!(
+            "{n} dead letter{} to send again",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    super::queue_ops::resend(loaded, &ids, json, read_only)
+}

@@ -111,8 +111,16 @@ pub enum Command {
     Resume,
     /// Send dead letters again (outbox entry ids, as `signoff show ID --json` lists them).
     Resend {
-        #[arg(required = true)]
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
         actions: Vec<i64>,
+        /// Every dead letter (this machine's database): lists them and asks first.
+        #[arg(long)]
+        dead: bool,
+        /// With --dead: do not ask (scripts; required when stdin is not a terminal).
+        #[arg(long, requires = "dead")]
+        yes: bool,
+        #[arg(long)]
+        json: bool,
     },
     /// Run the queue server: the store, the dispatcher and the HTTP API for consoles and
     /// scripts (docs/serving.md).
@@ -352,7 +360,18 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
         }
         Some(Command::Pause) => queue_ops::set_paused(loaded, true, cli.read_only),
         Some(Command::Resume) => queue_ops::set_paused(loaded, false, cli.read_only),
-        Some(Command::Resend { actions }) => queue_ops::resend(loaded, actions, cli.read_only),
+        Some(Command::Resend {
+            actions,
+            dead,
+            yes,
+            json,
+        }) => {
+            if *dead {
+                inspect::resend_dead(loaded, *yes, *json, cli.read_only)
+            } else {
+                queue_ops::resend(loaded, actions, *json, cli.read_only)
+            }
+        }
         Some(Command::Serve(args)) => {
             // The server is the store's owner: a `remote` in the config is for clients.
             let mut local = loaded.clone();

@@ -74,18 +74,35 @@ pub fn set_paused(loaded: &Loaded, paused: bool, read_only: bool) -> anyhow::Res
 }
 
 /// Queues dead letters (outbox entries, `signoff show` lists them) to be sent again.
-pub fn resend(loaded: &Loaded, actions: &[i64], read_only: bool) -> anyhow::Result<i32> {
+pub fn resend(
+    loaded: &Loaded,
+    actions: &[i64],
+    json: bool,
+    read_only: bool,
+) -> anyhow::Result<i32> {
     let rt = runtime()?;
     let queue = open_queue(loaded, &loaded.paths.db, read_only)?;
     let mut failed: Option<QueueError> = None;
+    let mut results = Vec::new();
     for &a in actions {
         match rt.block_on(queue.resend(a, &loaded.reviewer())) {
-            Ok(()) => println!("action {a} queued to be sent again"),
+            Ok(()) => {
+                if !json {
+                    println!("action {a} queued to be sent again");
+                }
+                results.push(serde_json::json!({"action": a, "queued": true}));
+            }
             Err(e) => {
                 eprintln!("signoff: action {a}: {e}");
+                results.push(
+                    serde_json::json!({"action": a, "queued": false, "error": e.to_string()}),
+                );
                 failed = Some(e);
             }
         }
+    }
+    if json {
+        super::output::print_json(&results)?;
     }
     Ok(match failed {
         None => EXIT_OK,
