@@ -381,6 +381,29 @@ pub fn draw_ai(app: &App, frame: &mut Frame, area: Rect) {
                 .iter()
                 .map(|a| super::actions::action_line(t, a, w)),
         );
+        if d.actions.iter().any(|a| a.status == "dead") {
+            // Where to send it again: the key here, the command for a script or a shell.
+            let key = app
+                .keymap
+                .key_for(crate::tui::app::Mode::List, crate::tui::action::Cmd::Resend)
+                .unwrap_or_else(|| "R".into());
+            let ids: Vec<String> = d
+                .actions
+                .iter()
+                .filter(|a| a.status == "dead")
+                .map(|a| a.id.to_string())
+                .collect();
+            head.push(Line::styled(
+                fmt::clean(
+                    &format!(
+                        "dead: {key} sends again · or `signoff resend {}`",
+                        ids.join(" ")
+                    ),
+                    w,
+                ),
+                t.muted,
+            ));
+        }
         head.push(Line::raw(""));
         lines.splice(0..0, head);
     }
