@@ -2562,3 +2562,31 @@ fn offline_keeps_the_claim_and_the_edits_and_sends_them_when_back() {
     );
     assert!(fx.contains(&Effect::LoadCounts), "{fx:?}");
 }
+
+#[test]
+fn a_read_only_console_lists_no_decision_keys_in_the_footer_or_the_help() {
+    let mut a = loaded_app(120, 40);
+    let footer = |a: &App| render(a).lines().last().unwrap_or_default().to_string();
+    assert!(footer(&a).contains("a approve"), "{}", footer(&a));
+    a.read_only = true;
+    a.dirty = true;
+    let f = footer(&a);
+    for gone in ["approve", "reject", "edit", "escalate", "undo"] {
+        assert!(!f.contains(gone), "{gone} in the read-only footer: {f}");
+    }
+    assert!(f.contains("? help"), "{f}");
+    key(&mut a, "?");
+    let help = render(&a);
+    assert!(help.contains("timeline"), "{help}");
+    for gone in [
+        "approve",
+        "reject with",
+        "resend dead actions",
+        "pause/resume all",
+    ] {
+        assert!(
+            !help.contains(gone),
+            "{gone} in the read-only help:\n{help}"
+        );
+    }
+}

@@ -233,6 +233,26 @@ pub(super) fn undo_open(app: &App) -> bool {
     app.undo_closes_at().is_some()
 }
 
+/// Whether a command can never work for this reviewer here: a change to the queue in a
+/// read-only console (`--read-only`, or an observer on a server). The footer and the help
+/// leave such keys out instead of showing them muted.
+pub fn hidden(app: &App, c: Cmd) -> bool {
+    app.read_only
+        && matches!(
+            c,
+            Cmd::Approve
+                | Cmd::Reject
+                | Cmd::Edit
+                | Cmd::Escalate
+                | Cmd::Undo
+                | Cmd::Outcome
+                | Cmd::Resend
+                | Cmd::KillSwitch
+                | Cmd::Mark
+                | Cmd::MarkAll
+        )
+}
+
 /// Whether a command takes its key now. Disabled commands show muted in the footer and leave
 /// their key to a focused text field.
 pub fn enabled(app: &App, mode: Mode, c: Cmd) -> bool {

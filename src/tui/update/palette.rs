@@ -10,6 +10,7 @@ pub fn palette_items(app: &App) -> Vec<(Cmd, String, &'static str)> {
     app.keymap
         .table(app.return_mode)
         .iter()
+        .filter(|b| !super::hidden(app, b.cmd))
         .filter(|b| {
             q.is_empty() || b.label.contains(q.as_str()) || b.cmd.name().contains(q.as_str())
         })

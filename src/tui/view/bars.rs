@@ -188,6 +188,7 @@ pub fn draw_footer(app: &App, frame: &mut Frame, area: Rect) {
     for b in table
         .iter()
         .filter(|b| b.footer && b.cmd != crate::tui::action::Cmd::Help)
+        .filter(|b| !crate::tui::update::hidden(app, b.cmd))
         .chain(help)
     {
         let Some(k) = b.keys.first() else { continue };
