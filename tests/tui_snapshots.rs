@@ -423,3 +423,35 @@ async fn bulk_reject_confirmation_80x24() {
     assert!(s.contains("reject 3 items as"), "{s}");
     insta::assert_snapshot!("bulk_confirm_80x24", s);
 }
+
+#[tokio::test]
+async fn no_color_marks_the_focused_pane_in_its_title() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    h.app.theme = signoff::tui::theme::Theme::load("dark", None, ColorMode::None).unwrap();
+    let first = |s: &str, needle: &str| {
+        s.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let s = h.screen();
+    assert!(first(&s, "Queue ·").contains("● Queue"), "{s}");
+    h.keys("enter").await;
+    let s = h.screen();
+    assert!(!first(&s, "Queue ·").contains("●"), "{s}");
+    let line = first(&s, "AI triage");
+    assert!(
+        line.contains("● AI triage") && !line.contains("● Request"),
+        "{line}"
+    );
+    h.keys("tab").await;
+    let line = first(&h.screen(), "AI triage");
+    assert!(
+        line.contains("● Request") && !line.contains("● AI triage"),
+        "{line}"
+    );
+    // With colours the border says it, and the title carries no mark.
+    h.app.theme = signoff::tui::theme::Theme::load("dark", None, ColorMode::Ansi16).unwrap();
+    assert!(!h.screen().contains('●'));
+}

@@ -14,8 +14,12 @@ use crate::tui::action::Pane;
 use crate::tui::app::App;
 use crate::tui::update::fmt_left;
 
-fn block<'a>(app: &App, title: Vec<Span<'a>>, focused: bool) -> Block<'a> {
+fn block<'a>(app: &App, mut title: Vec<Span<'a>>, focused: bool) -> Block<'a> {
     let t = &app.theme;
+    if focused && t.mode == crate::tui::theme::ColorMode::None {
+        // Without colour the border cannot say which pane has the keys: the title does.
+        title.insert(0, Span::styled(super::FOCUS_MARK, t.title));
+    }
     Block::bordered()
         .border_style(if focused { t.border_focus } else { t.border })
         .title(Line::from(title))

@@ -30,6 +30,10 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     if l.loading {
         title.push_str("· loading… ");
     }
+    if focused && t.mode == crate::tui::theme::ColorMode::None {
+        // Without colour the border cannot say which pane has the keys: the title does.
+        title.insert_str(0, super::FOCUS_MARK);
+    }
     let block = Block::bordered()
         .border_style(if focused { t.border_focus } else { t.border })
         .title(Span::styled(title, t.title));

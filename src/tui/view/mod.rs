@@ -2,6 +2,9 @@
 pub mod fmt;
 pub mod layout;
 
+/// Marks the pane that has the keys in its title when there is no colour to do it.
+pub const FOCUS_MARK: &str = " ●";
+
 mod actions;
 mod bars;
 mod detail;
