@@ -126,6 +126,10 @@ fn scrolled(frame: &mut Frame, area: Rect, lines: &[Line<'_>], block: Block<'_>,
     );
 }
 
+/// Below this height the request pane folds its labelled header lines into three, so the
+/// body shows beside the AI fields at 80×24 without a pane switch.
+const COMPACT_BELOW: u16 = 14;
+
 pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
     let t = &app.theme;
     let focused = app.focus == Pane::Raw;
@@ -146,54 +150,91 @@ pub fn draw_raw(app: &App, frame: &mut Frame, area: Rect) {
         title.push(Span::styled(" sample ", t.badge));
     }
     let mut lines: Vec<Line> = Vec::new();
-    for part in [
-        field(
-            app,
-            "channel",
-            raw.channel.clone().unwrap_or_default(),
-            t.base,
-            w,
-        ),
-        field(
+    let age = app.now.saturating_sub(d.summary.received_at);
+    let age_style = fmt::age_style(
+        t,
+        age,
+        app.policy.sla_minutes_for(d.summary.priority.as_deref()),
+    );
+    if area.height < COMPACT_BELOW {
+        // A short pane (80×24 stacked): sender and subject, then channel, age and id on one
+        // line, so the body starts on the fourth line instead of below six labelled ones.
+        lines.extend(field(
             app,
             "from",
             raw.from.clone().unwrap_or_default(),
             t.accent,
             w,
-        ),
-        field(
+        ));
+        lines.extend(field(
             app,
             "subject",
             raw.subject.clone().unwrap_or_default(),
             t.base,
             w,
-        ),
-        field(
-            app,
-            "received",
-            format!(
-                "{} ({} ago)",
-                fmt::time(d.summary.received_at),
-                fmt::age(app.now.saturating_sub(d.summary.received_at))
+        ));
+        let meta = format!(
+            "{} · {} ({} ago)",
+            fmt::clean_opt(raw.channel.as_deref().or(Some("?"))),
+            fmt::time(d.summary.received_at),
+            fmt::age(age)
+        );
+        let id = format!(
+            " · {}:{}",
+            fmt::clean(&d.summary.source, w),
+            fmt::clean(&d.summary.external_id, w)
+        );
+        let room = w.saturating_sub(fmt::cells(&meta));
+        lines.push(Line::from(vec![
+            Span::styled(fmt::clean(&meta, w), age_style),
+            Span::styled(fmt::clean(&id, room), t.muted),
+        ]));
+    } else {
+        for part in [
+            field(
+                app,
+                "channel",
+                raw.channel.clone().unwrap_or_default(),
+                t.base,
+                w,
             ),
-            fmt::age_style(
-                t,
-                app.now.saturating_sub(d.summary.received_at),
-                app.policy.sla_minutes_for(d.summary.priority.as_deref()),
+            field(
+                app,
+                "from",
+                raw.from.clone().unwrap_or_default(),
+                t.accent,
+                w,
             ),
-            w,
-        ),
-        field(
-            app,
-            "id",
-            format!("{}:{}", d.summary.source, d.summary.external_id),
-            t.muted,
-            w,
-        ),
-    ] {
-        lines.extend(part);
+            field(
+                app,
+                "subject",
+                raw.subject.clone().unwrap_or_default(),
+                t.base,
+                w,
+            ),
+            field(
+                app,
+                "received",
+                format!(
+                    "{} ({} ago)",
+                    fmt::time(d.summary.received_at),
+                    fmt::age(age)
+                ),
+                age_style,
+                w,
+            ),
+            field(
+                app,
+                "id",
+                format!("{}:{}", d.summary.source, d.summary.external_id),
+                t.muted,
+                w,
+            ),
+        ] {
+            lines.extend(part);
+        }
+        lines.push(Line::raw(""));
     }
-    lines.push(Line::raw(""));
     match raw.body.as_deref() {
         Some(b) if !b.is_empty() => {
             // One line more than fits tells `scrolled` there is more below.
