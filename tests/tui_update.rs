@@ -2590,3 +2590,41 @@ fn a_read_only_console_lists_no_decision_keys_in_the_footer_or_the_help() {
         );
     }
 }
+
+#[tokio::test]
+async fn messages_that_stop_being_true_are_cleared() {
+    let db = seeded_db();
+    let mut h = Headless::new(&db, 120, 40).await;
+    let msg = |h: &Headless| h.app.message.as_ref().map(|(m, _)| m.clone());
+    h.keys("enter").await;
+    assert!(
+        msg(&h).is_some_and(|m| m.contains("is yours while it is open")),
+        "{:?}",
+        msg(&h)
+    );
+    h.keys("e").await;
+    assert!(
+        msg(&h).is_some_and(|m| m.starts_with("editing")),
+        "{:?}",
+        msg(&h)
+    );
+    // Leaving the form: the form's message goes, the claim's does not come back.
+    h.keys("esc").await;
+    assert!(h.app.form.is_none());
+    assert_eq!(msg(&h), None);
+    // Opened again, then given back: "is yours" no longer holds.
+    h.keys("esc").await;
+    h.keys("enter").await;
+    assert!(
+        msg(&h).is_some_and(|m| m.contains("is yours")),
+        "{:?}",
+        msg(&h)
+    );
+    h.keys("esc").await;
+    assert!(h.app.claim.is_none());
+    assert!(
+        !msg(&h).is_some_and(|m| m.contains("is yours")),
+        "{:?}",
+        msg(&h)
+    );
+}

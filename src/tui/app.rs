@@ -233,6 +233,15 @@ pub struct ListState {
     pub jump: Option<(i64, Option<i64>, u64)>,
 }
 
+/// What a message is about, for the messages that stop being true on their own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageWhile {
+    /// "#41 is yours while it is open": while this reviewer's claim on the item lasts.
+    Claim(i64),
+    /// "editing: …": while the edit form is open.
+    Form,
+}
+
 /// The console's state.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -285,6 +294,8 @@ pub struct App {
     pub counts: Option<Counts>,
     pub token: Option<u64>,
     pub message: Option<(String, Level)>,
+    /// While what the message says holds; once it does not, the message is cleared.
+    pub message_while: Option<MessageWhile>,
     /// First key of a sequence (`g` of `g g`).
     pub pending_key: Option<Key>,
     /// A decision is on its way.
@@ -413,6 +424,7 @@ impl App {
             counts: None,
             token: None,
             message: None,
+            message_while: None,
             pending_key: None,
             deciding: None,
             quit: false,

@@ -47,7 +47,12 @@ pub(super) fn start_edit(app: &mut App) -> Vec<Effect> {
         unsaved_since: None,
     });
     app.mode = Mode::Edit;
-    say(app, Level::Info, "editing: changes are saved as you go");
+    say_while(
+        app,
+        Level::Info,
+        "editing: changes are saved as you go",
+        crate::tui::app::MessageWhile::Form,
+    );
     Vec::new()
 }
 

@@ -225,7 +225,12 @@ pub(super) fn loaded(app: &mut App, l: Loaded) -> Vec<Effect> {
                     app.focus = Pane::Ai;
                     app.raw_scroll = 0;
                     app.ai_scroll = 0;
-                    say(app, Level::Ok, format!("#{id} is yours while it is open"));
+                    say_while(
+                        app,
+                        Level::Ok,
+                        format!("#{id} is yours while it is open"),
+                        crate::tui::app::MessageWhile::Claim(id),
+                    );
                     let mut fx = vec![refetch_detail(app, id), Effect::LoadCounts];
                     if then == Some(Cmd::Edit) {
                         // Edit on the cached detail; the fresh one arrives right after.

@@ -44,6 +44,12 @@ pub const SAVE_DEBOUNCE_MS: i64 = 800;
 /// Applies one action.
 pub fn update(app: &mut App, action: Action) -> Vec<Effect> {
     app.dirty = true;
+    let fx = update_inner(app, action);
+    drop_stale_message(app);
+    fx
+}
+
+fn update_inner(app: &mut App, action: Action) -> Vec<Effect> {
     match action {
         Action::Key(ev) => key(app, ev),
         Action::Cmd(c) => command(app, c),
@@ -80,6 +86,33 @@ pub fn init(app: &mut App) -> Vec<Effect> {
 
 pub(super) fn say(app: &mut App, level: Level, text: impl Into<String>) {
     app.message = Some((text.into(), level));
+    app.message_while = None;
+}
+
+/// A message that is cleared once `cond` no longer holds (a released or lost claim, a
+/// closed form), so the message line never says what has stopped being true.
+pub(super) fn say_while(
+    app: &mut App,
+    level: Level,
+    text: impl Into<String>,
+    cond: crate::tui::app::MessageWhile,
+) {
+    say(app, level, text);
+    app.message_while = Some(cond);
+}
+
+fn drop_stale_message(app: &mut App) {
+    use crate::tui::app::MessageWhile;
+    let holds = match app.message_while {
+        None => return,
+        Some(MessageWhile::Claim(id)) => app.claim.as_ref().is_some_and(|c| c.id == id),
+        Some(MessageWhile::Form) => app.form.is_some(),
+    };
+    if !holds {
+        app.message = None;
+        app.message_while = None;
+        app.dirty = true;
+    }
 }
 
 /// Below the minimum size nothing of the item is on screen, so nothing may act on it:
