@@ -358,7 +358,7 @@ async fn kill_switch_and_outcome_against_a_real_queue() {
     assert!(m.starts_with("approved"), "{m}");
     h.keys("D").await;
     assert!(h.screen().contains("Decided · 1"), "{}", h.screen());
-    h.keys("o 5").await;
+    h.keys("O 5").await;
     let (m, _) = h.app.message.clone().expect("message");
     assert!(m.contains("outcome 'won' recorded"), "{m}");
     // Stats come from the same queue and count it.

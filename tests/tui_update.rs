@@ -1141,7 +1141,7 @@ fn preview_shows_rendered_requests_the_refusal_or_what_is_not_queued() {
 #[test]
 fn outcome_picks_then_asks_a_reason_when_needed() {
     let mut a = decided_with_actions();
-    key(&mut a, "o");
+    key(&mut a, "O");
     assert_eq!(a.mode, Mode::Outcome);
     // 5 = won: no reason needed.
     let fx = key(&mut a, "5");
@@ -1192,7 +1192,7 @@ fn outcome_picks_then_asks_a_reason_when_needed() {
 #[test]
 fn outcome_needs_a_decided_item() {
     let mut a = loaded_app(120, 40);
-    assert_eq!(key(&mut a, "o"), vec![]);
+    assert_eq!(key(&mut a, "O"), vec![]);
     assert_eq!(a.mode, Mode::List);
     assert!(a.message.as_ref().is_some_and(|m| m.0.contains("decided")));
 }
@@ -1397,7 +1397,7 @@ fn every_picker_moves_chooses_and_goes_back_alike() {
     let cases: [(App, &str, Mode); 3] = [
         (loaded_app(120, 40), "r", Mode::Reject),
         (loaded_app(120, 40), "x", Mode::Escalate),
-        (decided_with_actions(), "o", Mode::Outcome),
+        (decided_with_actions(), "O", Mode::Outcome),
     ];
     for (mut a, open_key, mode) in cases {
         let before = a.mode;
@@ -2626,5 +2626,80 @@ async fn messages_that_stop_being_true_are_cleared() {
         !msg(&h).is_some_and(|m| m.contains("is yours")),
         "{:?}",
         msg(&h)
+    );
+}
+
+#[test]
+fn o_opens_the_first_link_with_a_display_and_shows_it_for_copying_without() {
+    use signoff::tui::update::first_link;
+    let mut a = loaded_app(120, 40);
+    // The hostile fixture hides its link in an OSC 8 sequence: the link ends at the BEL.
+    let target = a
+        .details
+        .iter()
+        .find(|(_, d)| first_link(d).is_some())
+        .map(|(id, _)| *id)
+        .expect("a fixture with a link");
+    for _ in 0..10 {
+        if a.current_id() == Some(target) {
+            break;
+        }
+        key(&mut a, "j");
+    }
+    assert_eq!(a.current_id(), Some(target));
+    a.browser = None;
+    assert_eq!(key(&mut a, "o"), vec![]);
+    let (m, _) = a.message.clone().expect("message");
+    assert_eq!(
+        m,
+        "link: https://evil.example · no display here to open it: y copies it"
+    );
+    a.browser = Some("firefox".into());
+    assert_eq!(
+        key(&mut a, "o"),
+        vec![Effect::OpenLink {
+            browser: "firefox".into(),
+            url: "https://evil.example".into()
+        }]
+    );
+    // y offers it too.
+    assert!(
+        signoff::tui::update::copy_items(&a)
+            .iter()
+            .any(|(label, text)| *label == "first link" && text == "https://evil.example")
+    );
+    // An item without a link says so.
+    key(&mut a, "g");
+    key(&mut a, "g");
+    if first_link(a.current_detail().unwrap()).is_none() {
+        assert_eq!(key(&mut a, "o"), vec![]);
+        assert_eq!(a.message.clone().unwrap().0, "no link in this request");
+    }
+}
+
+#[test]
+fn links_open_only_with_a_local_display() {
+    use signoff::tui::browser_from_env;
+    let env = |pairs: &'static [(&'static str, &'static str)]| {
+        move |k: &str| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
+    };
+    assert_eq!(browser_from_env(env(&[])), None, "over SSH: no display");
+    assert_eq!(browser_from_env(env(&[("BROWSER", "firefox")])), None);
+    assert_eq!(
+        browser_from_env(env(&[("DISPLAY", ":0")])).as_deref(),
+        Some("xdg-open")
+    );
+    assert_eq!(
+        browser_from_env(env(&[
+            ("WAYLAND_DISPLAY", "wayland-0"),
+            ("BROWSER", "firefox")
+        ]))
+        .as_deref(),
+        Some("firefox")
     );
 }

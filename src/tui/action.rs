@@ -87,11 +87,13 @@ pub enum Cmd {
     ShowMessage,
     /// Copy a field of the item to the clipboard (OSC 52).
     Copy,
+    /// Open the request's first link in the browser (or show it, without a display).
+    OpenLink,
 }
 
 impl Cmd {
     /// Every command, in help order.
-    pub const ALL: [Cmd; 71] = [
+    pub const ALL: [Cmd; 72] = [
         Cmd::Down,
         Cmd::Up,
         Cmd::Top,
@@ -163,6 +165,7 @@ impl Cmd {
         Cmd::ShrinkList,
         Cmd::ShowMessage,
         Cmd::Copy,
+        Cmd::OpenLink,
     ];
 
     /// The name used in the config's keymap.
@@ -221,6 +224,7 @@ impl Cmd {
             Cmd::ShrinkList => "shrink_list",
             Cmd::ShowMessage => "show_message",
             Cmd::Copy => "copy",
+            Cmd::OpenLink => "open_link",
             Cmd::View(n) => {
                 const N: [&str; 10] = [
                     "view_0", "view_1", "view_2", "view_3", "view_4", "view_5", "view_6", "view_7",
@@ -378,6 +382,11 @@ pub enum Effect {
     },
     /// Put this text on the terminal's clipboard (OSC 52).
     CopyToClipboard(String),
+    /// Start `browser` on the link, detached (the console does not wait for it).
+    OpenLink {
+        browser: String,
+        url: String,
+    },
     /// Write the `:` command history (path, entries oldest first).
     SaveHistory(std::path::PathBuf, Vec<String>),
     /// Write the list's state for the next start.

@@ -294,6 +294,9 @@ pub struct App {
     pub counts: Option<Counts>,
     pub token: Option<u64>,
     pub message: Option<(String, Level)>,
+    /// The program that opens links when there is a local display (`$BROWSER`, else
+    /// `xdg-open`); `None` over SSH without one: links are shown for copying instead.
+    pub browser: Option<String>,
     /// While what the message says holds; once it does not, the message is cleared.
     pub message_while: Option<MessageWhile>,
     /// First key of a sequence (`g` of `g g`).
@@ -425,6 +428,7 @@ impl App {
             token: None,
             message: None,
             message_while: None,
+            browser: None,
             pending_key: None,
             deciding: None,
             quit: false,

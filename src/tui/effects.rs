@@ -129,6 +129,7 @@ pub async fn perform(q: &dyn Queue, reviewer: &str, fx: Effect) -> Option<Loaded
         Effect::OpenEditor(..)
         | Effect::ClearScreen
         | Effect::CopyToClipboard(_)
+        | Effect::OpenLink { .. }
         | Effect::Quit => return None,
     })
 }

@@ -279,6 +279,20 @@ pub async fn run<W: Write>(
                     b.write_all(seq.as_bytes())?;
                     b.flush()?;
                 }
+                Effect::OpenLink { browser, url } => {
+                    // Detached: the browser's output never reaches this terminal.
+                    tokio::task::spawn_blocking(move || {
+                        let started = std::process::Command::new(&browser)
+                            .arg(&url)
+                            .stdin(std::process::Stdio::null())
+                            .stdout(std::process::Stdio::null())
+                            .stderr(std::process::Stdio::null())
+                            .spawn();
+                        if let Err(e) = started {
+                            tracing::warn!(browser = %browser, error = %e, "could not start the browser");
+                        }
+                    });
+                }
                 Effect::Quit => {}
                 other => spawn_effect(&queue, &reviewer, &tx, other),
             }

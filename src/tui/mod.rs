@@ -83,6 +83,22 @@ pub fn check_ui(ui: &UiConfig) -> Vec<(String, String)> {
     issues
 }
 
+/// The program that opens links: only with a local display (`DISPLAY` or
+/// `WAYLAND_DISPLAY`), `$BROWSER` if set, else `xdg-open`. Over SSH without a forwarded
+/// display there is none, and links are shown for copying.
+pub fn browser_from_env(var: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let set = |k: &str| var(k).is_some_and(|v| !v.trim().is_empty());
+    if !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+        return None;
+    }
+    Some(
+        var("BROWSER")
+            .map(|b| b.trim().to_string())
+            .filter(|b| !b.is_empty())
+            .unwrap_or_else(|| "xdg-open".into()),
+    )
+}
+
 /// The console's state as it starts, from the options and the environment.
 pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16) -> app::App {
     let (km, issues) = keymap::Keymap::build(&opts.ui.keymap);
@@ -134,6 +150,7 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
             }
         }
     }
+    a.browser = browser_from_env(|k| std::env::var(k).ok());
     if let Some(p) = problems.first() {
         a.message = Some((p.clone(), app::Level::Warn));
     } else {

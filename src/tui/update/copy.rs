@@ -33,8 +33,66 @@ pub fn copy_items(app: &App) -> Vec<(&'static str, String)> {
             out.push((label, v.to_string()));
         }
     }
+    if let Some(url) = first_link(d) {
+        out.push(("first link", url));
+    }
     out.truncate(9);
     out
+}
+
+/// The first http(s) link of the request as it came (body, then subject), without the
+/// punctuation that usually follows a link in prose. Only printable ASCII is kept in a
+/// link: anything else ends it, so no control character or bidi mark travels with it.
+pub fn first_link(d: &crate::queue::ItemDetail) -> Option<String> {
+    let raw = &d.request.raw;
+    [raw.body.as_deref(), raw.subject.as_deref()]
+        .into_iter()
+        .flatten()
+        .find_map(link_in)
+}
+
+fn link_in(text: &str) -> Option<String> {
+    let start = ["https://", "http://"]
+        .iter()
+        .filter_map(|p| text.find(p))
+        .min()?;
+    let rest = &text[start..];
+    let end = rest
+        .find(|c: char| {
+            !c.is_ascii_graphic()
+                || matches!(
+                    c,
+                    '<' | '>' | '"' | '\'' | '`' | '{' | '}' | '|' | '\\' | '^'
+                )
+        })
+        .unwrap_or(rest.len());
+    let url = rest[..end].trim_end_matches(['.', ',', ';', ':', '!', '?', ')', ']']);
+    (url.len() > "https://".len()).then(|| url.to_string())
+}
+
+pub(super) fn open_link(app: &mut App) -> Vec<Effect> {
+    let Some(url) = app.current_detail().and_then(first_link) else {
+        say(app, Level::Warn, "no link in this request");
+        return Vec::new();
+    };
+    match app.browser.clone() {
+        Some(browser) => {
+            say(app, Level::Info, format!("opening {url} with {browser}"));
+            vec![Effect::OpenLink { browser, url }]
+        }
+        None => {
+            let key = app
+                .keymap
+                .key_for(Mode::List, Cmd::Copy)
+                .unwrap_or_else(|| "y".into());
+            say(
+                app,
+                Level::Info,
+                format!("link: {url} · no display here to open it: {key} copies it"),
+            );
+            Vec::new()
+        }
+    }
 }
 
 pub(super) fn open_copy(app: &mut App) -> Vec<Effect> {

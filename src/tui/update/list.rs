@@ -177,6 +177,7 @@ pub(super) fn base_command(app: &mut App, c: Cmd) -> Vec<Effect> {
         },
         Cmd::Mark | Cmd::MarkAll => mark_command(app, c),
         Cmd::Copy => open_copy(app),
+        Cmd::OpenLink => open_link(app),
         Cmd::ShowMessage => show_message(app),
         Cmd::GrowList | Cmd::ShrinkList => {
             use crate::tui::view::layout::{MAX_LIST_PCT, MIN_LIST_PCT};

@@ -21,7 +21,7 @@ use bulk::*;
 pub use cmdline::COMMANDS;
 use cmdline::*;
 use copy::*;
-pub use copy::{copy_items, osc52};
+pub use copy::{copy_items, first_link, osc52};
 use decide::*;
 use edit::*;
 pub use list::restore;
