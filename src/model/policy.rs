@@ -136,7 +136,7 @@ pub struct Policy {
     pub sample_rate: f64,
     /// Service level per priority, in minutes from receipt to decision.
     pub sla_minutes: BTreeMap<String, u64>,
-    /// What can be recorded after the fact (`o` in the console, `signoff outcome`).
+    /// What can be recorded after the fact (`O` in the console, `signoff outcome`).
     pub outcomes: Vec<OutcomeKind>,
     /// An hour whose ingest volume exceeds this many times the baseline (the median
     /// hourly volume of the previous 7 days) raises a volume alert.
