@@ -1164,7 +1164,7 @@ fn outcome_picks_then_asks_a_reason_when_needed() {
     );
     assert_eq!(a.message.as_ref().map(|m| m.1), Some(Level::Ok));
     // 6 = lost: needs a reason.
-    key(&mut a, "o 6");
+    key(&mut a, "O 6");
     assert_eq!(a.mode, Mode::OutcomeNote);
     assert_eq!(key(&mut a, "enter"), vec![], "an empty reason is refused");
     for act in type_text("price") {
@@ -2702,4 +2702,39 @@ fn links_open_only_with_a_local_display() {
         .as_deref(),
         Some("firefox")
     );
+}
+
+#[test]
+fn with_ui_mouse_a_click_selects_a_row_and_the_wheel_moves() {
+    use crossterm::event::{KeyModifiers, MouseButton, MouseEvent, MouseEventKind};
+    let ev = |kind, column, row| {
+        Action::Mouse(MouseEvent {
+            kind,
+            column,
+            row,
+            modifiers: KeyModifiers::NONE,
+        })
+    };
+    let mut a = loaded_app(120, 40);
+    let click = |row| ev(MouseEventKind::Down(MouseButton::Left), 10, row);
+    // Off by default: the mouse does nothing.
+    assert_eq!(update(&mut a, click(4)), vec![]);
+    assert_eq!(a.list.selected, 0);
+    a.mouse = true;
+    // Row 0 is the top border, row 1 the column headers: row 4 is the third item.
+    update(&mut a, click(4));
+    assert_eq!(a.list.selected, 2);
+    assert_eq!(a.mode, Mode::List, "a click selects, it never opens");
+    update(&mut a, ev(MouseEventKind::ScrollDown, 10, 5));
+    assert_eq!(a.list.selected, 3);
+    update(&mut a, ev(MouseEventKind::ScrollUp, 10, 5));
+    assert_eq!(a.list.selected, 2);
+    // The border and the headers select nothing.
+    update(&mut a, click(0));
+    update(&mut a, click(1));
+    assert_eq!(a.list.selected, 2);
+    // The wheel over the AI pane scrolls it.
+    let ai_row = 30;
+    update(&mut a, ev(MouseEventKind::ScrollDown, 100, ai_row));
+    assert_eq!((a.list.selected, a.ai_scroll), (2, 3));
 }

@@ -326,6 +326,8 @@ pub enum Action {
     /// Bracketed paste (goes only to a focused text field).
     Paste(String),
     Resize(u16, u16),
+    /// A click or the wheel (only with `ui.mouse`).
+    Mouse(crossterm::event::MouseEvent),
     /// Time passed (lease countdown, debounce); carries the wall clock.
     Tick(Millis),
     /// Low-frequency check whether the queue changed.

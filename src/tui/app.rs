@@ -297,6 +297,8 @@ pub struct App {
     /// The program that opens links when there is a local display (`$BROWSER`, else
     /// `xdg-open`); `None` over SSH without one: links are shown for copying instead.
     pub browser: Option<String>,
+    /// `ui.mouse`: clicks select and the wheel scrolls.
+    pub mouse: bool,
     /// While what the message says holds; once it does not, the message is cleared.
     pub message_while: Option<MessageWhile>,
     /// First key of a sequence (`g` of `g g`).
@@ -429,6 +431,7 @@ impl App {
             message: None,
             message_while: None,
             browser: None,
+            mouse: false,
             pending_key: None,
             deciding: None,
             quit: false,

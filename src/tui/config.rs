@@ -13,6 +13,9 @@ pub struct UiConfig {
     pub keymap: BTreeMap<String, Vec<String>>,
     /// Named views: a filter and a sort, one key each (F1–F9 in order) or `:view NAME`.
     pub views: Vec<ViewConfig>,
+    /// Clicks select list rows and the wheel scrolls (off: the terminal keeps the mouse
+    /// for selecting text).
+    pub mouse: bool,
 }
 
 /// `[[ui.views]]`: `name = "urgent billing"`, `filter = "p:urgent intent:billing_question"`,
@@ -33,6 +36,7 @@ impl Default for UiConfig {
             color: "auto".into(),
             keymap: BTreeMap::new(),
             views: Vec::new(),
+            mouse: false,
         }
     }
 }

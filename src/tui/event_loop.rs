@@ -41,12 +41,14 @@ pub fn now_ms() -> Millis {
 }
 
 /// Turns a terminal event into an action; `None` for what the console ignores (key
-/// releases and repeats of the kitty protocol, mouse, focus).
+/// releases and repeats of the kitty protocol, focus). Mouse events only come when
+/// `ui.mouse` turned reporting on.
 pub fn event_action(ev: Event) -> Option<Action> {
     match ev {
         Event::Key(k) if k.kind == KeyEventKind::Press => Some(Action::Key(k)),
         Event::Paste(s) => Some(Action::Paste(s)),
         Event::Resize(w, h) => Some(Action::Resize(w, h)),
+        Event::Mouse(m) => Some(Action::Mouse(m)),
         _ => None,
     }
 }

@@ -151,6 +151,7 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
         }
     }
     a.browser = browser_from_env(|k| std::env::var(k).ok());
+    a.mouse = opts.ui.mouse;
     if let Some(p) = problems.first() {
         a.message = Some((p.clone(), app::Level::Warn));
     } else {
@@ -168,7 +169,7 @@ pub fn initial_app(queue: &dyn Queue, opts: &TuiOptions, width: u16, height: u16
 
 /// Runs the console until the reviewer quits.
 pub async fn run(queue: Arc<dyn Queue>, opts: TuiOptions) -> anyhow::Result<()> {
-    let mut guard = terminal::TerminalGuard::enter()
+    let mut guard = terminal::TerminalGuard::enter_with(opts.ui.mouse)
         .map_err(|e| anyhow::anyhow!("cannot set up the terminal (is this a terminal?): {e}"))?;
     // One write per frame instead of one per escape sequence (stdout's own buffer is small).
     let mut backend = backend::AnsiBackend::new(std::io::BufWriter::with_capacity(

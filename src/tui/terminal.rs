@@ -3,8 +3,14 @@
 //! the previous hook.
 use std::io::{self, Write};
 use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use crossterm::event::{DisableBracketedPaste, EnableBracketedPaste};
+use crossterm::event::{
+    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+};
+
+/// Mouse reporting was turned on (`ui.mouse`): the restore turns it off again.
+static MOUSE: AtomicBool = AtomicBool::new(false);
 use crossterm::terminal::{
     EnterAlternateScreen, LeaveAlternateScreen, disable_raw_mode, enable_raw_mode,
 };
@@ -17,7 +23,13 @@ pub struct TerminalGuard {
 
 impl TerminalGuard {
     pub fn enter() -> io::Result<TerminalGuard> {
+        TerminalGuard::enter_with(false)
+    }
+
+    /// With `mouse`, the terminal reports clicks and the wheel (`ui.mouse = true`).
+    pub fn enter_with(mouse: bool) -> io::Result<TerminalGuard> {
         install_panic_hook();
+        MOUSE.store(mouse, Ordering::Relaxed);
         let mut g = TerminalGuard { active: false };
         g.resume()?;
         Ok(g)
@@ -42,6 +54,12 @@ impl TerminalGuard {
                 EnableBracketedPaste,
                 cursor::Hide
             ) {
+                let _ = restore();
+                return Err(e);
+            }
+            if MOUSE.load(Ordering::Relaxed)
+                && let Err(e) = execute!(out, EnableMouseCapture)
+            {
                 let _ = restore();
                 return Err(e);
             }
@@ -71,9 +89,14 @@ pub fn restore() -> io::Result<()> {
         LeaveAlternateScreen,
         cursor::Show
     );
+    let m = if MOUSE.load(Ordering::Relaxed) {
+        execute!(out, DisableMouseCapture)
+    } else {
+        Ok(())
+    };
     let b = disable_raw_mode();
     let _ = out.flush();
-    a.and(b)
+    a.and(m).and(b)
 }
 
 /// A panic restores the terminal, then runs the previous hook (which prints the message)

@@ -66,6 +66,7 @@ fn update_inner(app: &mut App, action: Action) -> Vec<Effect> {
             clamp_overlay_scroll(app);
             ensure_window(app)
         }
+        Action::Mouse(m) => mouse(app, m),
         Action::Tick(now) => tick(app, now),
         Action::Poll => {
             app.dirty = false;
@@ -99,6 +100,66 @@ pub(super) fn say_while(
 ) {
     say(app, level, text);
     app.message_while = Some(cond);
+}
+
+/// With `ui.mouse`: the wheel moves the list's selection or scrolls the pane under the
+/// pointer; a click on a list row selects it (as `j`/`k` would: nothing is opened or
+/// decided by the mouse). Anything else, and everything while an overlay or a form has
+/// the keys, is ignored.
+fn mouse(app: &mut App, m: crossterm::event::MouseEvent) -> Vec<Effect> {
+    use crossterm::event::{MouseButton, MouseEventKind};
+    use ratatui::layout::{Position, Rect};
+    if !app.mouse || app.too_small() || !matches!(app.mode, Mode::List | Mode::Review) {
+        app.dirty = false;
+        return Vec::new();
+    }
+    let r = crate::tui::view::layout::regions(app, Rect::new(0, 0, app.width, app.height));
+    let at = Position::new(m.column, m.row);
+    let over = |area: Option<Rect>| area.is_some_and(|a| a.contains(at));
+    let wheel = match m.kind {
+        MouseEventKind::ScrollDown => Some(true),
+        MouseEventKind::ScrollUp => Some(false),
+        _ => None,
+    };
+    if let Some(down) = wheel {
+        if over(r.list) {
+            return command(app, if down { Cmd::Down } else { Cmd::Up });
+        }
+        let step = |v: u16| {
+            if down {
+                v.saturating_add(3)
+            } else {
+                v.saturating_sub(3)
+            }
+        };
+        if over(r.raw) {
+            app.raw_scroll = step(app.raw_scroll);
+        } else if over(r.ai) {
+            app.ai_scroll = step(app.ai_scroll);
+        } else {
+            app.dirty = false;
+        }
+        return Vec::new();
+    }
+    if let (MouseEventKind::Down(MouseButton::Left), Some(list)) = (m.kind, r.list)
+        && list.contains(at)
+        && app.open.is_none()
+    {
+        let inner_top = list.y.saturating_add(1);
+        let header = u16::from(crate::tui::view::layout::has_header(
+            list.height.saturating_sub(2),
+        ));
+        let first = inner_top.saturating_add(header);
+        let last = list.y.saturating_add(list.height).saturating_sub(1);
+        if m.row >= first && m.row < last {
+            let abs = app.list.top + u64::from(m.row - first);
+            if abs < app.list.page.total {
+                return search::select_row(app, abs);
+            }
+        }
+    }
+    app.dirty = false;
+    Vec::new()
 }
 
 fn drop_stale_message(app: &mut App) {
