@@ -163,3 +163,26 @@ fn resend_dead_asks_first_and_queues_every_dead_letter_with_yes() {
     let (code, _, _) = run(signoff(dir.path()).args(["resend", "7", "--yes"]));
     assert_eq!(code, 2);
 }
+
+#[test]
+fn show_says_when_each_waiting_action_is_tried_next() {
+    let dir = setup();
+    let (code, out, err) = run(signoff(dir.path()).args(["show", "1"]));
+    assert_eq!(code, 0, "{err}");
+    let actions: Vec<&str> = out.lines().filter(|l| l.contains("Action")).collect();
+    assert!(!actions.is_empty(), "{out}");
+    // Approved a moment ago: each waits out the undo window.
+    for l in &actions {
+        assert!(l.contains("queued") && l.contains("next attempt in"), "{l}");
+    }
+    // The dead one says why, and is not "next".
+    let (_, out, _) = run(signoff(dir.path()).args(["show", "2"]));
+    let dead = out
+        .lines()
+        .find(|l| l.contains("dead"))
+        .expect("the dead action");
+    assert!(
+        dead.contains("monday said no") && !dead.contains("next attempt"),
+        "{dead}"
+    );
+}

@@ -322,16 +322,35 @@ fn render_detail(d: &ItemDetail) -> String {
             ),
         );
     }
+    let now = crate::clock::Clock::process().now();
     for a in &d.actions {
+        // What came of it (the CRM item, the Slack message, the Gmail draft) and, while it
+        // waits, when it is tried next, in words.
+        let result = a
+            .response
+            .as_deref()
+            .and_then(crate::actions::result_text)
+            .map(|r| format!(" · {r}"))
+            .unwrap_or_default();
+        let next = match (a.status.as_str(), a.next_attempt_at) {
+            ("queued" | "retrying", Some(at)) if at > now => format!(
+                " · next attempt in {} ({})",
+                super::output::age(at, now),
+                super::output::timestamp(at)
+            ),
+            ("queued" | "retrying", Some(_)) => " · next attempt now".to_string(),
+            _ => String::new(),
+        };
         kv(
             "Action",
             &format!(
-                "{} {} (attempts {}){}",
+                "{} {} (attempts {}){result}{next}{}",
                 a.action.as_str(),
                 a.status,
                 a.attempts,
                 a.last_error
                     .as_deref()
+                    .filter(|_| a.status != "sent")
                     .map(|e| format!(": {e}"))
                     .unwrap_or_default()
             ),
