@@ -78,6 +78,12 @@ pub fn outbox(
         println!("no actions match");
         return Ok(EXIT_OK);
     }
+    print!("{}", outbox_table(&rows).render());
+    Ok(EXIT_OK)
+}
+
+/// Outbox rows as a table: id, item, action, status, attempts, last update, last error.
+fn outbox_table(rows: &[crate::store::OutboxEntry]) -> Table {
     let now = crate::clock::Clock::process().now();
     let mut t = Table::new(&[
         ("ID", 0),
@@ -88,7 +94,7 @@ pub fn outbox(
         ("UPDATED", 0),
         ("LAST ERROR", 80),
     ]);
-    for r in &rows {
+    for r in rows {
         t.row(vec![
             r.id.to_string(),
             r.item.to_string(),
@@ -99,8 +105,7 @@ pub fn outbox(
             r.last_error.clone().unwrap_or_default(),
         ]);
     }
-    print!("{}", t.render());
-    Ok(EXIT_OK)
+    t
 }
 
 pub fn quarantine(loaded: &Loaded, command: &QuarantineCommand) -> anyhow::Result<i32> {
@@ -205,23 +210,7 @@ pub fn resend_dead(loaded: &Loaded, yes: bool, json: bool, read_only: bool) -> a
             );
             return Ok(super::EXIT_USAGE);
         }
-        let mut t = Table::new(&[
-            ("ID", 0),
-            ("ITEM", 0),
-            ("ACTION", 0),
-            ("ATTEMPTS", 0),
-            ("LAST ERROR", 80),
-        ]);
-        for r in &rows {
-            t.row(vec![
-                r.id.to_string(),
-                r.item.to_string(),
-                r.action.clone(),
-                r.attempts.to_string(),
-                r.last_error.clone().unwrap_or_default(),
-            ]);
-        }
-        print!("{}", t.render());
+        print!("{}", outbox_table(&rows).render());
         print!("send these {n} dead letters again? [y/N] ");
         std::io::stdout().flush()?;
         let mut answer = String::new();
