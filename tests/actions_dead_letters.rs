@@ -196,11 +196,9 @@ async fn a_lookup_that_fails_after_a_crash_keeps_the_row_reconciling() {
     // A worker claims the Slack row and dies: its post may have gone out (it did).
     let claimed = store.claim_due("gone", 60_000, 10).unwrap();
     assert!(claimed.rows.iter().any(|r| r.action == "slack"));
+    // The post's ts on the store's clock, the one the dispatcher's lookup window uses.
+    let now = store.now() / 1000;
     f.with(|w| {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
         w.slack.messages.push(support::slack::Message {
             channel: support::slack::GENERAL.into(),
             ts: format!("{now}.000001"),

@@ -520,6 +520,8 @@ fn signed(body: &[u8], secret: &str, at: i64) -> (String, String) {
     (ts.clone(), signoff::server::sign(secret, &ts, body))
 }
 
+/// The webhook's `timestamp`: the server checks it against its own clock (the system's in
+/// these tests), so it is signed from that clock; only the distance between them matters.
 fn now_secs() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -1,4 +1,4 @@
-//! Outbound actions (issue 4): rendering monday.com, Slack and Gmail requests from the
+//! Outbound actions: rendering monday.com, Slack and Gmail requests from the
 //! reviewed fields, and the dispatcher that sends them through the outbox.
 //!
 //! - [`renderer`] gives the store its [`ActionRenderer`]: at approval each action becomes

@@ -127,7 +127,15 @@ impl LocalQueue {
         opts: &StoreOptions,
     ) -> Result<LocalQueue, StoreError> {
         let writer = Store::open(path, policy.clone(), opts)?;
-        let reader = Store::open(path, policy, opts)?;
+        // The reader never writes: no checkpoint thread of its own, whatever the writer has.
+        let reader = Store::open(
+            path,
+            policy,
+            &StoreOptions {
+                background_checkpoint: false,
+                ..opts.clone()
+            },
+        )?;
         reader.use_temp_files()?;
         Ok(LocalQueue {
             path: path.to_path_buf(),

@@ -569,21 +569,26 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
     let app = router(state.clone()).into_make_service_with_connect_info::<Peer>();
 
     let mut servers = tokio::task::JoinSet::new();
+    // One server task per listener (their types differ), each ending with the stop signal.
+    macro_rules! serve_until_stopped {
+        ($listener:expr) => {{
+            let (listener, app, mut stop) = ($listener, app.clone(), stop_rx.clone());
+            servers.spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = stop.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+        }};
+    }
     let mut wheres = Vec::new();
     let mut socket_file = None;
     if let Some(path) = &socket {
         let (listener, file) = listen::bind_unix(path)?;
         socket_file = Some(file);
         wheres.push(format!("unix:{}", path.display()));
-        let mut stop = stop_rx.clone();
-        let app = app.clone();
-        servers.spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.wait_for(|s| *s).await;
-                })
-                .await
-        });
+        serve_until_stopped!(listener);
     }
     match tcp {
         Tcp::None => {}
@@ -596,30 +601,14 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
                     "signoff serve: plain HTTP on {local} for a proxy: the proxy must terminate TLS, and nothing else may reach this port"
                 );
             }
-            let mut stop = stop_rx.clone();
-            let app = app.clone();
-            servers.spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-            });
+            serve_until_stopped!(listener);
         }
         Tcp::Tls(addr, config) => {
             let listener = listen::TcpPeerListener::bind(addr).await?;
             let local = listener.local()?;
             wheres.push(format!("https://{local}"));
             let listener = listener.tls(config);
-            let mut stop = stop_rx.clone();
-            let app = app.clone();
-            servers.spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                    })
-                    .await
-            });
+            serve_until_stopped!(listener);
         }
     }
 

@@ -1,4 +1,4 @@
-//! The review console (issue 3): a keyboard-driven TUI over the [`Queue`].
+//! The review console: a keyboard-driven TUI over the [`Queue`].
 //!
 //! The shape follows STYLE.md: one state ([`app::App`]), a closed action enum
 //! ([`action::Action`]), a pure `update` that returns effects, a pure
