@@ -52,6 +52,16 @@ use crate::model::Policy;
 use crate::queue::{Millis, QueueError};
 use audit::AuditWriter;
 
+/// Creates an audit key file at `path` (mode 0600) unless one is there; returns the key in
+/// the file either way.
+pub fn create_audit_key(path: &Path) -> Result<AuditKey> {
+    if let Some(dir) = path.parent() {
+        files::create_dir(dir, &FileMode::default())
+            .map_err(|e| files::io_error(dir, "create", e))?;
+    }
+    anchor::create_key(path, &FileMode::default())
+}
+
 /// Durability of commits (SQLite's `synchronous`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
