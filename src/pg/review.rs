@@ -24,10 +24,9 @@ use super::{PgAudit, PgDb, PgError, Result};
 
 const SYSTEM: &str = "system";
 
-/// The next pending item in queue order, from the open items' index; a row another
-/// transaction holds is passed over.
-const CLAIM_NEXT_SQL: &str = "SELECT id FROM requests
-    WHERE state IN ('pending','in_review') AND state = 'pending'
+/// The next pending item in queue order, from the open items' index (its condition
+/// implies the index's); a row another transaction holds is passed over.
+const CLAIM_NEXT_SQL: &str = "SELECT id FROM requests WHERE state = 'pending'
     ORDER BY priority_rank, received_at, id LIMIT 1
     FOR UPDATE SKIP LOCKED";
 
