@@ -798,6 +798,19 @@ async fn the_kill_switch_resend_and_outcomes_are_audited() {
     assert_chain(&q).await;
 }
 
+/// An outbox row as both stores keep it: item, decision, action, key, status, when due,
+/// the rendered request.
+type OutboxRow = (i64, i64, String, String, String, i64, Option<String>);
+/// A decision row: item, kind, reason, queue, note, the reviewed fields.
+type DecisionRow = (
+    i64,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    String,
+);
+
 /// The same items and decisions on SQLite and on PostgreSQL give the same decisions,
 /// outbox rows (rendered payloads included) and audit details.
 #[tokio::test]
@@ -866,7 +879,7 @@ async fn decisions_write_the_same_rows_as_the_sqlite_store() {
             (l, p) => panic!("item {id}: SQLite {l:?}, PostgreSQL {p:?}"),
         }
     }
-    let lite_outbox: Vec<(i64, i64, String, String, String, i64, Option<String>)> = lite
+    let lite_outbox: Vec<OutboxRow> = lite
         .connection()
         .prepare(
             "SELECT request_id, decision_id, action, idempotency_key, status, next_attempt_at, payload
@@ -879,7 +892,7 @@ async fn decisions_write_the_same_rows_as_the_sqlite_store() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let pg_outbox: Vec<(i64, i64, String, String, String, i64, Option<String>)> = client(&pg)
+    let pg_outbox: Vec<OutboxRow> = client(&pg)
         .await
         .query(
             "SELECT request_id, decision_id, action, idempotency_key, status, next_attempt_at, payload
@@ -920,14 +933,7 @@ async fn decisions_write_the_same_rows_as_the_sqlite_store() {
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
         .collect();
     assert_eq!(lite_audit, pg_audit);
-    let lite_decisions: Vec<(
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-    )> = lite
+    let lite_decisions: Vec<DecisionRow> = lite
         .connection()
         .prepare("SELECT request_id, kind, reason, queue, note, fields FROM decisions ORDER BY id")
         .unwrap()
@@ -944,14 +950,7 @@ async fn decisions_write_the_same_rows_as_the_sqlite_store() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    let pg_decisions: Vec<(
-        i64,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-        String,
-    )> = client(&pg)
+    let pg_decisions: Vec<DecisionRow> = client(&pg)
         .await
         .query(
             "SELECT request_id, kind, reason, queue, note, fields FROM decisions ORDER BY id",
