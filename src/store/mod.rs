@@ -44,6 +44,16 @@ pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition,
 pub use outcomes::Outcome;
 pub use recheck::Recheck;
 pub use review::{BatchAnswer, BatchOp, idempotency_key};
+// The rules a claim, an edit, a decision, an undo, a resend and an outcome follow, shared
+// with the PostgreSQL backend, which writes the same rows with its own SQL.
+pub(crate) use outbox::{PAUSED_KEY, kill_switch_kind, resend_detail, resend_verdict};
+pub(crate) use outcomes::{outcome_detail, outcome_reason, outcome_state};
+pub(crate) use read::fields_with_edits;
+pub(crate) use review::{
+    NewDecision, claim_verdict, decision_terms, edit_column, edit_value, edited_detail,
+    expired_detail, lease_detail, lease_until, lease_verdict, revision_verdict, undo_too_late,
+    undo_until, undo_verdict, undone_detail,
+};
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
 pub use tokens::{IdempotentAnswer, TokenRecord};
 pub use verify::{VerifyOptions, VerifyReport};

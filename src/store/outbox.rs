@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{Result, Store};
 use crate::queue::QueueError;
 
-const PAUSED_KEY: &str = "actions.paused";
+/// The `settings` key of the kill switch ("true" while sending is paused).
+pub(crate) const PAUSED_KEY: &str = "actions.paused";
 
 impl Store {
     /// Whether outbound sending is paused for everyone using this database.
@@ -35,11 +36,7 @@ impl Store {
                 now,
                 actor,
                 None,
-                if paused {
-                    "kill_switch_on"
-                } else {
-                    "kill_switch_off"
-                },
+                kill_switch_kind(paused),
                 &json!({"paused": paused}),
             )?;
             Ok(())
@@ -53,15 +50,7 @@ impl Store {
                 .prepare_cached("SELECT request_id, status, action FROM outbox WHERE id = ?1")?
                 .query_row([outbox_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let Some((request_id, status, action)) = row else {
-                return Err(QueueError::Invalid(format!("no outbox entry {outbox_id}")).into());
-            };
-            if status != "dead" {
-                return Err(QueueError::Invalid(format!(
-                    "the {action} action of item {request_id} is {status}, not dead; only dead letters are sent again"
-                ))
-                .into());
-            }
+            let (request_id, action) = resend_verdict(outbox_id, row)?;
             // `resent` lets the dispatcher repost what it could not look up (a person checked);
             // `attempts_base` gives the row a fresh attempt budget.
             tx.prepare_cached(
@@ -77,11 +66,42 @@ impl Store {
                 actor,
                 Some(request_id),
                 "resend",
-                &json!({"outbox_id": outbox_id, "action": action}),
+                &resend_detail(outbox_id, &action),
             )?;
             Ok(())
         })
     }
+}
+
+/// The audit kind of turning the kill switch on or off.
+pub(crate) fn kill_switch_kind(paused: bool) -> &'static str {
+    if paused {
+        "kill_switch_on"
+    } else {
+        "kill_switch_off"
+    }
+}
+
+/// Whether outbox row `outbox_id` (`row`: its item, status and action) may be sent again:
+/// only a dead letter is. Its item and action when so.
+pub(crate) fn resend_verdict(
+    outbox_id: i64,
+    row: Option<(i64, String, String)>,
+) -> Result<(i64, String), QueueError> {
+    let Some((request_id, status, action)) = row else {
+        return Err(QueueError::Invalid(format!("no outbox entry {outbox_id}")));
+    };
+    if status != "dead" {
+        return Err(QueueError::Invalid(format!(
+            "the {action} action of item {request_id} is {status}, not dead; only dead letters are sent again"
+        )));
+    }
+    Ok((request_id, action))
+}
+
+/// The detail of a `resend` audit row.
+pub(crate) fn resend_detail(outbox_id: i64, action: &str) -> serde_json::Value {
+    json!({"outbox_id": outbox_id, "action": action})
 }
 
 /// A row a dispatcher claimed: attempt number `attempts` is now its to make.

@@ -85,20 +85,30 @@ pub(crate) fn reviewed_fields(
     payload: &str,
     policy: &Policy,
 ) -> Result<(Triage, FieldValues)> {
-    let ai = Request::triage_from_json(payload).unwrap_or_default();
-    let mut fields = FieldValues::read_from_ai(&ai, policy);
     let mut stmt = conn
         .prepare_cached("SELECT field, new_value FROM edits WHERE request_id = ?1 ORDER BY id")?;
     let rows = stmt.query_map([id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
     })?;
-    for row in rows {
-        let (field, value) = row?;
+    let edits = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(fields_with_edits(payload, policy, edits))
+}
+
+/// The AI's output in `payload` and the fields the policy reads from it, with `edits`
+/// (field name, new value; oldest first) applied on top.
+pub(crate) fn fields_with_edits(
+    payload: &str,
+    policy: &Policy,
+    edits: impl IntoIterator<Item = (String, Option<String>)>,
+) -> (Triage, FieldValues) {
+    let ai = Request::triage_from_json(payload).unwrap_or_default();
+    let mut fields = FieldValues::read_from_ai(&ai, policy);
+    for (field, value) in edits {
         if let Ok(f) = field.parse::<EditableField>() {
             fields.set(f, value);
         }
     }
-    Ok((ai, fields))
+    (ai, fields)
 }
 
 fn where_clause(q: &ListQuery, now: Millis) -> (String, Vec<Box<dyn ToSql>>) {
