@@ -372,7 +372,6 @@ impl Store {
         reviewer: &str,
         note: Option<&str>,
     ) -> Result<Vec<ActionPreview>> {
-        use crate::model::Request;
         let Some(renderer) = self.renderer.clone() else {
             return Ok(Vec::new());
         };
@@ -382,44 +381,86 @@ impl Store {
         if plan.queued.is_empty() && plan.skipped.is_empty() {
             return Ok(Vec::new());
         }
-        let request = Request::from_json(&payload)
-            .map(|(_, r)| r)
-            .map_err(|e| QueueError::Storage(format!("item {id}: {e}")))?;
         let decision_id: i64 =
             self.conn
                 .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions", [], |r| {
                     r.get(0)
                 })?;
-        let skipped = plan.skipped.iter().map(|(action, why)| ActionPreview {
-            action: *action,
-            idempotency_key: String::new(),
-            rendered: Ok(serde_json::Value::Null),
-            skipped: Some(*why),
-        });
-        Ok(plan
-            .queued
-            .into_iter()
-            .map(|action| {
-                let key = super::idempotency_key(id, decision_id, action);
-                let rendered = renderer.render(&super::RenderContext {
-                    request_id: id,
-                    decision_id,
-                    action,
-                    idempotency_key: &key,
-                    request: &request,
-                    fields: &fields,
-                    decision: kind,
-                    note,
-                    reviewer,
-                });
-                ActionPreview {
-                    action,
-                    idempotency_key: key,
-                    rendered,
-                    skipped: None,
-                }
-            })
-            .chain(skipped)
-            .collect())
+        Ok(render_previews(
+            renderer.as_ref(),
+            plan,
+            &Preview {
+                id,
+                decision_id,
+                payload: &payload,
+                fields: &fields,
+                kind,
+                reviewer,
+                note,
+            },
+        )?)
     }
+}
+
+/// What a preview renders: the item, its reviewed fields and the decision it previews
+/// under the next decision id.
+pub(crate) struct Preview<'a> {
+    pub id: i64,
+    pub decision_id: i64,
+    pub payload: &'a str,
+    pub fields: &'a crate::model::FieldValues,
+    pub kind: &'a crate::model::DecisionKind,
+    pub reviewer: &'a str,
+    pub note: Option<&'a str>,
+}
+
+/// The plan's queued actions rendered with `renderer`, then its skipped ones.
+pub(crate) fn render_previews(
+    renderer: &dyn super::ActionRenderer,
+    plan: crate::model::ActionPlan,
+    p: &Preview<'_>,
+) -> std::result::Result<Vec<ActionPreview>, QueueError> {
+    let Preview {
+        id,
+        decision_id,
+        payload,
+        fields,
+        kind,
+        reviewer,
+        note,
+    } = *p;
+    let request = crate::model::Request::from_json(payload)
+        .map(|(_, r)| r)
+        .map_err(|e| QueueError::Storage(format!("item {id}: {e}")))?;
+    let skipped = plan.skipped.iter().map(|(action, why)| ActionPreview {
+        action: *action,
+        idempotency_key: String::new(),
+        rendered: Ok(serde_json::Value::Null),
+        skipped: Some(*why),
+    });
+    Ok(plan
+        .queued
+        .into_iter()
+        .map(|action| {
+            let key = super::idempotency_key(id, decision_id, action);
+            let rendered = renderer.render(&super::RenderContext {
+                request_id: id,
+                decision_id,
+                action,
+                idempotency_key: &key,
+                request: &request,
+                fields,
+                decision: kind,
+                note,
+                reviewer,
+            });
+            ActionPreview {
+                action,
+                idempotency_key: key,
+                rendered,
+                skipped: None,
+            }
+        })
+        .chain(skipped)
+        .collect())
 }
