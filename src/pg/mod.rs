@@ -21,6 +21,7 @@
 //! ```
 mod audit;
 mod conn;
+mod decision;
 mod ingest;
 mod notify;
 mod outbox;

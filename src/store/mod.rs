@@ -21,7 +21,7 @@ pub(crate) mod outbox;
 mod outcomes;
 mod read;
 pub(crate) mod recheck;
-mod review;
+pub(crate) mod review;
 mod schema;
 mod stats;
 pub(crate) mod tokens;

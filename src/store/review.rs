@@ -287,6 +287,46 @@ pub(crate) fn record_decision(
             next_attempt_at, created_at, updated_at, payload)
          VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7)",
     )?;
+    for (action, key, rendered) in render_actions(d, decision_id, renderer)? {
+        let id = insert.insert(params![
+            d.id,
+            decision_id,
+            action.as_str(),
+            key,
+            undo_until,
+            now,
+            rendered
+        ])?;
+        statuses.push(ActionStatus {
+            id,
+            action,
+            idempotency_key: key,
+            status: "queued".into(),
+            attempts: 0,
+            next_attempt_at: Some(undo_until),
+            last_error: None,
+            response: None,
+        });
+    }
+    let detail = decided_detail(d, decision_id, &statuses);
+    audit.append(tx, now, d.reviewer, Some(d.id), "decided", &detail)?;
+    Ok(Receipt {
+        decision_id,
+        id: d.id,
+        state,
+        actions: statuses,
+        skipped: d.plan.skipped.clone(),
+        undo_until,
+    })
+}
+
+/// Each action a decision queues: its kind, its idempotency key and its rendered requests
+/// (JSON; none without a renderer).
+pub(crate) fn render_actions(
+    d: &NewDecision<'_>,
+    decision_id: i64,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> std::result::Result<Vec<(ActionKind, String, Option<String>)>, QueueError> {
     let request = match renderer {
         Some(_) if !d.plan.queued.is_empty() => Some(
             Request::from_json(d.payload)
@@ -295,6 +335,7 @@ pub(crate) fn record_decision(
         ),
         _ => None,
     };
+    let mut out = Vec::with_capacity(d.plan.queued.len());
     for action in &d.plan.queued {
         let key = idempotency_key(d.id, decision_id, *action);
         let rendered = match (renderer, &request) {
@@ -321,26 +362,17 @@ pub(crate) fn record_decision(
             ),
             _ => None,
         };
-        let id = insert.insert(params![
-            d.id,
-            decision_id,
-            action.as_str(),
-            key,
-            undo_until,
-            now,
-            rendered
-        ])?;
-        statuses.push(ActionStatus {
-            id,
-            action: *action,
-            idempotency_key: key,
-            status: "queued".into(),
-            attempts: 0,
-            next_attempt_at: Some(undo_until),
-            last_error: None,
-            response: None,
-        });
+        out.push((*action, key, rendered));
     }
+    Ok(out)
+}
+
+/// The detail of a decision's "decided" audit entry.
+pub(crate) fn decided_detail(
+    d: &NewDecision<'_>,
+    decision_id: i64,
+    statuses: &[ActionStatus],
+) -> serde_json::Value {
     let mut detail = json!({
         "decision_id": decision_id, "decision": d.kind.verb(),
         "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
@@ -355,15 +387,7 @@ pub(crate) fn record_decision(
             .map(|(a, why)| json!({"action": a, "why": why.reason()}))
             .collect();
     }
-    audit.append(tx, now, d.reviewer, Some(d.id), "decided", &detail)?;
-    Ok(Receipt {
-        decision_id,
-        id: d.id,
-        state,
-        actions: statuses,
-        skipped: d.plan.skipped.clone(),
-        undo_until,
-    })
+    detail
 }
 
 /// A stable idempotency key for one action of one decision.
