@@ -32,7 +32,7 @@ pub use config::{
     ActionsConfig, ColumnMap, ColumnType, DispatchConfig, GmailConfig, Mode, MondayConfig,
     SlackConfig,
 };
-pub use dispatcher::{DispatchError, DispatchSummary};
+pub use dispatcher::{DispatchError, DispatchSummary, Outbox, StoreOutbox, run_on};
 pub use doctor::{DoctorCheck, Status as DoctorStatus};
 pub use example::EXAMPLE;
 pub use preview::{preview_text, result_text};

@@ -225,3 +225,28 @@ async fn crm_free(
         .get(0);
     Ok(!busy)
 }
+
+/// The dispatcher's outbox on this database: any number of instances may run one.
+#[async_trait::async_trait]
+impl crate::actions::Outbox for PgDb {
+    async fn claim_due(
+        &self,
+        worker: &str,
+        lease_ms: i64,
+        limit: u32,
+    ) -> std::result::Result<Claimed, String> {
+        PgDb::claim_due(self, worker, lease_ms, limit)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn record_attempts(
+        &self,
+        worker: &str,
+        records: Vec<AttemptRecord>,
+    ) -> std::result::Result<usize, String> {
+        PgDb::record_attempts(self, worker, &records)
+            .await
+            .map_err(|e| e.to_string())
+    }
+}
