@@ -301,7 +301,17 @@ async fn ingest_one(
     let flag_count = d.flag_count as i64;
     let (ai_escalation, hidden) = (i64::from(d.ai_escalation), i64::from(d.hidden));
     let ai = &*item.ai;
-    // New items are the common case: insert first, look up only on a key conflict.
+    // Looked up first, under the row's lock: an insert that met the key would still use
+    // up an id (a sequence value is not given back), so re-sent inputs would leave gaps
+    // in the item numbers. The insert meets the key only when another instance inserts
+    // the same request at the same moment; it is looked up again then.
+    let lookup = tx
+        .prepare_cached(
+            "SELECT id, state, revision, payload_sha256 FROM requests
+             WHERE source = $1 AND external_id = $2 FOR UPDATE",
+        )
+        .await?;
+    let found = tx.query_opt(&lookup, &[&r.source, &r.external_id]).await?;
     let insert = tx
         .prepare_cached(
             "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
@@ -311,8 +321,10 @@ async fn ingest_one(
              ON CONFLICT (source, external_id) DO NOTHING RETURNING id",
         )
         .await?;
-    let inserted = tx
-        .query_opt(
+    let inserted = if found.is_some() {
+        None
+    } else {
+        tx.query_opt(
             &insert,
             &[
                 &r.source,
@@ -336,7 +348,8 @@ async fn ingest_one(
                 &r.ai.priority,
             ],
         )
-        .await?;
+        .await?
+    };
     if let Some(row) = inserted {
         let id: i64 = row.get(0);
         insert_revision(tx, id, 1, item, now).await?;
@@ -358,13 +371,10 @@ async fn ingest_one(
         );
         return Ok(IngestOutcome::Inserted { id });
     }
-    let row = tx
-        .query_one(
-            "SELECT id, state, revision, payload_sha256 FROM requests
-             WHERE source = $1 AND external_id = $2 FOR UPDATE",
-            &[&r.source, &r.external_id],
-        )
-        .await?;
+    let row = match found {
+        Some(row) => row,
+        None => tx.query_one(&lookup, &[&r.source, &r.external_id]).await?,
+    };
     let (id, state, revision, sha): (i64, String, i64, String) =
         (row.get(0), row.get(1), row.get(2), row.get(3));
     if sha == item.sha256 {
