@@ -43,7 +43,7 @@ impl PgDb {
         sha256: &str,
         expires_at: Option<Millis>,
         by: &str,
-    ) -> Result<()> {
+    ) -> Result<TokenRecord> {
         self.writable()?;
         let now = self.now();
         let mut client = self.client().await?;
@@ -87,7 +87,15 @@ impl PgDb {
         audit.append(&tx).await?;
         tx.commit().await?;
         self.changed();
-        Ok(())
+        Ok(TokenRecord {
+            name: name.to_string(),
+            role: role.to_string(),
+            sha256: sha256.to_string(),
+            created_at: now,
+            created_by: by.to_string(),
+            expires_at,
+            revoked_at: None,
+        })
     }
 
     /// Revokes the token named `name`; refused when there is no live token of that name.
