@@ -130,13 +130,43 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn status(&self) -> &'static str {
+    /// The outbox status the attempt leaves its row in.
+    pub(crate) fn status(&self) -> &'static str {
         match self {
             Disposition::Sent => "sent",
             Disposition::Retry(_) => "retrying",
             Disposition::Dead => "dead",
             Disposition::Sandbox => "sandbox",
         }
+    }
+
+    /// The kind of the audit entry recording the attempt's outcome.
+    pub(crate) fn audit_kind(&self) -> &'static str {
+        match self {
+            Disposition::Sent => "action_sent",
+            Disposition::Retry(_) => "action_retry",
+            Disposition::Dead => "action_dead",
+            Disposition::Sandbox => "action_sandbox",
+        }
+    }
+
+    /// The time a retry is due, for `next_attempt_at`.
+    pub(crate) fn retry_at(&self) -> Option<Millis> {
+        match self {
+            Disposition::Retry(at) => Some(*at),
+            _ => None,
+        }
+    }
+}
+
+impl ClaimedRow {
+    /// The detail of the audit entry recording that this attempt was claimed.
+    pub(crate) fn attempt_detail(&self) -> serde_json::Value {
+        json!({
+            "outbox_id": self.id, "action": self.action, "key": self.idempotency_key,
+            "attempt": self.attempts,
+            "after_crash": self.prior_status == "sending",
+        })
     }
 }
 
@@ -238,11 +268,7 @@ impl Store {
                     worker,
                     Some(row.request_id),
                     "action_attempt",
-                    &json!({
-                        "outbox_id": row.id, "action": row.action, "key": row.idempotency_key,
-                        "attempt": row.attempts,
-                        "after_crash": row.prior_status == "sending",
-                    }),
+                    &row.attempt_detail(),
                 )?;
             }
             Ok(Claimed { rows, ..Claimed::default() })
@@ -261,10 +287,7 @@ impl Store {
             )?;
             let mut n = 0;
             for rec in records {
-                let at = match rec.disposition {
-                    Disposition::Retry(at) => Some(at),
-                    _ => None,
-                };
+                let at = rec.disposition.retry_at();
                 let changed = upd.execute(params![
                     rec.id,
                     rec.disposition.status(),
@@ -284,12 +307,7 @@ impl Store {
                     continue;
                 }
                 n += 1;
-                let kind = match rec.disposition {
-                    Disposition::Sent => "action_sent",
-                    Disposition::Retry(_) => "action_retry",
-                    Disposition::Dead => "action_dead",
-                    Disposition::Sandbox => "action_sandbox",
-                };
+                let kind = rec.disposition.audit_kind();
                 audit.append(tx, now, worker, Some(rec.request_id), kind, &rec.audit)?;
             }
             Ok(n)
