@@ -22,6 +22,7 @@
 mod audit;
 mod conn;
 mod ingest;
+mod migrate;
 mod notify;
 mod outbox;
 mod queue;
@@ -33,6 +34,7 @@ mod verify;
 
 pub use audit::{CHANGES_CHANNEL, PgAudit, PgAuditHead, notify, read_head};
 pub use conn::{PgTarget, is_url, redact};
+pub use migrate::{MigrateOptions, MigrateSummary, STOP_AFTER_ENV, TableCount, migrate};
 pub use queue::PgQueue;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 

@@ -13,7 +13,7 @@
 mod anchor;
 mod audit;
 mod checkpoint;
-mod export;
+pub(crate) mod export;
 mod files;
 mod ingest;
 mod inspect;
@@ -25,7 +25,7 @@ mod review;
 mod schema;
 mod stats;
 mod tokens;
-mod verify;
+pub(crate) mod verify;
 mod vfs;
 
 use std::path::{Path, PathBuf};
