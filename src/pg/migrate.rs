@@ -118,6 +118,7 @@ impl MigrateSummary {
 enum Cell {
     Null,
     Int(i64),
+    Int4(i32),
     Real(f64),
     Text(String),
 }
@@ -207,7 +208,7 @@ pub async fn migrate(
             hash: GENESIS.to_string(),
         });
 
-    let resumed = check_target(&*client, &snapshot, &source_head, &shown).await?;
+    let resumed = check_target(&client, &snapshot, &source_head, &shown).await?;
     if resumed {
         progress("resuming the interrupted copy");
     }
@@ -248,7 +249,7 @@ pub async fn migrate(
             target: 0,
         });
     }
-    set_sequences(&snapshot, &*client).await?;
+    set_sequences(&snapshot, &client).await?;
     drop(snapshot);
 
     if let Some(why) = &forced {
@@ -566,7 +567,8 @@ async fn copy_table(
         let mut writer = std::pin::pin!(writer);
         let res: Result<(), tokio_postgres::Error> = async {
             for (_, cells) in &rows {
-                let values: Vec<&(dyn ToSql + Sync)> = cells.iter().map(as_sql).collect();
+                let values: Vec<&(dyn ToSql + Sync)> =
+                    cells.iter().zip(&types).map(|(c, t)| as_sql(c, t)).collect();
                 writer.as_mut().write(&values).await?;
             }
             writer.as_mut().finish().await?;
@@ -654,7 +656,10 @@ fn cell(v: rusqlite::types::ValueRef<'_>, ty: &Type) -> Result<Cell, String> {
     use rusqlite::types::ValueRef as V;
     Ok(match (v, ty) {
         (V::Null, _) => Cell::Null,
-        (V::Integer(i), t) if *t == Type::INT8 || *t == Type::INT4 => Cell::Int(i),
+        (V::Integer(i), t) if *t == Type::INT8 => Cell::Int(i),
+        (V::Integer(i), t) if *t == Type::INT4 => {
+            Cell::Int4(i32::try_from(i).map_err(|_| format!("{i} is too large"))?)
+        }
         (V::Integer(i), t) if *t == Type::FLOAT8 => Cell::Real(i as f64),
         (V::Integer(i), _) => Cell::Text(i.to_string()),
         (V::Real(f), t) if *t == Type::FLOAT8 => Cell::Real(f),
@@ -677,11 +682,19 @@ fn cell(v: rusqlite::types::ValueRef<'_>, ty: &Type) -> Result<Cell, String> {
     })
 }
 
-fn as_sql(c: &Cell) -> &(dyn ToSql + Sync) {
-    const NULL: Option<i64> = None;
+/// A value as the column's type: NULLs typed, so the binary COPY takes them.
+fn as_sql<'a>(c: &'a Cell, ty: &Type) -> &'a (dyn ToSql + Sync) {
+    const NULL_INT8: Option<i64> = None;
+    const NULL_INT4: Option<i32> = None;
+    const NULL_FLOAT8: Option<f64> = None;
+    const NULL_TEXT: Option<String> = None;
     match c {
-        Cell::Null => &NULL,
+        Cell::Null if *ty == Type::INT8 => &NULL_INT8,
+        Cell::Null if *ty == Type::INT4 => &NULL_INT4,
+        Cell::Null if *ty == Type::FLOAT8 => &NULL_FLOAT8,
+        Cell::Null => &NULL_TEXT,
         Cell::Int(i) => i,
+        Cell::Int4(i) => i,
         Cell::Real(f) => f,
         Cell::Text(s) => s,
     }
