@@ -567,8 +567,11 @@ async fn copy_table(
         let mut writer = std::pin::pin!(writer);
         let res: Result<(), tokio_postgres::Error> = async {
             for (_, cells) in &rows {
-                let values: Vec<&(dyn ToSql + Sync)> =
-                    cells.iter().zip(&types).map(|(c, t)| as_sql(c, t)).collect();
+                let values: Vec<&(dyn ToSql + Sync)> = cells
+                    .iter()
+                    .zip(&types)
+                    .map(|(c, t)| as_sql(c, t))
+                    .collect();
                 writer.as_mut().write(&values).await?;
             }
             writer.as_mut().finish().await?;
