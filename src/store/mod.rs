@@ -13,7 +13,7 @@
 mod anchor;
 mod audit;
 mod checkpoint;
-mod export;
+pub(crate) mod export;
 mod files;
 pub(crate) mod ingest;
 pub(crate) mod inspect;
@@ -25,7 +25,7 @@ pub(crate) mod review;
 mod schema;
 pub(crate) mod stats;
 pub(crate) mod tokens;
-mod verify;
+pub(crate) mod verify;
 mod vfs;
 
 use std::path::{Path, PathBuf};
