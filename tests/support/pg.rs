@@ -91,12 +91,22 @@ pub fn cluster() -> Option<&'static Cluster> {
                     "PostgreSQL is required under CI=true but {why}; install the Debian package `postgresql` (.ci/run does)"
                 );
             }
-            eprintln!(
-                "\n!!! skipped: no PostgreSQL ({why}); install the Debian package `postgresql` to run this test !!!\n"
-            );
+            static TOLD: std::sync::Once = std::sync::Once::new();
+            TOLD.call_once(|| {
+                loud(&format!(
+                    "skipped: no PostgreSQL ({why}); every test here that needs it passes without running; install the Debian package `postgresql`"
+                ))
+            });
             None
         }
     }
+}
+
+/// Writes `what` to the real stderr, past the test harness's capture: a skip must show
+/// even when the test passes.
+pub fn loud(what: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "\n!!! {what} !!!\n");
 }
 
 /// A fresh, empty database (`t_<n>`) in the test cluster, or `None` when the test is to be
