@@ -13,8 +13,9 @@ use std::sync::Arc;
 use signoff::clock::Clock;
 use signoff::ingest::{Problem, Report};
 use signoff::model::Policy;
+use signoff::pg::{PgOptions, PgQueue};
 use signoff::queue::{LocalQueue, Queue, QueueError};
-use signoff::store::{AttemptRecord, Disposition, StoreOptions, VerifyReport};
+use signoff::store::{AttemptRecord, Claimed, Disposition, StoreOptions, VerifyReport};
 
 use super::pg;
 
@@ -46,7 +47,9 @@ enum Imp {
         opts: StoreOptions,
     },
     Postgres {
+        pg: Arc<PgQueue>,
         url: String,
+        opts: PgOptions,
     },
 }
 
@@ -75,7 +78,26 @@ impl Harness {
             }
             Backend::Postgres => {
                 let db = pg::database()?;
-                return postgres_pending(db.url);
+                let opts = PgOptions {
+                    clock: clock.clone(),
+                    key_path: dir.path().join("audit.key"),
+                    // Two handles and sixteen reviewers per test, several tests at once.
+                    pool_size: 8,
+                    ..PgOptions::default()
+                };
+                let pg = Arc::new(
+                    PgQueue::open(&db.url, policy.clone(), &opts)
+                        .await
+                        .unwrap_or_else(|e| panic!("open the PostgreSQL queue {}: {e}", db.url)),
+                );
+                (
+                    pg.clone(),
+                    Imp::Postgres {
+                        pg,
+                        url: db.url,
+                        opts,
+                    },
+                )
             }
         };
         Some(Harness {
@@ -95,7 +117,11 @@ impl Harness {
             Imp::Sqlite { path, opts, .. } => Arc::new(
                 LocalQueue::open(path, self.policy.clone(), opts).expect("open a second handle"),
             ),
-            Imp::Postgres { url } => unreachable!("no PostgreSQL backend for {url}"),
+            Imp::Postgres { url, opts, .. } => Arc::new(
+                PgQueue::open(url, self.policy.clone(), opts)
+                    .await
+                    .unwrap_or_else(|e| panic!("open a second PostgreSQL handle {url}: {e}")),
+            ),
         }
     }
 
@@ -104,7 +130,7 @@ impl Harness {
     pub async fn ingest(&self, body: impl Into<Vec<u8>>) -> (Report, Vec<Problem>) {
         let r = match &self.imp {
             Imp::Sqlite { local, .. } => local.ingest("test.jsonl", body.into(), "system").await,
-            Imp::Postgres { url } => unreachable!("no PostgreSQL backend for {url}"),
+            Imp::Postgres { pg, .. } => pg.ingest("test.jsonl", body.into(), "system").await,
         };
         r.unwrap_or_else(|e| panic!("{:?}: ingest failed: {e}", self.backend))
     }
@@ -121,8 +147,11 @@ impl Harness {
     /// rows it must account for): the backend's own verifier.
     pub async fn verify_audit(&self) -> VerifyReport {
         let r = match &self.imp {
-            Imp::Sqlite { local, .. } => local.on_reader(|s| s.verify_audit(|_| {})).await,
-            Imp::Postgres { url } => unreachable!("no PostgreSQL backend for {url}"),
+            Imp::Sqlite { local, .. } => local
+                .on_reader(|s| s.verify_audit(|_| {}))
+                .await
+                .map_err(|e| e.to_string()),
+            Imp::Postgres { pg, .. } => pg.verify_audit().await.map_err(|e| e.to_string()),
         };
         r.unwrap_or_else(|e| panic!("{:?}: verify failed: {e}", self.backend))
     }
@@ -148,53 +177,57 @@ impl Harness {
     /// `action_id` is recorded as a dead letter (a permanent failure) and the others as
     /// retrying an hour later.
     pub async fn make_dead(&self, action_id: i64) {
-        let r = match &self.imp {
-            Imp::Sqlite { local, .. } => {
-                local
-                    .on_writer(move |s| {
-                        let now = s.clock().now();
-                        let claimed = s.claim_due("test-worker", 60_000, 100)?;
-                        let records: Vec<AttemptRecord> = claimed
-                            .rows
-                            .iter()
-                            .map(|row| AttemptRecord {
-                                id: row.id,
-                                request_id: row.request_id,
-                                attempt: row.attempts,
-                                disposition: if row.id == action_id {
-                                    Disposition::Dead
-                                } else {
-                                    Disposition::Retry(now + 3_600_000)
-                                },
-                                error: (row.id == action_id).then(|| "permanent: test".into()),
-                                response: "{}".into(),
-                                audit: serde_json::json!({"outbox_id": row.id, "test": true}),
-                            })
-                            .collect();
-                        let found = records.iter().any(|r| r.id == action_id);
-                        s.record_attempts("test-worker", &records)?;
-                        Ok(found)
-                    })
-                    .await
+        const WORKER: &str = "test-worker";
+        let now = self.clock.now();
+        let round = move |claimed: Claimed| -> (Vec<AttemptRecord>, bool) {
+            let records: Vec<AttemptRecord> = claimed
+                .rows
+                .iter()
+                .map(|row| AttemptRecord {
+                    id: row.id,
+                    request_id: row.request_id,
+                    attempt: row.attempts,
+                    disposition: if row.id == action_id {
+                        Disposition::Dead
+                    } else {
+                        Disposition::Retry(now + 3_600_000)
+                    },
+                    error: (row.id == action_id).then(|| "permanent: test".into()),
+                    response: "{}".into(),
+                    audit: serde_json::json!({"outbox_id": row.id, "test": true}),
+                })
+                .collect();
+            let found = records.iter().any(|r| r.id == action_id);
+            (records, found)
+        };
+        let r: Result<bool, String> = match &self.imp {
+            Imp::Sqlite { local, .. } => local
+                .on_writer(move |s| {
+                    let (records, found) = round(s.claim_due(WORKER, 60_000, 100)?);
+                    s.record_attempts(WORKER, &records)?;
+                    Ok(found)
+                })
+                .await
+                .map_err(|e| e.to_string()),
+            Imp::Postgres { pg, .. } => {
+                async {
+                    let db = pg.db();
+                    let (records, found) = round(
+                        db.claim_due(WORKER, 60_000, 100)
+                            .await
+                            .map_err(|e| e.to_string())?,
+                    );
+                    db.record_attempts(WORKER, &records)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(found)
+                }
+                .await
             }
-            Imp::Postgres { url } => unreachable!("no PostgreSQL backend for {url}"),
         };
         let found = r.unwrap_or_else(|e| panic!("{:?}: outbox round failed: {e}", self.backend));
         assert!(found, "action {action_id} was not due");
     }
-}
-
-/// The PostgreSQL half waits for `signoff::pg` (`PgQueue`) in the build; until then the
-/// cluster and a database are set up (so a broken cluster fails here) and the test says it
-/// was skipped.
-fn postgres_pending(url: String) -> Option<Harness> {
-    static TOLD: std::sync::Once = std::sync::Once::new();
-    TOLD.call_once(|| {
-        pg::loud(&format!(
-            "skipped: the PostgreSQL backend (signoff::pg::PgQueue) is not in this build; the postgres:: tests pass without running (first database: {url})"
-        ))
-    });
-    None
 }
 
 /// A queue error's variant, for assertions that name what was expected.
