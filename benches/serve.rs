@@ -65,12 +65,13 @@ fn approve() -> Decision {
     }
 }
 
-/// Request `i`: valid fields, a draft reply, a CRM update — three actions on approval.
+/// Request `i`: valid fields, a draft reply, a CRM update — three actions on approval. Its
+/// priority is one the fake board's priority column has a label for.
 fn item_json(i: usize) -> serde_json::Value {
     support::payload(
         &format!("e{i}"),
         "sales_lead",
-        ["urgent", "high", "medium", "low"][i % 4],
+        ["urgent", "high", "high", "low"][i % 4],
         "Ada <ada@example.com>",
         "Pricing question",
         "Thanks, the price list is attached.",
