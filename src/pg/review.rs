@@ -12,7 +12,7 @@ use deadpool_postgres::{GenericClient, Transaction};
 use serde_json::json;
 
 use crate::model::{EditableField, FieldValues, Policy, Triage};
-use crate::queue::{Claim, Decision, Millis, QueueError, Receipt};
+use crate::queue::{ActionStatus, Claim, Decision, Millis, QueueError, Receipt};
 use crate::store::{
     ActionRenderer, NewDecision, PAUSED_KEY, claim_verdict, decision_terms, edit_column,
     edit_value, edited_detail, expired_detail, fields_with_edits, kill_switch_kind, lease_detail,
@@ -607,24 +607,23 @@ async fn apply_edit(
 }
 
 /// Writes a decision, the item's new state, one outbox row per action (rendered when a
-/// renderer is set) and the audit entry, inside the caller's transaction.
+/// renderer is set) and the audit entry, inside the caller's transaction (which holds the
+/// item's row): the SQLite store's `record_decision`.
 pub(crate) async fn record_decision(
-    tx: &Transaction<'_>,
+    tx: &deadpool_postgres::Transaction<'_>,
     audit: &mut PgAudit,
     d: &NewDecision<'_>,
     now: Millis,
     policy: &Policy,
     renderer: Option<&std::sync::Arc<dyn ActionRenderer>>,
 ) -> Result<Receipt> {
-    let undo_until = crate::store::undo_until(now, policy);
+    let undo_until = now + policy.undo_seconds as i64 * 1000;
+    let fields_json = serde_json::to_string(d.fields).unwrap_or_else(|_| "{}".into());
     let decision_id: i64 = tx
         .query_one(
-            &tx.prepare_cached(
-                "INSERT INTO decisions (request_id, revision, fence, kind, reason, queue, note,
-                    reviewer, at, fields, undo_until)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
-            )
-            .await?,
+            "INSERT INTO decisions (request_id, revision, fence, kind, reason, queue, note, reviewer,
+                at, fields, undo_until)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
             &[
                 &d.id,
                 &d.revision,
@@ -635,58 +634,64 @@ pub(crate) async fn record_decision(
                 &d.note,
                 &d.reviewer,
                 &now,
-                &d.fields_json(),
+                &fields_json,
                 &undo_until,
             ],
         )
         .await?
         .get(0);
+    let state = d.kind.state();
     tx.execute(
-        &tx.prepare_cached(
-            "UPDATE requests SET state = $2, claimed_by = NULL, lease_expires = NULL,
-                decision_id = $3, updated_at = $4 WHERE id = $1",
-        )
-        .await?,
-        &[&d.id, &d.kind.state().as_str(), &decision_id, &now],
+        "UPDATE requests SET state = $2, claimed_by = NULL, lease_expires = NULL,
+            decision_id = $3, updated_at = $4 WHERE id = $1",
+        &[&d.id, &state.as_str(), &decision_id, &now],
     )
     .await?;
-    let rows = d.outbox_rows(decision_id, renderer)?;
-    let mut statuses = Vec::with_capacity(rows.len());
-    if !rows.is_empty() {
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
-                    next_attempt_at, created_at, updated_at, payload)
-                 VALUES ($1, $2, $3, $4, 'queued', $5, $6, $6, $7) RETURNING id",
+    let insert = tx
+        .prepare_cached(
+            "INSERT INTO outbox (request_id, decision_id, action, idempotency_key, status,
+                next_attempt_at, created_at, updated_at, payload)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6, $6, $7) RETURNING id",
+        )
+        .await?;
+    let mut statuses = Vec::with_capacity(d.plan.queued.len());
+    for (action, key, rendered) in crate::store::render_actions(d, decision_id, renderer)? {
+        let id: i64 = tx
+            .query_one(
+                &insert,
+                &[
+                    &d.id,
+                    &decision_id,
+                    &action.as_str(),
+                    &key,
+                    &undo_until,
+                    &now,
+                    &rendered,
+                ],
             )
-            .await?;
-        for a in rows {
-            let id: i64 = tx
-                .query_one(
-                    &insert,
-                    &[
-                        &d.id,
-                        &decision_id,
-                        &a.action.as_str(),
-                        &a.key,
-                        &undo_until,
-                        &now,
-                        &a.payload,
-                    ],
-                )
-                .await?
-                .get(0);
-            statuses.push(a.queued(id, undo_until));
-        }
+            .await?
+            .get(0);
+        statuses.push(ActionStatus {
+            id,
+            action,
+            idempotency_key: key,
+            status: "queued".into(),
+            attempts: 0,
+            next_attempt_at: Some(undo_until),
+            last_error: None,
+            response: None,
+        });
     }
-    audit.push(
-        now,
-        d.reviewer,
-        Some(d.id),
-        "decided",
-        &d.audit_detail(decision_id, &statuses),
-    );
-    Ok(d.receipt(decision_id, statuses, undo_until))
+    let detail = crate::store::decided_detail(d, decision_id, &statuses);
+    audit.push(now, d.reviewer, Some(d.id), "decided", &detail);
+    Ok(Receipt {
+        decision_id,
+        id: d.id,
+        state,
+        actions: statuses,
+        skipped: d.plan.skipped.clone(),
+        undo_until,
+    })
 }
 
 /// A dead letter's response marked for its resend, as the SQLite store marks it:

@@ -50,9 +50,9 @@ pub(crate) use outbox::{PAUSED_KEY, kill_switch_kind, resend_detail, resend_verd
 pub(crate) use outcomes::{outcome_detail, outcome_reason, outcome_state};
 pub(crate) use read::fields_with_edits;
 pub(crate) use review::{
-    NewDecision, claim_verdict, decision_terms, edit_column, edit_value, edited_detail,
-    expired_detail, lease_detail, lease_until, lease_verdict, revision_verdict, undo_too_late,
-    undo_until, undo_verdict, undone_detail,
+    NewDecision, claim_verdict, decided_detail, decision_terms, edit_column, edit_value,
+    edited_detail, expired_detail, lease_detail, lease_until, lease_verdict, render_actions,
+    revision_verdict, undo_too_late, undo_verdict, undone_detail,
 };
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
 pub use tokens::{IdempotentAnswer, TokenRecord};

@@ -87,15 +87,16 @@ pub(crate) fn reviewed_fields(
 ) -> Result<(Triage, FieldValues)> {
     let mut stmt = conn
         .prepare_cached("SELECT field, new_value FROM edits WHERE request_id = ?1 ORDER BY id")?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-    })?;
-    let edits = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let edits = stmt
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(fields_with_edits(payload, policy, edits))
 }
 
-/// The AI's output in `payload` and the fields the policy reads from it, with `edits`
-/// (field name, new value; oldest first) applied on top.
+/// The AI's output in `payload`, and its fields as the policy reads them with `edits`
+/// (field, new value; oldest first) on top.
 pub(crate) fn fields_with_edits(
     payload: &str,
     policy: &Policy,

@@ -315,7 +315,8 @@ pub(crate) fn record_decision(
     policy: &Policy,
     renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
 ) -> Result<Receipt> {
-    let undo_until = undo_until(now, policy);
+    let undo_until = now + policy.undo_seconds as i64 * 1000;
+    let fields_json = serde_json::to_string(d.fields).unwrap_or_else(|_| "{}".into());
     let decision_id: i64 = tx
         .prepare_cached(
             "INSERT INTO decisions (request_id, revision, fence, kind, reason, queue, note, reviewer,
@@ -332,7 +333,7 @@ pub(crate) fn record_decision(
             d.note,
             d.reviewer,
             now,
-            d.fields_json(),
+            fields_json,
             undo_until
         ])?;
     let state = d.kind.state();
@@ -347,156 +348,107 @@ pub(crate) fn record_decision(
             next_attempt_at, created_at, updated_at, payload)
          VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7)",
     )?;
-    for a in d.outbox_rows(decision_id, renderer)? {
+    for (action, key, rendered) in render_actions(d, decision_id, renderer)? {
         let id = insert.insert(params![
             d.id,
             decision_id,
-            a.action.as_str(),
-            a.key,
+            action.as_str(),
+            key,
             undo_until,
             now,
-            a.payload
+            rendered
         ])?;
-        statuses.push(a.queued(id, undo_until));
-    }
-    audit.append(
-        tx,
-        now,
-        d.reviewer,
-        Some(d.id),
-        "decided",
-        &d.audit_detail(decision_id, &statuses),
-    )?;
-    Ok(d.receipt(decision_id, statuses, undo_until))
-}
-
-/// When the undo window of a decision made `now` closes (its actions wait until then).
-pub(crate) fn undo_until(now: Millis, policy: &Policy) -> Millis {
-    now + policy.undo_seconds as i64 * 1000
-}
-
-/// One outbox row of a decision, before it is written.
-pub(crate) struct OutboxAction {
-    pub action: ActionKind,
-    pub key: String,
-    /// The rendered request (with a renderer).
-    pub payload: Option<String>,
-}
-
-impl OutboxAction {
-    /// The row's status once written as outbox row `id`, due at `undo_until`.
-    pub(crate) fn queued(self, id: i64, undo_until: Millis) -> ActionStatus {
-        ActionStatus {
+        statuses.push(ActionStatus {
             id,
-            action: self.action,
-            idempotency_key: self.key,
+            action,
+            idempotency_key: key,
             status: "queued".into(),
             attempts: 0,
             next_attempt_at: Some(undo_until),
             last_error: None,
             response: None,
-        }
+        });
     }
+    let detail = decided_detail(d, decision_id, &statuses);
+    audit.append(tx, now, d.reviewer, Some(d.id), "decided", &detail)?;
+    Ok(Receipt {
+        decision_id,
+        id: d.id,
+        state,
+        actions: statuses,
+        skipped: d.plan.skipped.clone(),
+        undo_until,
+    })
 }
 
-impl NewDecision<'_> {
-    /// The reviewed fields as stored with the decision.
-    pub(crate) fn fields_json(&self) -> String {
-        serde_json::to_string(self.fields).unwrap_or_else(|_| "{}".into())
-    }
-
-    /// The outbox rows of decision `decision_id`: each queued action with its
-    /// idempotency key, rendered when a renderer is set.
-    pub(crate) fn outbox_rows(
-        &self,
-        decision_id: i64,
-        renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
-    ) -> Result<Vec<OutboxAction>, QueueError> {
-        let d = self;
-        let request = match renderer {
-            Some(_) if !d.plan.queued.is_empty() => Some(
-                Request::from_json(d.payload)
-                    .map(|(_, r)| r)
-                    .map_err(|e| QueueError::Storage(format!("item {}: {e}", d.id)))?,
+/// Each action a decision queues: its kind, its idempotency key and its rendered requests
+/// (JSON; none without a renderer).
+pub(crate) fn render_actions(
+    d: &NewDecision<'_>,
+    decision_id: i64,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> std::result::Result<Vec<(ActionKind, String, Option<String>)>, QueueError> {
+    let request = match renderer {
+        Some(_) if !d.plan.queued.is_empty() => Some(
+            Request::from_json(d.payload)
+                .map(|(_, r)| r)
+                .map_err(|e| QueueError::Storage(format!("item {}: {e}", d.id)))?,
+        ),
+        _ => None,
+    };
+    let mut out = Vec::with_capacity(d.plan.queued.len());
+    for action in &d.plan.queued {
+        let key = idempotency_key(d.id, decision_id, *action);
+        let rendered = match (renderer, &request) {
+            (Some(r), Some(request)) => Some(
+                r.render(&RenderContext {
+                    request_id: d.id,
+                    decision_id,
+                    action: *action,
+                    idempotency_key: &key,
+                    request,
+                    fields: d.fields,
+                    decision: d.kind,
+                    note: d.note,
+                    reviewer: d.reviewer,
+                })
+                .map_err(|e| {
+                    QueueError::Invalid(format!(
+                        "cannot render the {} action of item {}: {e}",
+                        action.as_str(),
+                        d.id
+                    ))
+                })?
+                .to_string(),
             ),
             _ => None,
         };
-        let mut rows = Vec::with_capacity(d.plan.queued.len());
-        for action in &d.plan.queued {
-            let key = idempotency_key(d.id, decision_id, *action);
-            let payload = match (renderer, &request) {
-                (Some(r), Some(request)) => Some(
-                    r.render(&RenderContext {
-                        request_id: d.id,
-                        decision_id,
-                        action: *action,
-                        idempotency_key: &key,
-                        request,
-                        fields: d.fields,
-                        decision: d.kind,
-                        note: d.note,
-                        reviewer: d.reviewer,
-                    })
-                    .map_err(|e| {
-                        QueueError::Invalid(format!(
-                            "cannot render the {} action of item {}: {e}",
-                            action.as_str(),
-                            d.id
-                        ))
-                    })?
-                    .to_string(),
-                ),
-                _ => None,
-            };
-            rows.push(OutboxAction {
-                action: *action,
-                key,
-                payload,
-            });
-        }
-        Ok(rows)
+        out.push((*action, key, rendered));
     }
+    Ok(out)
+}
 
-    /// The detail of the `decided` audit row.
-    pub(crate) fn audit_detail(
-        &self,
-        decision_id: i64,
-        statuses: &[ActionStatus],
-    ) -> serde_json::Value {
-        let d = self;
-        let mut detail = json!({
-            "decision_id": decision_id, "decision": d.kind.verb(),
-            "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
-            "revision": d.revision, "fields": d.fields, "auto": d.auto,
-            "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
-        });
-        if !d.plan.skipped.is_empty() {
-            detail["not_queued"] = d
-                .plan
-                .skipped
-                .iter()
-                .map(|(a, why)| json!({"action": a, "why": why.reason()}))
-                .collect();
-        }
-        detail
+/// The detail of a decision's "decided" audit entry.
+pub(crate) fn decided_detail(
+    d: &NewDecision<'_>,
+    decision_id: i64,
+    statuses: &[ActionStatus],
+) -> serde_json::Value {
+    let mut detail = json!({
+        "decision_id": decision_id, "decision": d.kind.verb(),
+        "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
+        "revision": d.revision, "fields": d.fields, "auto": d.auto,
+        "actions": statuses.iter().map(|s| &s.idempotency_key).collect::<Vec<_>>(),
+    });
+    if !d.plan.skipped.is_empty() {
+        detail["not_queued"] = d
+            .plan
+            .skipped
+            .iter()
+            .map(|(a, why)| json!({"action": a, "why": why.reason()}))
+            .collect();
     }
-
-    /// What the decider is told.
-    pub(crate) fn receipt(
-        &self,
-        decision_id: i64,
-        actions: Vec<ActionStatus>,
-        undo_until: Millis,
-    ) -> Receipt {
-        Receipt {
-            decision_id,
-            id: self.id,
-            state: self.kind.state(),
-            actions,
-            skipped: self.plan.skipped.clone(),
-            undo_until,
-        }
-    }
+    detail
 }
 
 /// A stable idempotency key for one action of one decision.
