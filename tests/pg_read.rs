@@ -205,7 +205,7 @@ fn seed(store: &mut Store, clock: &Clock) {
                 },
             )
             .unwrap();
-        clock.advance(60_000);
+        clock.advance(10_000);
     };
     let reject = |r: &str| DecisionKind::Reject { reason: r.into() };
     let escalate = |q: &str| DecisionKind::Escalate { queue: q.into() };
@@ -228,7 +228,7 @@ fn seed(store: &mut Store, clock: &Clock) {
     store.claim(1, "ann").unwrap();
     let c = store.claim(17, "bob").unwrap();
     store
-        .edit(&c, EditableField::Intent, Some("support".into()))
+        .edit(&c, EditableField::Intent, Some("complaint".into()))
         .unwrap();
     store.claim(40, "cy").unwrap();
     for (id, value, reason) in [
@@ -241,6 +241,11 @@ fn seed(store: &mut Store, clock: &Clock) {
         store.record_outcome(id, value, reason, "ann").unwrap();
     }
     store.set_actions_paused(true, "ann").unwrap();
+    // And a few in the last hours, for the volume line.
+    let recent: Vec<_> = (0..3)
+        .map(|i| item(&request(&format!("late-{i}"), json!({}))))
+        .collect();
+    store.ingest_batch(&recent, "system").unwrap();
     clock.advance(2 * HOUR);
 }
 
@@ -749,7 +754,10 @@ async fn counts_over_a_hundred_thousand_items_stay_fast() {
         ))
         .await
         .unwrap();
-    client.batch_execute("VACUUM ANALYZE requests").await.unwrap();
+    client
+        .batch_execute("VACUUM ANALYZE requests")
+        .await
+        .unwrap();
     let mut counts_time = Duration::MAX;
     let mut counts = None;
     for _ in 0..5 {

@@ -133,7 +133,11 @@ fn where_clause(q: &ListQuery, now: Millis) -> Where {
                 .replace('_', "\\_")
         );
         let p = w.bind(pat);
-        let like = |col: &str| format!("translate(r.{col}, {ASCII_LOWER}) LIKE {p}");
+        // `ILIKE` (which folds more than ASCII) picks the candidates cheaply; the exact
+        // ASCII-folded match decides.
+        let like = |col: &str| {
+            format!("(r.{col} ILIKE {p} AND translate(r.{col}, {ASCII_LOWER}) LIKE {p})")
+        };
         w.conds.push(format!(
             "({} OR {} OR {} OR {})",
             like("sender"),
@@ -360,8 +364,10 @@ impl PgDb {
     }
 
     /// Counts per state, the oldest undecided item and SLA breaches, from one snapshot:
-    /// the states through `requests_state_rank`, the oldest open item by one seek per
-    /// priority of `requests_open`, the breaches by one range of it per priority.
+    /// the items per state and priority from `requests_state_rank` (an index-only scan), the
+    /// oldest open item by one seek per priority of `requests_open`, and the breaches as a
+    /// priority's open items less those still within its SLA (the newest end of a range of
+    /// `requests_open`).
     pub async fn counts(&self) -> Result<Counts> {
         let now = self.now();
         Ok(snapshot!(self, |tx| self.counts_in(&tx, now).await?))
@@ -376,7 +382,9 @@ impl PgDb {
             }
         }
         let states = c
-            .prepare_cached("SELECT state, COUNT(*) FROM requests GROUP BY state")
+            .prepare_cached(
+                "SELECT state, priority_rank, COUNT(*) FROM requests GROUP BY state, priority_rank",
+            )
             .await?;
         let oldest = c
             .prepare_cached(&format!(
@@ -392,37 +400,49 @@ impl PgDb {
                  SELECT MIN(received_at) FROM firsts"
             ))
             .await?;
-        let breaches = c
+        // The open items of each priority still within its SLA: the newest part of a range
+        // of `requests_open` (the rest of the rank's open items, counted above, are past it).
+        let within = c
             .prepare_cached(&format!(
-                "SELECT COALESCE(SUM(n), 0)::BIGINT FROM unnest($1::BIGINT[], $2::BIGINT[]) s (rank, cutoff),
+                "SELECT s.rank, x.n FROM unnest($1::BIGINT[], $2::BIGINT[]) s (rank, cutoff),
                    LATERAL (SELECT COUNT(*) AS n FROM requests r WHERE {OPEN}
-                            AND r.priority_rank = s.rank AND r.received_at < s.cutoff) x"
+                            AND r.priority_rank = s.rank AND r.received_at >= s.cutoff) x"
             ))
             .await?;
         let sla: [&(dyn ToSql + Sync); 2] = [&ranks, &cutoffs];
-        let (states, oldest, breaches, paused) = tokio::try_join!(
+        let (states, oldest, within, paused) = tokio::try_join!(
             pg(c.query(&states, &[])),
             pg(c.query_one(&oldest, &[])),
-            pg(c.query_one(&breaches, &sla)),
+            pg(c.query(&within, &sla)),
             self.paused_in(c),
         )?;
         let mut counts = Counts {
             actions_paused: paused,
             oldest_open: oldest.try_get(0)?,
-            sla_breaches: breaches.try_get::<_, i64>(0)?.max(0) as u64,
             ..Counts::default()
         };
-        for row in states {
+        let mut open_by_rank: BTreeMap<i64, i64> = BTreeMap::new();
+        for row in &states {
             let state: String = row.try_get(0)?;
-            let n: i64 = row.try_get(1)?;
-            let slot = match state.parse::<State>().map_err(QueueError::Storage)? {
+            let rank: i64 = row.try_get(1)?;
+            let n: i64 = row.try_get(2)?;
+            let state = state.parse::<State>().map_err(QueueError::Storage)?;
+            if !state.is_decided() {
+                *open_by_rank.entry(rank).or_default() += n;
+            }
+            let slot = match state {
                 State::Pending => &mut counts.pending,
                 State::InReview => &mut counts.in_review,
                 State::Approved => &mut counts.approved,
                 State::Rejected => &mut counts.rejected,
                 State::Escalated => &mut counts.escalated,
             };
-            *slot = n.max(0) as u64;
+            *slot += n.max(0) as u64;
+        }
+        for row in &within {
+            let (rank, n): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            let open = open_by_rank.get(&rank).copied().unwrap_or(0);
+            counts.sla_breaches += (open - n).max(0) as u64;
         }
         Ok(counts)
     }
@@ -815,7 +835,8 @@ impl PgDb {
                  JOIN requests r ON r.id = o.request_id
                  WHERE o.id = (SELECT MAX(id) FROM outcomes WHERE request_id = o.request_id)
                    AND o.at >= $1
-                 GROUP BY 1, 2 ORDER BY 1 COLLATE \"C\", 3 DESC, 2 COLLATE \"C\"",
+                 GROUP BY 1, 2
+                 ORDER BY COALESCE(r.intent, '?') COLLATE \"C\", 3 DESC, o.value COLLATE \"C\"",
             )
             .await?;
         let (at, since_p): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) = ([&now], [&from]);
