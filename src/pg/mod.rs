@@ -29,6 +29,7 @@ mod queue;
 mod read;
 mod review;
 mod schema;
+mod server;
 mod tokens;
 mod verify;
 

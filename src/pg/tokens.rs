@@ -15,7 +15,7 @@ impl PgDb {
         _sha256: &str,
         _expires_at: Option<Millis>,
         _by: &str,
-    ) -> Result<()> {
+    ) -> Result<TokenRecord> {
         Err(not_yet("add_token"))
     }
     pub async fn revoke_token(&self, _name: &str, _by: &str) -> Result<()> {

@@ -261,6 +261,12 @@ pub struct RenderContext<'a> {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, policy: Arc<Policy>, opts: &StoreOptions) -> Result<Store> {
+        if let Some(url) = path.to_str().filter(|p| crate::pg::is_url(p)) {
+            return Err(StoreError::Queue(QueueError::Invalid(format!(
+                "{} is a PostgreSQL queue: it is served by `signoff serve --db URL`, and consoles and commands reach it with --remote (or `remote` in the config); `signoff migrate` and `signoff audit verify` also take the URL",
+                crate::pg::redact(url)
+            ))));
+        }
         let write = !opts.read_only;
         let open_err = |source| {
             StoreError::Open {
