@@ -356,3 +356,46 @@ async fn bench_migrate_100k() {
         t.elapsed().as_secs_f64()
     );
 }
+
+#[tokio::test]
+async fn verify_on_postgres_finds_an_edited_entry_and_a_removed_tail() {
+    let s = Setup::new();
+    s.demo();
+    let url = fresh_db("tamper").await;
+    let (code, out, err) = s.migrate(&url, &[], &[]);
+    assert_eq!(code, 0, "{out}{err}");
+    let verify = || {
+        let mut c = signoff(&s.dir);
+        c.args(["--db", &url, "audit", "verify"]);
+        c.env("SIGNOFF_DATA_DIR", s.dir.join("pg"));
+        run(&mut c)
+    };
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let head = query_i64(&url, "SELECT MAX(seq) FROM audit").await;
+    client
+        .batch_execute(&format!(
+            "ALTER TABLE audit DISABLE TRIGGER audit_append_only;
+             DELETE FROM audit WHERE seq = {head};"
+        ))
+        .await
+        .unwrap();
+    let (code, out, _) = verify();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("BROKEN at entry {head}: missing")),
+        "{out}"
+    );
+    client
+        .batch_execute("UPDATE audit SET actor = 'mallory' WHERE seq = 6")
+        .await
+        .unwrap();
+    let (code, out, _) = verify();
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("BROKEN at entry 6: its content does not match"),
+        "{out}"
+    );
+}

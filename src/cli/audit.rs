@@ -175,7 +175,7 @@ fn pg(
     let rt = super::runtime()?;
     let opts = crate::pg::PgOptions {
         read_only: true,
-        ..super::migrate::pg_options(None)
+        ..super::pg_options(loaded)
     };
     let db = rt.block_on(crate::pg::PgDb::open(
         &url,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::{EXIT_FAILED, EXIT_OK, EXIT_USAGE};
 use crate::config::Loaded;
-use crate::pg::{MigrateOptions, PgOptions};
+use crate::pg::MigrateOptions;
 
 #[derive(clap::Args, Debug)]
 pub struct MigrateArgs {
@@ -17,7 +17,8 @@ pub struct MigrateArgs {
     /// same queue (which goes on where it stopped).
     #[arg(long, value_name = "URL")]
     pub to: String,
-    /// The audit key the PostgreSQL servers use (default: <data dir>/audit.key). It must
+    /// The audit key the PostgreSQL servers use (default: `store.audit_key`, else
+    /// <data dir>/audit.key). It must
     /// hold the source's key; when there is none, the source's is copied there.
     #[arg(long, value_name = "FILE")]
     pub key: Option<PathBuf>,
@@ -27,19 +28,6 @@ pub struct MigrateArgs {
     /// Rows per transaction.
     #[arg(long, default_value_t = 5_000, hide = true)]
     pub batch_rows: usize,
-}
-
-/// The options for opening the PostgreSQL side from the config.
-pub(crate) fn pg_options(key: Option<PathBuf>) -> PgOptions {
-    let mut o = PgOptions {
-        clock: crate::clock::Clock::process(),
-        pool_size: 2,
-        ..PgOptions::default()
-    };
-    if let Some(k) = key {
-        o.key_path = k;
-    }
-    o
 }
 
 pub fn run(loaded: &Loaded, args: &MigrateArgs) -> anyhow::Result<i32> {
@@ -57,7 +45,11 @@ pub fn run(loaded: &Loaded, args: &MigrateArgs) -> anyhow::Result<i32> {
         force: args.force,
         stop_after: None,
     };
-    let pg = pg_options(args.key.clone());
+    let mut pg = super::pg_options(loaded);
+    pg.pool_size = 2;
+    if let Some(k) = &args.key {
+        pg.key_path = k.clone();
+    }
     let policy = Arc::new(loaded.config.policy.clone());
     let tty = std::io::stderr().is_terminal();
     let rt = super::runtime()?;
