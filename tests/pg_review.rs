@@ -3,9 +3,10 @@
 //! audit and outbox rows, undo, the kill switch, resends and outcomes — and the same
 //! decisions on SQLite and PostgreSQL giving the same rows.
 //!
-//! Runs against the server in `SIGNOFF_TEST_PG` (default: the dev cluster on port 55432),
-//! a fresh database per test.
+//! Runs in the throwaway test cluster (`support/pg.rs`), a fresh database per test.
 mod common;
+#[path = "support/pg.rs"]
+mod pgtest;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,26 +17,11 @@ use signoff::clock::Clock;
 use signoff::model::{DecisionKind, EditableField, Policy, State};
 use signoff::pg::{PgOptions, PgQueue};
 use signoff::queue::{Decision, Queue, QueueError};
+use signoff::store::{BatchAnswer, BatchOp};
 
 const T0: i64 = 1_800_000_000_000;
 /// The default policy's lease.
 const LEASE: i64 = 300_000;
-
-fn base_url() -> String {
-    std::env::var("SIGNOFF_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:55432/postgres".into())
-}
-
-/// `base` with its database replaced by `db`.
-fn with_db(base: &str, db: &str) -> String {
-    let (head, tail) = base.split_once("://").expect("a URL");
-    let (authority, rest) = tail.split_once('/').unwrap_or((tail, ""));
-    let query = rest
-        .split_once('?')
-        .map(|(_, q)| format!("?{q}"))
-        .unwrap_or_default();
-    format!("{head}://{authority}/{db}{query}")
-}
 
 /// A test's own database, empty.
 struct TestDb {
@@ -44,23 +30,15 @@ struct TestDb {
     clock: Clock,
 }
 
-async fn fresh(name: &str) -> TestDb {
-    let db = format!("pgrev_{name}");
-    let (client, conn) = tokio_postgres::connect(&base_url(), tokio_postgres::NoTls)
-        .await
-        .expect("the test PostgreSQL (SIGNOFF_TEST_PG) is reachable");
-    tokio::spawn(conn);
-    for sql in [
-        format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
-        format!("CREATE DATABASE {db}"),
-    ] {
-        client.batch_execute(&sql).await.unwrap();
-    }
-    TestDb {
-        url: with_db(&base_url(), &db),
+/// A fresh database in the test cluster; `None` when the test is skipped (no PostgreSQL
+/// outside CI).
+fn fresh() -> Option<TestDb> {
+    let db = pgtest::database()?;
+    Some(TestDb {
+        url: db.url,
         dir: tempfile::tempdir().unwrap(),
         clock: Clock::fixed(T0),
-    }
+    })
 }
 
 impl TestDb {
@@ -193,7 +171,9 @@ async fn assert_chain(q: &PgQueue) {
 
 #[tokio::test]
 async fn claims_follow_queue_order_priority_then_age_then_id() {
-    let t = fresh("order").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     let low = seed(
         &q,
@@ -248,7 +228,9 @@ async fn claims_follow_queue_order_priority_then_age_then_id() {
 
 #[tokio::test]
 async fn a_held_item_is_refused_and_a_reclaim_makes_the_old_fence_stale() {
-    let t = fresh("held").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     let id = seed(&q, &common::request("a", json!({})), T0).await;
     let first = q.claim(id, "ana").await.unwrap();
@@ -309,7 +291,9 @@ async fn a_held_item_is_refused_and_a_reclaim_makes_the_old_fence_stale() {
 
 #[tokio::test]
 async fn an_expired_lease_goes_back_to_the_queue_with_its_audit_row() {
-    let t = fresh("expiry").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     let id = seed(&q, &common::request("a", json!({})), T0).await;
     let ana = q.claim_next("ana").await.unwrap().unwrap();
@@ -367,7 +351,9 @@ async fn an_expired_lease_goes_back_to_the_queue_with_its_audit_row() {
 
 #[tokio::test]
 async fn a_decision_on_a_stale_revision_is_refused_and_changes_nothing() {
-    let t = fresh("revision").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     let id = seed(&q, &common::request("a", json!({})), T0).await;
     let c = q.claim(id, "ana").await.unwrap();
@@ -415,7 +401,9 @@ async fn a_decision_on_a_stale_revision_is_refused_and_changes_nothing() {
 
 #[tokio::test]
 async fn every_decision_commits_with_its_audit_and_outbox_rows() {
-    let t = fresh("decide").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     let lead = seed(&q, &common::request("lead", json!({})), T0).await;
     let no_draft = seed(
@@ -534,7 +522,9 @@ async fn every_decision_commits_with_its_audit_and_outbox_rows() {
 
 #[tokio::test]
 async fn edits_are_recorded_with_the_edited_flag_and_feed_the_decision() {
-    let t = fresh("edit").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     let id = seed(&q, &common::request("a", json!({})), T0).await;
     let c = q.claim(id, "ana").await.unwrap();
@@ -602,7 +592,9 @@ async fn edits_are_recorded_with_the_edited_flag_and_feed_the_decision() {
 
 #[tokio::test]
 async fn undo_inside_the_window_cancels_the_actions_and_is_refused_after() {
-    let t = fresh("undo").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     let id = seed(&q, &common::request("a", json!({})), T0).await;
     let c = q.claim(id, "ana").await.unwrap();
@@ -680,7 +672,9 @@ async fn undo_inside_the_window_cancels_the_actions_and_is_refused_after() {
 
 #[tokio::test]
 async fn the_kill_switch_resend_and_outcomes_are_audited() {
-    let t = fresh("switch").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let q = t.open().await;
     q.set_actions_paused(true, "ana").await.unwrap();
     let db = client(&q).await;
@@ -819,7 +813,9 @@ async fn decisions_write_the_same_rows_as_the_sqlite_store() {
     let renderer =
         signoff::actions::renderer(&signoff::actions::ActionsConfig::default(), policy.clone())
             .unwrap();
-    let t = fresh("parity").await;
+    let Some(t) = fresh() else {
+        return;
+    };
     let pg = t
         .open_with(policy.clone())
         .await
@@ -968,14 +964,34 @@ async fn decisions_write_the_same_rows_as_the_sqlite_store() {
 /// empty: each item is decided once, its fences only grow, and no live lease is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_claimers_on_two_handles_take_each_item_once() {
+    claim_and_decide_everything(None).await;
+}
+
+/// The same on two group-committing handles: claims and decisions queued meanwhile share
+/// a transaction, and the outcome is the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_claimers_on_two_group_committing_handles_take_each_item_once() {
+    claim_and_decide_everything(Some(64)).await;
+}
+
+/// 32 reviewers on two handles (group-committing with batches of `group` at most, when
+/// set) claim and decide until the queue is empty, then the rows are checked and the rate
+/// printed (`SIGNOFF_PG_REVIEW_ITEMS` items, 400 unless set).
+async fn claim_and_decide_everything(group: Option<usize>) {
     let items: usize = std::env::var("SIGNOFF_PG_REVIEW_ITEMS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(400);
     let tasks = 32;
-    let t = fresh("concurrent").await;
-    let a = Arc::new(t.open().await);
-    let b = Arc::new(t.open().await);
+    let Some(t) = fresh() else {
+        return;
+    };
+    let handle = async || match group {
+        Some(n) => Arc::new(t.open().await.with_group_commit(n)),
+        None => Arc::new(t.open().await),
+    };
+    let a = handle().await;
+    let b = handle().await;
     {
         let c = client(&a).await;
         let payload = common::request("x", json!({}));
@@ -1051,10 +1067,160 @@ async fn many_claimers_on_two_handles_take_each_item_once() {
         2 * items as i64
     );
     assert_chain(&a).await;
+    let report = a.verify_audit().await.unwrap();
+    assert_eq!(report.broken, None);
+    assert!(report.unaccounted.is_empty(), "{:?}", report.unaccounted);
+    let how = match group {
+        Some(n) => format!("group commit (at most {n})"),
+        None => "one commit per write".into(),
+    };
     eprintln!(
-        "{items} items, {tasks} tasks on 2 handles: {:.0} claim+decide/s ({} outbox rows) in {:.2?}",
+        "{items} items, {tasks} tasks on 2 handles, {how}: {:.0} claim+decide/s ({} outbox rows) in {:.2?}",
         items as f64 / elapsed.as_secs_f64(),
         outbox,
         elapsed
     );
+}
+
+/// One batch: a decision with a stale fence and one on a stale revision are rolled back
+/// alone (no decision, outbox or audit row of theirs), the writes around them commit, each
+/// audit row records the Unix user its write was made for, and the chain verifies.
+#[tokio::test]
+async fn a_batch_rolls_back_a_refused_write_alone() {
+    let Some(t) = fresh() else {
+        return;
+    };
+    let q = t.open().await;
+    let mut ids = Vec::new();
+    for (i, ext) in ["b1", "b2", "b3", "b4", "b5"].iter().enumerate() {
+        ids.push(seed(&q, &common::request(ext, json!({})), T0 + i as i64).await);
+    }
+    let mut claims = Vec::new();
+    for id in &ids[..4] {
+        claims.push(q.claim(*id, "ada").await.unwrap());
+    }
+    // A claim again: the first claim's fence on the second item is stale now.
+    let stale = claims[1].clone();
+    claims[1] = q.claim(ids[1], "ada").await.unwrap();
+    let audit_before = count(&q, "SELECT COUNT(*) FROM audit").await;
+    let stale_revision = Decision {
+        revision: Some(7),
+        ..approve()
+    };
+    let batch = vec![
+        (
+            BatchOp::Decide(claims[0].clone(), approve()),
+            Some("alice".to_string()),
+        ),
+        (BatchOp::Decide(stale.clone(), approve()), None),
+        (
+            BatchOp::Decide(claims[2].clone(), reject("spam")),
+            Some("bob".to_string()),
+        ),
+        (BatchOp::Decide(claims[3].clone(), stale_revision), None),
+        (
+            BatchOp::ClaimNext("grace".into()),
+            Some("carol".to_string()),
+        ),
+        (BatchOp::Heartbeat(claims[1].clone()), None),
+    ];
+    let results = q.db().write_batch(&batch).await.unwrap();
+    assert_eq!(results.len(), 6);
+    let decided = |r: &Result<BatchAnswer, signoff::pg::PgError>| match r {
+        Ok(BatchAnswer::Receipt(receipt)) => receipt.id,
+        other => panic!("a receipt expected, got {other:?}"),
+    };
+    assert_eq!(decided(&results[0]), ids[0]);
+    assert_eq!(decided(&results[2]), ids[2]);
+    let refused = |r: &Result<BatchAnswer, signoff::pg::PgError>| match r {
+        Err(signoff::pg::PgError::Queue(e)) => e.clone(),
+        other => panic!("a refusal expected, got {other:?}"),
+    };
+    assert!(
+        matches!(refused(&results[1]), QueueError::LeaseLost { id, .. } if id == ids[1]),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        matches!(refused(&results[3]), QueueError::StaleRevision { .. }),
+        "{:?}",
+        results[3]
+    );
+    match &results[4] {
+        Ok(BatchAnswer::Claim(Some(c))) => {
+            assert_eq!((c.id, c.reviewer.as_str()), (ids[4], "grace"))
+        }
+        other => panic!("a claim expected, got {other:?}"),
+    }
+    match &results[5] {
+        Ok(BatchAnswer::Claim(Some(c))) => assert_eq!(c.fence, claims[1].fence),
+        other => panic!("a renewed claim expected, got {other:?}"),
+    }
+    // The refused writes left nothing: no decision, no outbox row, no audit row.
+    for id in [ids[1], ids[3]] {
+        let c = client(&q).await;
+        let row = c
+            .query_one(
+                "SELECT state, decision_id FROM requests WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        let (state, decision): (String, Option<i64>) = (row.get(0), row.get(1));
+        assert_eq!((state.as_str(), decision), ("in_review", None));
+        let rows: i64 = c
+            .query_one(
+                "SELECT (SELECT COUNT(*) FROM decisions WHERE request_id = $1)
+                      + (SELECT COUNT(*) FROM outbox WHERE request_id = $1)",
+                &[&id],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(rows, 0, "item {id}");
+        assert!(!kinds(&q, id).await.contains(&"decided".to_string()));
+    }
+    // Two decisions, a claim and a renewal: four rows, each with its own Unix user.
+    assert_eq!(
+        count(&q, "SELECT COUNT(*) FROM audit").await,
+        audit_before + 4
+    );
+    let users: Vec<(String, Option<i64>, String)> = client(&q)
+        .await
+        .query(
+            "SELECT kind, request_id, os_user FROM audit WHERE seq > $1 ORDER BY seq",
+            &[&audit_before],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let own = signoff::identity::os_user().to_string();
+    assert_eq!(
+        users,
+        vec![
+            ("decided".into(), Some(ids[0]), "alice".into()),
+            ("decided".into(), Some(ids[2]), "bob".into()),
+            ("claimed".into(), Some(ids[4]), "carol".into()),
+            ("lease_renewed".into(), Some(ids[1]), own),
+        ]
+    );
+    assert_chain(&q).await;
+    let report = q.verify_audit().await.unwrap();
+    assert_eq!(report.broken, None);
+    assert!(report.unaccounted.is_empty(), "{:?}", report.unaccounted);
+
+    // Through the queue: a group-committing handle answers each caller with its own result.
+    let g = t.open().await.with_group_commit(8);
+    let yes = approve();
+    let (ok, lost) = tokio::join!(g.decide(&claims[1], &yes), g.decide(&stale, &yes));
+    assert_eq!(ok.unwrap().id, ids[1]);
+    assert!(
+        matches!(lost, Err(QueueError::LeaseLost { .. })),
+        "{lost:?}"
+    );
+    assert!(g.claim_next("grace").await.unwrap().is_none());
+    let report = g.verify_audit().await.unwrap();
+    assert_eq!(report.broken, None);
 }

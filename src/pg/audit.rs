@@ -119,6 +119,7 @@ struct Pending {
     request_id: Option<i64>,
     kind: String,
     detail: String,
+    os_user: String,
 }
 
 /// The audit entries of one transaction, appended together at its end.
@@ -137,10 +138,21 @@ impl PgAudit {
         }
     }
 
-    /// Records the Unix user `user` on the entries pushed from now on (one decision of a
+    /// Records the Unix user `user` on the entries pushed from now on (one write of a
     /// batch made for another peer).
     pub fn act_as(&mut self, user: String) {
         self.os_user = user;
+    }
+
+    /// Where the entries stand now, to [`PgAudit::rewind`] to when the writes after this
+    /// point are rolled back (a savepoint's).
+    pub fn mark(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Drops the entries pushed since `mark`: nothing of them was written yet.
+    pub fn rewind(&mut self, mark: usize) {
+        self.pending.truncate(mark);
     }
 
     /// Adds an entry; nothing is written until [`PgAudit::append`].
@@ -158,6 +170,7 @@ impl PgAudit {
             request_id,
             kind: kind.to_string(),
             detail: serde_json::to_string(detail).unwrap_or_else(|_| "null".into()),
+            os_user: self.os_user.clone(),
         });
     }
 
@@ -228,7 +241,7 @@ impl PgAudit {
                 p.request_id,
                 &p.kind,
                 &p.detail,
-                Some(&self.os_user),
+                Some(&p.os_user),
             );
             let row_mac = self.key.row_mac(&h);
             tx.execute(
@@ -242,7 +255,7 @@ impl PgAudit {
                     &p.detail,
                     &hash,
                     &h,
-                    &self.os_user,
+                    &p.os_user,
                     &row_mac,
                 ],
             )

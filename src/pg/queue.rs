@@ -1,12 +1,15 @@
 //! [`Queue`] over PostgreSQL: every call runs on the pool; the change token counts this
-//! process's commits and every change any instance announced.
+//! process's commits and every change any instance announced. With
+//! [`PgQueue::with_group_commit`] (the queue server), claims, heartbeats and decisions go
+//! to a writer task that commits those queued meanwhile together.
 use std::sync::Arc;
 
 use crate::model::{DecisionKind, EditableField, Policy};
 use crate::queue::{
     ActionPreview, AuditEntry, Changes, Claim, Counts, Decision, ItemDetail, ListQuery, Millis,
-    Page, Queue, Receipt, Result,
+    Page, Queue, QueueError, Receipt, Result,
 };
+use crate::store::{BatchAnswer, BatchOp};
 
 use super::{PgDb, PgOptions};
 
@@ -14,6 +17,74 @@ use super::{PgDb, PgOptions};
 pub struct PgQueue {
     db: Arc<PgDb>,
     changes: super::notify::Listener,
+    /// The group-commit writer's queue, when there is one. Dropping it ends the writer
+    /// once the jobs already queued are answered.
+    group: Option<tokio::sync::mpsc::UnboundedSender<BatchJob>>,
+}
+
+/// One write waiting for the group-commit writer, and where its answer goes.
+struct BatchJob {
+    op: BatchOp,
+    /// The Unix user the write is made for, when not this process's.
+    os_user: Option<String>,
+    answer: tokio::sync::oneshot::Sender<Result<BatchAnswer>>,
+}
+
+/// The group-commit writer: takes every write queued while the previous transaction was
+/// committing into the next one ([`PgDb::write_batch`]), on one pooled connection at a
+/// time.
+async fn run_group_commit(
+    db: Arc<PgDb>,
+    mut jobs: tokio::sync::mpsc::UnboundedReceiver<BatchJob>,
+    max_batch: usize,
+) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < max_batch {
+            match jobs.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        let work: Vec<(BatchOp, Option<String>)> = batch
+            .iter()
+            .map(|j| (j.op.clone(), j.os_user.clone()))
+            .collect();
+        match db.write_batch(&work).await {
+            Ok(results) => {
+                for (job, r) in batch.into_iter().zip(results) {
+                    let _ = job.answer.send(r.map_err(QueueError::from));
+                }
+            }
+            Err(e) => {
+                let e = QueueError::from(e);
+                for job in batch {
+                    let _ = job.answer.send(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// A batched write answered with the wrong kind of answer (a bug, not a user's error).
+fn unexpected(got: Result<BatchAnswer>) -> QueueError {
+    match got {
+        Err(e) => e,
+        Ok(a) => QueueError::Storage(format!("the group-commit writer answered {a:?}")),
+    }
+}
+
+/// The claim a batched claim or heartbeat answered with.
+fn claimed(got: Result<BatchAnswer>) -> Result<Option<Claim>> {
+    match got {
+        Ok(BatchAnswer::Claim(c)) => Ok(c),
+        other => Err(unexpected(other)),
+    }
+}
+
+/// The claim a batched claim of one item or heartbeat answered with (never none).
+fn one_claim(got: Result<BatchAnswer>) -> Result<Claim> {
+    claimed(got)?.ok_or_else(|| unexpected(Ok(BatchAnswer::Claim(None))))
 }
 
 impl PgQueue {
@@ -24,8 +95,68 @@ impl PgQueue {
         opts: &PgOptions,
     ) -> std::result::Result<PgQueue, super::PgError> {
         let db = Arc::new(PgDb::open(url, policy, opts).await?);
+        match db.recheck_open_items().await {
+            Ok(Some(done)) => tracing::info!(
+                checked = done.checked,
+                reread = done.reread,
+                changed = done.changed,
+                "open items checked again under a changed policy"
+            ),
+            Ok(None) => {}
+            // Opening is not writing: `audit verify` must still open a database whose log
+            // does not match its head. Every write refuses until it does.
+            Err(e @ super::PgError::AuditRefused(_)) => {
+                tracing::warn!(error = %e, "open items not checked again under the changed policy");
+            }
+            Err(e) => return Err(e),
+        }
         let changes = super::notify::Listener::start(url, opts, db.clone()).await?;
-        Ok(PgQueue { db, changes })
+        Ok(PgQueue {
+            db,
+            changes,
+            group: None,
+        })
+    }
+
+    /// Claims, heartbeats and decisions go through a group-commit writer: those that
+    /// arrive while a transaction is committing share the next one (at most `max_batch`),
+    /// each in a savepoint of its own, and each caller is answered once its batch is
+    /// durable. The audit head is locked once per batch instead of once per write, so
+    /// instances sharing the database take turns per batch. Other writes are unchanged.
+    /// Needs a Tokio runtime (the writer is a task); without one, writes commit one by one.
+    pub fn with_group_commit(mut self, max_batch: usize) -> Self {
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+                rt.spawn(run_group_commit(self.db.clone(), rx, max_batch.max(1)));
+                self.group = Some(tx);
+            }
+            Err(e) => tracing::warn!(
+                "no group commit (no async runtime to run its writer: {e}); writes commit one by one"
+            ),
+        }
+        self
+    }
+
+    /// Sends `op` to the group-commit writer and waits for its answer (given once its
+    /// transaction is durable). `None` without group commit: the caller writes alone.
+    async fn batched(&self, op: BatchOp) -> Option<Result<BatchAnswer>> {
+        let jobs = self.group.as_ref()?;
+        if let Err(e) = self.db.writable() {
+            return Some(Err(e.into()));
+        }
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let job = BatchJob {
+            op,
+            os_user: crate::queue::acting_user(),
+            answer,
+        };
+        jobs.send(job).ok()?;
+        Some(answered.await.unwrap_or_else(|_| {
+            Err(QueueError::Storage(
+                "the group-commit writer stopped".into(),
+            ))
+        }))
     }
 
     /// The database and its policy, for what the queue server and the dispatcher do
@@ -78,16 +209,25 @@ impl Queue for PgQueue {
     }
 
     async fn claim_next(&self, reviewer: &str) -> Result<Option<Claim>> {
+        if let Some(r) = self.batched(BatchOp::ClaimNext(reviewer.into())).await {
+            return claimed(r);
+        }
         self.db.writable()?;
         Ok(self.db.claim_next(reviewer).await?)
     }
 
     async fn claim(&self, id: i64, reviewer: &str) -> Result<Claim> {
+        if let Some(r) = self.batched(BatchOp::Claim(id, reviewer.into())).await {
+            return one_claim(r);
+        }
         self.db.writable()?;
         Ok(self.db.claim(id, reviewer).await?)
     }
 
     async fn heartbeat(&self, claim: &Claim) -> Result<Claim> {
+        if let Some(r) = self.batched(BatchOp::Heartbeat(claim.clone())).await {
+            return one_claim(r);
+        }
         self.db.writable()?;
         Ok(self.db.heartbeat(claim).await?)
     }
@@ -103,6 +243,15 @@ impl Queue for PgQueue {
     }
 
     async fn decide(&self, claim: &Claim, decision: &Decision) -> Result<Receipt> {
+        if let Some(r) = self
+            .batched(BatchOp::Decide(claim.clone(), decision.clone()))
+            .await
+        {
+            return match r {
+                Ok(BatchAnswer::Receipt(receipt)) => Ok(receipt),
+                other => Err(unexpected(other)),
+            };
+        }
         self.db.writable()?;
         Ok(self.db.decide(claim, decision).await?)
     }

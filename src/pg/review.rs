@@ -14,10 +14,10 @@ use serde_json::json;
 use crate::model::{EditableField, FieldValues, Policy, Triage};
 use crate::queue::{ActionStatus, Claim, Decision, Millis, QueueError, Receipt};
 use crate::store::{
-    ActionRenderer, NewDecision, PAUSED_KEY, claim_verdict, decision_terms, edit_column,
-    edit_value, edited_detail, expired_detail, fields_with_edits, kill_switch_kind, lease_detail,
-    lease_until, lease_verdict, outcome_detail, outcome_reason, outcome_state, resend_detail,
-    resend_verdict, revision_verdict, undo_too_late, undo_verdict, undone_detail,
+    ActionRenderer, BatchAnswer, BatchOp, NewDecision, PAUSED_KEY, claim_verdict, decision_terms,
+    edit_column, edit_value, edited_detail, expired_detail, fields_with_edits, kill_switch_kind,
+    lease_detail, lease_until, lease_verdict, outcome_detail, outcome_reason, outcome_state,
+    resend_detail, resend_verdict, revision_verdict, undo_too_late, undo_verdict, undone_detail,
 };
 
 use super::{PgAudit, PgDb, PgError, Result};
@@ -38,25 +38,7 @@ impl PgDb {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut audit = self.audit();
-        reap_expired(&tx, &mut audit, now).await?;
-        let next = tx
-            .query_opt(&tx.prepare_cached(CLAIM_NEXT_SQL).await?, &[])
-            .await?;
-        let claim = match next {
-            Some(row) => Some(
-                take_lease(
-                    &tx,
-                    &mut audit,
-                    row.get(0),
-                    reviewer,
-                    now,
-                    self.policy(),
-                    "claimed",
-                )
-                .await?,
-            ),
-            None => None,
-        };
+        let claim = claim_next_in(&tx, &mut audit, reviewer, now, self.policy()).await?;
         self.commit(tx, audit).await?;
         Ok(claim)
     }
@@ -67,30 +49,7 @@ impl PgDb {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut audit = self.audit();
-        // The item first: the only row this claim waits for (every other it takes is
-        // skipped when held), so two claims never wait on each other in a cycle.
-        let row = tx
-            .query_opt(
-                &tx.prepare_cached(
-                    "SELECT state, claimed_by, lease_expires FROM requests WHERE id = $1 FOR UPDATE",
-                )
-                .await?,
-                &[&id],
-            )
-            .await?;
-        let reaped = reap_expired(&tx, &mut audit, now).await?;
-        let Some(row) = row else {
-            return Err(QueueError::NotFound(id).into());
-        };
-        let (state, holder, expires): (String, Option<String>, Option<i64>) =
-            if reaped.contains(&id) {
-                ("pending".into(), None, None)
-            } else {
-                (row.get(0), row.get(1), row.get(2))
-            };
-        claim_verdict(id, reviewer, &state, holder, expires, now)?;
-        let claim =
-            take_lease(&tx, &mut audit, id, reviewer, now, self.policy(), "claimed").await?;
+        let claim = claim_in(&tx, &mut audit, id, reviewer, now, self.policy()).await?;
         self.commit(tx, audit).await?;
         Ok(claim)
     }
@@ -101,26 +60,9 @@ impl PgDb {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut audit = self.audit();
-        check_claim(&tx, claim, now).await?;
-        let expires = lease_until(now, self.policy());
-        tx.execute(
-            &tx.prepare_cached("UPDATE requests SET lease_expires = $2 WHERE id = $1")
-                .await?,
-            &[&claim.id, &expires],
-        )
-        .await?;
-        audit.push(
-            now,
-            &claim.reviewer,
-            Some(claim.id),
-            "lease_renewed",
-            &lease_detail(claim.fence, expires),
-        );
+        let renewed = heartbeat_in(&tx, &mut audit, claim, now, self.policy()).await?;
         self.commit(tx, audit).await?;
-        Ok(Claim {
-            lease_expires: expires,
-            ..claim.clone()
-        })
+        Ok(renewed)
     }
 
     /// Returns an item to the queue.
@@ -174,32 +116,11 @@ impl PgDb {
         let mut client = self.client().await?;
         let tx = client.transaction().await?;
         let mut audit = self.audit();
-        let current = check_claim(&tx, claim, now).await?;
-        revision_verdict(claim.id, decision.revision, current)?;
-        for (field, value) in &decision.sets {
-            apply_edit(&tx, &mut audit, claim, *field, value.clone(), now, &policy).await?;
-        }
-        let (revision, payload, ai, fields) = reviewed(&tx, claim.id, &policy).await?;
-        let (reason, queue) = decision_terms(claim.id, &decision.kind, &fields, &policy)?;
-        let plan = policy.plan_actions(&decision.kind, &fields, &ai);
-        let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
-        let receipt = record_decision(
+        let receipt = decide_in(
             &tx,
             &mut audit,
-            &NewDecision {
-                id: claim.id,
-                revision,
-                fence: claim.fence,
-                reviewer: &claim.reviewer,
-                kind: &decision.kind,
-                reason,
-                queue,
-                note,
-                payload: &payload,
-                fields: &fields,
-                plan: &plan,
-                auto: false,
-            },
+            claim,
+            decision,
             now,
             &policy,
             renderer.as_ref(),
@@ -207,6 +128,72 @@ impl PgDb {
         .await?;
         self.commit(tx, audit).await?;
         Ok(receipt)
+    }
+
+    /// Group commit: runs several claims, heartbeats and decisions in one transaction, each
+    /// in a savepoint of its own. One that fails (a lost lease, a stale revision, a policy
+    /// refusal, a deadlock with another instance's transaction) is rolled back to its
+    /// savepoint alone, its audit entries with it, and the others commit together: one
+    /// append to the chain, one commit. Results are in the order given, and every one that
+    /// is `Ok` is durable when this returns; the batch's own failure (its connection, its
+    /// commit, a refused audit head) is the `Err`. Each write may name the Unix user its
+    /// audit rows record (a server acting for the peer of a connection).
+    pub async fn write_batch(
+        &self,
+        batch: &[(BatchOp, Option<String>)],
+    ) -> Result<Vec<Result<BatchAnswer>>> {
+        let now = self.now();
+        let policy = self.policy().clone();
+        let renderer = self.renderer();
+        let mut client = self.client().await?;
+        let tx = client.transaction().await?;
+        let mut audit = self.audit();
+        let mut results = Vec::with_capacity(batch.len());
+        for (op, os_user) in batch {
+            audit.act_as(os_user.clone().unwrap_or_else(|| self.os_user.clone()));
+            let mark = audit.mark();
+            tx.batch_execute("SAVEPOINT batched").await?;
+            let res = match op {
+                BatchOp::ClaimNext(reviewer) => {
+                    claim_next_in(&tx, &mut audit, reviewer, now, &policy)
+                        .await
+                        .map(BatchAnswer::Claim)
+                }
+                BatchOp::Claim(id, reviewer) => {
+                    claim_in(&tx, &mut audit, *id, reviewer, now, &policy)
+                        .await
+                        .map(|c| BatchAnswer::Claim(Some(c)))
+                }
+                BatchOp::Heartbeat(claim) => heartbeat_in(&tx, &mut audit, claim, now, &policy)
+                    .await
+                    .map(|c| BatchAnswer::Claim(Some(c))),
+                BatchOp::Decide(claim, decision) => decide_in(
+                    &tx,
+                    &mut audit,
+                    claim,
+                    decision,
+                    now,
+                    &policy,
+                    renderer.as_ref(),
+                )
+                .await
+                .map(BatchAnswer::Receipt),
+            };
+            match res {
+                Ok(answer) => {
+                    tx.batch_execute("RELEASE SAVEPOINT batched").await?;
+                    results.push(Ok(answer));
+                }
+                Err(e) => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT batched; RELEASE SAVEPOINT batched")
+                        .await?;
+                    audit.rewind(mark);
+                    results.push(Err(e));
+                }
+            }
+        }
+        self.commit(tx, audit).await?;
+        Ok(results)
     }
 
     /// Takes back the reviewer's latest decision on an item inside its undo window, while
@@ -405,6 +392,132 @@ impl PgDb {
         self.changed();
         Ok(())
     }
+}
+
+/// Claims the next pending item in queue order, if any, inside the caller's transaction.
+async fn claim_next_in(
+    tx: &Transaction<'_>,
+    audit: &mut PgAudit,
+    reviewer: &str,
+    now: Millis,
+    policy: &Policy,
+) -> Result<Option<Claim>> {
+    reap_expired(tx, audit, now).await?;
+    let next = tx
+        .query_opt(&tx.prepare_cached(CLAIM_NEXT_SQL).await?, &[])
+        .await?;
+    Ok(match next {
+        Some(row) => {
+            Some(take_lease(tx, audit, row.get(0), reviewer, now, policy, "claimed").await?)
+        }
+        None => None,
+    })
+}
+
+/// Claims one item inside the caller's transaction.
+async fn claim_in(
+    tx: &Transaction<'_>,
+    audit: &mut PgAudit,
+    id: i64,
+    reviewer: &str,
+    now: Millis,
+    policy: &Policy,
+) -> Result<Claim> {
+    // The item first: the only row this claim waits for (every other it takes is
+    // skipped when held), so two claims never wait on each other in a cycle.
+    let row = tx
+        .query_opt(
+            &tx.prepare_cached(
+                "SELECT state, claimed_by, lease_expires FROM requests WHERE id = $1 FOR UPDATE",
+            )
+            .await?,
+            &[&id],
+        )
+        .await?;
+    let reaped = reap_expired(tx, audit, now).await?;
+    let Some(row) = row else {
+        return Err(QueueError::NotFound(id).into());
+    };
+    let (state, holder, expires): (String, Option<String>, Option<i64>) = if reaped.contains(&id) {
+        ("pending".into(), None, None)
+    } else {
+        (row.get(0), row.get(1), row.get(2))
+    };
+    claim_verdict(id, reviewer, &state, holder, expires, now)?;
+    take_lease(tx, audit, id, reviewer, now, policy, "claimed").await
+}
+
+/// Renews a lease inside the caller's transaction.
+async fn heartbeat_in(
+    tx: &Transaction<'_>,
+    audit: &mut PgAudit,
+    claim: &Claim,
+    now: Millis,
+    policy: &Policy,
+) -> Result<Claim> {
+    check_claim(tx, claim, now).await?;
+    let expires = lease_until(now, policy);
+    tx.execute(
+        &tx.prepare_cached("UPDATE requests SET lease_expires = $2 WHERE id = $1")
+            .await?,
+        &[&claim.id, &expires],
+    )
+    .await?;
+    audit.push(
+        now,
+        &claim.reviewer,
+        Some(claim.id),
+        "lease_renewed",
+        &lease_detail(claim.fence, expires),
+    );
+    Ok(Claim {
+        lease_expires: expires,
+        ..claim.clone()
+    })
+}
+
+/// Records a decision with its edits, audit entries and outbox rows inside the caller's
+/// transaction.
+async fn decide_in(
+    tx: &Transaction<'_>,
+    audit: &mut PgAudit,
+    claim: &Claim,
+    decision: &Decision,
+    now: Millis,
+    policy: &Policy,
+    renderer: Option<&std::sync::Arc<dyn ActionRenderer>>,
+) -> Result<Receipt> {
+    let current = check_claim(tx, claim, now).await?;
+    revision_verdict(claim.id, decision.revision, current)?;
+    for (field, value) in &decision.sets {
+        apply_edit(tx, audit, claim, *field, value.clone(), now, policy).await?;
+    }
+    let (revision, payload, ai, fields) = reviewed(tx, claim.id, policy).await?;
+    let (reason, queue) = decision_terms(claim.id, &decision.kind, &fields, policy)?;
+    let plan = policy.plan_actions(&decision.kind, &fields, &ai);
+    let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
+    record_decision(
+        tx,
+        audit,
+        &NewDecision {
+            id: claim.id,
+            revision,
+            fence: claim.fence,
+            reviewer: &claim.reviewer,
+            kind: &decision.kind,
+            reason,
+            queue,
+            note,
+            payload: &payload,
+            fields: &fields,
+            plan: &plan,
+            auto: false,
+        },
+        now,
+        policy,
+        renderer,
+    )
+    .await
 }
 
 /// Puts items whose lease ran out back in the queue, with an audit row each; an item

@@ -46,7 +46,7 @@ use crate::config::{AccessConfig, Loaded};
 use crate::queue::{LocalQueue, Queue};
 use error::ApiError;
 
-/// The most decisions one group-commit transaction takes.
+/// The most claims, heartbeats and decisions one group-commit transaction takes.
 const GROUP_COMMIT_MAX: usize = 64;
 /// How stale the token cache may be (see `tokens_now`).
 const TOKENS_FRESH_MS: u64 = 250;
@@ -535,7 +535,8 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
                     crate::pg::PgQueue::open(url, policy.clone(), &crate::cli::pg_options(loaded))
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?
-                        .with_renderer(renderer);
+                        .with_renderer(renderer)
+                        .with_group_commit(GROUP_COMMIT_MAX);
                 let outbox = crate::actions::OutboxStore::Postgres(q.db().clone());
                 let shown = q.location();
                 (Arc::new(q), outbox, shown)
