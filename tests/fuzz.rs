@@ -536,10 +536,10 @@ fn ingest_reader_survives_arbitrary_bytes() {
         // Anything but blanks and an empty array is an entry or a problem.
         let empty_array =
             serde_json::from_slice::<Vec<serde::de::IgnoredAny>>(&b).is_ok_and(|v| v.is_empty());
-        if b.iter().any(|c| !c.is_ascii_whitespace())
-            && !b.starts_with(b"\xEF\xBB\xBF")
-            && !empty_array
-        {
+        // Lines of only Unicode white space (U+0085, U+2028, …) are blank lines too.
+        let blank = std::str::from_utf8(&b)
+            .is_ok_and(|t| t.trim_start_matches('\u{feff}').trim().is_empty());
+        if !blank && !empty_array {
             prop_assert!(taken >= 1, "{:?}: nothing taken, nothing refused", b);
         }
         Ok(())
@@ -1291,4 +1291,14 @@ fn regression_numbers_read_back_to_the_same_f64() {
     assert_eq!(r.raw.fields[0].1, json!([6.248421043803506e-299]));
     let back: Request = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
     assert_eq!(back, r);
+}
+
+#[test]
+fn regression_a_line_of_unicode_white_space_is_a_blank_line() {
+    // C2 85 (U+0085) alone: neither an entry nor a problem, as a blank line is.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = common::open(&dir.path().join("q.db"));
+    let mut ing = signoff::ingest::Ingester::new(&mut store, "fuzz");
+    ing.read("<stdin>", &b"\xc2\x85"[..]).unwrap();
+    assert_eq!(ing.report, signoff::ingest::Report::default());
 }
