@@ -455,6 +455,147 @@ fn wait_drained(open: impl Fn() -> i64) -> Option<Duration> {
     None
 }
 
+/// Two `signoff serve` on one PostgreSQL database, each with its own config dir and data
+/// dir (as on two hosts) and the same audit key; reviewer `i` talks to server `i % 2`.
+fn two_servers_on_postgres(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    url: &str,
+    s: &Settings,
+    local: f64,
+) -> (bool, f64, Duration) {
+    let dir = root.join("postgres");
+    let key = dir.join("audit.key");
+    let dirs = [dir.join("a"), dir.join("b")];
+    for d in &dirs {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let opts = signoff::pg::PgOptions {
+        key_path: key.clone(),
+        ..Default::default()
+    };
+    let setup = Instant::now();
+    rt.block_on(async {
+        let q = signoff::pg::PgQueue::open(url, Arc::new(Policy::default()), &opts)
+            .await
+            .expect("open the PostgreSQL queue");
+        for chunk in (0..s.items).collect::<Vec<_>>().chunks(5_000) {
+            let body: String = chunk
+                .iter()
+                .map(|i| item_json(*i).to_string() + "\n")
+                .collect();
+            let (report, problems) = q
+                .ingest("bench", body.into_bytes(), "system")
+                .await
+                .expect("ingest");
+            assert!(problems.is_empty(), "{report}: {problems:?}");
+        }
+    });
+    println!(
+        "postgres: {} items ingested in {:.1} s",
+        s.items,
+        setup.elapsed().as_secs_f64()
+    );
+    let fakes = rt.block_on(Fakes::start());
+    let mut store = toml::Table::new();
+    store.insert("audit_key".into(), key.display().to_string().into());
+    store.insert("pool_size".into(), 16.into());
+    for d in &dirs {
+        configure(d, &fakes, store.clone());
+    }
+    let tokens: Vec<String> = (0..REVIEWERS)
+        .map(|i| token(&dirs[i % 2], url, &format!("r{i:02}")))
+        .collect();
+    faulty(&fakes);
+    let servers = [start_server(&dirs[0], url), start_server(&dirs[1], url)];
+    let urls: Vec<String> = servers.iter().map(|s| s.url.clone()).collect();
+    let (results, elapsed) = run_reviewers(rt, &urls, &tokens, s.serve_budget);
+    let drained = wait_drained(|| {
+        rt.block_on(async {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+            let conn = tokio::spawn(conn);
+            let n: i64 = client
+                .query_one(
+                    "SELECT COUNT(*) FROM outbox WHERE status IN ('queued', 'sending', 'retrying')",
+                    &[],
+                )
+                .await
+                .expect("count")
+                .get(0);
+            drop(client);
+            let _ = conn.await;
+            n
+        })
+    });
+    drop(servers);
+    let decided: Vec<(i64, i64)> = results.iter().flat_map(|r| r.decided.clone()).collect();
+    let found = rt.block_on(postgres_found(url, &opts, &decided));
+    report(
+        &format!(
+            "PostgreSQL, two servers, {REVIEWERS} reviewers split across them over HTTP on loopback"
+        ),
+        &results,
+        elapsed,
+        drained,
+        &found,
+        &fakes,
+        local,
+    )
+}
+
+async fn postgres_found(url: &str, opts: &signoff::pg::PgOptions, decided: &[(i64, i64)]) -> Found {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    let conn = tokio::spawn(conn);
+    let one = async |sql: &str| -> i64 { client.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(-1) };
+    let rows = one("SELECT COUNT(*) FROM decisions WHERE undone_at IS NULL").await;
+    let decided_twice = one(
+        "SELECT COUNT(*) FROM (SELECT request_id FROM decisions WHERE undone_at IS NULL GROUP BY request_id HAVING COUNT(*) > 1) t",
+    )
+    .await;
+    let fences: HashMap<i64, i64> = client
+        .query(
+            "SELECT request_id, fence FROM decisions WHERE undone_at IS NULL",
+            &[],
+        )
+        .await
+        .expect("fences")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let stale = decided
+        .iter()
+        .filter(|(id, fence)| fences.get(id) != Some(fence))
+        .count();
+    let outbox = client
+        .query(
+            "SELECT status, COUNT(*) FROM outbox GROUP BY status ORDER BY status",
+            &[],
+        )
+        .await
+        .expect("outbox")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    drop(client);
+    let _ = conn.await;
+    let q = signoff::pg::PgQueue::open(url, Arc::new(Policy::default()), opts)
+        .await
+        .expect("open for verify");
+    let verify = q.verify_audit().await.expect("verify");
+    Found {
+        rows,
+        decided_twice,
+        stale,
+        outbox,
+        broken: verify.broken.map(|(seq, why)| format!("at {seq}: {why}")),
+        entries: verify.entries,
+    }
+}
+
 fn main() {
     let s = settings();
     let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("serve-bench");
@@ -512,6 +653,16 @@ fn main() {
         figures.push(("sqlite", rate, p99));
     }
 
+    // 3. Two servers on one PostgreSQL database.
+    match support::pg::database() {
+        None => println!("PostgreSQL: skipped (not installed here)"),
+        Some(tdb) => {
+            let (ok, rate, p99) = two_servers_on_postgres(&rt, &root, &tdb.url, &s, local);
+            all_ok &= ok;
+            figures.push(("postgres", rate, p99));
+        }
+    }
+
     let (_, sqlite_rate, sqlite_p99) = figures[0];
     println!(
         "targets (SQLite server): decisions/s >= 2x local: {}; p99 claim <= 10 ms: {}",
@@ -526,6 +677,13 @@ fn main() {
             "MISSED"
         },
     );
+    if let Some((_, pg_rate, pg_p99)) = figures.iter().find(|f| f.0 == "postgres") {
+        println!(
+            "PostgreSQL, two servers: {pg_rate:.0} decisions/s ({:.2}x the SQLite server), claim p99 {}",
+            pg_rate / sqlite_rate,
+            ms(*pg_p99)
+        );
+    }
     println!("correctness: {}", if all_ok { "ok" } else { "FAILED" });
     if !all_ok {
         std::process::exit(1);

@@ -20,8 +20,42 @@ use serde::de::{self, DeserializeSeed, SeqAccess, Visitor};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
-use crate::model::Request;
+use crate::model::{Policy, Request};
 use crate::store::{IngestItem, IngestOutcome, Store, StoreError};
+
+/// One input kept in quarantine: its origin, its line (when known), why it was not
+/// queued, and its raw text.
+pub type Quarantined = (String, Option<u64>, String, String);
+
+/// Where the ingester writes: a batch of parsed items in one transaction (one outcome per
+/// item, in order) and the entries that could not be queued. The reading, parsing,
+/// validation and batching are the ingester's, the same for every backend.
+pub trait IngestSink {
+    /// The policy items are derived under (the one the writes enforce).
+    fn policy(&self) -> Arc<Policy>;
+    fn ingest_batch(
+        &mut self,
+        items: &[IngestItem],
+        actor: &str,
+    ) -> Result<Vec<IngestOutcome>, StoreError>;
+    fn quarantine(&mut self, entries: &[Quarantined]) -> Result<(), StoreError>;
+}
+
+impl IngestSink for Store {
+    fn policy(&self) -> Arc<Policy> {
+        self.policy_arc()
+    }
+    fn ingest_batch(
+        &mut self,
+        items: &[IngestItem],
+        actor: &str,
+    ) -> Result<Vec<IngestOutcome>, StoreError> {
+        Store::ingest_batch(self, items, actor)
+    }
+    fn quarantine(&mut self, entries: &[Quarantined]) -> Result<(), StoreError> {
+        Store::quarantine(self, entries)
+    }
+}
 
 /// Items per transaction.
 const BATCH_ITEMS: usize = 2_000;
@@ -197,15 +231,15 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Collects entries into batches and writes them to the store.
+/// Collects entries into batches and writes them to the store (or another sink).
 pub struct Ingester<'s> {
-    store: &'s mut Store,
+    store: &'s mut dyn IngestSink,
     actor: String,
     batch: Vec<IngestItem>,
     /// The line of each batched item.
     lines: Vec<u64>,
     batch_bytes: usize,
-    quarantine: Vec<(String, Option<u64>, String, String)>,
+    quarantine: Vec<Quarantined>,
     pub report: Report,
     on_problem: Box<dyn FnMut(&Problem) + 's>,
     on_progress: Box<dyn FnMut(u64, u64) + 's>,
@@ -227,9 +261,14 @@ impl<'s> Ingester<'s> {
         if let Err(e) = store.set_cache_size_mib(32) {
             tracing::warn!(error = %e, "could not enlarge the page cache for ingest");
         }
-        let policy = store.policy_arc();
+        Ingester::with_sink(store, actor)
+    }
+
+    /// Writes through `sink` instead of a SQLite store.
+    pub fn with_sink(sink: &'s mut dyn IngestSink, actor: &str) -> Ingester<'s> {
+        let policy = sink.policy();
         Ingester {
-            store,
+            store: sink,
             actor: actor.to_string(),
             batch: Vec::new(),
             lines: Vec::new(),

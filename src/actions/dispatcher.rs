@@ -18,7 +18,61 @@ use super::payload::{Provider, Rendered};
 use super::ratelimit::Limits;
 use super::token::Tokens;
 use crate::model::Policy;
-use crate::store::{AttemptRecord, ClaimedRow, Disposition, Store, StoreOptions};
+use crate::store::{AttemptRecord, Claimed, ClaimedRow, Disposition, Store, StoreOptions};
+
+/// The dispatcher's two calls on the queue database: lease due rows, record outcomes.
+/// Implemented by the SQLite store ([`StoreOutbox`]) and by the PostgreSQL queue.
+#[async_trait::async_trait]
+pub trait Outbox: Send + Sync {
+    /// Claims up to `limit` due rows for `worker` for `lease_ms` (see
+    /// [`Store::claim_due`]).
+    async fn claim_due(&self, worker: &str, lease_ms: i64, limit: u32) -> Result<Claimed, String>;
+    /// Records outcomes, each only while `worker` still holds the row's lease (see
+    /// [`Store::record_attempts`]). Returns how many were recorded.
+    async fn record_attempts(
+        &self,
+        worker: &str,
+        records: Vec<AttemptRecord>,
+    ) -> Result<usize, String>;
+}
+
+/// The outbox of a SQLite store, its calls run off the async runtime.
+pub struct StoreOutbox(pub Arc<Mutex<Store>>);
+
+impl StoreOutbox {
+    async fn on_store<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> crate::store::Result<T> + Send + 'static,
+    ) -> Result<T, String> {
+        let store = self.0.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store
+                .lock()
+                .map_err(|_| "the store connection was poisoned by a panic".to_string())?;
+            f(&mut guard).map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| format!("dispatch task failed: {e}"))?
+    }
+}
+
+#[async_trait::async_trait]
+impl Outbox for StoreOutbox {
+    async fn claim_due(&self, worker: &str, lease_ms: i64, limit: u32) -> Result<Claimed, String> {
+        let worker = worker.to_string();
+        self.on_store(move |s| s.claim_due(&worker, lease_ms, limit))
+            .await
+    }
+    async fn record_attempts(
+        &self,
+        worker: &str,
+        records: Vec<AttemptRecord>,
+    ) -> Result<usize, String> {
+        let worker = worker.to_string();
+        self.on_store(move |s| s.record_attempts(&worker, &records))
+            .await
+    }
+}
 
 /// What a dispatcher run did.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
@@ -163,9 +217,25 @@ pub async fn run(
         })
         .await?
     };
-    let store = Arc::new(Mutex::new(store));
+    let outbox: Arc<dyn Outbox> = Arc::new(StoreOutbox(Arc::new(Mutex::new(store))));
+    run_on(outbox, opts.clock.clone(), cfg, once, worker, shutdown).await
+}
+
+/// Runs the outbox of `outbox` until `shutdown` resolves, or — with `once` — until nothing
+/// is due. `clock` is the queue's (leases, retry times).
+pub async fn run_on(
+    outbox: Arc<dyn Outbox>,
+    clock: crate::clock::Clock,
+    cfg: &ActionsConfig,
+    once: bool,
+    worker: &str,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<DispatchSummary, DispatchError> {
+    if let Some((key, message)) = super::check::lookup_window(cfg) {
+        return Err(DispatchError::Config { key, message });
+    }
     let env = Arc::new(Env {
-        clock: opts.clock.clone(),
+        clock,
         ..env_for_sending(cfg)?
     });
     let mut summary = DispatchSummary::default();
@@ -212,21 +282,10 @@ pub async fn run(
             if cfg.paused {
                 summary.paused = true;
             } else {
-                let claimed = {
-                    let (store, worker, n) = (
-                        store.clone(),
-                        worker.to_string(),
-                        (batch - in_flight) as u32,
-                    );
-                    blocking(move || {
-                        store
-                            .lock()
-                            .map_err(poisoned)?
-                            .claim_due(&worker, lease_ms, n)
-                            .map_err(db_err)
-                    })
-                    .await?
-                };
+                let claimed = outbox
+                    .claim_due(worker, lease_ms, (batch - in_flight) as u32)
+                    .await
+                    .map_err(DispatchError::Db)?;
                 summary.paused |= claimed.paused;
                 next_due = claimed.next_due;
                 spawn_groups(&mut tasks, &env, &sem, claimed.rows);
@@ -310,25 +369,12 @@ pub async fn run(
                 ),
             }
         }
-        let (store2, worker2) = (store.clone(), worker.to_string());
-        blocking(move || {
-            store2
-                .lock()
-                .map_err(poisoned)?
-                .record_attempts(&worker2, &records)
-                .map_err(db_err)
-        })
-        .await?;
+        outbox
+            .record_attempts(worker, records)
+            .await
+            .map_err(DispatchError::Db)?;
     }
     Ok(summary)
-}
-
-fn poisoned<T>(_: T) -> DispatchError {
-    DispatchError::Db("the store connection was poisoned by a panic".into())
-}
-
-fn db_err(e: crate::store::StoreError) -> DispatchError {
-    DispatchError::Db(e.to_string())
 }
 
 async fn blocking<T: Send + 'static>(

@@ -32,7 +32,7 @@ pub use config::{
     ActionsConfig, ColumnMap, ColumnType, DispatchConfig, GmailConfig, Mode, MondayConfig,
     SlackConfig,
 };
-pub use dispatcher::{DispatchError, DispatchSummary};
+pub use dispatcher::{DispatchError, DispatchSummary, Outbox, StoreOutbox, run_on};
 pub use doctor::{DoctorCheck, Status as DoctorStatus};
 pub use example::EXAMPLE;
 pub use preview::{preview_text, result_text};
@@ -119,9 +119,10 @@ impl OutboxStore {
             OutboxStore::Sqlite(db, opts) => {
                 dispatch_with(&db, policy, &opts, cfg, once, worker, shutdown).await
             }
+            // The rows carry what was rendered at approval: the policy is not needed.
             OutboxStore::Postgres(db) => {
-                let _ = (db, policy, cfg, once, worker, shutdown);
-                anyhow::bail!("the dispatcher does not run on PostgreSQL yet")
+                let clock = db.clock().clone();
+                Ok(dispatcher::run_on(db, clock, cfg, once, worker, shutdown).await?)
             }
         }
     }

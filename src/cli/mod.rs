@@ -7,6 +7,7 @@ mod audit;
 mod config_cmd;
 mod ingest;
 mod inspect;
+mod migrate;
 mod output;
 mod queue_ops;
 mod review;
@@ -195,6 +196,8 @@ pub enum Command {
     },
     /// Print every resolved path: config, data, database, logs, themes.
     Info,
+    /// Copy a SQLite queue into PostgreSQL (resumable; both audit logs verified after).
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Runs the command line and returns the exit code.
@@ -321,6 +324,7 @@ fn command_name(c: &Command) -> &'static str {
         Command::Quarantine { .. } => "quarantine",
         Command::Completions { .. } => "completions",
         Command::Man => "man",
+        Command::Migrate(_) => "migrate",
     }
 }
 
@@ -397,6 +401,7 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
         Some(Command::Quarantine { command }) => inspect::quarantine(loaded, command),
         Some(Command::Completions { shell }) => Ok(inspect::completions(*shell)),
         Some(Command::Man) => Ok(inspect::man()),
+        Some(Command::Migrate(args)) => migrate::run(loaded, args),
     }
 }
 

@@ -33,7 +33,7 @@ pub async fn notify(tx: &impl GenericClient) -> Result<()> {
 }
 
 /// The MAC of the head row: binds the sequence number to the hash it names.
-fn head_mac(key: &AuditKey, seq: i64, hash: &str) -> String {
+pub(crate) fn head_mac(key: &AuditKey, seq: i64, hash: &str) -> String {
     key.row_mac(&format!("head\n{seq}\n{hash}"))
 }
 

@@ -22,6 +22,7 @@
 mod audit;
 mod conn;
 mod ingest;
+mod migrate;
 mod notify;
 mod outbox;
 mod queue;
@@ -34,6 +35,7 @@ mod verify;
 
 pub use audit::{CHANGES_CHANNEL, PgAudit, PgAuditHead, notify, read_head};
 pub use conn::{PgTarget, is_url, redact};
+pub use migrate::{MigrateOptions, MigrateSummary, STOP_AFTER_ENV, TableCount, migrate};
 pub use queue::PgQueue;
 pub use schema::{MIGRATIONS, SCHEMA_VERSION};
 
@@ -268,11 +270,4 @@ impl PgDb {
     pub(crate) fn key(&self) -> &AuditKey {
         &self.key
     }
-}
-
-/// A part of the backend not written yet.
-pub(crate) fn not_yet(what: &str) -> PgError {
-    PgError::Queue(QueueError::Storage(format!(
-        "{what} is not available on PostgreSQL yet"
-    )))
 }

@@ -206,7 +206,7 @@ CREATE INDEX idempotency_at ON idempotency (at);
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// The advisory lock migrations run under ("signoff" in ASCII).
-const MIGRATION_LOCK: i64 = 0x7369_676e_6f66_66;
+const MIGRATION_LOCK: i64 = 0x0073_6967_6e6f_6666;
 
 /// Brings the database to [`SCHEMA_VERSION`] under the advisory lock; refuses a database
 /// newer than this build. A read-only opener only checks.

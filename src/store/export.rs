@@ -64,6 +64,72 @@ fn iso(ms: Millis) -> String {
         .unwrap_or_default()
 }
 
+/// One audit entry as `audit export` writes it.
+pub(crate) struct AuditExportRow {
+    pub seq: i64,
+    pub at: Millis,
+    pub actor: String,
+    pub item: Option<i64>,
+    pub kind: String,
+    pub detail: String,
+    pub prev_hash: String,
+    pub hash: String,
+    pub os_user: Option<String>,
+}
+
+/// The CSV header of `audit export` (nothing for JSON Lines).
+pub(crate) fn write_audit_header(out: &mut dyn Write, format: Format) -> std::io::Result<()> {
+    if format == Format::Csv {
+        csv_line(
+            out,
+            &[
+                "seq",
+                "at",
+                "actor",
+                "item",
+                "kind",
+                "detail",
+                "prev_hash",
+                "hash",
+                "os_user",
+            ]
+            .map(String::from),
+        )?;
+    }
+    Ok(())
+}
+
+/// One line of `audit export`.
+pub(crate) fn write_audit_row(
+    out: &mut dyn Write,
+    format: Format,
+    r: AuditExportRow,
+) -> std::io::Result<()> {
+    match format {
+        Format::Jsonl => {
+            let detail: Value = serde_json::from_str(&r.detail).unwrap_or(Value::String(r.detail));
+            let line = json!({"seq": r.seq, "at": iso(r.at), "actor": r.actor, "item": r.item,
+                "kind": r.kind, "detail": detail, "prev_hash": r.prev_hash, "hash": r.hash,
+                "os_user": r.os_user});
+            writeln!(out, "{line}")
+        }
+        Format::Csv => csv_line(
+            out,
+            &[
+                r.seq.to_string(),
+                iso(r.at),
+                r.actor,
+                r.item.map(|i| i.to_string()).unwrap_or_default(),
+                r.kind,
+                r.detail,
+                r.prev_hash,
+                r.hash,
+                r.os_user.unwrap_or_default(),
+            ],
+        ),
+    }
+}
+
 impl Store {
     /// Writes audit entries, oldest first. Returns how many.
     pub fn export_audit(
@@ -77,71 +143,21 @@ impl Store {
              WHERE at >= ?1 AND (?2 IS NULL OR request_id = ?2) ORDER BY seq",
         )?;
         let mut rows = stmt.query(params![q.since.unwrap_or(i64::MIN), q.item])?;
-        if format == Format::Csv {
-            csv_line(
-                out,
-                &[
-                    "seq",
-                    "at",
-                    "actor",
-                    "item",
-                    "kind",
-                    "detail",
-                    "prev_hash",
-                    "hash",
-                    "os_user",
-                ]
-                .map(String::from),
-            )
-            .map_err(io_err)?;
-        }
+        write_audit_header(out, format).map_err(io_err)?;
         let mut n = 0;
         while let Some(r) = rows.next()? {
-            let os_user: Option<String> = r.get(8)?;
-            let (seq, at, actor, item, kind, detail, prev, hash): (
-                i64,
-                i64,
-                String,
-                Option<i64>,
-                String,
-                String,
-                String,
-                String,
-            ) = (
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            );
-            match format {
-                Format::Jsonl => {
-                    let detail: Value =
-                        serde_json::from_str(&detail).unwrap_or(Value::String(detail));
-                    let line = json!({"seq": seq, "at": iso(at), "actor": actor, "item": item,
-                        "kind": kind, "detail": detail, "prev_hash": prev, "hash": hash,
-                        "os_user": os_user});
-                    writeln!(out, "{line}").map_err(io_err)?;
-                }
-                Format::Csv => csv_line(
-                    out,
-                    &[
-                        seq.to_string(),
-                        iso(at),
-                        actor,
-                        item.map(|i| i.to_string()).unwrap_or_default(),
-                        kind,
-                        detail,
-                        prev,
-                        hash,
-                        os_user.unwrap_or_default(),
-                    ],
-                )
-                .map_err(io_err)?,
-            }
+            let row = AuditExportRow {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: r.get(2)?,
+                item: r.get(3)?,
+                kind: r.get(4)?,
+                detail: r.get(5)?,
+                prev_hash: r.get(6)?,
+                hash: r.get(7)?,
+                os_user: r.get(8)?,
+            };
+            write_audit_row(out, format, row).map_err(io_err)?;
             n += 1;
         }
         Ok(n)

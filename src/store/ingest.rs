@@ -54,6 +54,15 @@ impl IngestItem {
     pub fn derive_with(&mut self, policy: &Arc<Policy>) {
         self.derived = Some((policy.clone(), derive(&self.request, policy)));
     }
+
+    /// The derived columns under `policy`: the ones computed ahead when that was the
+    /// policy, else computed now.
+    pub(crate) fn derived_under(&self, policy: &Policy) -> std::borrow::Cow<'_, Derived> {
+        match &self.derived {
+            Some((p, d)) if std::ptr::eq(&**p, policy) => std::borrow::Cow::Borrowed(d),
+            _ => std::borrow::Cow::Owned(derive(&self.request, policy)),
+        }
+    }
 }
 
 /// What ingest did with one payload.
@@ -120,35 +129,35 @@ fn canonical(v: &Value, out: &mut Vec<u8>) {
 /// The audit detail of an ingest or a revision: the AI output as received (borrowed, not
 /// copied: bodies and drafts can be large) and the policy version it was checked against.
 #[derive(serde::Serialize)]
-struct IngestDetail<'a> {
+pub(crate) struct IngestDetail<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    source: Option<&'a str>,
+    pub source: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    external_id: Option<&'a str>,
-    revision: i64,
-    payload_sha256: &'a str,
+    pub external_id: Option<&'a str>,
+    pub revision: i64,
+    pub payload_sha256: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous_sha256: Option<&'a str>,
-    policy_version: &'a str,
-    ai: &'a RawValue,
-    flags: &'a [String],
+    pub previous_sha256: Option<&'a str>,
+    pub policy_version: &'a str,
+    pub ai: &'a RawValue,
+    pub flags: &'a [String],
 }
 
 /// Columns derived from a payload for listing and ordering.
 #[derive(Clone, Debug)]
 pub(crate) struct Derived {
     /// None: missing or not RFC 3339 (the item is then received when it is stored).
-    received_at: Option<Millis>,
+    pub received_at: Option<Millis>,
     /// The priority as the policy reads it (as sent when it does not know it).
-    priority: Option<String>,
-    priority_rank: i64,
-    confidence: Option<f64>,
-    confidence_raw: Option<String>,
-    ai_escalation: bool,
-    flags: String,
-    flag_count: usize,
-    flag_messages: Vec<String>,
-    hidden: bool,
+    pub priority: Option<String>,
+    pub priority_rank: i64,
+    pub confidence: Option<f64>,
+    pub confidence_raw: Option<String>,
+    pub ai_escalation: bool,
+    pub flags: String,
+    pub flag_count: usize,
+    pub flag_messages: Vec<String>,
+    pub hidden: bool,
 }
 
 fn derive(r: &Request, policy: &Policy) -> Derived {
@@ -298,14 +307,7 @@ fn ingest_one(
     policy_version: &str,
 ) -> Result<IngestOutcome> {
     let r = &item.request;
-    let owned;
-    let d = match &item.derived {
-        Some((p, d)) if std::ptr::eq(&**p, policy) => d,
-        _ => {
-            owned = derive(r, policy);
-            &owned
-        }
-    };
+    let d = &*item.derived_under(policy);
     let received_at = d.received_at.unwrap_or(now);
     let ai = &*item.ai;
     // New items are the common case: insert first, look up only on a key conflict.
@@ -366,10 +368,7 @@ fn ingest_one(
                 .execute(params![
                     now,
                     item.origin,
-                    format!(
-                        "conflict: item {id} ({} / {}) was already {state}; a changed payload cannot revise it",
-                        r.source, r.external_id
-                    ),
+                    conflict_reason(id, r, state),
                     item.payload
                 ])?;
                 audit.append(
@@ -378,7 +377,7 @@ fn ingest_one(
                     actor,
                     Some(id),
                     "conflict",
-                    &json!({"state": state, "payload_sha256": item.sha256, "current_sha256": sha}),
+                    &conflict_detail(state, &item.sha256, &sha),
                 )?;
                 return Ok(IngestOutcome::Conflict { id, state });
             }
@@ -417,6 +416,62 @@ fn ingest_one(
     }
 }
 
+/// Why a changed payload for a decided item was quarantined.
+pub(crate) fn conflict_reason(id: i64, r: &Request, state: State) -> String {
+    format!(
+        "conflict: item {id} ({} / {}) was already {state}; a changed payload cannot revise it",
+        r.source, r.external_id
+    )
+}
+
+/// The audit detail of a conflict.
+pub(crate) fn conflict_detail(state: State, payload_sha256: &str, current_sha256: &str) -> Value {
+    json!({"state": state, "payload_sha256": payload_sha256, "current_sha256": current_sha256})
+}
+
+/// Where `auto_approve` sends a new item.
+pub(crate) enum AutoRoute {
+    /// A review rule holds it back: it stays in the queue.
+    Review,
+    /// Drawn for the random audit sample: it stays in the queue, marked "sample", with
+    /// this audit detail.
+    Sample(Value),
+    /// Approved by policy with these fields, actions and note.
+    Approve {
+        fields: crate::model::FieldValues,
+        plan: crate::model::ActionPlan,
+        note: String,
+    },
+}
+
+impl AutoRoute {
+    /// Under `auto_approve`: an item no review rule holds back is either drawn for the
+    /// random audit sample or approved by policy.
+    pub(crate) fn of(item: &IngestItem, policy: &Policy) -> AutoRoute {
+        let r = &item.request;
+        let flags = validate(r, policy);
+        if !crate::model::review_reasons(r, &flags, policy).is_empty() {
+            return AutoRoute::Review;
+        }
+        // Deterministic draw from the payload hash: the same request always draws the same.
+        let draw =
+            u64::from_str_radix(&item.sha256[..16], 16).unwrap_or(0) as f64 / u64::MAX as f64;
+        if draw < policy.sample_rate {
+            return AutoRoute::Sample(
+                json!({"sample_rate": policy.sample_rate, "why": "random audit sample of items that would be auto-approved"}),
+            );
+        }
+        let fields = crate::model::FieldValues::read_from_ai(&r.ai, policy);
+        let plan = policy.plan_actions(&crate::model::DecisionKind::Approve, &fields, &r.ai);
+        let note = format!(
+            "auto-approved by policy: confidence {} at or above {:.2}, no review rule applies",
+            r.ai.confidence.display(),
+            policy.confidence_threshold
+        );
+        AutoRoute::Approve { fields, plan, note }
+    }
+}
+
 /// Under `auto_approve`: an item no review rule holds back is either drawn for the random
 /// audit sample (stays in the queue, marked "sample") or approved by policy.
 fn route_new(
@@ -428,55 +483,39 @@ fn route_new(
     policy: &Policy,
     renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
 ) -> Result<()> {
-    let r = &item.request;
-    let flags = validate(r, policy);
-    if !crate::model::review_reasons(r, &flags, policy).is_empty() {
-        return Ok(());
+    match AutoRoute::of(item, policy) {
+        AutoRoute::Review => Ok(()),
+        AutoRoute::Sample(detail) => {
+            tx.prepare_cached("UPDATE requests SET sample = 1 WHERE id = ?1")?
+                .execute([id])?;
+            audit.append(tx, now, "system", Some(id), "sampled", &detail)?;
+            Ok(())
+        }
+        AutoRoute::Approve { fields, plan, note } => {
+            super::review::record_decision(
+                tx,
+                audit,
+                &super::review::NewDecision {
+                    id,
+                    revision: 1,
+                    fence: 0,
+                    reviewer: "system",
+                    kind: &crate::model::DecisionKind::Approve,
+                    reason: None,
+                    queue: None,
+                    note: Some(&note),
+                    payload: &item.payload,
+                    fields: &fields,
+                    plan: &plan,
+                    auto: true,
+                },
+                now,
+                policy,
+                renderer,
+            )?;
+            Ok(())
+        }
     }
-    // Deterministic draw from the payload hash: the same request always draws the same.
-    let draw = u64::from_str_radix(&item.sha256[..16], 16).unwrap_or(0) as f64 / u64::MAX as f64;
-    if draw < policy.sample_rate {
-        tx.prepare_cached("UPDATE requests SET sample = 1 WHERE id = ?1")?
-            .execute([id])?;
-        audit.append(
-            tx,
-            now,
-            "system",
-            Some(id),
-            "sampled",
-            &json!({"sample_rate": policy.sample_rate, "why": "random audit sample of items that would be auto-approved"}),
-        )?;
-        return Ok(());
-    }
-    let fields = crate::model::FieldValues::read_from_ai(&r.ai, policy);
-    let plan = policy.plan_actions(&crate::model::DecisionKind::Approve, &fields, &r.ai);
-    let note = format!(
-        "auto-approved by policy: confidence {} at or above {:.2}, no review rule applies",
-        r.ai.confidence.display(),
-        policy.confidence_threshold
-    );
-    super::review::record_decision(
-        tx,
-        audit,
-        &super::review::NewDecision {
-            id,
-            revision: 1,
-            fence: 0,
-            reviewer: "system",
-            kind: &crate::model::DecisionKind::Approve,
-            reason: None,
-            queue: None,
-            note: Some(&note),
-            payload: &item.payload,
-            fields: &fields,
-            plan: &plan,
-            auto: true,
-        },
-        now,
-        policy,
-        renderer,
-    )?;
-    Ok(())
 }
 
 /// The columns both a new item and a revision set, in statement order from `?3`.

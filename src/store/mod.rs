@@ -13,19 +13,19 @@
 mod anchor;
 mod audit;
 mod checkpoint;
-mod export;
+pub(crate) mod export;
 mod files;
-mod ingest;
-mod inspect;
-mod outbox;
+pub(crate) mod ingest;
+pub(crate) mod inspect;
+pub(crate) mod outbox;
 mod outcomes;
-mod read;
-mod recheck;
-mod review;
+pub(crate) mod read;
+pub(crate) mod recheck;
+pub(crate) mod review;
 mod schema;
-mod stats;
-mod tokens;
-mod verify;
+pub(crate) mod stats;
+pub(crate) mod tokens;
+pub(crate) mod verify;
 mod vfs;
 
 use std::path::{Path, PathBuf};
@@ -44,6 +44,16 @@ pub use outbox::{ActionPreview, AttemptRecord, Claimed, ClaimedRow, Disposition,
 pub use outcomes::Outcome;
 pub use recheck::Recheck;
 pub use review::{BatchAnswer, BatchOp, idempotency_key};
+// The rules a claim, an edit, a decision, an undo, a resend and an outcome follow, shared
+// with the PostgreSQL backend, which writes the same rows with its own SQL.
+pub(crate) use outbox::{PAUSED_KEY, kill_switch_kind, resend_detail, resend_verdict};
+pub(crate) use outcomes::{outcome_detail, outcome_reason, outcome_state};
+pub(crate) use read::fields_with_edits;
+pub(crate) use review::{
+    NewDecision, claim_verdict, decided_detail, decision_terms, edit_column, edit_value,
+    edited_detail, expired_detail, lease_detail, lease_until, lease_verdict, render_actions,
+    revision_verdict, undo_too_late, undo_verdict, undone_detail,
+};
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
 pub use tokens::{IdempotentAnswer, TokenRecord};
 pub use verify::{VerifyOptions, VerifyReport};

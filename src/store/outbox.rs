@@ -8,7 +8,8 @@ use serde_json::json;
 use super::{Result, Store};
 use crate::queue::QueueError;
 
-const PAUSED_KEY: &str = "actions.paused";
+/// The `settings` key of the kill switch ("true" while sending is paused).
+pub(crate) const PAUSED_KEY: &str = "actions.paused";
 
 impl Store {
     /// Whether outbound sending is paused for everyone using this database.
@@ -35,11 +36,7 @@ impl Store {
                 now,
                 actor,
                 None,
-                if paused {
-                    "kill_switch_on"
-                } else {
-                    "kill_switch_off"
-                },
+                kill_switch_kind(paused),
                 &json!({"paused": paused}),
             )?;
             Ok(())
@@ -53,15 +50,7 @@ impl Store {
                 .prepare_cached("SELECT request_id, status, action FROM outbox WHERE id = ?1")?
                 .query_row([outbox_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            let Some((request_id, status, action)) = row else {
-                return Err(QueueError::Invalid(format!("no outbox entry {outbox_id}")).into());
-            };
-            if status != "dead" {
-                return Err(QueueError::Invalid(format!(
-                    "the {action} action of item {request_id} is {status}, not dead; only dead letters are sent again"
-                ))
-                .into());
-            }
+            let (request_id, action) = resend_verdict(outbox_id, row)?;
             // `resent` lets the dispatcher repost what it could not look up (a person checked);
             // `attempts_base` gives the row a fresh attempt budget.
             tx.prepare_cached(
@@ -77,11 +66,42 @@ impl Store {
                 actor,
                 Some(request_id),
                 "resend",
-                &json!({"outbox_id": outbox_id, "action": action}),
+                &resend_detail(outbox_id, &action),
             )?;
             Ok(())
         })
     }
+}
+
+/// The audit kind of turning the kill switch on or off.
+pub(crate) fn kill_switch_kind(paused: bool) -> &'static str {
+    if paused {
+        "kill_switch_on"
+    } else {
+        "kill_switch_off"
+    }
+}
+
+/// Whether outbox row `outbox_id` (`row`: its item, status and action) may be sent again:
+/// only a dead letter is. Its item and action when so.
+pub(crate) fn resend_verdict(
+    outbox_id: i64,
+    row: Option<(i64, String, String)>,
+) -> Result<(i64, String), QueueError> {
+    let Some((request_id, status, action)) = row else {
+        return Err(QueueError::Invalid(format!("no outbox entry {outbox_id}")));
+    };
+    if status != "dead" {
+        return Err(QueueError::Invalid(format!(
+            "the {action} action of item {request_id} is {status}, not dead; only dead letters are sent again"
+        )));
+    }
+    Ok((request_id, action))
+}
+
+/// The detail of a `resend` audit row.
+pub(crate) fn resend_detail(outbox_id: i64, action: &str) -> serde_json::Value {
+    json!({"outbox_id": outbox_id, "action": action})
 }
 
 /// A row a dispatcher claimed: attempt number `attempts` is now its to make.
@@ -110,13 +130,43 @@ pub enum Disposition {
 }
 
 impl Disposition {
-    fn status(&self) -> &'static str {
+    /// The outbox status the attempt leaves its row in.
+    pub(crate) fn status(&self) -> &'static str {
         match self {
             Disposition::Sent => "sent",
             Disposition::Retry(_) => "retrying",
             Disposition::Dead => "dead",
             Disposition::Sandbox => "sandbox",
         }
+    }
+
+    /// The kind of the audit entry recording the attempt's outcome.
+    pub(crate) fn audit_kind(&self) -> &'static str {
+        match self {
+            Disposition::Sent => "action_sent",
+            Disposition::Retry(_) => "action_retry",
+            Disposition::Dead => "action_dead",
+            Disposition::Sandbox => "action_sandbox",
+        }
+    }
+
+    /// The time a retry is due, for `next_attempt_at`.
+    pub(crate) fn retry_at(&self) -> Option<Millis> {
+        match self {
+            Disposition::Retry(at) => Some(*at),
+            _ => None,
+        }
+    }
+}
+
+impl ClaimedRow {
+    /// The detail of the audit entry recording that this attempt was claimed.
+    pub(crate) fn attempt_detail(&self) -> serde_json::Value {
+        json!({
+            "outbox_id": self.id, "action": self.action, "key": self.idempotency_key,
+            "attempt": self.attempts,
+            "after_crash": self.prior_status == "sending",
+        })
     }
 }
 
@@ -218,11 +268,7 @@ impl Store {
                     worker,
                     Some(row.request_id),
                     "action_attempt",
-                    &json!({
-                        "outbox_id": row.id, "action": row.action, "key": row.idempotency_key,
-                        "attempt": row.attempts,
-                        "after_crash": row.prior_status == "sending",
-                    }),
+                    &row.attempt_detail(),
                 )?;
             }
             Ok(Claimed { rows, ..Claimed::default() })
@@ -241,10 +287,7 @@ impl Store {
             )?;
             let mut n = 0;
             for rec in records {
-                let at = match rec.disposition {
-                    Disposition::Retry(at) => Some(at),
-                    _ => None,
-                };
+                let at = rec.disposition.retry_at();
                 let changed = upd.execute(params![
                     rec.id,
                     rec.disposition.status(),
@@ -264,12 +307,7 @@ impl Store {
                     continue;
                 }
                 n += 1;
-                let kind = match rec.disposition {
-                    Disposition::Sent => "action_sent",
-                    Disposition::Retry(_) => "action_retry",
-                    Disposition::Dead => "action_dead",
-                    Disposition::Sandbox => "action_sandbox",
-                };
+                let kind = rec.disposition.audit_kind();
                 audit.append(tx, now, worker, Some(rec.request_id), kind, &rec.audit)?;
             }
             Ok(n)
@@ -352,7 +390,6 @@ impl Store {
         reviewer: &str,
         note: Option<&str>,
     ) -> Result<Vec<ActionPreview>> {
-        use crate::model::Request;
         let Some(renderer) = self.renderer.clone() else {
             return Ok(Vec::new());
         };
@@ -362,44 +399,86 @@ impl Store {
         if plan.queued.is_empty() && plan.skipped.is_empty() {
             return Ok(Vec::new());
         }
-        let request = Request::from_json(&payload)
-            .map(|(_, r)| r)
-            .map_err(|e| QueueError::Storage(format!("item {id}: {e}")))?;
         let decision_id: i64 =
             self.conn
                 .query_row("SELECT COALESCE(MAX(id), 0) + 1 FROM decisions", [], |r| {
                     r.get(0)
                 })?;
-        let skipped = plan.skipped.iter().map(|(action, why)| ActionPreview {
-            action: *action,
-            idempotency_key: String::new(),
-            rendered: Ok(serde_json::Value::Null),
-            skipped: Some(*why),
-        });
-        Ok(plan
-            .queued
-            .into_iter()
-            .map(|action| {
-                let key = super::idempotency_key(id, decision_id, action);
-                let rendered = renderer.render(&super::RenderContext {
-                    request_id: id,
-                    decision_id,
-                    action,
-                    idempotency_key: &key,
-                    request: &request,
-                    fields: &fields,
-                    decision: kind,
-                    note,
-                    reviewer,
-                });
-                ActionPreview {
-                    action,
-                    idempotency_key: key,
-                    rendered,
-                    skipped: None,
-                }
-            })
-            .chain(skipped)
-            .collect())
+        Ok(render_previews(
+            renderer.as_ref(),
+            plan,
+            &Preview {
+                id,
+                decision_id,
+                payload: &payload,
+                fields: &fields,
+                kind,
+                reviewer,
+                note,
+            },
+        )?)
     }
+}
+
+/// What a preview renders: the item, its reviewed fields and the decision it previews
+/// under the next decision id.
+pub(crate) struct Preview<'a> {
+    pub id: i64,
+    pub decision_id: i64,
+    pub payload: &'a str,
+    pub fields: &'a crate::model::FieldValues,
+    pub kind: &'a crate::model::DecisionKind,
+    pub reviewer: &'a str,
+    pub note: Option<&'a str>,
+}
+
+/// The plan's queued actions rendered with `renderer`, then its skipped ones.
+pub(crate) fn render_previews(
+    renderer: &dyn super::ActionRenderer,
+    plan: crate::model::ActionPlan,
+    p: &Preview<'_>,
+) -> std::result::Result<Vec<ActionPreview>, QueueError> {
+    let Preview {
+        id,
+        decision_id,
+        payload,
+        fields,
+        kind,
+        reviewer,
+        note,
+    } = *p;
+    let request = crate::model::Request::from_json(payload)
+        .map(|(_, r)| r)
+        .map_err(|e| QueueError::Storage(format!("item {id}: {e}")))?;
+    let skipped = plan.skipped.iter().map(|(action, why)| ActionPreview {
+        action: *action,
+        idempotency_key: String::new(),
+        rendered: Ok(serde_json::Value::Null),
+        skipped: Some(*why),
+    });
+    Ok(plan
+        .queued
+        .into_iter()
+        .map(|action| {
+            let key = super::idempotency_key(id, decision_id, action);
+            let rendered = renderer.render(&super::RenderContext {
+                request_id: id,
+                decision_id,
+                action,
+                idempotency_key: &key,
+                request: &request,
+                fields,
+                decision: kind,
+                note,
+                reviewer,
+            });
+            ActionPreview {
+                action,
+                idempotency_key: key,
+                rendered,
+                skipped: None,
+            }
+        })
+        .chain(skipped)
+        .collect())
 }

@@ -4,6 +4,7 @@ use rusqlite::{OptionalExtension, params};
 use serde_json::json;
 
 use super::{Result, Store};
+use crate::model::Policy;
 use crate::queue::{Millis, QueueError};
 
 /// A recorded outcome.
@@ -26,34 +27,12 @@ impl Store {
         reviewer: &str,
     ) -> Result<Outcome> {
         self.write_audited(|tx, now, policy, audit| {
-            let Some(kind) = policy.outcome(value) else {
-                return Err(QueueError::Invalid(format!(
-                    "'{value}' is not an outcome; outcomes: {}",
-                    policy.outcomes.iter().map(|o| o.key.as_str()).collect::<Vec<_>>().join(", ")
-                ))
-                .into());
-            };
-            let reason = reason.map(str::trim).filter(|r| !r.is_empty());
-            if kind.needs_reason && reason.is_none() {
-                return Err(QueueError::Invalid(format!(
-                    "the outcome '{value}' needs a reason (--reason TEXT)"
-                ))
-                .into());
-            }
+            let reason = outcome_reason(policy, value, reason)?;
             let state: Option<String> = tx
                 .prepare_cached("SELECT state FROM requests WHERE id = ?1")?
                 .query_row([id], |r| r.get(0))
                 .optional()?;
-            match state.as_deref() {
-                None => return Err(QueueError::NotFound(id).into()),
-                Some("approved" | "rejected" | "escalated") => {}
-                Some(s) => {
-                    return Err(QueueError::Invalid(format!(
-                        "item {id} is {s}: outcomes are recorded after a decision"
-                    ))
-                    .into());
-                }
-            }
+            outcome_state(id, state.as_deref())?;
             tx.prepare_cached(
                 "INSERT INTO outcomes (request_id, value, reason, reviewer, at) VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
@@ -64,7 +43,7 @@ impl Store {
                 reviewer,
                 Some(id),
                 "outcome_recorded",
-                &json!({"outcome": value, "reason": reason}),
+                &outcome_detail(value, reason),
             )?;
             Ok(Outcome {
                 value: value.to_string(),
@@ -90,4 +69,47 @@ impl Store {
         })?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
+}
+
+/// The reason an outcome is recorded with (trimmed; none when empty), or why `value` is
+/// refused: not one of the policy's outcomes, or one that needs a reason given none.
+pub(crate) fn outcome_reason<'a>(
+    policy: &Policy,
+    value: &str,
+    reason: Option<&'a str>,
+) -> Result<Option<&'a str>, QueueError> {
+    let Some(kind) = policy.outcome(value) else {
+        return Err(QueueError::Invalid(format!(
+            "'{value}' is not an outcome; outcomes: {}",
+            policy
+                .outcomes
+                .iter()
+                .map(|o| o.key.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    };
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    if kind.needs_reason && reason.is_none() {
+        return Err(QueueError::Invalid(format!(
+            "the outcome '{value}' needs a reason (--reason TEXT)"
+        )));
+    }
+    Ok(reason)
+}
+
+/// Outcomes are recorded for decided items only (`state`: none when there is no item `id`).
+pub(crate) fn outcome_state(id: i64, state: Option<&str>) -> Result<(), QueueError> {
+    match state {
+        None => Err(QueueError::NotFound(id)),
+        Some("approved" | "rejected" | "escalated") => Ok(()),
+        Some(s) => Err(QueueError::Invalid(format!(
+            "item {id} is {s}: outcomes are recorded after a decision"
+        ))),
+    }
+}
+
+/// The detail of an `outcome_recorded` audit row.
+pub(crate) fn outcome_detail(value: &str, reason: Option<&str>) -> serde_json::Value {
+    json!({"outcome": value, "reason": reason})
 }

@@ -85,20 +85,85 @@ pub(crate) fn reviewed_fields(
     payload: &str,
     policy: &Policy,
 ) -> Result<(Triage, FieldValues)> {
-    let ai = Request::triage_from_json(payload).unwrap_or_default();
-    let mut fields = FieldValues::read_from_ai(&ai, policy);
     let mut stmt = conn
         .prepare_cached("SELECT field, new_value FROM edits WHERE request_id = ?1 ORDER BY id")?;
-    let rows = stmt.query_map([id], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
-    })?;
-    for row in rows {
-        let (field, value) = row?;
+    let edits = stmt
+        .query_map([id], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(fields_with_edits(payload, policy, edits))
+}
+
+/// The AI's output in `payload`, and its fields as the policy reads them with `edits`
+/// (field, new value; oldest first) on top.
+pub(crate) fn fields_with_edits(
+    payload: &str,
+    policy: &Policy,
+    edits: impl IntoIterator<Item = (String, Option<String>)>,
+) -> (Triage, FieldValues) {
+    let ai = Request::triage_from_json(payload).unwrap_or_default();
+    let mut fields = FieldValues::read_from_ai(&ai, policy);
+    for (field, value) in edits {
         if let Ok(f) = field.parse::<EditableField>() {
             fields.set(f, value);
         }
     }
-    Ok((ai, fields))
+    (ai, fields)
+}
+
+/// A stored decision's kind from its columns.
+pub(crate) fn decision_kind(
+    kind: &str,
+    reason: Option<String>,
+    queue: Option<String>,
+) -> DecisionKind {
+    match kind {
+        "reject" => DecisionKind::Reject {
+            reason: reason.unwrap_or_default(),
+        },
+        "escalate" => DecisionKind::Escalate {
+            queue: queue.unwrap_or_default(),
+        },
+        _ => DecisionKind::Approve,
+    }
+}
+
+/// An item in full from what is stored: its payload is parsed and its flags are checked
+/// now, under `policy` (the stored flags are what listings count; a read-only store cannot
+/// bring them up to date).
+pub(crate) struct DetailParts {
+    pub summary: ItemSummary,
+    pub payload: String,
+    pub fields: FieldValues,
+    pub edits: Vec<Edit>,
+    pub decision: Option<DecisionRecord>,
+    pub actions: Vec<ActionStatus>,
+    pub fence: i64,
+}
+
+impl DetailParts {
+    pub(crate) fn into_detail(self, policy: &Policy) -> Result<ItemDetail, QueueError> {
+        let id = self.summary.id;
+        let request = Request::from_json(&self.payload)
+            .map(|(_, r)| r)
+            .map_err(|e| {
+                QueueError::Storage(format!("item {id}: stored payload unreadable: {e}"))
+            })?;
+        let flags = validate(&request, policy);
+        Ok(ItemDetail {
+            confidence: request.ai.confidence.clone(),
+            summary: self.summary,
+            payload: self.payload,
+            request,
+            flags,
+            fields: self.fields,
+            edits: self.edits,
+            decision: self.decision,
+            actions: self.actions,
+            fence: self.fence,
+        })
+    }
 }
 
 fn where_clause(q: &ListQuery, now: Millis) -> (String, Vec<Box<dyn ToSql>>) {
@@ -561,13 +626,7 @@ impl Store {
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         let (_, payload) = load_payload(&self.conn, id)?;
-        let request = Request::from_json(&payload).map(|(_, r)| r).map_err(|e| {
-            QueueError::Storage(format!("item {id}: stored payload unreadable: {e}"))
-        })?;
         let fields = effective_fields(&self.conn, id, &payload, &self.policy)?;
-        // Checked now, under the policy this store runs with (the stored flags are what
-        // listings count; a read-only store cannot bring them up to date).
-        let flags = validate(&request, &self.policy);
         let edits = self
             .conn
             .prepare_cached(
@@ -590,16 +649,7 @@ impl Store {
                  FROM decisions WHERE request_id = ?1 ORDER BY id DESC LIMIT 1",
             )?
             .query_row([id], |r| {
-                let kind: String = r.get(1)?;
-                let kind = match kind.as_str() {
-                    "reject" => DecisionKind::Reject {
-                        reason: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    },
-                    "escalate" => DecisionKind::Escalate {
-                        queue: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-                    },
-                    _ => DecisionKind::Approve,
-                };
+                let kind = decision_kind(&r.get::<_, String>(1)?, r.get(2)?, r.get(3)?);
                 Ok(DecisionRecord {
                     id: r.get(0)?,
                     kind,
@@ -612,18 +662,16 @@ impl Store {
             })
             .optional()?;
         let actions = self.actions_for(id, decision_id)?;
-        Ok(ItemDetail {
-            confidence: request.ai.confidence.clone(),
+        Ok(DetailParts {
             summary,
             payload,
-            request,
-            flags,
             fields,
             edits,
             decision,
             actions,
             fence,
-        })
+        }
+        .into_detail(&self.policy)?)
     }
 
     fn actions_for(&self, id: i64, decision_id: Option<i64>) -> Result<Vec<ActionStatus>> {

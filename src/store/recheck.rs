@@ -19,11 +19,11 @@ use super::ingest::PolicyColumns;
 use super::{Result, Store};
 use crate::model::{EditableField, FieldValues, Flag, Policy, Request, check_fields};
 
-const DIGEST_KEY: &str = "policy_digest";
-const RULES_KEY: &str = "policy_rules";
+pub(crate) const DIGEST_KEY: &str = "policy_digest";
+pub(crate) const RULES_KEY: &str = "policy_rules";
 
 /// Rowids read per window: bounds the memory a pass holds at once.
-const WINDOW: i64 = 50_000;
+pub(crate) const WINDOW: i64 = 50_000;
 
 /// What a re-check did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -84,13 +84,7 @@ impl Store {
                     "system",
                     None,
                     "policy_rechecked",
-                    &serde_json::json!({
-                        "policy_digest": digest,
-                        "previous_digest": stored,
-                        "checked": done.checked,
-                        "reread": done.reread,
-                        "changed": done.changed,
-                    }),
+                    &done.detail(&digest, stored.as_deref()),
                 )?;
             }
             Ok(Some(done))
@@ -98,19 +92,54 @@ impl Store {
     }
 }
 
+impl Recheck {
+    /// The detail of the audit entry of a pass that changed something.
+    pub(crate) fn detail(&self, digest: &str, previous: Option<&str>) -> serde_json::Value {
+        serde_json::json!({
+            "policy_digest": digest,
+            "previous_digest": previous,
+            "checked": self.checked,
+            "reread": self.reread,
+            "changed": self.changed,
+        })
+    }
+}
+
+/// The columns of an item read again from its payload under `policy`; `priority_edit` is
+/// the last reviewer's priority of an edited item (a reviewer's priority wins over the
+/// AI's, in the column and the rank).
+pub(crate) fn from_payload(
+    request: &Request,
+    priority_edit: Option<Option<String>>,
+    policy: &Policy,
+) -> PolicyColumns {
+    let mut c = PolicyColumns::of(request, policy);
+    if let Some(value) = priority_edit {
+        c.priority_rank = policy.priority_rank(value.as_deref());
+        c.priority = value.map(|v| policy.priority_as_read(&v).to_string());
+    }
+    c
+}
+
+/// Whether the stored columns differ from those computed now.
+pub(crate) fn differs(now: &PolicyColumns, was: &PolicyColumns) -> bool {
+    (&now.priority, now.priority_rank, &now.flags, now.flag_count)
+        != (&was.priority, was.priority_rank, &was.flags, was.flag_count)
+}
+
 /// One open item's columns.
-struct Row {
-    id: i64,
-    edited: bool,
-    intent: Option<String>,
-    ai_priority: Option<String>,
-    summary: Option<String>,
-    columns: PolicyColumns,
+pub(crate) struct Row {
+    pub id: i64,
+    pub edited: bool,
+    pub intent: Option<String>,
+    pub ai_priority: Option<String>,
+    pub summary: Option<String>,
+    pub columns: PolicyColumns,
 }
 
 /// The columns of an unedited item under `new`, from its columns alone, if its flags end
 /// with what the `old` rules' field checks gave (else its payload has to be read).
-fn from_columns(row: &Row, old: &Policy, new: &Policy) -> Option<PolicyColumns> {
+pub(crate) fn from_columns(row: &Row, old: &Policy, new: &Policy) -> Option<PolicyColumns> {
     let flags: Vec<Flag> = serde_json::from_str(&row.columns.flags).ok()?;
     let fields = FieldValues {
         intent: row.intent.clone(),
@@ -201,26 +230,19 @@ fn recheck(tx: &Transaction<'_>, old: Option<&Policy>, policy: &Policy) -> Resul
                     if request.ai.priority != row.ai_priority {
                         fill_sent.execute(params![row.id, request.ai.priority])?;
                     }
-                    let mut c = PolicyColumns::of(&request, policy);
-                    if row.edited {
-                        // A reviewer's priority wins over the AI's, in the column and the rank.
-                        let edit: Option<Option<String>> = priority_edit
+                    let edit: Option<Option<String>> = if row.edited {
+                        priority_edit
                             .query_row(params![row.id, EditableField::Priority.as_str()], |r| {
                                 r.get(0)
                             })
-                            .optional()?;
-                        if let Some(value) = edit {
-                            c.priority_rank = policy.priority_rank(value.as_deref());
-                            c.priority = value.map(|v| policy.priority_as_read(&v).to_string());
-                        }
-                    }
-                    c
+                            .optional()?
+                    } else {
+                        None
+                    };
+                    from_payload(&request, edit, policy)
                 }
             };
-            let was = &row.columns;
-            if (&now.priority, now.priority_rank, &now.flags, now.flag_count)
-                != (&was.priority, was.priority_rank, &was.flags, was.flag_count)
-            {
+            if differs(&now, &row.columns) {
                 update.execute(params![
                     row.id,
                     now.priority,

@@ -44,7 +44,7 @@ fn reap_expired(tx: &Transaction<'_>, audit: &mut AuditWriter, now: Millis) -> R
             SYSTEM,
             Some(id),
             "lease_expired",
-            &json!({"reviewer": holder, "fence": fence}),
+            &expired_detail(&holder, fence),
         )?;
     }
     Ok(())
@@ -63,6 +63,19 @@ fn check_claim(tx: &Transaction<'_>, claim: &Claim, now: Millis) -> Result<()> {
     let Some((state, holder, fence, expires)) = row else {
         return Err(QueueError::NotFound(claim.id).into());
     };
+    Ok(lease_verdict(claim, &state, holder, fence, expires, now)?)
+}
+
+/// Whether `claim` is the live claim on an item in `state`, held by `holder` with `fence`
+/// until `expires`; [`QueueError::LeaseLost`] (naming a live holder) when it is not.
+pub(crate) fn lease_verdict(
+    claim: &Claim,
+    state: &str,
+    holder: Option<String>,
+    fence: i64,
+    expires: Option<Millis>,
+    now: Millis,
+) -> Result<(), QueueError> {
     let live = state == "in_review"
         && holder.as_deref() == Some(claim.reviewer.as_str())
         && fence == claim.fence
@@ -70,7 +83,7 @@ fn check_claim(tx: &Transaction<'_>, claim: &Claim, now: Millis) -> Result<()> {
     if live {
         return Ok(());
     }
-    let holder = match (state.as_str(), holder) {
+    let holder = match (state, holder) {
         ("in_review", Some(h)) if expires.is_some_and(|e| e > now) => Some(h),
         _ => None,
     };
@@ -78,8 +91,7 @@ fn check_claim(tx: &Transaction<'_>, claim: &Claim, now: Millis) -> Result<()> {
         id: claim.id,
         fence: claim.fence,
         holder,
-    }
-    .into())
+    })
 }
 
 /// Refuses a decision made on another revision than the item's current one: a payload
@@ -93,10 +105,35 @@ fn check_revision(tx: &Transaction<'_>, id: i64, shown: Option<i64>) -> Result<(
         .query_row([id], |r| r.get(0))
         .optional()?
         .ok_or(QueueError::NotFound(id))?;
-    if current != shown {
-        return Err(QueueError::StaleRevision { id, shown, current }.into());
+    Ok(revision_verdict(id, Some(shown), current)?)
+}
+
+/// Refuses a decision on revision `shown` of an item now at `current` (no revision shown:
+/// nothing to check).
+pub(crate) fn revision_verdict(
+    id: i64,
+    shown: Option<i64>,
+    current: i64,
+) -> Result<(), QueueError> {
+    match shown {
+        Some(shown) if shown != current => Err(QueueError::StaleRevision { id, shown, current }),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// The detail of a `claimed` or `lease_renewed` audit row.
+pub(crate) fn lease_detail(fence: i64, expires: Millis) -> serde_json::Value {
+    json!({"fence": fence, "lease_expires": expires})
+}
+
+/// The detail of a `lease_expired` audit row (the item went back to the queue).
+pub(crate) fn expired_detail(holder: &str, fence: i64) -> serde_json::Value {
+    json!({"reviewer": holder, "fence": fence})
+}
+
+/// When a lease taken or renewed `now` runs out.
+pub(crate) fn lease_until(now: Millis, policy: &Policy) -> Millis {
+    now + policy.lease_seconds as i64 * 1000
 }
 
 fn take_lease(
@@ -108,7 +145,7 @@ fn take_lease(
     policy: &Policy,
     kind: &str,
 ) -> Result<Claim> {
-    let expires = now + policy.lease_seconds as i64 * 1000;
+    let expires = lease_until(now, policy);
     // (No RETURNING: SQLite buffers its rows in an ephemeral table, which costs more than
     // reading the row again from the page the update just touched.)
     tx.prepare_cached(
@@ -126,7 +163,7 @@ fn take_lease(
         reviewer,
         Some(id),
         kind,
-        &json!({"fence": fence, "lease_expires": expires}),
+        &lease_detail(fence, expires),
     )?;
     Ok(Claim {
         id,
@@ -145,27 +182,7 @@ fn apply_edit(
     now: Millis,
     policy: &Policy,
 ) -> Result<bool> {
-    let mut value = value.filter(|v| !v.is_empty());
-    if let Some(v) = &value {
-        let refused = |allowed: &[String]| {
-            QueueError::Invalid(format!(
-                "{} '{v}' is not allowed; allowed: {}",
-                field.as_str(),
-                allowed.join(", ")
-            ))
-        };
-        match field {
-            EditableField::Intent if !policy.intents.contains(v) => {
-                return Err(refused(&policy.intents).into());
-            }
-            // Stored as the priority it is read as ("Normal" is saved as "medium").
-            EditableField::Priority => match policy.read_priority(v) {
-                Some(p) => value = Some(p.to_string()),
-                None => return Err(refused(&policy.priorities).into()),
-            },
-            _ => {}
-        }
-    }
+    let value = edit_value(field, value, policy)?;
     let (revision, fields) = current_fields(tx, claim.id, policy)?;
     let old = fields.get(field).map(str::to_owned);
     if old == value {
@@ -184,13 +201,7 @@ fn apply_edit(
         claim.reviewer,
         now
     ])?;
-    let column = match field {
-        EditableField::Intent => Some("intent"),
-        EditableField::Priority => Some("priority"),
-        EditableField::Summary => Some("summary"),
-        _ => None,
-    };
-    if let Some(col) = column {
+    if let Some(col) = edit_column(field) {
         tx.execute(
             &format!("UPDATE requests SET {col} = ?2, edited = 1, updated_at = ?3 WHERE id = ?1"),
             params![claim.id, value, now],
@@ -213,9 +224,59 @@ fn apply_edit(
         &claim.reviewer,
         Some(claim.id),
         "edited",
-        &json!({"field": field.as_str(), "old": old, "new": value, "fence": claim.fence}),
+        &edited_detail(field, old.as_deref(), value.as_deref(), claim.fence),
     )?;
     Ok(true)
+}
+
+/// An edit's new value as stored: empty is none, an intent must be the policy's, a
+/// priority is stored as the priority it is read as ("Normal" is saved as "medium").
+pub(crate) fn edit_value(
+    field: EditableField,
+    value: Option<String>,
+    policy: &Policy,
+) -> Result<Option<String>, QueueError> {
+    let mut value = value.filter(|v| !v.is_empty());
+    if let Some(v) = &value {
+        let refused = |allowed: &[String]| {
+            QueueError::Invalid(format!(
+                "{} '{v}' is not allowed; allowed: {}",
+                field.as_str(),
+                allowed.join(", ")
+            ))
+        };
+        match field {
+            EditableField::Intent if !policy.intents.contains(v) => {
+                return Err(refused(&policy.intents));
+            }
+            EditableField::Priority => match policy.read_priority(v) {
+                Some(p) => value = Some(p.to_string()),
+                None => return Err(refused(&policy.priorities)),
+            },
+            _ => {}
+        }
+    }
+    Ok(value)
+}
+
+/// The `requests` column that mirrors an edited field, if one does.
+pub(crate) fn edit_column(field: EditableField) -> Option<&'static str> {
+    match field {
+        EditableField::Intent => Some("intent"),
+        EditableField::Priority => Some("priority"),
+        EditableField::Summary => Some("summary"),
+        _ => None,
+    }
+}
+
+/// The detail of an `edited` audit row.
+pub(crate) fn edited_detail(
+    field: EditableField,
+    old: Option<&str>,
+    new: Option<&str>,
+    fence: i64,
+) -> serde_json::Value {
+    json!({"field": field.as_str(), "old": old, "new": new, "fence": fence})
 }
 
 fn current_fields(tx: &Transaction<'_>, id: i64, policy: &Policy) -> Result<(i64, FieldValues)> {
@@ -287,6 +348,46 @@ pub(crate) fn record_decision(
             next_attempt_at, created_at, updated_at, payload)
          VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?6, ?7)",
     )?;
+    for (action, key, rendered) in render_actions(d, decision_id, renderer)? {
+        let id = insert.insert(params![
+            d.id,
+            decision_id,
+            action.as_str(),
+            key,
+            undo_until,
+            now,
+            rendered
+        ])?;
+        statuses.push(ActionStatus {
+            id,
+            action,
+            idempotency_key: key,
+            status: "queued".into(),
+            attempts: 0,
+            next_attempt_at: Some(undo_until),
+            last_error: None,
+            response: None,
+        });
+    }
+    let detail = decided_detail(d, decision_id, &statuses);
+    audit.append(tx, now, d.reviewer, Some(d.id), "decided", &detail)?;
+    Ok(Receipt {
+        decision_id,
+        id: d.id,
+        state,
+        actions: statuses,
+        skipped: d.plan.skipped.clone(),
+        undo_until,
+    })
+}
+
+/// Each action a decision queues: its kind, its idempotency key and its rendered requests
+/// (JSON; none without a renderer).
+pub(crate) fn render_actions(
+    d: &NewDecision<'_>,
+    decision_id: i64,
+    renderer: Option<&std::sync::Arc<dyn super::ActionRenderer>>,
+) -> std::result::Result<Vec<(ActionKind, String, Option<String>)>, QueueError> {
     let request = match renderer {
         Some(_) if !d.plan.queued.is_empty() => Some(
             Request::from_json(d.payload)
@@ -295,6 +396,7 @@ pub(crate) fn record_decision(
         ),
         _ => None,
     };
+    let mut out = Vec::with_capacity(d.plan.queued.len());
     for action in &d.plan.queued {
         let key = idempotency_key(d.id, decision_id, *action);
         let rendered = match (renderer, &request) {
@@ -321,26 +423,17 @@ pub(crate) fn record_decision(
             ),
             _ => None,
         };
-        let id = insert.insert(params![
-            d.id,
-            decision_id,
-            action.as_str(),
-            key,
-            undo_until,
-            now,
-            rendered
-        ])?;
-        statuses.push(ActionStatus {
-            id,
-            action: *action,
-            idempotency_key: key,
-            status: "queued".into(),
-            attempts: 0,
-            next_attempt_at: Some(undo_until),
-            last_error: None,
-            response: None,
-        });
+        out.push((*action, key, rendered));
     }
+    Ok(out)
+}
+
+/// The detail of a decision's "decided" audit entry.
+pub(crate) fn decided_detail(
+    d: &NewDecision<'_>,
+    decision_id: i64,
+    statuses: &[ActionStatus],
+) -> serde_json::Value {
     let mut detail = json!({
         "decision_id": decision_id, "decision": d.kind.verb(),
         "reason": d.reason, "queue": d.queue, "note": d.note, "fence": d.fence,
@@ -355,15 +448,7 @@ pub(crate) fn record_decision(
             .map(|(a, why)| json!({"action": a, "why": why.reason()}))
             .collect();
     }
-    audit.append(tx, now, d.reviewer, Some(d.id), "decided", &detail)?;
-    Ok(Receipt {
-        decision_id,
-        id: d.id,
-        state,
-        actions: statuses,
-        skipped: d.plan.skipped.clone(),
-        undo_until,
-    })
+    detail
 }
 
 /// A stable idempotency key for one action of one decision.
@@ -516,29 +601,14 @@ impl Store {
                 )?
                 .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
                 .optional()?;
-            let cannot = |why: String| -> super::StoreError { QueueError::CannotUndo { id, why }.into() };
-            let Some((decision_id, by, undo_until, undone)) = last else {
-                return Err(cannot("it has no decision".into()));
-            };
-            if undone.is_some() {
-                return Err(cannot("its decision was already taken back".into()));
-            }
-            if by != reviewer {
-                return Err(cannot(format!("the decision was made by {by}")));
-            }
-            if now > undo_until {
-                return Err(cannot(format!(
-                    "the undo window closed {}s ago",
-                    (now - undo_until) / 1000
-                )));
-            }
+            let decision_id = undo_verdict(id, reviewer, last, now)?;
             let started: i64 = tx.query_row(
                 "SELECT COUNT(*) FROM outbox WHERE decision_id = ?1 AND (status != 'queued' OR attempts > 0)",
                 [decision_id],
                 |r| r.get(0),
             )?;
             if started > 0 {
-                return Err(cannot("its actions have started to go out".into()));
+                return Err(undo_too_late(id).into());
             }
             tx.execute(
                 "UPDATE outbox SET status = 'cancelled', updated_at = ?2 WHERE decision_id = ?1",
@@ -552,10 +622,50 @@ impl Store {
                 "UPDATE requests SET decision_id = NULL WHERE id = ?1",
                 [id],
             )?;
-            audit.append(tx, now, reviewer, Some(id), "undone", &json!({"decision_id": decision_id}))?;
+            audit.append(tx, now, reviewer, Some(id), "undone", &undone_detail(decision_id))?;
             take_lease(tx, audit, id, reviewer, now, policy, "claimed")
         })
     }
+}
+
+/// Whether `reviewer` may take back an item's latest decision (`last`: its id, who made
+/// it, when its window closes, when it was taken back) at `now`; its id when so.
+pub(crate) fn undo_verdict(
+    id: i64,
+    reviewer: &str,
+    last: Option<(i64, String, Millis, Option<Millis>)>,
+    now: Millis,
+) -> Result<i64, QueueError> {
+    let cannot = |why: String| QueueError::CannotUndo { id, why };
+    let Some((decision_id, by, undo_until, undone)) = last else {
+        return Err(cannot("it has no decision".into()));
+    };
+    if undone.is_some() {
+        return Err(cannot("its decision was already taken back".into()));
+    }
+    if by != reviewer {
+        return Err(cannot(format!("the decision was made by {by}")));
+    }
+    if now > undo_until {
+        return Err(cannot(format!(
+            "the undo window closed {}s ago",
+            (now - undo_until) / 1000
+        )));
+    }
+    Ok(decision_id)
+}
+
+/// An undo refused because an action of the decision was attempted.
+pub(crate) fn undo_too_late(id: i64) -> QueueError {
+    QueueError::CannotUndo {
+        id,
+        why: "its actions have started to go out".into(),
+    }
+}
+
+/// The detail of an `undone` audit row.
+pub(crate) fn undone_detail(decision_id: i64) -> serde_json::Value {
+    json!({"decision_id": decision_id})
 }
 
 /// A write that can share a group commit's transaction.
@@ -609,22 +719,33 @@ fn claim_in(
     let Some((state, holder, expires)) = row else {
         return Err(QueueError::NotFound(id).into());
     };
+    claim_verdict(id, reviewer, &state, holder, expires, now)?;
+    take_lease(tx, audit, id, reviewer, now, policy, "claimed")
+}
+
+/// Whether `reviewer` may claim an item in `state` (expired leases already returned to the
+/// queue), held by `holder` until `expires`: a pending item or their own, not another's
+/// or a decided one.
+pub(crate) fn claim_verdict(
+    id: i64,
+    reviewer: &str,
+    state: &str,
+    holder: Option<String>,
+    expires: Option<Millis>,
+    now: Millis,
+) -> Result<(), QueueError> {
     let state: State = state.parse().map_err(QueueError::Storage)?;
     match state {
-        State::Pending => {}
-        State::InReview if holder.as_deref() == Some(reviewer) => {}
-        State::InReview => {
-            return Err(QueueError::HeldBy {
-                id,
-                reviewer: holder.unwrap_or_default(),
-                until: expires.unwrap_or(now),
-                now,
-            }
-            .into());
-        }
-        decided => return Err(QueueError::AlreadyDecided { id, state: decided }.into()),
+        State::Pending => Ok(()),
+        State::InReview if holder.as_deref() == Some(reviewer) => Ok(()),
+        State::InReview => Err(QueueError::HeldBy {
+            id,
+            reviewer: holder.unwrap_or_default(),
+            until: expires.unwrap_or(now),
+            now,
+        }),
+        decided => Err(QueueError::AlreadyDecided { id, state: decided }),
     }
-    take_lease(tx, audit, id, reviewer, now, policy, "claimed")
 }
 
 /// Renews a lease (inside a write).
@@ -636,7 +757,7 @@ fn heartbeat_in(
     policy: &Policy,
 ) -> Result<Claim> {
     check_claim(tx, claim, now)?;
-    let expires = now + policy.lease_seconds as i64 * 1000;
+    let expires = lease_until(now, policy);
     tx.prepare_cached("UPDATE requests SET lease_expires = ?2 WHERE id = ?1")?
         .execute(params![claim.id, expires])?;
     audit.append(
@@ -645,7 +766,7 @@ fn heartbeat_in(
         &claim.reviewer,
         Some(claim.id),
         "lease_renewed",
-        &json!({"fence": claim.fence, "lease_expires": expires}),
+        &lease_detail(claim.fence, expires),
     )?;
     Ok(Claim {
         lease_expires: expires,
@@ -671,51 +792,7 @@ fn decide_in(
     }
     let (revision, payload) = load_payload(tx, claim.id)?;
     let (ai, fields) = reviewed_fields(tx, claim.id, &payload, policy)?;
-    let (reason, queue): (Option<&str>, Option<&str>) = match &decision.kind {
-        DecisionKind::Approve => {
-            let problems = check_fields(&fields, policy);
-            if !problems.is_empty() {
-                let list: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
-                return Err(QueueError::Invalid(format!(
-                    "cannot approve item {}: {}; edit the field first, or reject or escalate it",
-                    claim.id,
-                    list.join("; ")
-                ))
-                .into());
-            }
-            (None, None)
-        }
-        DecisionKind::Reject { reason } => {
-            if policy.reject_reason(reason).is_none() {
-                return Err(QueueError::Invalid(format!(
-                    "'{reason}' is not a reject reason; reasons: {}",
-                    policy
-                        .reject_reasons
-                        .iter()
-                        .map(|r| r.key.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .into());
-            }
-            (Some(reason.as_str()), None)
-        }
-        DecisionKind::Escalate { queue } => {
-            if policy.escalation_queue(queue).is_none() {
-                return Err(QueueError::Invalid(format!(
-                    "'{queue}' is not an escalation queue; queues: {}",
-                    policy
-                        .escalation_queues
-                        .iter()
-                        .map(|q| q.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .into());
-            }
-            (None, Some(queue.as_str()))
-        }
-    };
+    let (reason, queue) = decision_terms(claim.id, &decision.kind, &fields, policy)?;
     let plan = policy.plan_actions(&decision.kind, &fields, &ai);
     let note = decision.note.as_deref().filter(|n| !n.trim().is_empty());
     record_decision(
@@ -739,4 +816,55 @@ fn decide_in(
         policy,
         renderer,
     )
+}
+
+/// The reject reason or escalation queue a decision names, checked against the policy; an
+/// approval is refused while a reviewed field breaks a rule.
+pub(crate) fn decision_terms<'a>(
+    id: i64,
+    kind: &'a DecisionKind,
+    fields: &FieldValues,
+    policy: &Policy,
+) -> Result<(Option<&'a str>, Option<&'a str>), QueueError> {
+    Ok(match kind {
+        DecisionKind::Approve => {
+            let problems = check_fields(fields, policy);
+            if !problems.is_empty() {
+                let list: Vec<String> = problems.iter().map(|p| p.message.clone()).collect();
+                return Err(QueueError::Invalid(format!(
+                    "cannot approve item {id}: {}; edit the field first, or reject or escalate it",
+                    list.join("; ")
+                )));
+            }
+            (None, None)
+        }
+        DecisionKind::Reject { reason } => {
+            if policy.reject_reason(reason).is_none() {
+                return Err(QueueError::Invalid(format!(
+                    "'{reason}' is not a reject reason; reasons: {}",
+                    policy
+                        .reject_reasons
+                        .iter()
+                        .map(|r| r.key.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            (Some(reason.as_str()), None)
+        }
+        DecisionKind::Escalate { queue } => {
+            if policy.escalation_queue(queue).is_none() {
+                return Err(QueueError::Invalid(format!(
+                    "'{queue}' is not an escalation queue; queues: {}",
+                    policy
+                        .escalation_queues
+                        .iter()
+                        .map(|q| q.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            (None, Some(queue.as_str()))
+        }
+    })
 }

@@ -11,10 +11,10 @@ use crate::stats::{
     Volume, ratio,
 };
 
-const HOUR: Millis = 3_600_000;
+pub(crate) const HOUR: Millis = 3_600_000;
 
 /// Confidence buckets, high to low: (label, lower bound inclusive, upper bound exclusive).
-const BUCKETS: [(&str, f64, f64); 6] = [
+pub(crate) const BUCKETS: [(&str, f64, f64); 6] = [
     ("0.9–1.0", 0.9, 1.01),
     ("0.8–0.9", 0.8, 0.9),
     ("0.7–0.8", 0.7, 0.8),
@@ -42,10 +42,7 @@ impl Store {
             })?;
             for row in rows {
                 let (at, n) = row?;
-                let h = ((at - from) / HOUR) as usize;
-                if h < hours {
-                    v[h] += n as u64;
-                }
+                add_to_hour(&mut v, from, at, n);
             }
             Ok(v)
         };
@@ -60,11 +57,7 @@ impl Store {
         let (baseline, has_history) = match cached {
             Some((_, b, h)) => (b, h),
             None => {
-                let mut hours = hourly(ingest_sql, base_start, 7 * 24)?;
-                // With no history at all (a new queue, a demo) there is no baseline.
-                let has_history = hours.iter().any(|&n| n > 0);
-                hours.sort_unstable();
-                let baseline = hours.get(hours.len() / 2).copied().unwrap_or(0) as f64;
+                let (baseline, has_history) = baseline_of(hourly(ingest_sql, base_start, 7 * 24)?);
                 self.baseline_cache
                     .set(Some((this_hour, baseline, has_history)));
                 (baseline, has_history)
@@ -76,28 +69,13 @@ impl Store {
             start,
             24,
         )?;
-        let policy = &self.policy;
-        let alert = per_hour
-            .iter()
-            .rev()
-            .take(2)
-            .enumerate()
-            .find_map(|(i, &n)| {
-                let limit = policy.volume_alert_factor * baseline.max(1.0);
-                (has_history && n >= policy.volume_alert_min && n as f64 > limit).then(|| {
-                    format!(
-                        "{} {n} requests in an hour, {:.1}× the baseline of {baseline:.0}/h",
-                        if i == 0 { "this hour:" } else { "last hour:" },
-                        n as f64 / baseline.max(1.0)
-                    )
-                })
-            });
-        Ok(Volume {
+        Ok(volume_of(
+            &self.policy,
             per_hour,
-            baseline_per_hour: baseline,
-            escalations_per_hour: escalations,
-            alert,
-        })
+            baseline,
+            has_history,
+            escalations,
+        ))
     }
 
     /// Stats over decisions, edits, actions and outcomes since `since` (all time if None).
@@ -122,16 +100,7 @@ impl Store {
 
         // Decisions in force (not undone), with the AI's confidence and whether intent or
         // priority were changed before them.
-        struct Row {
-            kind: String,
-            reason: Option<String>,
-            queue: Option<String>,
-            reviewer: String,
-            handle: Option<Millis>,
-            confidence: Option<f64>,
-            changed_class: bool,
-        }
-        let rows: Vec<Row> = c
+        let rows: Vec<DecisionRow> = c
             .prepare(
                 "SELECT d.kind, d.reason, d.queue, d.reviewer,
                     d.at - (SELECT MAX(a.at) FROM audit a WHERE a.request_id = d.request_id
@@ -144,7 +113,7 @@ impl Store {
                  WHERE d.undone_at IS NULL AND d.at >= ?1",
             )?
             .query_map([from], |r| {
-                Ok(Row {
+                Ok(DecisionRow {
                     kind: r.get(0)?,
                     reason: r.get(1)?,
                     queue: r.get(2)?,
@@ -155,79 +124,12 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
-        let mut d = Decisions::default();
-        let mut reviewers: BTreeMap<String, (u64, Vec<Millis>)> = BTreeMap::new();
-        let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
-        let mut queues: BTreeMap<String, u64> = BTreeMap::new();
-        let mut buckets: Vec<(u64, u64)> = vec![(0, 0); BUCKETS.len() + 1];
-        for r in &rows {
-            d.total += 1;
-            match r.kind.as_str() {
-                "approve" => d.approved += 1,
-                "reject" => {
-                    d.rejected += 1;
-                    *reasons
-                        .entry(r.reason.clone().unwrap_or_default())
-                        .or_default() += 1;
-                }
-                _ => {
-                    d.escalated += 1;
-                    *queues
-                        .entry(r.queue.clone().unwrap_or_default())
-                        .or_default() += 1;
-                }
-            }
-            let e = reviewers.entry(r.reviewer.clone()).or_default();
-            e.0 += 1;
-            e.1.extend(r.handle);
-            let b = match r.confidence {
-                Some(conf) => BUCKETS
-                    .iter()
-                    .position(|(_, lo, hi)| conf >= *lo && conf < *hi)
-                    .unwrap_or(BUCKETS.len()),
-                None => BUCKETS.len(),
-            };
-            buckets[b].0 += 1;
-            if r.kind == "approve" && !r.changed_class {
-                buckets[b].1 += 1;
-            }
-        }
-        d.undone = c.query_row(
+        let undone = c.query_row(
             "SELECT COUNT(*) FROM decisions WHERE undone_at IS NOT NULL AND at >= ?1",
             [from],
             |r| r.get(0),
         )?;
-        s.reviewers = reviewers
-            .into_iter()
-            .map(|(reviewer, (n, handles))| ReviewerStats {
-                reviewer,
-                decisions: n,
-                median_handle_ms: Percentiles::of(handles).map(|p| p.p50),
-            })
-            .collect();
-        let by_count = |m: BTreeMap<String, u64>| {
-            let mut v: Vec<(String, u64)> = m.into_iter().collect();
-            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-            v
-        };
-        s.reject_reasons = by_count(reasons);
-        s.escalation_queues = by_count(queues);
-        s.agreement = BUCKETS
-            .iter()
-            .map(|b| b.0)
-            .chain(["unknown"])
-            .zip(&buckets)
-            .filter(|(_, (n, _))| *n > 0)
-            .map(|(label, (n, agreed))| Bucket {
-                bucket: label.to_string(),
-                decided: *n,
-                agreed: *agreed,
-                rate: ratio(*agreed, *n),
-            })
-            .collect();
-
-        // Edit rate per field over the decided items.
-        let mut edited: BTreeMap<String, u64> = c
+        let edited: BTreeMap<String, u64> = c
             .prepare(
                 "SELECT e.field, COUNT(DISTINCT e.request_id) FROM edits e
                  JOIN decisions d ON d.request_id = e.request_id
@@ -235,23 +137,11 @@ impl Store {
             )?
             .query_map([from], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<rusqlite::Result<_>>()?;
-        s.edits = EditableField::ALL
-            .iter()
-            .map(|f| {
-                let n = edited.remove(f.as_str()).unwrap_or(0);
-                FieldEdits {
-                    field: f.as_str().to_string(),
-                    edited: n,
-                    rate: ratio(n, d.total),
-                }
-            })
-            .collect();
-        s.decisions = d;
+        tally_decisions(&mut s, &rows, undone, edited);
 
         s.volume = self.volume()?;
 
         // Actions per provider.
-        let mut providers: BTreeMap<String, ProviderStats> = BTreeMap::new();
         let mut stmt = c.prepare(
             "SELECT action, status, COUNT(*) FROM outbox WHERE created_at >= ?1 GROUP BY action, status",
         )?;
@@ -262,36 +152,7 @@ impl Store {
                 r.get::<_, i64>(2)? as u64,
             ))
         })?;
-        for row in rows {
-            let (action, status, n) = row?;
-            let p = providers.entry(action.clone()).or_insert(ProviderStats {
-                action,
-                total: 0,
-                sent: 0,
-                dead: 0,
-                pending: 0,
-                sandbox: 0,
-                cancelled: 0,
-                success_rate: 0.0,
-                dead_rate: 0.0,
-            });
-            p.total += n;
-            match status.as_str() {
-                "sent" => p.sent += n,
-                "dead" => p.dead += n,
-                "sandbox" => p.sandbox += n,
-                "cancelled" => p.cancelled += n,
-                _ => p.pending += n,
-            }
-        }
-        s.actions = providers
-            .into_values()
-            .map(|mut p| {
-                p.success_rate = ratio(p.sent, p.sent + p.dead);
-                p.dead_rate = ratio(p.dead, p.sent + p.dead);
-                p
-            })
-            .collect();
+        s.actions = providers(rows.collect::<rusqlite::Result<Vec<_>>>()?);
 
         // Outcomes by (reviewed) intent: the latest outcome of each item.
         s.outcomes = c
@@ -311,5 +172,189 @@ impl Store {
             })?
             .collect::<rusqlite::Result<_>>()?;
         Ok(s)
+    }
+}
+
+/// One decision in force as stats reads it.
+pub(crate) struct DecisionRow {
+    pub kind: String,
+    pub reason: Option<String>,
+    pub queue: Option<String>,
+    pub reviewer: String,
+    /// From the claim the decision was made under to the decision.
+    pub handle: Option<Millis>,
+    pub confidence: Option<f64>,
+    /// Intent or priority was edited before the decision.
+    pub changed_class: bool,
+}
+
+/// Fills the decision counts, reviewers, reasons, queues, agreement and edit rates from the
+/// decisions in force, the undone ones' count and the decided items edited per field.
+pub(crate) fn tally_decisions(
+    s: &mut Stats,
+    rows: &[DecisionRow],
+    undone: u64,
+    mut edited: BTreeMap<String, u64>,
+) {
+    let mut d = Decisions::default();
+    let mut reviewers: BTreeMap<String, (u64, Vec<Millis>)> = BTreeMap::new();
+    let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
+    let mut queues: BTreeMap<String, u64> = BTreeMap::new();
+    let mut buckets: Vec<(u64, u64)> = vec![(0, 0); BUCKETS.len() + 1];
+    for r in rows {
+        d.total += 1;
+        match r.kind.as_str() {
+            "approve" => d.approved += 1,
+            "reject" => {
+                d.rejected += 1;
+                *reasons
+                    .entry(r.reason.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
+            _ => {
+                d.escalated += 1;
+                *queues
+                    .entry(r.queue.clone().unwrap_or_default())
+                    .or_default() += 1;
+            }
+        }
+        let e = reviewers.entry(r.reviewer.clone()).or_default();
+        e.0 += 1;
+        e.1.extend(r.handle);
+        let b = match r.confidence {
+            Some(conf) => BUCKETS
+                .iter()
+                .position(|(_, lo, hi)| conf >= *lo && conf < *hi)
+                .unwrap_or(BUCKETS.len()),
+            None => BUCKETS.len(),
+        };
+        buckets[b].0 += 1;
+        if r.kind == "approve" && !r.changed_class {
+            buckets[b].1 += 1;
+        }
+    }
+    s.reviewers = reviewers
+        .into_iter()
+        .map(|(reviewer, (n, handles))| ReviewerStats {
+            reviewer,
+            decisions: n,
+            median_handle_ms: Percentiles::of(handles).map(|p| p.p50),
+        })
+        .collect();
+    let by_count = |m: BTreeMap<String, u64>| {
+        let mut v: Vec<(String, u64)> = m.into_iter().collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        v
+    };
+    s.reject_reasons = by_count(reasons);
+    s.escalation_queues = by_count(queues);
+    s.agreement = BUCKETS
+        .iter()
+        .map(|b| b.0)
+        .chain(["unknown"])
+        .zip(&buckets)
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(label, (n, agreed))| Bucket {
+            bucket: label.to_string(),
+            decided: *n,
+            agreed: *agreed,
+            rate: ratio(*agreed, *n),
+        })
+        .collect();
+    d.undone = undone;
+    s.edits = EditableField::ALL
+        .iter()
+        .map(|f| {
+            let n = edited.remove(f.as_str()).unwrap_or(0);
+            FieldEdits {
+                field: f.as_str().to_string(),
+                edited: n,
+                rate: ratio(n, d.total),
+            }
+        })
+        .collect();
+    s.decisions = d;
+}
+
+/// Actions per provider from (action, status, count) rows.
+pub(crate) fn providers(rows: Vec<(String, String, u64)>) -> Vec<ProviderStats> {
+    let mut providers: BTreeMap<String, ProviderStats> = BTreeMap::new();
+    for row in rows {
+        let (action, status, n) = row;
+        let p = providers.entry(action.clone()).or_insert(ProviderStats {
+            action,
+            total: 0,
+            sent: 0,
+            dead: 0,
+            pending: 0,
+            sandbox: 0,
+            cancelled: 0,
+            success_rate: 0.0,
+            dead_rate: 0.0,
+        });
+        p.total += n;
+        match status.as_str() {
+            "sent" => p.sent += n,
+            "dead" => p.dead += n,
+            "sandbox" => p.sandbox += n,
+            "cancelled" => p.cancelled += n,
+            _ => p.pending += n,
+        }
+    }
+    providers
+        .into_values()
+        .map(|mut p| {
+            p.success_rate = ratio(p.sent, p.sent + p.dead);
+            p.dead_rate = ratio(p.dead, p.sent + p.dead);
+            p
+        })
+        .collect()
+}
+
+/// Adds `n` items at time `at` to the hour slot of `v` (slots from `from`) it falls in.
+pub(crate) fn add_to_hour(v: &mut [u64], from: Millis, at: Millis, n: i64) {
+    let h = ((at - from) / HOUR) as usize;
+    if let Some(slot) = v.get_mut(h) {
+        *slot += n as u64;
+    }
+}
+
+/// The median of the baseline hours, and whether there is any history at all (a new
+/// queue, a demo: then there is no baseline).
+pub(crate) fn baseline_of(mut hours: Vec<u64>) -> (f64, bool) {
+    let has_history = hours.iter().any(|&n| n > 0);
+    hours.sort_unstable();
+    let baseline = hours.get(hours.len() / 2).copied().unwrap_or(0) as f64;
+    (baseline, has_history)
+}
+
+/// The volume line with its alert.
+pub(crate) fn volume_of(
+    policy: &crate::model::Policy,
+    per_hour: Vec<u64>,
+    baseline: f64,
+    has_history: bool,
+    escalations: Vec<u64>,
+) -> Volume {
+    let alert = per_hour
+        .iter()
+        .rev()
+        .take(2)
+        .enumerate()
+        .find_map(|(i, &n)| {
+            let limit = policy.volume_alert_factor * baseline.max(1.0);
+            (has_history && n >= policy.volume_alert_min && n as f64 > limit).then(|| {
+                format!(
+                    "{} {n} requests in an hour, {:.1}× the baseline of {baseline:.0}/h",
+                    if i == 0 { "this hour:" } else { "last hour:" },
+                    n as f64 / baseline.max(1.0)
+                )
+            })
+        });
+    Volume {
+        per_hour,
+        baseline_per_hour: baseline,
+        escalations_per_hour: escalations,
+        alert,
     }
 }

@@ -32,7 +32,21 @@ pub struct IdempotentAnswer {
 }
 
 /// Idempotency records older than this are forgotten.
-const IDEMPOTENCY_KEEP_MS: Millis = 7 * 24 * 3600 * 1000;
+pub(crate) const IDEMPOTENCY_KEEP_MS: Millis = 7 * 24 * 3600 * 1000;
+
+/// Why a token cannot be added under `name`: a live one has it.
+pub(crate) fn token_in_use(name: &str) -> QueueError {
+    QueueError::Invalid(format!(
+        "a token named '{name}' exists; revoke it first (signoff token revoke {name})"
+    ))
+}
+
+/// Why a token cannot be revoked: no live one has that name.
+pub(crate) fn no_live_token(name: &str) -> QueueError {
+    QueueError::Invalid(format!(
+        "no live token named '{name}' (signoff token list shows them)"
+    ))
+}
 
 impl Store {
     /// Stores a new token's hash under `name`. A name in use by a token that is neither
@@ -55,10 +69,7 @@ impl Store {
                 )
                 .optional()?;
             if live.is_some() {
-                return Err(QueueError::Invalid(format!(
-                    "a token named '{name}' exists; revoke it first (signoff token revoke {name})"
-                ))
-                .into());
+                return Err(token_in_use(name).into());
             }
             tx.execute("DELETE FROM api_tokens WHERE name = ?1", [name])?;
             tx.execute(
@@ -115,10 +126,7 @@ impl Store {
                 params![name, now],
             )?;
             if n == 0 {
-                return Err(QueueError::Invalid(format!(
-                    "no live token named '{name}' (signoff token list shows them)"
-                ))
-                .into());
+                return Err(no_live_token(name).into());
             }
             audit.append(tx, now, by, None, "token_revoked", &json!({"name": name}))?;
             Ok(())

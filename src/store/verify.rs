@@ -149,14 +149,191 @@ impl Default for VerifyOptions {
     }
 }
 
+/// One audit row as read from a database, its text borrowed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AuditRowRef<'a> {
+    pub seq: i64,
+    pub at: Millis,
+    pub actor: &'a str,
+    pub request_id: Option<i64>,
+    pub kind: &'a str,
+    pub detail: &'a str,
+    pub prev_hash: &'a str,
+    pub hash: &'a str,
+    pub os_user: Option<&'a str>,
+    pub mac: Option<&'a str>,
+}
+
+/// Rows re-hashed together on the hashing thread.
+const WALK_BATCH: usize = 4096;
+
+/// The chain walk over rows fed in sequence order, from any database: this side checks the
+/// links (sequence numbers and each row's previous-hash against the row before), a second
+/// thread, started with the first full batch, re-hashes each row's content against its
+/// stored hash and checks its MAC. Together that is the sequential walk; the first broken
+/// entry is the lower of the two findings. A short walk (the rows past the anchor that a
+/// writer checks) runs on the caller's thread alone.
+pub(crate) struct ChainWalk {
+    key: Option<AuditKey>,
+    prev_seq: i64,
+    prev_hash: [u8; 64],
+    entries: u64,
+    link_break: Option<(i64, String)>,
+    keyed_at: Vec<i64>,
+    batch: Batch,
+    worker: Option<std::thread::JoinHandle<Option<(i64, &'static str)>>>,
+    to_worker: Option<std::sync::mpsc::SyncSender<Batch>>,
+    recycle: std::sync::mpsc::Sender<Batch>,
+    spare: std::sync::mpsc::Receiver<Batch>,
+    stopped: bool,
+}
+
+impl ChainWalk {
+    /// A walk of the rows after entry `from_seq`, whose hash is `from_hash` (0 and the
+    /// genesis hash for all of them); with a key, every row's MAC is checked too.
+    pub fn new(from_seq: i64, from_hash: &str, key: Option<&AuditKey>) -> ChainWalk {
+        let mut prev_hash = [b'?'; 64];
+        if from_hash.len() == 64 {
+            prev_hash.copy_from_slice(from_hash.as_bytes());
+        }
+        let (recycle, spare) = std::sync::mpsc::channel::<Batch>();
+        ChainWalk {
+            key: key.cloned(),
+            prev_seq: from_seq,
+            prev_hash,
+            entries: 0,
+            link_break: None,
+            keyed_at: Vec::new(),
+            batch: Batch::default(),
+            worker: None,
+            to_worker: None,
+            recycle,
+            spare,
+            stopped: false,
+        }
+    }
+
+    /// Rows taken so far.
+    pub fn entries(&self) -> u64 {
+        self.entries
+    }
+
+    /// Takes the next row; false once the walk has found a break (the rest need not be read).
+    pub fn push(&mut self, r: AuditRowRef<'_>) -> bool {
+        if self.stopped {
+            return false;
+        }
+        if r.seq != self.prev_seq + 1 {
+            let prev_seq = self.prev_seq;
+            self.link_break = Some((
+                prev_seq + 1,
+                format!(
+                    "missing: the log jumps from entry {prev_seq} to {}; entries were deleted",
+                    r.seq
+                ),
+            ));
+            self.stopped = true;
+            return false;
+        }
+        if r.prev_hash.as_bytes() != self.prev_hash {
+            self.link_break = Some((
+                r.seq,
+                "its previous-hash does not match the row before it: a row was deleted, inserted or swapped".into(),
+            ));
+            self.stopped = true;
+            return false;
+        }
+        if r.kind == super::schema::KEYED_KIND {
+            self.keyed_at.push(r.seq);
+        }
+        let b = &mut self.batch;
+        let row = RowRef {
+            seq: r.seq,
+            at: r.at,
+            request_id: r.request_id,
+            actor: b.add(r.actor),
+            kind: b.add(r.kind),
+            detail: b.add(r.detail),
+            prev: b.add(r.prev_hash),
+            hash: b.add(r.hash),
+            os_user: r.os_user.map(|u| b.add(u)),
+            mac: r.mac.map(|m| b.add(m)),
+        };
+        b.push(row);
+        self.prev_seq = r.seq;
+        if r.hash.len() == 64 {
+            self.prev_hash.copy_from_slice(r.hash.as_bytes());
+        } else {
+            self.prev_hash = [b'?'; 64];
+        }
+        self.entries += 1;
+        if self.batch.rows.len() == WALK_BATCH {
+            let sender = self.to_worker.get_or_insert_with(|| {
+                let (tx, batches) = std::sync::mpsc::sync_channel::<Batch>(4);
+                let (key, recycle) = (self.key.clone(), self.recycle.clone());
+                self.worker = Some(std::thread::spawn(move || {
+                    let mut check = RowCheck::new(key);
+                    for batch in batches {
+                        if let Some(b) = check.batch(&batch) {
+                            return Some(b);
+                        }
+                        let _ = recycle.send(batch);
+                    }
+                    None
+                }));
+                tx
+            });
+            let next = self
+                .spare
+                .try_recv()
+                .map(Batch::cleared)
+                .unwrap_or_default();
+            if sender
+                .send(std::mem::replace(&mut self.batch, next))
+                .is_err()
+            {
+                // The worker found a broken row and stopped.
+                self.stopped = true;
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The verdict on the rows taken.
+    pub fn finish(mut self) -> VerifyReport {
+        let batch = std::mem::take(&mut self.batch);
+        let content_break = match (self.to_worker.take(), self.worker.take()) {
+            (Some(sender), Some(worker)) => {
+                let _ = sender.send(batch);
+                drop(sender);
+                worker.join().unwrap_or(None)
+            }
+            _ => RowCheck::new(self.key.clone()).batch(&batch),
+        };
+        let broken = match (self.link_break.take(), content_break) {
+            (Some(l), Some(c)) if c.0 < l.0 => Some((c.0, c.1.to_string())),
+            (Some(l), _) => Some(l),
+            (None, Some(c)) => Some((c.0, c.1.to_string())),
+            (None, None) => None,
+        };
+        let head = (self.prev_seq > 0 && broken.is_none()).then(|| AuditHead {
+            seq: self.prev_seq,
+            hash: String::from_utf8_lossy(&self.prev_hash).into_owned(),
+        });
+        VerifyReport {
+            entries: self.entries,
+            head,
+            broken,
+            keyed_at: std::mem::take(&mut self.keyed_at),
+            ..VerifyReport::default()
+        }
+    }
+}
+
 /// Walks the chain after entry `from_seq` (whose hash is `from_hash`; 0 and the genesis
 /// hash for all of it) in sequence order and reports the first broken entry. With a key,
 /// every row's MAC is checked too. `progress` is called every 64k rows.
-///
-/// Two threads: this one reads rows and checks the links (sequence numbers and each row's
-/// previous-hash against the row before), a second re-hashes each row's content against its
-/// stored hash and checks its MAC. Together that is the sequential walk; the first broken
-/// entry is the lower of the two findings.
 pub(crate) fn walk(
     conn: &Connection,
     from_seq: i64,
@@ -164,159 +341,108 @@ pub(crate) fn walk(
     key: Option<&AuditKey>,
     mut progress: impl FnMut(u64),
 ) -> Result<VerifyReport> {
-    const BATCH: usize = 4096;
     let mut stmt = conn.prepare_cached(
         "SELECT seq, at, actor, request_id, kind, detail, prev_hash, hash, os_user, mac
          FROM audit WHERE seq > ?1 ORDER BY seq",
     )?;
     let mut rows = stmt.query([from_seq])?;
-    let key = key.cloned();
-    std::thread::scope(|scope| {
-        // The hashing thread starts with the first full batch: a short walk (the rows past
-        // the anchor that a writer checks) runs on this thread alone.
-        let mut worker = None;
-        let mut to_worker: Option<std::sync::mpsc::SyncSender<Batch>> = None;
-        let (recycle, spare) = std::sync::mpsc::channel::<Batch>();
-        let mut prev_seq = from_seq;
-        let mut prev_hash = [b'?'; 64];
-        if from_hash.len() == 64 {
-            prev_hash.copy_from_slice(from_hash.as_bytes());
-        }
-        let mut n = 0u64;
-        let mut link_break: Option<(i64, String)> = None;
-        let mut keyed_at = Vec::new();
-        let mut batch = Batch::default();
-        let mut read_error = None;
-        loop {
-            let r = match rows.next() {
-                Ok(Some(r)) => r,
-                Ok(None) => break,
-                Err(e) => {
-                    read_error = Some(e);
-                    break;
-                }
+    let mut chain = ChainWalk::new(from_seq, from_hash, key);
+    let mut read_error = None;
+    loop {
+        let r = match rows.next() {
+            Ok(Some(r)) => r,
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(e);
+                break;
+            }
+        };
+        let res = (|| -> rusqlite::Result<bool> {
+            let os_user = match r.get_ref(8)? {
+                rusqlite::types::ValueRef::Null => None,
+                _ => Some(text(r, 8)?),
             };
-            let res = (|| -> rusqlite::Result<Option<(i64, String)>> {
-                let seq: i64 = r.get(0)?;
-                if seq != prev_seq + 1 {
-                    return Ok(Some((
-                        prev_seq + 1,
-                        format!(
-                            "missing: the log jumps from entry {prev_seq} to {seq}; entries were deleted"
-                        ),
-                    )));
-                }
-                let row_prev = text(r, 6)?;
-                if row_prev.as_bytes() != prev_hash {
-                    return Ok(Some((
-                        seq,
-                        "its previous-hash does not match the row before it: a row was deleted, inserted or swapped".into(),
-                    )));
-                }
-                let hash = text(r, 7)?;
-                let kind = text(r, 4)?;
-                if kind == super::schema::KEYED_KIND {
-                    keyed_at.push(seq);
-                }
-                let os_user = match r.get_ref(8)? {
-                    rusqlite::types::ValueRef::Null => None,
-                    _ => Some(text(r, 8)?),
-                };
-                let mac = match r.get_ref(9)? {
-                    rusqlite::types::ValueRef::Null => None,
-                    _ => Some(text(r, 9)?),
-                };
-                let row = RowRef {
-                    seq,
-                    at: r.get(1)?,
-                    request_id: r.get(3)?,
-                    actor: batch.add(text(r, 2)?),
-                    kind: batch.add(kind),
-                    detail: batch.add(text(r, 5)?),
-                    prev: batch.add(row_prev),
-                    hash: batch.add(hash),
-                    os_user: os_user.map(|u| batch.add(u)),
-                    mac: mac.map(|m| batch.add(m)),
-                };
-                batch.push(row);
-                prev_seq = seq;
-                if hash.len() == 64 {
-                    prev_hash.copy_from_slice(hash.as_bytes());
-                } else {
-                    prev_hash = [b'?'; 64];
-                }
-                Ok(None)
-            })();
-            match res {
-                Ok(None) => {}
-                Ok(Some(b)) => {
-                    link_break = Some(b);
-                    break;
-                }
-                Err(e) => {
-                    read_error = Some(e);
-                    break;
-                }
-            }
-            n += 1;
-            if batch.rows.len() == BATCH {
-                let sender = to_worker.get_or_insert_with(|| {
-                    let (tx, batches) = std::sync::mpsc::sync_channel::<Batch>(4);
-                    let (key, recycle) = (key.clone(), recycle.clone());
-                    worker = Some(scope.spawn(move || {
-                        let mut check = RowCheck::new(key);
-                        for batch in batches {
-                            if let Some(b) = check.batch(&batch) {
-                                return Some(b);
-                            }
-                            let _ = recycle.send(batch);
-                        }
-                        None
-                    }));
-                    tx
-                });
-                let next = spare.try_recv().map(Batch::cleared).unwrap_or_default();
-                if sender.send(std::mem::replace(&mut batch, next)).is_err() {
-                    break; // the worker found a broken row and stopped
-                }
-            }
-            if n.is_multiple_of(65_536) {
-                progress(n);
+            let mac = match r.get_ref(9)? {
+                rusqlite::types::ValueRef::Null => None,
+                _ => Some(text(r, 9)?),
+            };
+            Ok(chain.push(AuditRowRef {
+                seq: r.get(0)?,
+                at: r.get(1)?,
+                actor: text(r, 2)?,
+                request_id: r.get(3)?,
+                kind: text(r, 4)?,
+                detail: text(r, 5)?,
+                prev_hash: text(r, 6)?,
+                hash: text(r, 7)?,
+                os_user,
+                mac,
+            }))
+        })();
+        match res {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                read_error = Some(e);
+                break;
             }
         }
-        let content_break = match (to_worker, worker) {
-            (Some(sender), Some(worker)) => {
-                let _ = sender.send(batch);
-                drop(sender);
-                worker.join().unwrap_or(None)
-            }
-            _ => RowCheck::new(key.clone()).batch(&batch),
-        };
-        if let Some(e) = read_error {
-            return Err(e.into());
+        if chain.entries().is_multiple_of(65_536) {
+            progress(chain.entries());
         }
-        let broken = match (link_break, content_break) {
-            (Some(l), Some(c)) if c.0 < l.0 => Some((c.0, c.1.to_string())),
-            (Some(l), _) => Some(l),
-            (None, Some(c)) => Some((c.0, c.1.to_string())),
-            (None, None) => None,
-        };
-        let head = (prev_seq > 0 && broken.is_none()).then(|| AuditHead {
-            seq: prev_seq,
-            hash: String::from_utf8_lossy(&prev_hash).into_owned(),
-        });
-        Ok(VerifyReport {
-            entries: n,
-            head,
-            broken,
-            keyed_at,
-            ..VerifyReport::default()
-        })
-    })
+    }
+    let report = chain.finish();
+    if let Some(e) = read_error {
+        return Err(e.into());
+    }
+    Ok(report)
 }
 
 /// Lists at most this many unaccounted rows of each kind.
-const UNACCOUNTED_SHOWN: usize = 20;
+pub(crate) const UNACCOUNTED_SHOWN: usize = 20;
+
+/// The line after the first [`UNACCOUNTED_SHOWN`] of `n` unaccounted rows of one kind.
+pub(crate) fn more_like_it(n: usize) -> Option<String> {
+    (n > UNACCOUNTED_SHOWN).then(|| format!("… and {} more like it", n - UNACCOUNTED_SHOWN))
+}
+
+pub(crate) fn unaccounted_decision(id: i64, request_id: i64, kind: &str, reviewer: &str) -> String {
+    format!(
+        "decision {id} (item {request_id}, {kind} by {}) has no matching `decided` entry in the audit log",
+        crate::text::sanitize(reviewer)
+    )
+}
+
+pub(crate) fn unaccounted_undo(id: i64, request_id: i64) -> String {
+    format!(
+        "decision {id} (item {request_id}) is marked taken back, but the audit log has no `undone` entry for it"
+    )
+}
+
+pub(crate) fn unaccounted_outbox(
+    id: i64,
+    request_id: i64,
+    action: &str,
+    key: &str,
+    decision_id: i64,
+) -> String {
+    format!(
+        "outbox row {id} (item {request_id}, {} action, key {}) is not among the actions of decision {decision_id}'s `decided` entry in the audit log",
+        crate::text::sanitize(action),
+        crate::text::sanitize(key),
+    )
+}
+
+/// The note on an `audit_keyed` entry (`detail` is its stored detail).
+pub(crate) fn keyed_note(seq: i64, detail: Option<&str>) -> String {
+    let through = detail
+        .and_then(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .and_then(|d| d["keyed_through"].as_i64())
+        .unwrap_or(0);
+    format!(
+        "entry {seq} records that the log was keyed when it was migrated: entries 1–{through} were MAC'd then, so their MACs show only that nothing changed after that"
+    )
+}
 
 /// Decisions and outbox rows that no audit entry accounts for.
 fn cross_check(conn: &Connection) -> Result<Vec<String>> {
@@ -332,8 +458,8 @@ fn cross_check(conn: &Connection) -> Result<Vec<String>> {
                 }
                 n += 1;
             }
-            if n > UNACCOUNTED_SHOWN {
-                out.push(format!("… and {} more like it", n - UNACCOUNTED_SHOWN));
+            if let Some(more) = more_like_it(n) {
+                out.push(more);
             }
             Ok(())
         };
@@ -346,12 +472,11 @@ fn cross_check(conn: &Connection) -> Result<Vec<String>> {
               AND a.actor = d.reviewer)
          ORDER BY d.id",
         &|r| {
-            Ok(format!(
-                "decision {} (item {}, {} by {}) has no matching `decided` entry in the audit log",
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                crate::text::sanitize(&r.get::<_, String>(3)?)
+            Ok(unaccounted_decision(
+                r.get(0)?,
+                r.get(1)?,
+                &r.get::<_, String>(2)?,
+                &r.get::<_, String>(3)?,
             ))
         },
     )?;
@@ -361,13 +486,7 @@ fn cross_check(conn: &Connection) -> Result<Vec<String>> {
             SELECT 1 FROM audit a WHERE a.request_id = d.request_id AND a.kind = 'undone'
               AND json_extract(a.detail, '$.decision_id') = d.id)
          ORDER BY d.id",
-        &|r| {
-            Ok(format!(
-                "decision {} (item {}) is marked taken back, but the audit log has no `undone` entry for it",
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?
-            ))
-        },
+        &|r| Ok(unaccounted_undo(r.get(0)?, r.get(1)?)),
     )?;
     collect(
         "SELECT o.id, o.request_id, o.action, o.idempotency_key, o.decision_id FROM outbox o
@@ -378,13 +497,12 @@ fn cross_check(conn: &Connection) -> Result<Vec<String>> {
               AND j.value = o.idempotency_key)
          ORDER BY o.id",
         &|r| {
-            Ok(format!(
-                "outbox row {} (item {}, {} action, key {}) is not among the actions of decision {}'s `decided` entry in the audit log",
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                crate::text::sanitize(&r.get::<_, String>(2)?),
-                crate::text::sanitize(&r.get::<_, String>(3)?),
-                r.get::<_, i64>(4)?
+            Ok(unaccounted_outbox(
+                r.get(0)?,
+                r.get(1)?,
+                &r.get::<_, String>(2)?,
+                &r.get::<_, String>(3)?,
+                r.get(4)?,
             ))
         },
     )?;
@@ -530,13 +648,7 @@ impl Store {
                     r.get(0)
                 })
                 .optional()?;
-            let through = detail
-                .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
-                .and_then(|d| d["keyed_through"].as_i64())
-                .unwrap_or(0);
-            report.notes.push(format!(
-                "entry {seq} records that the log was keyed when it was migrated: entries 1–{through} were MAC'd then, so their MACs show only that nothing changed after that"
-            ));
+            report.notes.push(keyed_note(seq, detail.as_deref()));
         }
         report.unaccounted = cross_check(&tx)?;
         drop(tx);

@@ -9,6 +9,7 @@
 
 pub mod gmail;
 pub mod monday;
+pub mod pg;
 pub mod slack;
 
 use std::collections::VecDeque;
