@@ -636,16 +636,22 @@ fn merge(base: &mut toml::Value, over: &toml::Table) {
 fn error_key(e: &toml::de::Error) -> Option<String> {
     let text = e.to_string();
     let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
-    let key = last.trim().strip_prefix("in `")?.strip_suffix('`')?;
+    // A problem at the top level has no "in" line.
+    let key = last
+        .trim()
+        .strip_prefix("in `")
+        .and_then(|k| k.strip_suffix('`'));
     // An unknown field is reported at the table holding it: name the field itself.
     let field = e
         .message()
         .strip_prefix("unknown field `")
         .and_then(|m| m.split('`').next());
-    Some(match field {
-        Some(f) => format!("{key}.{f}"),
-        None => key.to_string(),
-    })
+    match (key, field) {
+        (Some(k), Some(f)) => Some(format!("{k}.{f}")),
+        (Some(k), None) => Some(k.to_string()),
+        (None, Some(f)) => Some(f.to_string()),
+        (None, None) => None,
+    }
 }
 
 /// Where a key's value came from: the most specific recorded key that is it or a parent.
