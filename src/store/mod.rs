@@ -13,6 +13,7 @@
 mod anchor;
 mod audit;
 mod checkpoint;
+mod compare;
 mod export;
 mod files;
 mod ingest;
@@ -25,6 +26,7 @@ mod review;
 mod schema;
 mod stats;
 mod tokens;
+mod validation;
 mod verify;
 mod vfs;
 
@@ -46,6 +48,7 @@ pub use recheck::Recheck;
 pub use review::{BatchAnswer, BatchOp, idempotency_key};
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
 pub use tokens::{IdempotentAnswer, TokenRecord};
+pub use validation::{ADOPTED_KIND, InForce, PolicyCheck, SIGNED_OFF_KIND, SignedOff};
 pub use verify::{VerifyOptions, VerifyReport};
 
 use crate::model::Policy;
