@@ -11,6 +11,7 @@ pub mod model;
 pub mod queue;
 pub mod secret;
 pub mod server;
+pub mod shadow;
 pub mod stats;
 pub mod store;
 pub mod text;

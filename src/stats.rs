@@ -146,6 +146,9 @@ pub struct OutcomeCount {
     pub count: u64,
 }
 
+/// The group of items whose AI output named no prompt version (or model).
+pub const NO_VALUE: &str = "(none)";
+
 /// How the items of one prompt version (or model) fared with reviewers.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct GroupStats {
@@ -167,7 +170,9 @@ pub struct GroupStats {
 }
 
 /// One week of the queue, oldest first in [`Drift::weeks`].
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Week {
     /// The week's first instant; it runs 7 days (the last ends now).
     pub start: Millis,
@@ -201,7 +206,9 @@ pub struct Baseline {
 }
 
 /// Accuracy, escalation rate and volume per week against the validated baseline.
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 pub struct Drift {
     /// The last 8 weeks, oldest first.
     pub weeks: Vec<Week>,
@@ -384,9 +391,16 @@ impl Stats {
             }
         }
         if self.by_prompt_version.len() > 1
-            || self.by_prompt_version.first().is_some_and(|g| g.value != "(none)")
+            || self
+                .by_prompt_version
+                .first()
+                .is_some_and(|g| g.value != NO_VALUE)
         {
-            let _ = write!(o, "\n{}", groups_report("prompt version", &self.by_prompt_version));
+            let _ = write!(
+                o,
+                "\n{}",
+                groups_report("prompt version", &self.by_prompt_version)
+            );
         }
         o.push_str(&self.drift.report());
         if !self.outcomes.is_empty() {
@@ -472,8 +486,16 @@ impl Drift {
                 day(w.start),
                 w.volume,
                 w.decided,
-                if w.decided > 0 { pct(w.agreement) } else { "-".into() },
-                if w.decided > 0 { pct(w.escalation_rate) } else { "-".into() },
+                if w.decided > 0 {
+                    pct(w.agreement)
+                } else {
+                    "-".into()
+                },
+                if w.decided > 0 {
+                    pct(w.escalation_rate)
+                } else {
+                    "-".into()
+                },
             );
         }
         match &self.baseline {
@@ -491,7 +513,10 @@ impl Drift {
                     b.validation,
                     crate::text::sanitize(&b.signed_by)
                 );
-                let _ = writeln!(o, "  agreement by confidence, last 7 days against the validation");
+                let _ = writeln!(
+                    o,
+                    "  agreement by confidence, last 7 days against the validation"
+                );
                 for r in &self.recent {
                     let validated = b
                         .buckets
@@ -522,7 +547,7 @@ impl Drift {
 }
 
 /// `2026-11-20` (UTC) of a time.
-fn day(ms: Millis) -> String {
+pub fn day(ms: Millis) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
         .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
         .unwrap_or_default()

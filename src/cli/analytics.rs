@@ -25,6 +25,7 @@ pub fn outcome(
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum StatsBy {
     /// The `prompt_version` of the AI output.
+    #[value(name = "prompt_version", alias = "prompt-version")]
     PromptVersion,
     /// The `model` that produced it.
     Model,

@@ -62,8 +62,15 @@ pub fn validate(loaded: &Loaded, args: &ValidateArgs, read_only: bool) -> anyhow
     let text = match std::str::from_utf8(&bytes) {
         Ok(t) => t,
         Err(e) => {
-            let line = bytes[..e.valid_up_to()].iter().filter(|b| **b == b'\n').count() + 1;
-            eprintln!("signoff: {name}:{line}: not valid UTF-8 (byte {})", e.valid_up_to());
+            let line = bytes[..e.valid_up_to()]
+                .iter()
+                .filter(|b| **b == b'\n')
+                .count()
+                + 1;
+            eprintln!(
+                "signoff: {name}:{line}: not valid UTF-8 (byte {})",
+                e.valid_up_to()
+            );
             return Ok(EXIT_FAILED);
         }
     };
@@ -159,7 +166,11 @@ fn when(ms: i64) -> String {
 
 /// `signoff policy`: the configured threshold and auto-approval, those in force, and the
 /// validation they stand on.
-pub fn policy(loaded: &Loaded, command: Option<&PolicyCommand>, read_only: bool) -> anyhow::Result<i32> {
+pub fn policy(
+    loaded: &Loaded,
+    command: Option<&PolicyCommand>,
+    read_only: bool,
+) -> anyhow::Result<i32> {
     if loaded.config.remote.is_some() {
         eprintln!("signoff: `signoff policy` reads this machine's database; use --db");
         return Ok(EXIT_USAGE);
@@ -179,7 +190,9 @@ pub fn policy(loaded: &Loaded, command: Option<&PolicyCommand>, read_only: bool)
             PolicyCheck::Adopted { seq, validation } => {
                 println!(
                     "taken into force as audit entry {seq}{}",
-                    validation.map_or_else(String::new, |v| format!(", on the validation signed off as entry {v}"))
+                    validation.map_or_else(String::new, |v| format!(
+                        ", on the validation signed off as entry {v}"
+                    ))
                 );
                 EXIT_OK
             }
@@ -206,7 +219,11 @@ pub fn policy(loaded: &Loaded, command: Option<&PolicyCommand>, read_only: bool)
         if p.auto_approve { "on" } else { "off" }
     );
     let since = match (f.seq, f.at, &f.by) {
-        (Some(seq), Some(at), Some(by)) => format!(" · since {} by {} (audit entry {seq})", when(at), sanitize(by)),
+        (Some(seq), Some(at), Some(by)) => format!(
+            " · since {} by {} (audit entry {seq})",
+            when(at),
+            sanitize(by)
+        ),
         _ => " · the built-in defaults".into(),
     };
     println!(
@@ -229,7 +246,9 @@ pub fn policy(loaded: &Loaded, command: Option<&PolicyCommand>, read_only: bool)
                 );
                 println!("             {}", sanitize(&v.verdict));
             }
-            None => println!("stands on    audit entry {seq}, which is not a signed-off validation"),
+            None => {
+                println!("stands on    audit entry {seq}, which is not a signed-off validation")
+            }
         },
         (None, true) => println!("stands on    nothing: taken into force with --force"),
         (None, false) if f.seq.is_none() => {
@@ -288,7 +307,11 @@ pub fn gate(loaded: &Loaded) -> anyhow::Result<Option<String>> {
     Ok(match store.check_policy(&loaded.reviewer())? {
         PolicyCheck::Refused(why) => Some(why),
         PolicyCheck::Adopted { seq, validation } => {
-            tracing::info!(seq, ?validation, "policy threshold and auto-approval taken into force");
+            tracing::info!(
+                seq,
+                ?validation,
+                "policy threshold and auto-approval taken into force"
+            );
             None
         }
         PolicyCheck::InForce => None,

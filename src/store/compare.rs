@@ -32,8 +32,7 @@ impl GroupBy {
     }
 }
 
-/// Shown for items whose AI output named no prompt version (or model).
-pub const NONE_LABEL: &str = "(none)";
+use crate::stats::NO_VALUE as NONE_LABEL;
 
 impl Store {
     /// Items, decisions, edit rates, agreement, escalations and outcomes per prompt
@@ -72,7 +71,9 @@ impl Store {
              JOIN decisions d ON d.request_id = e.request_id
              WHERE d.undone_at IS NULL AND d.at >= ?1 AND e.at <= d.at",
         )?;
-        for row in stmt.query_map([from], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))? {
+        for row in stmt.query_map([from], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })? {
             let (id, field) = row?;
             edited.entry(id).or_default().insert(field);
         }

@@ -24,6 +24,7 @@ mod read;
 mod recheck;
 mod review;
 mod schema;
+mod shadow;
 mod stats;
 mod tokens;
 mod validation;

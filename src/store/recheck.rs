@@ -42,7 +42,11 @@ pub(crate) fn meta(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<O
         .optional()
 }
 
-pub(crate) fn set_meta(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_meta(
+    conn: &rusqlite::Connection,
+    key: &str,
+    value: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

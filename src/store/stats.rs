@@ -7,8 +7,8 @@ use super::{Result, Store};
 use crate::model::EditableField;
 use crate::queue::Millis;
 use crate::stats::{
-    Bucket, Decisions, FieldEdits, OutcomeCount, Percentiles, ProviderStats, ReviewerStats, Stats,
-    Volume, CONFIDENCE_BUCKETS, bucket_of, ratio,
+    Bucket, CONFIDENCE_BUCKETS, Decisions, FieldEdits, OutcomeCount, Percentiles, ProviderStats,
+    ReviewerStats, Stats, Volume, bucket_of, ratio,
 };
 
 const HOUR: Millis = 3_600_000;

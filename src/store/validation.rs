@@ -92,17 +92,25 @@ pub enum PolicyCheck {
     /// The policy's threshold and auto-approval are those in force.
     InForce,
     /// A change taken into force now (audited): on this validation, or needing none.
-    Adopted {
-        seq: i64,
-        validation: Option<i64>,
-    },
+    Adopted { seq: i64, validation: Option<i64> },
     /// A change that needs a passing signed-off validation of this policy version.
     Refused(String),
 }
 
-fn signed_off(seq: i64, at: Millis, actor: String, os_user: Option<String>, detail: &str) -> Option<SignedOff> {
+fn signed_off(
+    seq: i64,
+    at: Millis,
+    actor: String,
+    os_user: Option<String>,
+    detail: &str,
+) -> Option<SignedOff> {
     let v: Value = serde_json::from_str(detail).ok()?;
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+    let s = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string()
+    };
     let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or_default();
     Some(SignedOff {
         seq,
@@ -114,7 +122,10 @@ fn signed_off(seq: i64, at: Millis, actor: String, os_user: Option<String>, deta
         cases: v.get("cases").and_then(Value::as_u64).unwrap_or_default(),
         policy_version: s("policy_version"),
         confidence_threshold: f("confidence_threshold"),
-        auto_approve: v.get("auto_approve").and_then(Value::as_bool).unwrap_or(false),
+        auto_approve: v
+            .get("auto_approve")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         required_accuracy: f("required_accuracy"),
         passed: v.get("passed").and_then(Value::as_bool).unwrap_or(false),
         verdict: s("verdict"),
@@ -171,7 +182,13 @@ impl Store {
              ORDER BY seq DESC",
         )?;
         let rows = stmt.query_map(params![SIGNED_OFF_KIND, policy_version], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get::<_, String>(4)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, String>(4)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -192,7 +209,9 @@ impl Store {
                 |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
             )
             .optional()?;
-        Ok(row.and_then(|(seq, at, actor, os_user, detail)| signed_off(seq, at, actor, os_user, &detail)))
+        Ok(row.and_then(|(seq, at, actor, os_user, detail)| {
+            signed_off(seq, at, actor, os_user, &detail)
+        }))
     }
 
     /// The threshold and auto-approval in force.
@@ -204,7 +223,12 @@ impl Store {
 
     /// Takes this store's policy's threshold and auto-approval into force: an audit entry
     /// naming the validation they stand on (or `forced`), and the `meta` copy.
-    pub fn adopt_policy(&mut self, actor: &str, validation: Option<i64>, forced: bool) -> Result<i64> {
+    pub fn adopt_policy(
+        &mut self,
+        actor: &str,
+        validation: Option<i64>,
+        forced: bool,
+    ) -> Result<i64> {
         let previous = self.policy_in_force()?;
         let (version, threshold, auto) = (
             self.policy.version(),
@@ -241,7 +265,11 @@ impl Store {
                 validation,
                 forced,
             };
-            set_meta(tx, IN_FORCE_KEY, &serde_json::to_string(&record).unwrap_or_default())?;
+            set_meta(
+                tx,
+                IN_FORCE_KEY,
+                &serde_json::to_string(&record).unwrap_or_default(),
+            )?;
             Ok(seq)
         })
     }
@@ -257,7 +285,10 @@ impl Store {
         }
         if !in_force.needs_evidence_for(&self.policy) {
             let seq = self.adopt_policy(actor, None, false)?;
-            return Ok(PolicyCheck::Adopted { seq, validation: None });
+            return Ok(PolicyCheck::Adopted {
+                seq,
+                validation: None,
+            });
         }
         let version = self.policy.version();
         let passing = self
@@ -266,7 +297,10 @@ impl Store {
             .find(|v| v.passed);
         if let Some(v) = passing {
             let seq = self.adopt_policy(actor, Some(v.seq), false)?;
-            return Ok(PolicyCheck::Adopted { seq, validation: Some(v.seq) });
+            return Ok(PolicyCheck::Adopted {
+                seq,
+                validation: Some(v.seq),
+            });
         }
         let p = &self.policy;
         let mut what = Vec::new();

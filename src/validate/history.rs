@@ -70,13 +70,28 @@ impl std::fmt::Display for Problem {
     }
 }
 
-/// The 1-based line of byte `offset` in `text`.
-fn line_of(text: &str, offset: usize) -> u64 {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|b| **b == b'\n')
-        .count() as u64
-        + 1
+/// Line numbers of byte offsets met in increasing order: counts only the bytes between
+/// one offset and the next.
+struct Lines<'a> {
+    text: &'a [u8],
+    offset: usize,
+    line: u64,
+}
+
+impl Lines<'_> {
+    fn at(&mut self, offset: usize) -> u64 {
+        let offset = offset.min(self.text.len());
+        if offset < self.offset {
+            self.offset = 0;
+            self.line = 1;
+        }
+        self.line += self.text[self.offset..offset]
+            .iter()
+            .filter(|b| **b == b'\n')
+            .count() as u64;
+        self.offset = offset;
+        self.line
+    }
 }
 
 /// The cases of a history file's text (`name` names it in problems). Returns every case
@@ -87,10 +102,16 @@ pub fn read(name: &str, text: &str) -> (Vec<Case>, Vec<Problem>) {
     let mut problems = Vec::new();
     let at = |line: u64| format!("{name}:{line}");
     let offset_of = |raw: &RawValue| raw.get().as_ptr() as usize - text.as_ptr() as usize;
+    let mut lines = Lines {
+        text: text.as_bytes(),
+        offset: 0,
+        line: 1,
+    };
+    let mut line_of = |offset: usize| lines.at(offset);
     let mut entries: Vec<(u64, &RawValue)> = Vec::new();
     if text.trim_start().starts_with('[') {
         match serde_json::from_str::<Vec<&RawValue>>(text) {
-            Ok(v) => entries.extend(v.into_iter().map(|r| (line_of(text, offset_of(r)), r))),
+            Ok(v) => entries.extend(v.into_iter().map(|r| (line_of(offset_of(r)), r))),
             Err(e) => problems.push(Problem {
                 origin: at(e.line() as u64),
                 message: format!("not valid JSON: {e}"),
@@ -101,7 +122,7 @@ pub fn read(name: &str, text: &str) -> (Vec<Case>, Vec<Problem>) {
         loop {
             match stream.next() {
                 None => break,
-                Some(Ok(r)) => entries.push((line_of(text, offset_of(r)), r)),
+                Some(Ok(r)) => entries.push((line_of(offset_of(r)), r)),
                 Some(Err(e)) => {
                     problems.push(Problem {
                         origin: at(e.line() as u64),
@@ -210,16 +231,26 @@ mod tests {
 
     #[test]
     fn arrays_lines_and_pretty_objects_read_with_their_lines() {
-        let lines = format!("{}\n\n{}\n", CASE.replace('\n', ""), CASE.replace("e1", "e2").replace('\n', ""));
+        let lines = format!(
+            "{}\n\n{}\n",
+            CASE.replace('\n', ""),
+            CASE.replace("e1", "e2").replace('\n', "")
+        );
         let (cases, problems) = read("h.jsonl", &lines);
         assert_eq!(problems, vec![]);
-        assert_eq!(cases.iter().map(|c| c.origin.as_str()).collect::<Vec<_>>(), ["h.jsonl:1", "h.jsonl:3"]);
+        assert_eq!(
+            cases.iter().map(|c| c.origin.as_str()).collect::<Vec<_>>(),
+            ["h.jsonl:1", "h.jsonl:3"]
+        );
         assert_eq!(cases[0].actual.decision, ActualDecision::Approve);
 
         let array = format!("[\n{CASE},\n{}\n]", CASE.replace("e1", "e2"));
         let (cases, problems) = read("h.json", &array);
         assert_eq!(problems, vec![]);
-        assert_eq!(cases.iter().map(|c| c.origin.as_str()).collect::<Vec<_>>(), ["h.json:2", "h.json:4"]);
+        assert_eq!(
+            cases.iter().map(|c| c.origin.as_str()).collect::<Vec<_>>(),
+            ["h.json:2", "h.json:4"]
+        );
 
         let pretty = format!("{CASE}\n{}", CASE.replace("e1", "e2"));
         let (cases, _) = read("h.json", &pretty);
@@ -243,9 +274,21 @@ mod tests {
         let got: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
         assert_eq!(got.len(), 5, "{got:#?}");
         assert!(got[0].starts_with("h.jsonl:2: missing 'actual'"), "{got:?}");
-        assert!(got[1].starts_with("h.jsonl:3: actual.decision 'maybe' is not"), "{got:?}");
-        assert!(got[2].starts_with("h.jsonl:4: actual.priority is missing"), "{got:?}");
-        assert!(got[3].starts_with("h.jsonl:5: the case s / e1 is already at line 1"), "{got:?}");
-        assert!(got[4].starts_with("h.jsonl:6: missing required field 'source'"), "{got:?}");
+        assert!(
+            got[1].starts_with("h.jsonl:3: actual.decision 'maybe' is not"),
+            "{got:?}"
+        );
+        assert!(
+            got[2].starts_with("h.jsonl:4: actual.priority is missing"),
+            "{got:?}"
+        );
+        assert!(
+            got[3].starts_with("h.jsonl:5: the case s / e1 is already at line 1"),
+            "{got:?}"
+        );
+        assert!(
+            got[4].starts_with("h.jsonl:6: missing required field 'source'"),
+            "{got:?}"
+        );
     }
 }

@@ -18,7 +18,9 @@ pub fn escape(s: &str) -> String {
             c if (c as u32) < 0x20 && c != '\n' && c != '\t' => {
                 let _ = write!(o, "&#x{:04x};", 0x2400 + c as u32);
             }
-            c if c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') => {
+            c if c.is_control()
+                || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}') =>
+            {
                 let _ = write!(o, "⟨U+{:04X}⟩", c as u32);
             }
             c => o.push(c),
@@ -87,7 +89,8 @@ td:first-child,th:first-child{{text-align:left}}\
             bar(f.accuracy),
             f.matched,
             f.cases,
-            f.mean_similarity.map_or_else(String::new, |m| format!("{m:.2}"))
+            f.mean_similarity
+                .map_or_else(String::new, |m| format!("{m:.2}"))
         );
     }
     let _ = writeln!(

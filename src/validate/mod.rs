@@ -308,14 +308,18 @@ pub fn evaluate(
     );
     // Free text.
     let texts: [(&str, fn(&Case) -> (Option<&String>, Option<&String>)); 3] = [
-        ("summary", |c| (c.request.ai.summary.as_ref(), c.actual.summary.as_ref())),
+        ("summary", |c| {
+            (c.request.ai.summary.as_ref(), c.actual.summary.as_ref())
+        }),
         ("recommended_next_step", |c| {
             (
                 c.request.ai.recommended_next_step.as_ref(),
                 c.actual.recommended_next_step.as_ref(),
             )
         }),
-        ("draft_reply", |c| (c.request.ai.draft_reply.as_ref(), c.actual.reply.as_ref())),
+        ("draft_reply", |c| {
+            (c.request.ai.draft_reply.as_ref(), c.actual.reply.as_ref())
+        }),
     ];
     for (field, get) in texts {
         let sims: Vec<f64> = cases
@@ -399,15 +403,23 @@ pub fn evaluate(
         .collect();
 
     // Thresholds, in hundredths.
-    let curve = (50..=95).step_by(5).map(|h| point(&scored, total, h)).collect();
-    let policy_t = (policy.confidence_threshold * 100.0).round().clamp(0.0, 100.0) as u32;
+    let curve = (50..=95)
+        .step_by(5)
+        .map(|h| point(&scored, total, h))
+        .collect();
+    let policy_t = (policy.confidence_threshold * 100.0)
+        .round()
+        .clamp(0.0, 100.0) as u32;
     let mut at_policy = point(&scored, total, policy_t);
     at_policy.threshold = policy.confidence_threshold;
     // The policy's own threshold exactly (it may not be a whole hundredth).
     {
         let (mut n, mut ok) = (0u64, 0u64);
         for s in &scored {
-            if s.eligible && s.confidence.is_some_and(|c| c >= policy.confidence_threshold) {
+            if s.eligible
+                && s.confidence
+                    .is_some_and(|c| c >= policy.confidence_threshold)
+            {
                 n += 1;
                 ok += u64::from(s.agreed);
             }
@@ -423,7 +435,9 @@ pub fn evaluate(
         .map(|p| {
             let wrong = scored
                 .iter()
-                .filter(|s| s.eligible && !s.agreed && s.confidence.is_some_and(|c| c >= p.threshold))
+                .filter(|s| {
+                    s.eligible && !s.agreed && s.confidence.is_some_and(|c| c >= p.threshold)
+                })
                 .map(|s| {
                     let c = s.case;
                     WrongCase {
@@ -546,7 +560,11 @@ mod tests {
                 1 => i % 40 < 2,
                 _ => i % 2 == 0,
             };
-            let actual = if wrong { ("approve", "other", "low") } else { ("approve", "partnership", "medium") };
+            let actual = if wrong {
+                ("approve", "other", "low")
+            } else {
+                ("approve", "partnership", "medium")
+            };
             lines.push(line(i, conf, ("partnership", "medium"), actual));
         }
         let (cases, problems) = read("h", &lines.join("\n"));
@@ -561,7 +579,10 @@ mod tests {
         assert!(!r.passed, "{}", r.verdict);
         assert_eq!(r.calibration[1].accuracy, 0.95);
         let intent = &r.fields[0];
-        assert_eq!((intent.field.as_str(), intent.cases, intent.matched), ("intent", 120, 98));
+        assert_eq!(
+            (intent.field.as_str(), intent.cases, intent.matched),
+            ("intent", 120, 98)
+        );
         let summary = r.fields.iter().find(|f| f.field == "summary").unwrap();
         assert_eq!(summary.mean_similarity, Some(0.8571));
         assert_eq!(r.intents.labels, ["partnership", "other"]);
@@ -571,12 +592,30 @@ mod tests {
     #[test]
     fn items_a_review_rule_holds_back_are_never_counted_as_auto_approved() {
         let lines: Vec<String> = (0..40)
-            .map(|i| line(i, 0.99, ("complaint", "medium"), ("approve", "complaint", "medium")))
+            .map(|i| {
+                line(
+                    i,
+                    0.99,
+                    ("complaint", "medium"),
+                    ("approve", "complaint", "medium"),
+                )
+            })
             .collect();
         let (cases, _) = read("h", &lines.join("\n"));
-        let r = evaluate("h", "x", &cases, &Policy::default(), &ValidationConfig::default());
+        let r = evaluate(
+            "h",
+            "x",
+            &cases,
+            &Policy::default(),
+            &ValidationConfig::default(),
+        );
         assert_eq!(r.eligible, 0);
         assert_eq!(r.recommendation, None);
-        assert!(r.verdict.starts_with("FAIL: at the policy's threshold 0.75 only 0 case(s)"), "{}", r.verdict);
+        assert!(
+            r.verdict
+                .starts_with("FAIL: at the policy's threshold 0.75 only 0 case(s)"),
+            "{}",
+            r.verdict
+        );
     }
 }

@@ -110,7 +110,11 @@ impl Report {
             for (i, row) in c.counts.iter().enumerate() {
                 let mut line = format!("  {:>2} {}", i + 1, cell(&c.labels[i], 21));
                 for n in row {
-                    let v = if *n == 0 { "·".to_string() } else { n.to_string() };
+                    let v = if *n == 0 {
+                        "·".to_string()
+                    } else {
+                        n.to_string()
+                    };
                     let _ = write!(line, "{v:>colw$}");
                 }
                 let _ = writeln!(o, "{}", line.trim_end());
@@ -121,7 +125,11 @@ impl Report {
             o,
             "\nreliability: approved as proposed, by the AI's confidence"
         );
-        let _ = writeln!(o, "  {:<9} {:>6}  {:>9}  {:>7}", "bucket", "cases", "mean conf", "right");
+        let _ = writeln!(
+            o,
+            "  {:<9} {:>6}  {:>9}  {:>7}",
+            "bucket", "cases", "mean conf", "right"
+        );
         for b in &self.calibration {
             let conf = b
                 .mean_confidence
@@ -148,7 +156,8 @@ impl Report {
             "threshold", "auto-approved", "accuracy", "spared"
         );
         for p in &self.curve {
-            let mark = if p.accuracy >= self.required_accuracy && p.auto_approved >= self.min_cases {
+            let mark = if p.accuracy >= self.required_accuracy && p.auto_approved >= self.min_cases
+            {
                 "✓"
             } else {
                 " "
@@ -175,10 +184,16 @@ impl Report {
                 );
                 let _ = writeln!(o, "  {}", point_line(&r.point));
                 if !r.wrong.is_empty() {
-                    let _ = writeln!(o, "  the {} case(s) it would have got wrong:", r.wrong.len());
+                    let _ = writeln!(
+                        o,
+                        "  the {} case(s) it would have got wrong:",
+                        r.wrong.len()
+                    );
                     for w in r.wrong.iter().take(WRONG_SHOWN) {
                         let people = match (&w.intent, &w.priority) {
-                            (Some(i), Some(p)) => format!("{} {} / {}", w.decision.as_str(), sanitize(i), sanitize(p)),
+                            (Some(i), Some(p)) => {
+                                format!("{} {} / {}", w.decision.as_str(), sanitize(i), sanitize(p))
+                            }
                             (Some(i), None) => format!("{} {}", w.decision.as_str(), sanitize(i)),
                             _ => w.decision.as_str().to_string(),
                         };

@@ -8,7 +8,10 @@ use std::collections::HashMap;
 
 fn words(s: &str) -> HashMap<String, u32> {
     let mut m = HashMap::new();
-    for w in s.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()) {
+    for w in s
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
         *m.entry(w.to_lowercase()).or_insert(0) += 1;
     }
     m
