@@ -47,7 +47,10 @@ impl std::fmt::Display for Problem {
 
 /// Splits CSV text (RFC 4180: quoted fields, doubled quotes, line breaks inside quotes)
 /// into records, each with the line it starts on.
-fn csv_records(text: &str) -> Result<Vec<(u64, Vec<String>)>, (u64, String)> {
+/// CSV records, each with the line it starts on.
+type Records = Vec<(u64, Vec<String>)>;
+
+fn csv_records(text: &str) -> Result<Records, (u64, String)> {
     let mut out = Vec::new();
     let mut record = Vec::new();
     let mut field = String::new();
@@ -438,9 +441,8 @@ pub fn compare(
             existing_handle_ms: e.handle_ms,
         });
     }
-    // Disagreements first (false sorts before true), then by item.
-    r.items
-        .sort_by(|a, b| (a.differences.is_empty(), a.id).cmp(&(b.differences.is_empty(), b.id)));
+    // Disagreements first, then by item.
+    r.items.sort_by_key(|i| (i.differences.is_empty(), i.id));
     r.by_field = FIELDS
         .iter()
         .zip(counts)

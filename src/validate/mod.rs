@@ -307,7 +307,9 @@ pub fn evaluate(
             .collect(),
     );
     // Free text.
-    let texts: [(&str, fn(&Case) -> (Option<&String>, Option<&String>)); 3] = [
+    type Pair<'c> = (Option<&'c String>, Option<&'c String>);
+    type Text = (&'static str, fn(&Case) -> Pair<'_>);
+    let texts: [Text; 3] = [
         ("summary", |c| {
             (c.request.ai.summary.as_ref(), c.actual.summary.as_ref())
         }),
