@@ -221,9 +221,10 @@ impl Store {
                 ..Week::default()
             })
             .collect();
+        // Week k runs from its start (exclusive) 7 days on, so the last ends at now.
         let week_of = |at: Millis| -> Option<usize> {
-            let k = (at - start).div_euclid(7 * DAY);
-            (0..WEEKS).contains(&k).then_some(k as usize)
+            let back = (now - at).div_euclid(7 * DAY);
+            (at <= now && back < WEEKS).then(|| (WEEKS - 1 - back) as usize)
         };
         let mut stmt = c.prepare("SELECT ingested_at FROM requests WHERE ingested_at >= ?1")?;
         for at in stmt.query_map([start], |r| r.get::<_, Millis>(0))? {
@@ -255,7 +256,7 @@ impl Store {
             w.decided += 1;
             w.agreed += u64::from(agreed);
             w.escalated += u64::from(kind == "escalate");
-            if at >= now - 7 * DAY {
+            if at > now - 7 * DAY && at <= now {
                 let b = &mut recent[bucket_of(conf)];
                 b.0 += 1;
                 b.1 += u64::from(agreed);
