@@ -426,7 +426,10 @@ fn prompt_versions_compare_and_drift_warns_below_the_validated_level() {
     let drift = &st.drift;
     assert_eq!(drift.weeks.len(), 8);
     let last = drift.weeks.last().unwrap();
-    assert_eq!((last.volume, last.decided, last.agreed, last.escalated), (40, 40, 25, 5));
+    assert_eq!(
+        (last.volume, last.decided, last.agreed, last.escalated),
+        (40, 40, 25, 5)
+    );
     let b = drift.baseline.as_ref().expect("the signed-off validation");
     assert_eq!((b.agreement, b.signed_by.as_str()), (1.0, "dana"));
     assert_eq!(
@@ -438,13 +441,22 @@ fn prompt_versions_compare_and_drift_warns_below_the_validated_level() {
     );
     let text = st.report();
     assert!(text.contains("by prompt version"), "{text}");
-    assert!(text.contains("DRIFT       agreement at confidence 0.9–1.0"), "{text}");
+    assert!(
+        text.contains("DRIFT       agreement at confidence 0.9–1.0"),
+        "{text}"
+    );
     drop(s);
 
     // The same through the binary.
     let (code, out, err) = run(signoff(dir.path())
         .env("SIGNOFF_CLOCK", "2026-11-20T10:00:00Z")
-        .args(["--db", db.to_str().unwrap(), "stats", "--by", "prompt_version"]));
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "stats",
+            "--by",
+            "prompt_version",
+        ]));
     assert_eq!(code, 0, "{err}");
     assert!(out.starts_with("by prompt version"), "{out}");
     let row = out.lines().find(|l| l.contains("triage-v2")).unwrap();
