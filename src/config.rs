@@ -38,6 +38,17 @@ pub struct StoreConfig {
     /// A Unix group that shares the store: its files are created mode 0660 and given to
     /// this group instead of 0600 (owner only).
     pub group: Option<String>,
+    /// PostgreSQL (`path` a `postgres://` URL): the password when the URL has none
+    /// (inline, `env:NAME` or `file:PATH`; else `PGPASSWORD` or the password file).
+    pub password: Option<crate::secret::Secret>,
+    /// PostgreSQL: a PEM file of the CAs that sign the database server's certificate
+    /// (with `sslmode=require` in the URL); the public web roots otherwise.
+    pub tls_ca: Option<PathBuf>,
+    /// PostgreSQL: connections each server keeps open.
+    pub pool_size: u32,
+    /// PostgreSQL: the audit key every server on the database shares (32 bytes, mode
+    /// 0600); default `<data dir>/audit.key`.
+    pub audit_key: Option<PathBuf>,
 }
 
 impl Default for StoreConfig {
@@ -47,6 +58,10 @@ impl Default for StoreConfig {
             durability: Durability::Full,
             busy_timeout_ms: 10_000,
             group: None,
+            password: None,
+            tls_ca: None,
+            pool_size: 16,
+            audit_key: None,
         }
     }
 }

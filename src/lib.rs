@@ -8,6 +8,7 @@ pub mod identity;
 pub mod ingest;
 pub mod logging;
 pub mod model;
+pub mod pg;
 pub mod queue;
 pub mod secret;
 pub mod server;

@@ -96,6 +96,37 @@ pub async fn dispatch_with(
     Ok(dispatcher::run(db, policy, store, cfg, once, worker, shutdown).await?)
 }
 
+/// The store a dispatcher runs the outbox of.
+pub enum OutboxStore {
+    /// A SQLite file, opened with these options.
+    Sqlite(std::path::PathBuf, StoreOptions),
+    /// A PostgreSQL queue shared with other instances: rows are leased with
+    /// `FOR UPDATE SKIP LOCKED`, so each is attempted by one dispatcher at a time.
+    Postgres(Arc<crate::pg::PgDb>),
+}
+
+impl OutboxStore {
+    /// Runs the outbox until `shutdown` resolves (or, with `once`, until nothing is due).
+    pub async fn dispatch(
+        self,
+        policy: Arc<Policy>,
+        cfg: &ActionsConfig,
+        once: bool,
+        worker: &str,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<DispatchSummary> {
+        match self {
+            OutboxStore::Sqlite(db, opts) => {
+                dispatch_with(&db, policy, &opts, cfg, once, worker, shutdown).await
+            }
+            OutboxStore::Postgres(db) => {
+                let _ = (db, policy, cfg, once, worker, shutdown);
+                anyhow::bail!("the dispatcher does not run on PostgreSQL yet")
+            }
+        }
+    }
+}
+
 /// `signoff doctor`'s checks of each configured integration.
 pub async fn doctor(cfg: &ActionsConfig) -> Vec<DoctorCheck> {
     doctor::doctor(cfg).await

@@ -463,6 +463,22 @@ pub(crate) fn store_options(loaded: &Loaded) -> StoreOptions {
     }
 }
 
+/// How to open a PostgreSQL queue (`store.path` or `--db` a `postgres://` URL).
+pub(crate) fn pg_options(loaded: &Loaded) -> crate::pg::PgOptions {
+    let store = &loaded.config.store;
+    crate::pg::PgOptions {
+        clock: crate::clock::Clock::process(),
+        key_path: store
+            .audit_key
+            .clone()
+            .unwrap_or_else(|| loaded.paths.data_dir.join(crate::store::KEY_FILE)),
+        read_only: false,
+        pool_size: store.pool_size.max(2) as usize,
+        password: store.password.clone(),
+        ca_file: store.tls_ca.clone(),
+    }
+}
+
 /// Settles where the queue is: `--remote` (or SIGNOFF_REMOTE) over the config's `remote`;
 /// `--db` means this machine's database whatever the config says. The token for a TCP
 /// remote: `--token-file`, then SIGNOFF_TOKEN, then `remote_token`.

@@ -92,6 +92,9 @@ pub fn token(loaded: &Loaded, command: &TokenCommand) -> anyhow::Result<i32> {
     if let Some(remote) = remote_queue(loaded, false)? {
         return token_remote(&remote, command);
     }
+    if let Some(url) = loaded.paths.db.to_str().filter(|s| crate::pg::is_url(s)) {
+        return token_pg(loaded, url, command);
+    }
     let policy = std::sync::Arc::new(loaded.config.policy.clone());
     let mut store = Store::open(&loaded.paths.db, policy, &store_options(loaded))?;
     let by = crate::identity::os_user().to_string();
@@ -127,6 +130,49 @@ pub fn token(loaded: &Loaded, command: &TokenCommand) -> anyhow::Result<i32> {
             Err(e) => Ok(super::report_queue_error(&e.into())),
         },
     }
+}
+
+/// The token commands on a PostgreSQL queue, straight to the database (an administrator on
+/// a server host, with its credentials).
+fn token_pg(loaded: &Loaded, url: &str, command: &TokenCommand) -> anyhow::Result<i32> {
+    let rt = runtime()?;
+    rt.block_on(async {
+        let policy = std::sync::Arc::new(loaded.config.policy.clone());
+        let db = crate::pg::PgDb::open(url, policy, &super::pg_options(loaded)).await?;
+        let by = crate::identity::os_user().to_string();
+        match command {
+            TokenCommand::Add {
+                name,
+                role,
+                expires,
+            } => {
+                let expires_at = expires
+                    .as_deref()
+                    .and_then(parse_age)
+                    .map(|ms| db.now() + ms);
+                let (token, hash) = new_token()?;
+                match db.add_token(name, role, &hash, expires_at, &by).await {
+                    Ok(r) => {
+                        print_issued(&token, &r);
+                        Ok(EXIT_OK)
+                    }
+                    Err(e) => Ok(super::report_queue_error(&e.into())),
+                }
+            }
+            TokenCommand::List { json } => {
+                let records = db.tokens().await?;
+                print_tokens(&records, *json, db.now())?;
+                Ok(EXIT_OK)
+            }
+            TokenCommand::Revoke { name } => match db.revoke_token(name, &by).await {
+                Ok(()) => {
+                    println!("token '{name}' revoked");
+                    Ok(EXIT_OK)
+                }
+                Err(e) => Ok(super::report_queue_error(&e.into())),
+            },
+        }
+    })
 }
 
 fn token_remote(remote: &crate::queue::RemoteQueue, command: &TokenCommand) -> anyhow::Result<i32> {

@@ -37,7 +37,7 @@ pub async fn acting_for<F: std::future::Future>(os_user: String, f: F) -> F::Out
     ACTING_FOR.scope(os_user, f).await
 }
 
-fn acting() -> Option<String> {
+pub(crate) fn acting() -> Option<String> {
     ACTING_FOR.try_with(Clone::clone).ok()
 }
 

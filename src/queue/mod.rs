@@ -10,6 +10,7 @@ mod remote;
 pub mod wire;
 
 pub use crate::store::ActionPreview;
+pub(crate) use local::acting as acting_user;
 pub use local::{LocalQueue, acting_for};
 pub use remote::{RemoteOptions, RemoteQueue, RemoteTarget, read_token_file};
 

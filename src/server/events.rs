@@ -16,7 +16,6 @@ use super::Shared;
 use super::auth::{Identity, Perm};
 use super::error::ApiResult;
 use crate::queue::wire::ChangeToken;
-use crate::queue::{LocalQueue, Queue};
 
 /// How often the store is checked for changes the server did not make itself.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -57,17 +56,31 @@ impl ChangeFeed {
 
 /// Follows the store's change token until `shutdown` turns true.
 pub async fn follow_store(
-    queue: Arc<LocalQueue>,
+    queue: super::backend::Served,
     feed: Arc<ChangeFeed>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // A store that announces its changes (PostgreSQL: other instances' commits too) wakes
+    // the feed at once; the poll stays as the floor.
+    let mut announced = queue.changes();
     loop {
         match queue.change_token().await {
             Ok(t) => feed.set(t),
             Err(e) => tracing::warn!("reading the change token failed: {e}"),
         }
+        let changed = async {
+            match announced.as_mut() {
+                Some(rx) => {
+                    if rx.changed().await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
         tokio::select! {
             _ = feed.poke.notified() => {}
+            _ = changed => {}
             _ = tokio::time::sleep(POLL) => {}
             _ = shutdown.wait_for(|stop| *stop) => return,
         }

@@ -67,12 +67,7 @@ pub async fn ingest(
     // One keyed ingest at a time: a retry racing its original waits and replays it.
     let _one = s.ingest_lock.lock().await;
     let caller = format!("{}:{}", me.via.as_str(), me.name);
-    let found = {
-        let (caller, key) = (caller.clone(), key.clone());
-        s.queue
-            .on_reader(move |st| st.idempotent_answer(&caller, &key))
-            .await?
-    };
+    let found = s.queue.idempotent_answer(&caller, &key).await?;
     if let Some(first) = found {
         if first.body_sha256 != digest {
             return Err(ApiError::new(
@@ -102,7 +97,7 @@ pub async fn ingest(
         answer: text.clone(),
     };
     s.queue
-        .on_writer(move |st| st.store_idempotent_answer(&caller, &key, &stored))
+        .store_idempotent_answer(&caller, &key, &stored)
         .await?;
     Ok((
         StatusCode::OK,

@@ -14,7 +14,6 @@ use axum::response::IntoResponse;
 use super::Shared;
 use super::auth::{Identity, Perm};
 use super::error::ApiResult;
-use crate::queue::Queue;
 
 /// Requests by (method, route template, status): (answers, seconds spent).
 type RequestCounts = BTreeMap<(String, String, u16), (u64, f64)>;
@@ -74,16 +73,7 @@ pub async fn metrics(
 ) -> ApiResult<impl IntoResponse> {
     me.require(Perm::Read)?;
     let counts = s.queue.counts().await?;
-    let outbox: Vec<(String, i64)> = s
-        .queue
-        .on_reader(|st| {
-            let mut stmt = st
-                .connection()
-                .prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
-        })
-        .await?;
+    let outbox = s.queue.outbox_totals().await?;
     let now = crate::clock::Clock::process().now();
     let mut out = String::new();
     head(

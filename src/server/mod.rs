@@ -7,10 +7,12 @@
 //! operation, with change events over SSE and an OpenAPI document generated from the
 //! handlers ([`router`]).
 //!
-//! Writes go through the server's one [`LocalQueue`] and its one writing connection.
-//! Decisions use group commit: those that arrive while a transaction is committing share
+//! Writes go through the server's one queue: a SQLite [`LocalQueue`] with its one writing
+//! connection, or PostgreSQL ([`crate::pg::PgQueue`]) shared with other instances. On SQLite
+//! decisions use group commit: those that arrive while a transaction is committing share
 //! the next one, a savepoint each, and each caller is answered once its batch is durable.
 pub mod auth;
+mod backend;
 mod error;
 mod events;
 mod ingest;
@@ -62,8 +64,9 @@ pub struct ServeOptions {
 
 /// The server's state, shared by every request.
 pub struct AppState {
-    queue: Arc<LocalQueue>,
-    db: PathBuf,
+    queue: backend::Served,
+    /// The database, as messages name it (a path, or a URL without its password).
+    db: String,
     policy: Arc<crate::model::Policy>,
     access: AccessConfig,
     own_uid: u32,
@@ -319,7 +322,7 @@ async fn tokens_now(s: &Shared) -> Result<Arc<Vec<crate::store::TokenRecord>>, A
     if let Some(t) = s.tokens.get(at) {
         return Ok(t);
     }
-    let records = s.queue.on_reader(|st| st.tokens()).await?;
+    let records = s.queue.tokens().await?;
     Ok(s.tokens.put(at, records))
 }
 
@@ -523,31 +526,46 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
     };
 
     let db = loaded.paths.db.clone();
-    restrict(&db);
     let policy = Arc::new(loaded.config.policy.clone());
     let renderer = crate::actions::renderer(&loaded.config.actions, policy.clone())?;
-    // Both writers here are heavy (every reviewer's claims and decisions go through the
-    // queue's group commit; the dispatcher sends them): each checkpoints on a thread of its
-    // own, as `signoff dispatch` does, so no commit pays for copying the log into the
-    // database file (a batch that did made the claims behind it wait).
-    let store_opts = crate::store::StoreOptions {
-        background_checkpoint: true,
-        ..crate::cli::store_options(loaded)
-    };
-    let dispatch_opts = store_opts.clone();
-    let queue = Arc::new(
-        LocalQueue::open(&db, policy.clone(), &store_opts)
-            .map_err(|e| anyhow::anyhow!("{e}"))?
-            .with_renderer(renderer)
-            .with_group_commit(GROUP_COMMIT_MAX),
-    );
-    restrict(&db);
+    let (queue, outbox, shown): (backend::Served, crate::actions::OutboxStore, String) =
+        match db.to_str().filter(|s| crate::pg::is_url(s)) {
+            Some(url) => {
+                let q =
+                    crate::pg::PgQueue::open(url, policy.clone(), &crate::cli::pg_options(loaded))
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?
+                        .with_renderer(renderer);
+                let outbox = crate::actions::OutboxStore::Postgres(q.db().clone());
+                let shown = q.location();
+                (Arc::new(q), outbox, shown)
+            }
+            None => {
+                restrict(&db);
+                // Both writers here are heavy (every reviewer's claims and decisions go
+                // through the queue's group commit; the dispatcher sends them): each
+                // checkpoints on a thread of its own, as `signoff dispatch` does, so no
+                // commit pays for copying the log into the database file (a batch that did
+                // made the claims behind it wait).
+                let store_opts = crate::store::StoreOptions {
+                    background_checkpoint: true,
+                    ..crate::cli::store_options(loaded)
+                };
+                let q = LocalQueue::open(&db, policy.clone(), &store_opts)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+                    .with_renderer(renderer)
+                    .with_group_commit(GROUP_COMMIT_MAX);
+                restrict(&db);
+                let outbox = crate::actions::OutboxStore::Sqlite(db.clone(), store_opts);
+                (Arc::new(q), outbox, db.display().to_string())
+            }
+        };
     let initial = queue.change_token().await.unwrap_or(0);
     let feed = Arc::new(events::ChangeFeed::new(initial));
     let (stop_tx, stop_rx) = watch::channel(false);
     let state = Arc::new(AppState {
         queue: queue.clone(),
-        db: db.clone(),
+        db: shown.clone(),
         policy: policy.clone(),
         access: cfg.access.clone(),
         // SAFETY: geteuid has no preconditions.
@@ -618,22 +636,15 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
         stop_rx.clone(),
     ));
     let dispatcher = {
-        let (db, cfg, opts) = (db.clone(), loaded.config.actions.clone(), dispatch_opts);
+        let cfg = loaded.config.actions.clone();
         let worker = format!("serve:{}", crate::cli::worker_name(loaded));
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
-            let res = crate::actions::dispatch_with(
-                &db,
-                policy,
-                &opts,
-                &cfg,
-                false,
-                &worker,
-                async move {
+            let res = outbox
+                .dispatch(policy, &cfg, false, &worker, async move {
                     let _ = stop.wait_for(|s| *s).await;
-                },
-            )
-            .await;
+                })
+                .await;
             match res {
                 Ok(summary) => tracing::info!(%summary, "dispatcher stopped"),
                 Err(e) => tracing::error!("the dispatcher stopped: {e:#}"),
@@ -649,9 +660,9 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
     println!(
         "signoff serve: listening on {}; database {}{access}",
         wheres.join(" and "),
-        db.display()
+        shown
     );
-    tracing::info!(listen = %wheres.join(" "), db = %db.display(), "serving");
+    tracing::info!(listen = %wheres.join(" "), db = %shown, "serving");
 
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate())?;
@@ -681,10 +692,10 @@ Set server.tls_cert and server.tls_key, or pass --behind-proxy when a proxy in f
     let _ = dispatcher.await;
     drop(state);
     drop(socket_file);
-    match Arc::try_unwrap(queue) {
-        Ok(q) => drop(q),
-        Err(_) => tracing::warn!("the queue is still in use at shutdown"),
+    if Arc::strong_count(&queue) > 1 {
+        tracing::warn!("the queue is still in use at shutdown");
     }
+    drop(queue);
     println!("signoff serve: stopped");
     Ok(code)
 }

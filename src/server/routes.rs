@@ -12,7 +12,7 @@ use crate::queue::wire::{
     PreviewBody, Whoami,
 };
 use crate::queue::{
-    ActionPreview, AuditEntry, Claim, Counts, ItemDetail, ListQuery, Page, Queue, Receipt,
+    ActionPreview, AuditEntry, Claim, Counts, ItemDetail, ListQuery, Page, Receipt,
 };
 
 /// A JSON body of at most `server.max_body_bytes`: 413 past it, 400 naming the line and
@@ -63,7 +63,7 @@ pub async fn whoami(State(s): State<Shared>, Extension(me): Extension<Identity>)
         name: me.name.clone(),
         role: me.role,
         via: me.via.as_str().to_string(),
-        database: s.db.display().to_string(),
+        database: s.db.clone(),
     })
 }
 

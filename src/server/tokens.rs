@@ -60,7 +60,7 @@ pub async fn add(
     let (name, role, by) = (b.name.clone(), b.role.as_str(), me.name.clone());
     let record = s
         .queue
-        .on_writer(move |st| st.add_token(&name, role, &hash, expires_at, &by))
+        .add_token(&name, role, &hash, expires_at, &by)
         .await?;
     s.tokens.clear();
     s.feed.poke();
@@ -76,7 +76,7 @@ pub async fn list(
     Extension(me): Extension<Identity>,
 ) -> ApiResult<Json<Vec<TokenRecord>>> {
     me.require(Perm::Admin)?;
-    Ok(Json(s.queue.on_reader(|st| st.tokens()).await?))
+    Ok(Json(s.queue.tokens().await?))
 }
 
 #[utoipa::path(delete, path = "/v1/tokens/{name}", tag = "tokens",
@@ -90,8 +90,7 @@ pub async fn revoke(
 ) -> ApiResult<Json<()>> {
     me.require(Perm::Admin)?;
     let by = me.name.clone();
-    let n = name.clone();
-    let r = s.queue.on_writer(move |st| st.revoke_token(&n, &by)).await;
+    let r = s.queue.revoke_token(&name, &by).await;
     s.tokens.clear();
     s.feed.poke();
     r?;

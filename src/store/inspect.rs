@@ -34,6 +34,15 @@ pub struct QuarantineEntry {
 }
 
 impl Store {
+    /// Outbox rows per status.
+    pub fn outbox_totals(&self) -> Result<Vec<(String, i64)>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT status, count(*) FROM outbox GROUP BY status")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     /// Outbox rows, oldest first, optionally of one status and one item.
     pub fn outbox_list(
         &self,

@@ -56,6 +56,16 @@ use crate::model::Policy;
 use crate::queue::{Millis, QueueError};
 use audit::AuditWriter;
 
+/// Creates an audit key file at `path` (mode 0600) unless one is there; returns the key in
+/// the file either way.
+pub fn create_audit_key(path: &Path) -> Result<AuditKey> {
+    if let Some(dir) = path.parent() {
+        files::create_dir(dir, &FileMode::default())
+            .map_err(|e| files::io_error(dir, "create", e))?;
+    }
+    anchor::create_key(path, &FileMode::default())
+}
+
 /// Durability of commits (SQLite's `synchronous`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -255,6 +265,12 @@ pub struct RenderContext<'a> {
 impl Store {
     /// Opens (creating if needed) and migrates the database at `path`.
     pub fn open(path: &Path, policy: Arc<Policy>, opts: &StoreOptions) -> Result<Store> {
+        if let Some(url) = path.to_str().filter(|p| crate::pg::is_url(p)) {
+            return Err(StoreError::Queue(QueueError::Invalid(format!(
+                "{} is a PostgreSQL queue: it is served by `signoff serve --db URL`, and consoles and commands reach it with --remote (or `remote` in the config); `signoff migrate` and `signoff audit verify` also take the URL",
+                crate::pg::redact(url)
+            ))));
+        }
         let write = !opts.read_only;
         let open_err = |source| {
             StoreError::Open {
