@@ -233,7 +233,8 @@ impl Report {
             point_line(&self.at_policy_threshold)
         );
         let _ = writeln!(o, "{}", self.verdict);
-        o
+        // Padded columns leave spaces at the ends of lines.
+        o.lines().map(|l| format!("{}\n", l.trim_end())).collect()
     }
 }
 
