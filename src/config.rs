@@ -220,6 +220,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub validation: crate::validate::ValidationConfig,
 }
 
 /// Where a value came from.
@@ -539,6 +540,7 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         .collect();
     problems.extend(crate::tui::check_ui(&config.ui));
     problems.extend(crate::actions::check_config(&config.actions));
+    problems.extend(config.validation.check());
     if config.store.busy_timeout_ms == 0 {
         problems.push((
             "store.busy_timeout_ms".into(),
