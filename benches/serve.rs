@@ -550,7 +550,13 @@ async fn postgres_found(url: &str, opts: &signoff::pg::PgOptions, decided: &[(i6
         .await
         .expect("connect");
     let conn = tokio::spawn(conn);
-    let one = async |sql: &str| -> i64 { client.query_one(sql, &[]).await.map(|r| r.get(0)).unwrap_or(-1) };
+    let one = async |sql: &str| -> i64 {
+        client
+            .query_one(sql, &[])
+            .await
+            .map(|r| r.get(0))
+            .unwrap_or(-1)
+    };
     let rows = one("SELECT COUNT(*) FROM decisions WHERE undone_at IS NULL").await;
     let decided_twice = one(
         "SELECT COUNT(*) FROM (SELECT request_id FROM decisions WHERE undone_at IS NULL GROUP BY request_id HAVING COUNT(*) > 1) t",
@@ -626,7 +632,12 @@ fn main() {
             .collect();
         faulty(&fakes);
         let server = start_server(&dir, &db);
-        let (results, elapsed) = run_reviewers(&rt, &[server.url.clone()], &tokens, s.serve_budget);
+        let (results, elapsed) = run_reviewers(
+            &rt,
+            std::slice::from_ref(&server.url),
+            &tokens,
+            s.serve_budget,
+        );
         let drained = wait_drained(|| {
             let store = Store::open(&db_path, Arc::new(Policy::default()), &full()).unwrap();
             store

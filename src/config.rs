@@ -220,6 +220,7 @@ pub struct Config {
     pub ui: UiConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub validation: crate::validate::ValidationConfig,
 }
 
 /// Where a value came from.
@@ -539,6 +540,7 @@ pub fn load_with(flags: &Flags, env: &[(String, String)]) -> Result<Loaded, Conf
         .collect();
     problems.extend(crate::tui::check_ui(&config.ui));
     problems.extend(crate::actions::check_config(&config.actions));
+    problems.extend(config.validation.check());
     if config.store.busy_timeout_ms == 0 {
         problems.push((
             "store.busy_timeout_ms".into(),
@@ -636,16 +638,22 @@ fn merge(base: &mut toml::Value, over: &toml::Table) {
 fn error_key(e: &toml::de::Error) -> Option<String> {
     let text = e.to_string();
     let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
-    let key = last.trim().strip_prefix("in `")?.strip_suffix('`')?;
+    // A problem at the top level has no "in" line.
+    let key = last
+        .trim()
+        .strip_prefix("in `")
+        .and_then(|k| k.strip_suffix('`'));
     // An unknown field is reported at the table holding it: name the field itself.
     let field = e
         .message()
         .strip_prefix("unknown field `")
         .and_then(|m| m.split('`').next());
-    Some(match field {
-        Some(f) => format!("{key}.{f}"),
-        None => key.to_string(),
-    })
+    match (key, field) {
+        (Some(k), Some(f)) => Some(format!("{k}.{f}")),
+        (Some(k), None) => Some(k.to_string()),
+        (None, Some(f)) => Some(f.to_string()),
+        (None, None) => None,
+    }
 }
 
 /// Where a key's value came from: the most specific recorded key that is it or a parent.

@@ -12,10 +12,12 @@ pub mod pg;
 pub mod queue;
 pub mod secret;
 pub mod server;
+pub mod shadow;
 pub mod stats;
 pub mod store;
 pub mod text;
 pub mod tui;
+pub mod validate;
 
 /// mimalloc instead of the system allocator: ingest frees each stored batch's items (2 KB
 /// payloads, 1 KB AI objects: above glibc's per-thread cache, so every free took the

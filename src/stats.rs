@@ -5,6 +5,34 @@ use std::fmt::Write as _;
 
 use crate::queue::{Counts, Millis};
 
+/// Confidence buckets, high to low: (label, lower bound inclusive, upper bound exclusive).
+/// Items with no usable confidence fall in one more bucket after these, "unknown".
+pub const CONFIDENCE_BUCKETS: [(&str, f64, f64); 6] = [
+    ("0.9–1.0", 0.9, 1.01),
+    ("0.8–0.9", 0.8, 0.9),
+    ("0.7–0.8", 0.7, 0.8),
+    ("0.6–0.7", 0.6, 0.7),
+    ("0.5–0.6", 0.5, 0.6),
+    ("< 0.5", -0.01, 0.5),
+];
+
+/// The index in [`CONFIDENCE_BUCKETS`] of a confidence; `CONFIDENCE_BUCKETS.len()` for
+/// none (or one outside every bucket).
+pub fn bucket_of(confidence: Option<f64>) -> usize {
+    confidence
+        .and_then(|c| {
+            CONFIDENCE_BUCKETS
+                .iter()
+                .position(|(_, lo, hi)| c >= *lo && c < *hi)
+        })
+        .unwrap_or(CONFIDENCE_BUCKETS.len())
+}
+
+/// The label of a bucket index from [`bucket_of`].
+pub fn bucket_label(i: usize) -> &'static str {
+    CONFIDENCE_BUCKETS.get(i).map_or("unknown", |b| b.0)
+}
+
 /// Percentiles of a duration, in milliseconds.
 #[derive(
     Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
@@ -118,6 +146,79 @@ pub struct OutcomeCount {
     pub count: u64,
 }
 
+/// The group of items whose AI output named no prompt version (or model).
+pub const NO_VALUE: &str = "(none)";
+
+/// How the items of one prompt version (or model) fared with reviewers.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct GroupStats {
+    /// The prompt version or model ("(none)" when the AI did not say).
+    pub value: String,
+    /// Items ingested with it.
+    pub items: u64,
+    pub decided: u64,
+    /// Edit rate per field over its decided items.
+    pub edits: Vec<FieldEdits>,
+    /// Approved with intent and priority as proposed.
+    pub agreement: f64,
+    pub approved: u64,
+    pub rejected: u64,
+    pub escalated: u64,
+    pub escalation_rate: f64,
+    /// The latest outcome of its decided items, most frequent first.
+    pub outcomes: Vec<(String, u64)>,
+}
+
+/// One week of the queue, oldest first in [`Drift::weeks`].
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Week {
+    /// The week's first instant; it runs 7 days (the last ends now).
+    pub start: Millis,
+    /// Items ingested.
+    pub volume: u64,
+    pub decided: u64,
+    pub agreed: u64,
+    /// Approved with intent and priority as proposed, of decided.
+    pub agreement: f64,
+    pub escalated: u64,
+    pub escalation_rate: f64,
+}
+
+/// What the signed-off validation the policy stands on measured.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Baseline {
+    /// The sign-off's audit entry.
+    pub validation: i64,
+    pub signed_by: String,
+    pub at: Millis,
+    pub input: String,
+    pub agreement: f64,
+    pub escalation_rate: f64,
+    pub cases_per_week: Option<f64>,
+    /// Agreement per confidence bucket in the validation.
+    pub buckets: Vec<Bucket>,
+    /// How far below the validated level a bucket may fall before a warning...
+    pub tolerance: f64,
+    /// ... on at least this many decisions.
+    pub min_cases: u64,
+}
+
+/// Accuracy, escalation rate and volume per week against the validated baseline.
+#[derive(
+    Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+pub struct Drift {
+    /// The last 8 weeks, oldest first.
+    pub weeks: Vec<Week>,
+    pub baseline: Option<Baseline>,
+    /// Agreement by confidence bucket over the last 7 days.
+    pub recent: Vec<Bucket>,
+    /// Where the last 7 days fell below the validated level.
+    pub warnings: Vec<String>,
+}
+
 /// Everything `signoff stats` and the console's stats screen show.
 #[derive(
     Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
@@ -138,6 +239,14 @@ pub struct Stats {
     pub volume: Volume,
     pub actions: Vec<ProviderStats>,
     pub outcomes: Vec<OutcomeCount>,
+    /// Per prompt version of the AI output.
+    #[serde(default)]
+    pub by_prompt_version: Vec<GroupStats>,
+    /// Per model.
+    #[serde(default)]
+    pub by_model: Vec<GroupStats>,
+    #[serde(default)]
+    pub drift: Drift,
 }
 
 /// "3m", "2h 5m", "4d 3h".
@@ -281,6 +390,19 @@ impl Stats {
                 );
             }
         }
+        if self.by_prompt_version.len() > 1
+            || self
+                .by_prompt_version
+                .first()
+                .is_some_and(|g| g.value != NO_VALUE)
+        {
+            let _ = write!(
+                o,
+                "\n{}",
+                groups_report("prompt version", &self.by_prompt_version)
+            );
+        }
+        o.push_str(&self.drift.report());
         if !self.outcomes.is_empty() {
             let _ = writeln!(o, "\noutcomes by intent");
             for c in &self.outcomes {
@@ -295,6 +417,140 @@ impl Stats {
         }
         o
     }
+}
+
+/// The comparison table of `stats --by`: one row per prompt version (or model). Values
+/// from requests pass the sanitizer.
+pub fn groups_report(what: &str, groups: &[GroupStats]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "by {what} (decided items: agreement = approved with intent and priority as proposed)"
+    );
+    let fields: Vec<&str> = groups
+        .first()
+        .map(|g| g.edits.iter().map(|e| e.field.as_str()).collect())
+        .unwrap_or_default();
+    let short = |f: &str| match f {
+        "recommended_next_step" => "next_step".to_string(),
+        f => f.to_string(),
+    };
+    let mut head = format!(
+        "  {:<18} {:>6} {:>7} {:>9} {:>9}",
+        what, "items", "decided", "agreement", "escalated"
+    );
+    for f in &fields {
+        let _ = write!(head, " {:>11}", format!("{} ed.", short(f)));
+    }
+    let _ = writeln!(o, "{head}  outcomes");
+    for g in groups {
+        let mut line = format!(
+            "  {:<18} {:>6} {:>7} {:>9} {:>9}",
+            crate::text::truncate(&crate::text::sanitize(&g.value), 18),
+            g.items,
+            g.decided,
+            pct(g.agreement),
+            pct(g.escalation_rate)
+        );
+        for e in &g.edits {
+            let _ = write!(line, " {:>11}", pct(e.rate));
+        }
+        let outcomes: Vec<String> = g
+            .outcomes
+            .iter()
+            .take(4)
+            .map(|(k, n)| format!("{} {n}", crate::text::sanitize(k)))
+            .collect();
+        let _ = writeln!(o, "{line}  {}", outcomes.join(", "));
+    }
+    o
+}
+
+impl Drift {
+    /// The weekly lines against the baseline, and the warnings.
+    pub fn report(&self) -> String {
+        let mut o = String::new();
+        if self.weeks.iter().all(|w| w.volume == 0 && w.decided == 0) && self.baseline.is_none() {
+            return o;
+        }
+        let _ = writeln!(o, "\nper week (last 8, oldest first)");
+        let _ = writeln!(
+            o,
+            "  {:<10} {:>7} {:>7} {:>9} {:>9}",
+            "week of", "volume", "decided", "agreement", "escalated"
+        );
+        for w in &self.weeks {
+            let _ = writeln!(
+                o,
+                "  {:<10} {:>7} {:>7} {:>9} {:>9}",
+                day(w.start),
+                w.volume,
+                w.decided,
+                if w.decided > 0 {
+                    pct(w.agreement)
+                } else {
+                    "-".into()
+                },
+                if w.decided > 0 {
+                    pct(w.escalation_rate)
+                } else {
+                    "-".into()
+                },
+            );
+        }
+        match &self.baseline {
+            Some(b) => {
+                let _ = writeln!(
+                    o,
+                    "  {:<10} {:>7} {:>7} {:>9} {:>9}  validation {} (audit entry {}) signed off by {}",
+                    "validated",
+                    b.cases_per_week
+                        .map_or_else(|| "-".to_string(), |v| format!("{v:.0}")),
+                    "",
+                    pct(b.agreement),
+                    pct(b.escalation_rate),
+                    crate::text::sanitize(&b.input),
+                    b.validation,
+                    crate::text::sanitize(&b.signed_by)
+                );
+                let _ = writeln!(
+                    o,
+                    "  agreement by confidence, last 7 days against the validation"
+                );
+                for r in &self.recent {
+                    let validated = b
+                        .buckets
+                        .iter()
+                        .find(|v| v.bucket == r.bucket)
+                        .map_or_else(|| "-".to_string(), |v| pct(v.rate));
+                    let _ = writeln!(
+                        o,
+                        "    {:<9} {:>5} of {:>5}  validated {validated}",
+                        r.bucket,
+                        pct(r.rate),
+                        r.decided
+                    );
+                }
+            }
+            None => {
+                let _ = writeln!(
+                    o,
+                    "  no signed-off validation to compare with (`signoff validate HISTORY --sign-off`)"
+                );
+            }
+        }
+        for w in &self.warnings {
+            let _ = writeln!(o, "DRIFT       {w}");
+        }
+        o
+    }
+}
+
+/// `2026-11-20` (UTC) of a time.
+pub fn day(ms: Millis) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day()))
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

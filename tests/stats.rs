@@ -323,3 +323,142 @@ fn csv_cells_are_quoted_and_never_formulas() {
     assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
     assert_eq!(csv_cell("-1"), "'-1");
 }
+
+#[test]
+fn prompt_versions_compare_and_drift_warns_below_the_validated_level() {
+    use signoff::clock::Clock;
+    use signoff::model::Policy;
+    use signoff::store::StoreOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("q.db");
+    // 2026-11-20T10:00:00Z
+    let now = 1_795_168_800_000;
+    let opts = StoreOptions {
+        clock: Clock::fixed(now),
+        ..Default::default()
+    };
+    let mut s = Store::open(&db, std::sync::Arc::new(Policy::default()), &opts).unwrap();
+    let items: Vec<_> = (0..40)
+        .map(|i| {
+            let v = if i < 20 { "triage-v1" } else { "triage-v2" };
+            item(&request(
+                &format!("p{i}"),
+                json!({"ai": {"confidence": 0.95, "prompt_version": v, "model": "m"}}),
+            ))
+        })
+        .collect();
+    s.ingest_batch(&items, "system").unwrap();
+    use DecisionKind::Approve;
+    for id in 1..=20 {
+        decide(&mut s, id, "ana", 10, Approve, vec![]);
+    }
+    for id in 21..=30 {
+        decide(
+            &mut s,
+            id,
+            "ana",
+            10,
+            Approve,
+            vec![(EditableField::Intent, "partnership")],
+        );
+    }
+    for id in 31..=35 {
+        decide(
+            &mut s,
+            id,
+            "ana",
+            10,
+            DecisionKind::Escalate {
+                queue: "legal".into(),
+            },
+            vec![],
+        );
+    }
+    for id in 36..=40 {
+        decide(&mut s, id, "ana", 10, Approve, vec![]);
+    }
+
+    // A validation where everything at 0.9 and up agreed, signed off.
+    let history: String = (0..40)
+        .map(|i| {
+            json!({"source": "h", "external_id": format!("h{i}"),
+                   "ai": {"intent": "partnership", "priority": "low", "confidence": 0.95,
+                          "summary": "Partner", "recommended_next_step": "Call",
+                          "crm_update_required": true, "human_review_required": false},
+                   "actual": {"decision": "approve", "intent": "partnership", "priority": "low"}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (cases, problems) = signoff::validate::read("h.jsonl", &history);
+    assert!(problems.is_empty());
+    let cfg = signoff::validate::ValidationConfig::default();
+    let report = signoff::validate::evaluate("h.jsonl", "x", &cases, s.policy(), &cfg);
+    assert!(report.passed, "{}", report.verdict);
+    s.sign_off_validation("dana", &report, &cfg).unwrap();
+
+    let st = s.stats(None).unwrap();
+    let by: Vec<(&str, u64, u64, f64, f64)> = st
+        .by_prompt_version
+        .iter()
+        .map(|g| {
+            (
+                g.value.as_str(),
+                g.items,
+                g.decided,
+                g.agreement,
+                g.escalation_rate,
+            )
+        })
+        .collect();
+    assert_eq!(
+        by,
+        [
+            ("triage-v1", 20, 20, 1.0, 0.0),
+            ("triage-v2", 20, 20, 0.25, 0.25)
+        ]
+    );
+    let v2 = &st.by_prompt_version[1];
+    let intent = v2.edits.iter().find(|e| e.field == "intent").unwrap();
+    assert_eq!((intent.edited, intent.rate), (10, 0.5));
+    assert_eq!(st.by_model.len(), 1);
+
+    let drift = &st.drift;
+    assert_eq!(drift.weeks.len(), 8);
+    let last = drift.weeks.last().unwrap();
+    assert_eq!(
+        (last.volume, last.decided, last.agreed, last.escalated),
+        (40, 40, 25, 5)
+    );
+    let b = drift.baseline.as_ref().expect("the signed-off validation");
+    assert_eq!((b.agreement, b.signed_by.as_str()), (1.0, "dana"));
+    assert_eq!(
+        drift.warnings,
+        [
+            "agreement at confidence 0.9–1.0 is 62% over the last 7 days (25 of 40), below the validated 100% (tolerance 5 points)",
+            "escalation rate 12% over the last 7 days, above the validated 0%"
+        ]
+    );
+    let text = st.report();
+    assert!(text.contains("by prompt version"), "{text}");
+    assert!(
+        text.contains("DRIFT       agreement at confidence 0.9–1.0"),
+        "{text}"
+    );
+    drop(s);
+
+    // The same through the binary.
+    let (code, out, err) = run(signoff(dir.path())
+        .env("SIGNOFF_CLOCK", "2026-11-20T10:00:00Z")
+        .args([
+            "--db",
+            db.to_str().unwrap(),
+            "stats",
+            "--by",
+            "prompt_version",
+        ]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("by prompt version"), "{out}");
+    let row = out.lines().find(|l| l.contains("triage-v2")).unwrap();
+    assert!(row.contains("    20      20       25%       25%"), "{row}");
+}

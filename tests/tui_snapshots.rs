@@ -455,3 +455,93 @@ async fn no_color_marks_the_focused_pane_in_its_title() {
     h.app.theme = signoff::tui::theme::Theme::load("dark", None, ColorMode::Ansi16).unwrap();
     assert!(!h.screen().contains('●'));
 }
+
+/// The stats screen with a signed-off validation to compare the weeks with, a drift
+/// warning, and two prompt versions side by side (hostile names included).
+#[test]
+fn stats_drift_and_prompts_120x70() {
+    use signoff::stats::*;
+    let mut st = stats();
+    let week: i64 = 7 * 24 * 3_600_000;
+    st.drift = Drift {
+        weeks: (0..8)
+            .map(|k| Week {
+                start: NOW - (8 - k) * week,
+                volume: 300 + k as u64 * 10,
+                decided: 290,
+                agreed: if k == 7 { 232 } else { 270 },
+                agreement: if k == 7 { 0.8 } else { 270.0 / 290.0 },
+                escalated: 9,
+                escalation_rate: 9.0 / 290.0,
+            })
+            .collect(),
+        baseline: Some(Baseline {
+            validation: 812,
+            signed_by: "dana".into(),
+            at: NOW - 9 * week,
+            input: "history-\u{1b}[2J.jsonl".into(),
+            agreement: 0.93,
+            escalation_rate: 0.03,
+            cases_per_week: Some(310.0),
+            buckets: vec![Bucket {
+                bucket: "0.9–1.0".into(),
+                decided: 3000,
+                agreed: 2970,
+                rate: 0.99,
+            }],
+            tolerance: 0.05,
+            min_cases: 20,
+        }),
+        recent: vec![Bucket {
+            bucket: "0.9–1.0".into(),
+            decided: 120,
+            agreed: 101,
+            rate: 101.0 / 120.0,
+        }],
+        warnings: vec![
+            "agreement at confidence 0.9–1.0 is 84% over the last 7 days (101 of 120), below the validated 99% (tolerance 5 points)".into(),
+        ],
+    };
+    let group = |value: &str, agreement: f64, intent_rate: f64| GroupStats {
+        value: value.into(),
+        items: 150,
+        decided: 140,
+        edits: [
+            "summary",
+            "intent",
+            "priority",
+            "recommended_next_step",
+            "draft_reply",
+        ]
+        .iter()
+        .map(|f| FieldEdits {
+            field: f.to_string(),
+            edited: 0,
+            rate: if *f == "intent" { intent_rate } else { 0.1 },
+        })
+        .collect(),
+        agreement,
+        approved: 120,
+        rejected: 10,
+        escalated: 10,
+        escalation_rate: 10.0 / 140.0,
+        outcomes: vec![("won".into(), 3)],
+    };
+    st.by_prompt_version = vec![
+        group("triage-v6", 0.91, 0.05),
+        group("triage-v7\u{202e}", 0.78, 0.2),
+    ];
+    let mut a = loaded_app(120, 70);
+    update_keys(&mut a, "S");
+    signoff::tui::update::update(
+        &mut a,
+        Action::Loaded(signoff::tui::action::Loaded::Stats(Box::new(Ok(st)))),
+    );
+    let s = render(&a);
+    assert_no_control_chars(&s);
+    assert!(
+        s.contains("⚠ agreement at confidence 0.9–1.0 is 84%"),
+        "{s}"
+    );
+    insta::assert_snapshot!(s);
+}

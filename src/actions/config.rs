@@ -13,6 +13,10 @@ pub enum Mode {
     /// Render and store every action; send nothing.
     #[default]
     Sandbox,
+    /// A parallel run beside the existing process: reviewers decide in signoff, actions
+    /// are rendered and stored, and marked not sent (like sandbox); the existing process
+    /// keeps acting, and `signoff shadow report` compares the two.
+    Shadow,
     Live,
 }
 

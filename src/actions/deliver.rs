@@ -116,8 +116,14 @@ impl Env {
 
     /// Why `provider` stays in sandbox, or `None` when it is live.
     pub fn sandbox_reason(&self, provider: Provider) -> Option<String> {
-        if self.cfg.mode == super::config::Mode::Sandbox {
-            return Some("actions.mode is sandbox".into());
+        match self.cfg.mode {
+            super::config::Mode::Sandbox => return Some("actions.mode is sandbox".into()),
+            super::config::Mode::Shadow => {
+                return Some(
+                    "actions.mode is shadow: a parallel run, the existing process acts".into(),
+                );
+            }
+            super::config::Mode::Live => {}
         }
         let missing = match provider {
             Provider::Monday => self

@@ -67,6 +67,7 @@ pub async fn doctor(cfg: &ActionsConfig) -> Vec<DoctorCheck> {
         match (cfg.mode, cfg.paused) {
             (_, true) => "paused (actions.paused = true): nothing is sent".to_string(),
             (Mode::Sandbox, _) => "sandbox: actions are rendered and stored, nothing is sent (set actions.mode = \"live\")".into(),
+            (Mode::Shadow, _) => "shadow: a parallel run; actions are rendered and stored, nothing is sent (`signoff shadow report` compares with the existing process)".into(),
             (Mode::Live, _) => "live".into(),
         },
     ));

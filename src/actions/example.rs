@@ -6,6 +6,8 @@ pub const EXAMPLE: &str = r##"# Approval renders each action (per policy.actions
 # send, stores them with the decision, and the dispatcher sends them. Preview with `p`.
 [actions]
 # "sandbox": render and store, send nothing (the default; `signoff demo` always is).
+# "shadow": a parallel run beside the existing process: reviewers decide here, actions
+# are rendered and stored but not sent; `signoff shadow import` / `report` compare.
 # "live": send — per provider, only when its credentials can be read; a provider
 # without credentials stays in sandbox (`signoff doctor` says which).
 mode = "sandbox"

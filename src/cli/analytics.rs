@@ -21,7 +21,22 @@ pub fn outcome(
     }
 }
 
-pub fn stats(loaded: &Loaded, since: Option<&str>, json: bool) -> anyhow::Result<i32> {
+/// `stats --by`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatsBy {
+    /// The `prompt_version` of the AI output.
+    #[value(name = "prompt_version", alias = "prompt-version")]
+    PromptVersion,
+    /// The `model` that produced it.
+    Model,
+}
+
+pub fn stats(
+    loaded: &Loaded,
+    since: Option<&str>,
+    by: Option<StatsBy>,
+    json: bool,
+) -> anyhow::Result<i32> {
     let now = crate::clock::Clock::process().now();
     let since = match since.map(|s| parse_since(s, now)).transpose() {
         Ok(s) => s,
@@ -33,10 +48,20 @@ pub fn stats(loaded: &Loaded, since: Option<&str>, json: bool) -> anyhow::Result
     let rt = runtime()?;
     let queue = open_queue(loaded, &loaded.paths.db, true)?;
     let stats = rt.block_on(queue.stats(since))?;
-    if json {
-        print_json(&stats)?;
-    } else {
-        print!("{}", stats.report());
+    match (by, json) {
+        (None, true) => print_json(&stats)?,
+        (None, false) => print!("{}", stats.report()),
+        (Some(by), json) => {
+            let (what, groups) = match by {
+                StatsBy::PromptVersion => ("prompt version", &stats.by_prompt_version),
+                StatsBy::Model => ("model", &stats.by_model),
+            };
+            if json {
+                print_json(groups)?;
+            } else {
+                print!("{}", crate::stats::groups_report(what, groups));
+            }
+        }
     }
     Ok(EXIT_OK)
 }

@@ -12,6 +12,8 @@ mod output;
 mod queue_ops;
 mod review;
 mod serve;
+mod shadow;
+mod validate;
 
 pub(crate) use actions::worker_name;
 
@@ -147,8 +149,28 @@ pub enum Command {
         /// like 24h or 7d.
         #[arg(long)]
         since: Option<String>,
+        /// Compare the AI's prompt versions or models: edit rate per field, agreement,
+        /// escalation rate and outcomes of the items each produced.
+        #[arg(long, value_enum, value_name = "WHAT")]
+        by: Option<analytics::StatsBy>,
         #[arg(long)]
         json: bool,
+    },
+    /// Judge the AI against historical cases (what people really did): accuracy per field,
+    /// intent confusion, calibration by confidence, and the lowest threshold that reaches
+    /// `validation.required_accuracy`. Nothing is queued or sent.
+    Validate(validate::ValidateArgs),
+    /// The threshold and auto-approval in force and the signed-off validation they stand
+    /// on; `adopt` takes the configured ones into force.
+    Policy {
+        #[command(subcommand)]
+        command: Option<validate::PolicyCommand>,
+    },
+    /// A parallel run beside an existing process (actions.mode = "shadow"): import what the
+    /// existing process did, and compare item by item.
+    Shadow {
+        #[command(subcommand)]
+        command: shadow::ShadowCommand,
     },
     /// The outbox: each outbound action with its status, attempts and last error.
     Outbox {
@@ -270,6 +292,10 @@ pub fn run(cli: Cli) -> i32 {
             | Command::Outcome { .. }
             | Command::Dispatch { .. },
         ) => true,
+        Some(Command::Validate(v)) => v.sign_off,
+        Some(Command::Policy {
+            command: Some(validate::PolicyCommand::Adopt { .. }),
+        }) => true,
         _ => false,
     };
     if acts {
@@ -315,6 +341,9 @@ fn command_name(c: &Command) -> &'static str {
         Command::Token { .. } => "token",
         Command::Outcome { .. } => "outcome",
         Command::Stats { .. } => "stats",
+        Command::Validate(_) => "validate",
+        Command::Policy { .. } => "policy",
+        Command::Shadow { .. } => "shadow",
         Command::Dispatch { .. } => "dispatch",
         Command::Doctor => "doctor",
         Command::Audit { .. } => "audit",
@@ -348,7 +377,13 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
             demo.config.reviewer.allow_override = true;
             console(cli, &demo, &db)
         }
-        Some(Command::Ingest { files }) => ingest::run(loaded, files),
+        Some(Command::Ingest { files }) => {
+            if let Some(why) = validate::gate(loaded)? {
+                eprintln!("signoff: {why}");
+                return Ok(EXIT_USAGE);
+            }
+            ingest::run(loaded, files)
+        }
         Some(Command::List {
             states,
             limit,
@@ -380,13 +415,24 @@ fn dispatch(cli: &Cli, loaded: &Loaded) -> anyhow::Result<i32> {
             // The server is the store's owner: a `remote` in the config is for clients.
             let mut local = loaded.clone();
             local.config.remote = None;
+            if let Some(why) = validate::gate(&local)? {
+                eprintln!("signoff: {why}");
+                return Ok(EXIT_USAGE);
+            }
             serve::serve(&local, args)
         }
         Some(Command::Token { command }) => serve::token(loaded, command),
         Some(Command::Outcome { id, value, reason }) => {
             analytics::outcome(loaded, *id, value, reason.as_deref(), cli.read_only)
         }
-        Some(Command::Stats { since, json }) => analytics::stats(loaded, since.as_deref(), *json),
+        Some(Command::Stats { since, by, json }) => {
+            analytics::stats(loaded, since.as_deref(), *by, *json)
+        }
+        Some(Command::Validate(args)) => validate::validate(loaded, args, cli.read_only),
+        Some(Command::Policy { command }) => {
+            validate::policy(loaded, command.as_ref(), cli.read_only)
+        }
+        Some(Command::Shadow { command }) => shadow::run(loaded, command, cli.read_only),
         Some(Command::Dispatch { once }) => actions::dispatch(loaded, *once),
         Some(Command::Doctor) => actions::doctor(loaded),
         Some(Command::Audit { command }) => audit::run(loaded, command),

@@ -37,6 +37,7 @@ pub const TABLES: &[&str] = &[
     "meta",
     "api_tokens",
     "idempotency",
+    "shadow_outcomes",
     "audit",
 ];
 

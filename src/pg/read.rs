@@ -164,11 +164,11 @@ fn where_clause(q: &ListQuery, now: Millis) -> Where {
         w.conds.push(format!("r.confidence >= {p}"));
     }
     if let Some(a) = f.older_than {
-        let p = w.bind(now - a);
+        let p = w.bind(now.saturating_sub(a));
         w.conds.push(format!("r.received_at < {p}"));
     }
     if let Some(a) = f.newer_than {
-        let p = w.bind(now - a);
+        let p = w.bind(now.saturating_sub(a));
         w.conds.push(format!("r.received_at > {p}"));
     }
     if f.escalation {

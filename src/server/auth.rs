@@ -396,7 +396,8 @@ pub fn check_signature(
         .trim()
         .parse()
         .map_err(|_| SignatureRefusal::BadTimestamp)?;
-    let skew = (now_secs - ts).abs();
+    // Saturating: a timestamp near i64::MIN must neither overflow nor wrap into the window.
+    let skew = now_secs.saturating_sub(ts).saturating_abs();
     if skew > WEBHOOK_WINDOW_SECS {
         return Err(SignatureRefusal::Stale { skew });
     }
@@ -428,7 +429,8 @@ pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
 }
 
 fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.is_ascii() {
+    // Hex digits only: `from_str_radix` alone would also take a sign (`+f` as `0f`).
+    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     (0..s.len())
@@ -520,6 +522,45 @@ mod tests {
         assert_eq!(
             check_signature(None, "1000", &sig, body, 1000),
             Err(SignatureRefusal::NoSecret)
+        );
+    }
+
+    #[test]
+    fn signatures_refuse_extreme_timestamps_and_signed_hex() {
+        let body = b"{}";
+        let now = 1_800_000_000;
+        // Timestamps whose distance from now overflows i64: stale, never a panic, and never
+        // wrapped into the window.
+        for ts in [i64::MIN, i64::MIN + now, i64::MAX] {
+            let t = ts.to_string();
+            let sig = sign("s3cret", &t, body);
+            assert!(matches!(
+                check_signature(Some("s3cret"), &t, &sig, body, now),
+                Err(SignatureRefusal::Stale { .. })
+            ));
+        }
+        // `+f` is no hex byte, though `u8::from_str_radix` reads it as 0x0f.
+        assert_eq!(unhex(&format!("+f{}", "0".repeat(62))), None);
+        assert!(unhex(&format!("0f{}", "0".repeat(62))).is_some());
+        let t = now.to_string();
+        let sig = sign("s3cret", &t, body);
+        let hexed = sig.strip_prefix("sha256=").unwrap();
+        if let Some(i) = (0..64).step_by(2).find(|&i| &hexed[i..i + 1] == "0") {
+            let plus = format!("sha256={}+{}", &hexed[..i], &hexed[i + 1..]);
+            assert_eq!(
+                check_signature(Some("s3cret"), &t, &plus, body, now),
+                Err(SignatureRefusal::BadFormat)
+            );
+        }
+        assert_eq!(
+            check_signature(
+                Some("s3cret"),
+                &t,
+                &sig.to_ascii_uppercase().replace("SHA256=", "sha256="),
+                body,
+                now
+            ),
+            Ok(())
         );
     }
 

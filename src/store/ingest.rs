@@ -316,8 +316,10 @@ fn ingest_one(
         .prepare_cached(
             "INSERT INTO requests (source, external_id, payload_sha256, received_at, ingested_at,
                 updated_at, priority_rank, intent, priority, confidence, confidence_raw, channel,
-                sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars, ai_priority)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)
+                sender, subject, summary, ai_escalation, flags, flag_count, hidden_chars, ai_priority,
+                model, prompt_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19,
+                ?20, ?21)
              ON CONFLICT (source, external_id) DO NOTHING",
         )?
         .execute(params_from_iter(
@@ -387,7 +389,8 @@ fn ingest_one(
                 "UPDATE requests SET revision = ?2, payload_sha256 = ?3, received_at = ?4, updated_at = ?5,
                     priority_rank = ?6, intent = ?7, priority = ?8, confidence = ?9, confidence_raw = ?10,
                     channel = ?11, sender = ?12, subject = ?13, summary = ?14, ai_escalation = ?15,
-                    flags = ?16, flag_count = ?17, hidden_chars = ?18, ai_priority = ?19
+                    flags = ?16, flag_count = ?17, hidden_chars = ?18, ai_priority = ?19,
+                    model = ?20, prompt_version = ?21
                  WHERE id = ?1",
             )?
             .execute(params_from_iter(
@@ -524,7 +527,7 @@ fn derived_params<'a>(
     d: &'a Derived,
     received_at: &'a Millis,
     now: &'a Millis,
-) -> [&'a dyn ToSql; 17] {
+) -> [&'a dyn ToSql; 19] {
     let r = &item.request;
     [
         &item.sha256,
@@ -544,6 +547,8 @@ fn derived_params<'a>(
         &d.flag_count,
         &d.hidden,
         &r.ai.priority,
+        &r.ai.model,
+        &r.ai.prompt_version,
     ]
 }
 

@@ -13,6 +13,7 @@
 mod anchor;
 mod audit;
 mod checkpoint;
+mod compare;
 pub(crate) mod export;
 mod files;
 pub(crate) mod ingest;
@@ -23,8 +24,10 @@ pub(crate) mod read;
 pub(crate) mod recheck;
 pub(crate) mod review;
 mod schema;
+mod shadow;
 pub(crate) mod stats;
 pub(crate) mod tokens;
+mod validation;
 pub(crate) mod verify;
 mod vfs;
 
@@ -56,6 +59,7 @@ pub(crate) use review::{
 };
 pub use schema::{KEYED_KIND, MIGRATIONS, SCHEMA_VERSION, migrate_to};
 pub use tokens::{IdempotentAnswer, TokenRecord};
+pub use validation::{ADOPTED_KIND, InForce, PolicyCheck, SIGNED_OFF_KIND, SignedOff};
 pub use verify::{VerifyOptions, VerifyReport};
 
 use crate::model::Policy;

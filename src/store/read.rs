@@ -217,11 +217,11 @@ fn where_clause(q: &ListQuery, now: Millis) -> (String, Vec<Box<dyn ToSql>>) {
     }
     if let Some(a) = f.older_than {
         conds.push("received_at < ?".into());
-        args.push(Box::new(now - a));
+        args.push(Box::new(now.saturating_sub(a)));
     }
     if let Some(a) = f.newer_than {
         conds.push("received_at > ?".into());
-        args.push(Box::new(now - a));
+        args.push(Box::new(now.saturating_sub(a)));
     }
     if f.escalation {
         conds.push("(ai_escalation = 1 OR flag_count > 0)".into());

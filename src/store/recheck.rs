@@ -36,13 +36,17 @@ pub struct Recheck {
     pub changed: u64,
 }
 
-fn meta(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
+pub(crate) fn meta(conn: &rusqlite::Connection, key: &str) -> rusqlite::Result<Option<String>> {
     conn.prepare_cached("SELECT value FROM meta WHERE key = ?1")?
         .query_row([key], |r| r.get(0))
         .optional()
 }
 
-fn set_meta(conn: &rusqlite::Connection, key: &str, value: &str) -> rusqlite::Result<()> {
+pub(crate) fn set_meta(
+    conn: &rusqlite::Connection,
+    key: &str,
+    value: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO meta (key, value) VALUES (?1, ?2)
          ON CONFLICT (key) DO UPDATE SET value = excluded.value",

@@ -342,6 +342,38 @@ BEGIN
         ON CONFLICT (priority_rank, hour) DO UPDATE SET n = n + 1;
 END;
 "#,
+    // v12: the model and prompt version of each item's AI output (from its current
+    // revision), for comparing them by what reviewers did with their output; and what an
+    // existing process did with the same requests during a parallel (shadow) run, keyed
+    // like the requests by (source, external_id).
+    r#"
+ALTER TABLE requests ADD COLUMN model TEXT;
+ALTER TABLE requests ADD COLUMN prompt_version TEXT;
+UPDATE requests SET
+    model = (SELECT json_extract(v.payload, '$.ai.model') FROM revisions v
+             WHERE v.request_id = requests.id AND v.revision = requests.revision
+               AND json_valid(v.payload)
+               AND json_type(v.payload, '$.ai.model') = 'text'),
+    prompt_version = (SELECT json_extract(v.payload, '$.ai.prompt_version') FROM revisions v
+             WHERE v.request_id = requests.id AND v.revision = requests.revision
+               AND json_valid(v.payload)
+               AND json_type(v.payload, '$.ai.prompt_version') = 'text');
+CREATE TABLE shadow_outcomes (
+    source        TEXT NOT NULL,
+    external_id   TEXT NOT NULL,
+    origin        TEXT NOT NULL,
+    imported_at   INTEGER NOT NULL,
+    decision      TEXT,
+    intent        TEXT,
+    priority      TEXT,
+    summary       TEXT,
+    next_step     TEXT,
+    started_at    INTEGER,
+    done_at       INTEGER,
+    handle_ms     INTEGER,
+    PRIMARY KEY (source, external_id)
+);
+"#,
 ];
 
 /// The hour of receipt `open_hours` files an item under (`received_at / HOUR_MS`).

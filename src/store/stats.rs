@@ -7,21 +7,11 @@ use super::{Result, Store};
 use crate::model::EditableField;
 use crate::queue::Millis;
 use crate::stats::{
-    Bucket, Decisions, FieldEdits, OutcomeCount, Percentiles, ProviderStats, ReviewerStats, Stats,
-    Volume, ratio,
+    Bucket, CONFIDENCE_BUCKETS, Decisions, FieldEdits, OutcomeCount, Percentiles, ProviderStats,
+    ReviewerStats, Stats, Volume, bucket_of, ratio,
 };
 
 pub(crate) const HOUR: Millis = 3_600_000;
-
-/// Confidence buckets, high to low: (label, lower bound inclusive, upper bound exclusive).
-pub(crate) const BUCKETS: [(&str, f64, f64); 6] = [
-    ("0.9–1.0", 0.9, 1.01),
-    ("0.8–0.9", 0.8, 0.9),
-    ("0.7–0.8", 0.7, 0.8),
-    ("0.6–0.7", 0.6, 0.7),
-    ("0.5–0.6", 0.5, 0.6),
-    ("< 0.5", -0.01, 0.5),
-];
 
 impl Store {
     /// Ingest and escalation volume per hour over the last 24 hours against the 7-day
@@ -171,6 +161,9 @@ impl Store {
                 })
             })?
             .collect::<rusqlite::Result<_>>()?;
+        s.by_prompt_version = self.groups(from, super::compare::GroupBy::PromptVersion)?;
+        s.by_model = self.groups(from, super::compare::GroupBy::Model)?;
+        s.drift = self.drift()?;
         Ok(s)
     }
 }
@@ -200,7 +193,7 @@ pub(crate) fn tally_decisions(
     let mut reviewers: BTreeMap<String, (u64, Vec<Millis>)> = BTreeMap::new();
     let mut reasons: BTreeMap<String, u64> = BTreeMap::new();
     let mut queues: BTreeMap<String, u64> = BTreeMap::new();
-    let mut buckets: Vec<(u64, u64)> = vec![(0, 0); BUCKETS.len() + 1];
+    let mut buckets: Vec<(u64, u64)> = vec![(0, 0); CONFIDENCE_BUCKETS.len() + 1];
     for r in rows {
         d.total += 1;
         match r.kind.as_str() {
@@ -221,13 +214,7 @@ pub(crate) fn tally_decisions(
         let e = reviewers.entry(r.reviewer.clone()).or_default();
         e.0 += 1;
         e.1.extend(r.handle);
-        let b = match r.confidence {
-            Some(conf) => BUCKETS
-                .iter()
-                .position(|(_, lo, hi)| conf >= *lo && conf < *hi)
-                .unwrap_or(BUCKETS.len()),
-            None => BUCKETS.len(),
-        };
+        let b = bucket_of(r.confidence);
         buckets[b].0 += 1;
         if r.kind == "approve" && !r.changed_class {
             buckets[b].1 += 1;
@@ -248,7 +235,7 @@ pub(crate) fn tally_decisions(
     };
     s.reject_reasons = by_count(reasons);
     s.escalation_queues = by_count(queues);
-    s.agreement = BUCKETS
+    s.agreement = CONFIDENCE_BUCKETS
         .iter()
         .map(|b| b.0)
         .chain(["unknown"])

@@ -532,5 +532,6 @@ pub fn stats() -> signoff::stats::Stats {
                 count: 4,
             },
         ],
+        ..Default::default()
     }
 }

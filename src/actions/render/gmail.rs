@@ -49,14 +49,7 @@ pub fn render(
             .filter(|s| !s.is_empty())
     };
     let parent = form(&cfg.message_id_field)
-        .map(|id| {
-            no_line_breaks(&format!("raw.fields.{}", cfg.message_id_field), id)?;
-            Ok::<_, String>(if id.starts_with('<') {
-                id.to_string()
-            } else {
-                format!("<{id}>")
-            })
-        })
+        .map(|id| message_id_header(&format!("raw.fields.{}", cfg.message_id_field), id))
         .transpose()?;
     let thread_id = form(&cfg.thread_id_field);
     let subject = if cfg.subject.trim().is_empty() {
@@ -94,7 +87,13 @@ pub fn render(
     headers.push(("Content-Transfer-Encoding", cte.into()));
     let mut msg = String::new();
     for (name, value) in &headers {
-        no_line_breaks(name, value.replace("\r\n ", " ").as_str())?;
+        let unfolded = value.replace("\r\n ", " ");
+        no_line_breaks(name, &unfolded)?;
+        if has_control(&unfolded) {
+            return Err(format!(
+                "refused: the {name} header value contains a control character; edit the request or the template"
+            ));
+        }
         msg.push_str(name);
         msg.push_str(": ");
         msg.push_str(value);
@@ -155,6 +154,28 @@ fn no_line_breaks(what: &str, v: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// An inbound Message-ID as `<id>`: RFC 5322 allows only visible ASCII in it, so anything
+/// else (a control character, a space, non-ASCII text) is refused rather than written into
+/// `In-Reply-To` and `References`.
+fn message_id_header(what: &str, id: &str) -> Result<String, String> {
+    no_line_breaks(what, id)?;
+    let inner = id
+        .strip_prefix('<')
+        .and_then(|i| i.strip_suffix('>'))
+        .unwrap_or(id);
+    if inner.is_empty()
+        || !inner
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'<' && b != b'>')
+    {
+        return Err(format!(
+            "refused: {what} is not a Message-ID (visible ASCII like <abc@mail.example>): {:?}",
+            crate::text::sanitize(id)
+        ));
+    }
+    Ok(format!("<{inner}>"))
+}
+
 /// `Name <addr>` or `addr`, checked and with a non-ASCII name encoded.
 pub fn mailbox(what: &str, s: &str) -> Result<String, String> {
     no_line_breaks(what, s)?;
@@ -178,7 +199,7 @@ pub fn mailbox(what: &str, s: &str) -> Result<String, String> {
     if name.is_empty() {
         return Ok(addr.to_string());
     }
-    let name = if name.is_ascii() {
+    let name = if name.is_ascii() && !has_control(name) {
         format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
     } else {
         encode_word(name)
@@ -186,9 +207,15 @@ pub fn mailbox(what: &str, s: &str) -> Result<String, String> {
     Ok(format!("{name} <{addr}>"))
 }
 
-/// RFC 2047 `=?UTF-8?B?…?=` for non-ASCII text, folded into words of ≤ 75 characters.
+/// A control character other than tab: never written into a header as it is.
+fn has_control(s: &str) -> bool {
+    s.contains(|c: char| c.is_control() && c != '\t')
+}
+
+/// RFC 2047 `=?UTF-8?B?…?=` for non-ASCII text (or text holding a control character),
+/// folded into words of ≤ 75 characters.
 pub fn encode_word(s: &str) -> String {
-    if s.is_ascii() {
+    if s.is_ascii() && !has_control(s) {
         return s.to_string();
     }
     let mut words = Vec::new();
@@ -256,6 +283,31 @@ mod tests {
             mailbox("To", "a@b.c\r\nBcc: x@y.z")
                 .unwrap_err()
                 .contains("header injection")
+        );
+    }
+
+    #[test]
+    fn control_characters_never_reach_a_header_as_they_are() {
+        // Found by the fuzz targets: a Message-ID form field holding U+0001 went into
+        // In-Reply-To and References verbatim.
+        assert!(message_id_header("raw.fields.message_id", "¡\u{1}¡").is_err());
+        assert!(message_id_header("raw.fields.message_id", "a b@c").is_err());
+        assert!(message_id_header("raw.fields.message_id", "<>").is_err());
+        assert_eq!(
+            message_id_header("raw.fields.message_id", "abc@mail.example").unwrap(),
+            "<abc@mail.example>"
+        );
+        assert_eq!(
+            message_id_header("raw.fields.message_id", "<abc@mail.example>").unwrap(),
+            "<abc@mail.example>"
+        );
+        // An ASCII subject or name with ESC or another control is encoded, not written raw.
+        assert!(encode_word("Invoice \u{1b}[31mdue").starts_with("=?UTF-8?B?"));
+        assert_eq!(encode_word("tab\tok"), "tab\tok");
+        assert!(
+            mailbox("To", "Ada\u{7} <ada@example.com>")
+                .unwrap()
+                .starts_with("=?UTF-8?B?")
         );
     }
 

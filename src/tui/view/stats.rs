@@ -207,6 +207,8 @@ fn parts(t: &Theme, s: &Stats, w: usize) -> Vec<Part> {
             Some(100),
         ));
     }
+    out.extend(drift_part(t, s, w));
+    out.extend(prompt_part(t, s));
     let mut l = vec![Line::raw(""), title(t, "Reviewers")];
     if s.reviewers.is_empty() {
         l.push(Line::styled("  no decisions yet", t.muted));
@@ -282,6 +284,144 @@ fn parts(t: &Theme, s: &Stats, w: usize) -> Vec<Part> {
     }
     out.push(Part::Text(l));
     out
+}
+
+/// Accuracy, escalation rate and volume per week against the signed-off validation, and
+/// the warnings where a confidence bucket fell below it. Shown once there is something
+/// to compare.
+fn drift_part(t: &Theme, s: &Stats, w: usize) -> Option<Part> {
+    let d = &s.drift;
+    if d.baseline.is_none() && d.warnings.is_empty() {
+        return None;
+    }
+    let mut l = vec![
+        Line::raw(""),
+        title(
+            t,
+            "Drift · per week against the validated baseline (oldest first)",
+        ),
+    ];
+    l.push(Line::styled(
+        format!(
+            "  {:<18}{:>7} {:>8} {:>10} {:>10}",
+            "week of", "volume", "decided", "agreement", "escalated"
+        ),
+        t.muted,
+    ));
+    let rate = |n: u64, r: f64| if n > 0 { pct(r) } else { "—".into() };
+    for wk in &d.weeks {
+        let low = d
+            .baseline
+            .as_ref()
+            .is_some_and(|b| wk.decided >= b.min_cases && wk.agreement < b.agreement - b.tolerance);
+        l.push(Line::from(vec![
+            Span::styled(format!("  {:<18}", crate::stats::day(wk.start)), t.muted),
+            Span::styled(format!("{:>7} {:>8} ", wk.volume, wk.decided), t.base),
+            Span::styled(
+                format!("{:>10}", rate(wk.decided, wk.agreement)),
+                if low { t.warn } else { t.base },
+            ),
+            Span::styled(
+                format!(" {:>10}", rate(wk.decided, wk.escalation_rate)),
+                t.base,
+            ),
+        ]));
+    }
+    if let Some(b) = &d.baseline {
+        l.push(Line::from(vec![
+            Span::styled(format!("  {:<18}", "validated"), t.muted),
+            Span::styled(
+                format!(
+                    "{:>7} {:>8} {:>10} {:>10}",
+                    b.cases_per_week.map_or("—".into(), |v| format!("{v:.0}")),
+                    "",
+                    pct(b.agreement),
+                    pct(b.escalation_rate)
+                ),
+                t.accent,
+            ),
+        ]));
+        l.push(kv(
+            t,
+            "validation",
+            format!(
+                "{} · audit entry {} · signed off by {}",
+                fmt::clean(&b.input, 40),
+                b.validation,
+                fmt::clean(&b.signed_by, 20)
+            ),
+        ));
+        for r in &d.recent {
+            let validated = b.buckets.iter().find(|v| v.bucket == r.bucket);
+            l.push(kv(
+                t,
+                &format!("last 7 d {}", fmt::clean(&r.bucket, 8)),
+                format!(
+                    "{} of {} · validated {}",
+                    pct(r.rate),
+                    r.decided,
+                    validated.map_or("—".into(), |v| pct(v.rate))
+                ),
+            ));
+        }
+    }
+    for warning in &d.warnings {
+        l.push(Line::styled(
+            format!("  ⚠ {}", fmt::clean(warning, w.saturating_sub(4))),
+            t.warn,
+        ));
+    }
+    Some(Part::Text(l))
+}
+
+/// Prompt versions side by side: what reviewers did with each one's output. Shown when
+/// the items name one.
+fn prompt_part(t: &Theme, s: &Stats) -> Option<Part> {
+    let groups = &s.by_prompt_version;
+    if groups.iter().all(|g| g.value == crate::stats::NO_VALUE) {
+        return None;
+    }
+    let mut l = vec![
+        Line::raw(""),
+        title(t, "By prompt version (decided items)"),
+        Line::styled(
+            format!(
+                "  {:<18}{:>6} {:>8} {:>10} {:>10}  edited: summary · intent · priority · next step · draft",
+                "prompt", "items", "decided", "agreement", "escalated"
+            ),
+            t.muted,
+        ),
+    ];
+    for g in groups {
+        let edit = |f: &str| {
+            g.edits
+                .iter()
+                .find(|e| e.field == f)
+                .map_or("—".into(), |e| pct(e.rate))
+        };
+        l.push(Line::from(vec![
+            Span::styled(
+                format!("  {}", fmt::pad(&fmt::clean(&g.value, 17), 18)),
+                t.muted,
+            ),
+            Span::styled(
+                format!(
+                    "{:>6} {:>8} {:>10} {:>10}  {} · {} · {} · {} · {}",
+                    g.items,
+                    g.decided,
+                    pct(g.agreement),
+                    pct(g.escalation_rate),
+                    edit("summary"),
+                    edit("intent"),
+                    edit("priority"),
+                    edit("recommended_next_step"),
+                    edit("draft_reply")
+                ),
+                t.base,
+            ),
+        ]));
+    }
+    Some(Part::Text(l))
 }
 
 /// Renders the parts into one tall buffer `w` wide.
