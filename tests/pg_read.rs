@@ -297,6 +297,22 @@ async fn copy(store: &Store, pg: &tokio_postgres::Client) {
             pg.execute(&insert, &args).await.unwrap();
         }
     }
+    // The threshold in force, and the signed-off validation it stands on.
+    let in_force: Vec<String> = sqlite
+        .prepare("SELECT value FROM meta WHERE key = 'policy_in_force'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    for v in &in_force {
+        pg.execute(
+            "INSERT INTO meta (key, value) VALUES ('policy_in_force', $1)",
+            &[v],
+        )
+        .await
+        .unwrap();
+    }
     for table in ["requests", "edits", "decisions", "outbox", "outcomes"] {
         pg.execute(
             &format!(
@@ -317,8 +333,13 @@ struct Pair {
 }
 
 async fn pair(hint: &str) -> Option<Pair> {
+    paired(hint, Clock::fixed(T0 - 12 * 24 * HOUR), seed).await
+}
+
+/// A SQLite store seeded by `seed` and a PostgreSQL queue holding a copy of its rows, on
+/// one clock.
+async fn paired(hint: &str, clock: Clock, seed: impl FnOnce(&mut Store, &Clock)) -> Option<Pair> {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Clock::fixed(T0 - 12 * 24 * HOUR);
     let policy = Arc::new(Policy::default());
     let mut store = Store::open(
         &dir.path().join("q.db"),
@@ -578,6 +599,142 @@ async fn stats_and_volume_match_the_sqlite_store() {
     assert!(s.decisions.total > 5 && s.decisions.undone == 1 && !s.outcomes.is_empty());
     assert!(s.reviewers.iter().any(|r| r.median_handle_ms.is_some()));
     assert!(s.volume.per_hour.iter().sum::<u64>() > 0 && s.volume.baseline_per_hour >= 0.0);
+}
+
+/// Items carrying the model and prompt version of their AI output (some without), decided
+/// over two weeks with and without a changed intent, and two passing signed-off
+/// validations with the older one in force.
+fn seed_versions(store: &mut Store, clock: &Clock) {
+    let items: Vec<_> = (0..44)
+        .map(|i| {
+            let mut ai = json!({"confidence": 0.95});
+            if i < 40 {
+                ai["prompt_version"] = json!(if i < 20 { "triage-v1" } else { "triage-v2" });
+            }
+            if i % 4 != 0 {
+                ai["model"] = json!(if i % 2 == 0 { "m-large" } else { "m-small" });
+            }
+            item(&request(&format!("p{i}"), json!({"ai": ai})))
+        })
+        .collect();
+    store.ingest_batch(&items, "system").unwrap();
+    let decide = |store: &mut Store, id: i64, kind: DecisionKind, intent: Option<&str>| {
+        let claim = store.claim(id, "ana").unwrap();
+        clock.advance(10_000);
+        let sets = intent
+            .map(|v| (EditableField::Intent, Some(v.to_string())))
+            .into_iter()
+            .collect();
+        store
+            .decide(
+                &claim,
+                &Decision {
+                    kind,
+                    revision: None,
+                    note: None,
+                    sets,
+                },
+            )
+            .unwrap();
+    };
+    for id in 1..=10 {
+        decide(store, id, DecisionKind::Approve, None);
+    }
+    clock.advance(8 * 24 * HOUR);
+    for id in 11..=20 {
+        decide(store, id, DecisionKind::Approve, None);
+    }
+    for id in 21..=30 {
+        decide(store, id, DecisionKind::Approve, Some("partnership"));
+    }
+    for id in 31..=35 {
+        let queue = "legal".to_string();
+        decide(store, id, DecisionKind::Escalate { queue }, None);
+    }
+    for id in [36, 41] {
+        let reason = "spam".to_string();
+        decide(store, id, DecisionKind::Reject { reason }, None);
+    }
+    for id in [37, 38, 39, 40, 42] {
+        decide(store, id, DecisionKind::Approve, None);
+    }
+    store.record_outcome(21, "won", None, "ana").unwrap();
+    store
+        .record_outcome(22, "lost", Some("price"), "ana")
+        .unwrap();
+
+    // Validations where everything at 0.9 and up agreed.
+    let history: String = (0..40)
+        .map(|i| {
+            json!({"source": "h", "external_id": format!("h{i}"),
+                   "ai": {"intent": "partnership", "priority": "low", "confidence": 0.95,
+                          "summary": "Partner", "recommended_next_step": "Call",
+                          "crm_update_required": true, "human_review_required": false},
+                   "actual": {"decision": "approve", "intent": "partnership", "priority": "low"}})
+            .to_string()
+                + "\n"
+        })
+        .collect();
+    let (cases, problems) = signoff::validate::read("h.jsonl", &history);
+    assert!(problems.is_empty());
+    let cfg = signoff::validate::ValidationConfig::default();
+    let report = signoff::validate::evaluate("h.jsonl", "x", &cases, store.policy(), &cfg);
+    assert!(report.passed, "{}", report.verdict);
+    let first = store.sign_off_validation("dana", &report, &cfg).unwrap();
+    store.adopt_policy("dana", Some(first), false).unwrap();
+    clock.advance(HOUR);
+    store.sign_off_validation("eli", &report, &cfg).unwrap();
+    clock.advance(HOUR);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prompt_versions_models_and_drift_match_the_sqlite_store() {
+    let Some(p) = paired("compare", Clock::fixed(T0), seed_versions).await else {
+        return;
+    };
+    for since in [None, Some(T0 + 24 * HOUR)] {
+        let want = p.store.stats(since).unwrap();
+        let got = p.pg.stats(since).await.unwrap();
+        assert_eq!(
+            got.by_prompt_version, want.by_prompt_version,
+            "since {since:?}"
+        );
+        assert_eq!(got.by_model, want.by_model, "since {since:?}");
+        assert_eq!(got.drift, want.drift, "since {since:?}");
+        assert_eq!(got, want, "since {since:?}");
+    }
+    let s = p.pg.stats(None).await.unwrap();
+    let versions: Vec<(&str, u64, u64)> = s
+        .by_prompt_version
+        .iter()
+        .map(|g| (g.value.as_str(), g.items, g.decided))
+        .collect();
+    assert_eq!(
+        versions,
+        [
+            ("(none)", 4, 2),
+            ("triage-v1", 20, 20),
+            ("triage-v2", 20, 20)
+        ]
+    );
+    let models: Vec<&str> = s.by_model.iter().map(|g| g.value.as_str()).collect();
+    assert_eq!(models, ["(none)", "m-large", "m-small"]);
+    let v2 = &s.by_prompt_version[2];
+    assert_eq!((v2.agreement, v2.escalation_rate), (0.2, 0.25));
+    assert_eq!(
+        v2.outcomes,
+        [("lost".to_string(), 1), ("won".to_string(), 1)]
+    );
+    // The baseline is the validation in force (dana's), not the newer one.
+    let b = s
+        .drift
+        .baseline
+        .as_ref()
+        .expect("the signed-off validation");
+    assert_eq!((b.signed_by.as_str(), b.agreement), ("dana", 1.0));
+    let decided: Vec<u64> = s.drift.weeks.iter().map(|w| w.decided).collect();
+    assert_eq!(decided, [0, 0, 0, 0, 0, 0, 10, 32]);
+    assert_eq!(s.drift.warnings.len(), 2, "{:?}", s.drift.warnings);
 }
 
 /// Waits (polling, up to `limit`) until `f` holds.

@@ -20,6 +20,7 @@
 //! db.changed();                        // the change token moves; other instances are told
 //! ```
 mod audit;
+mod compare;
 mod conn;
 mod ingest;
 mod migrate;

@@ -787,6 +787,7 @@ impl PgDb {
         since: Option<Millis>,
     ) -> Result<crate::stats::Stats> {
         use crate::stats::{OutcomeCount, Percentiles, Stats};
+        use crate::store::compare::GroupBy;
         use crate::store::stats::{DecisionRow, providers, tally_decisions};
         let from = since.unwrap_or(i64::MIN);
         let ages = c
@@ -840,15 +841,29 @@ impl PgDb {
             )
             .await?;
         let (at, since_p): ([&(dyn ToSql + Sync); 1], [&(dyn ToSql + Sync); 1]) = ([&now], [&from]);
-        let (queue, ages, decisions, undone, edited, actions, outcomes, volume) = tokio::try_join!(
-            self.counts_in(c, now),
-            pg(c.query(&ages, &at)),
-            pg(c.query(&decisions, &since_p)),
-            pg(c.query_one(&undone, &since_p)),
-            pg(c.query(&edited, &since_p)),
-            pg(c.query(&actions, &since_p)),
-            pg(c.query(&outcomes, &since_p)),
-            self.volume_in(c, now),
+        let (
+            (queue, ages, decisions, undone, edited, actions, outcomes, volume),
+            (by_prompt_version, by_model, drift),
+        ) = tokio::try_join!(
+            async {
+                tokio::try_join!(
+                    self.counts_in(c, now),
+                    pg(c.query(&ages, &at)),
+                    pg(c.query(&decisions, &since_p)),
+                    pg(c.query_one(&undone, &since_p)),
+                    pg(c.query(&edited, &since_p)),
+                    pg(c.query(&actions, &since_p)),
+                    pg(c.query(&outcomes, &since_p)),
+                    self.volume_in(c, now),
+                )
+            },
+            async {
+                tokio::try_join!(
+                    self.groups_in(c, from, GroupBy::PromptVersion),
+                    self.groups_in(c, from, GroupBy::Model),
+                    self.drift_in(c, now),
+                )
+            },
         )?;
         let mut s = Stats {
             now,
@@ -860,6 +875,9 @@ impl PgDb {
                     .collect::<Result<_, _>>()?,
             ),
             volume,
+            by_prompt_version,
+            by_model,
+            drift,
             ..Default::default()
         };
         let rows = decisions
@@ -913,7 +931,7 @@ impl PgDb {
 }
 
 /// A statement's result with this backend's error, to join with other reads.
-async fn pg<T>(
+pub(super) async fn pg<T>(
     f: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
 ) -> Result<T> {
     Ok(f.await?)

@@ -13,7 +13,7 @@
 mod anchor;
 mod audit;
 mod checkpoint;
-mod compare;
+pub(crate) mod compare;
 pub(crate) mod export;
 mod files;
 pub(crate) mod ingest;
@@ -27,7 +27,7 @@ mod schema;
 mod shadow;
 pub(crate) mod stats;
 pub(crate) mod tokens;
-mod validation;
+pub(crate) mod validation;
 pub(crate) mod verify;
 mod vfs;
 

@@ -17,7 +17,8 @@ use crate::queue::Millis;
 pub const SIGNED_OFF_KIND: &str = "validation_signed_off";
 /// The audit kind of a change of threshold or auto-approval taken into force.
 pub const ADOPTED_KIND: &str = "policy_adopted";
-const IN_FORCE_KEY: &str = "policy_in_force";
+/// The `meta` key of the copy of the policy in force.
+pub(crate) const IN_FORCE_KEY: &str = "policy_in_force";
 
 /// A validation someone signed off, as its audit entry records it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -97,7 +98,8 @@ pub enum PolicyCheck {
     Refused(String),
 }
 
-fn signed_off(
+/// A sign-off from its audit row; None where the detail is not JSON.
+pub(crate) fn signed_off(
     seq: i64,
     at: Millis,
     actor: String,
