@@ -303,8 +303,15 @@ pub fn gate(loaded: &Loaded) -> anyhow::Result<Option<String>> {
     if loaded.config.remote.is_some() {
         return Ok(None);
     }
-    let mut store = open(loaded)?;
-    Ok(match store.check_policy(&loaded.reviewer())? {
+    let check = match loaded.paths.db.to_str().filter(|d| crate::pg::is_url(d)) {
+        Some(url) => super::runtime()?.block_on(async {
+            let policy = Arc::new(loaded.config.policy.clone());
+            let db = crate::pg::PgDb::open(url, policy, &super::pg_options(loaded)).await?;
+            anyhow::Ok(db.check_policy(&loaded.reviewer()).await?)
+        })?,
+        None => open(loaded)?.check_policy(&loaded.reviewer())?,
+    };
+    Ok(match check {
         PolicyCheck::Refused(why) => Some(why),
         PolicyCheck::Adopted { seq, validation } => {
             tracing::info!(

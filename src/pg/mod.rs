@@ -26,6 +26,7 @@ mod ingest;
 mod migrate;
 mod notify;
 mod outbox;
+mod policy;
 mod queue;
 mod read;
 mod review;

@@ -244,18 +244,7 @@ impl Store {
                 actor,
                 None,
                 ADOPTED_KIND,
-                &json!({
-                    "policy_version": version,
-                    "confidence_threshold": threshold,
-                    "auto_approve": auto,
-                    "validation": validation,
-                    "forced": forced,
-                    "previous": {
-                        "confidence_threshold": previous.confidence_threshold,
-                        "auto_approve": previous.auto_approve,
-                        "policy_version": previous.policy_version,
-                    },
-                }),
+                &adopted_detail(&version, threshold, auto, validation, forced, &previous),
             )?;
             let record = InForce {
                 seq: Some(seq),
@@ -282,44 +271,87 @@ impl Store {
     /// is taken into force as it is. Both are audited.
     pub fn check_policy(&mut self, actor: &str) -> Result<PolicyCheck> {
         let in_force = self.policy_in_force()?;
-        if in_force.covers(&self.policy) {
-            return Ok(PolicyCheck::InForce);
+        let passing = if in_force.needs_evidence_for(&self.policy) {
+            self.signed_off_validations(Some(&self.policy.version()))?
+                .into_iter()
+                .find(|v| v.passed)
+                .map(|v| v.seq)
+        } else {
+            None
+        };
+        match policy_verdict(&in_force, &self.policy, passing) {
+            PolicyVerdict::InForce => Ok(PolicyCheck::InForce),
+            PolicyVerdict::Adopt(validation) => {
+                let seq = self.adopt_policy(actor, validation, false)?;
+                Ok(PolicyCheck::Adopted { seq, validation })
+            }
+            PolicyVerdict::Refuse(why) => Ok(PolicyCheck::Refused(why)),
         }
-        if !in_force.needs_evidence_for(&self.policy) {
-            let seq = self.adopt_policy(actor, None, false)?;
-            return Ok(PolicyCheck::Adopted {
-                seq,
-                validation: None,
-            });
-        }
-        let version = self.policy.version();
-        let passing = self
-            .signed_off_validations(Some(&version))?
-            .into_iter()
-            .find(|v| v.passed);
-        if let Some(v) = passing {
-            let seq = self.adopt_policy(actor, Some(v.seq), false)?;
-            return Ok(PolicyCheck::Adopted {
-                seq,
-                validation: Some(v.seq),
-            });
-        }
-        let p = &self.policy;
-        let mut what = Vec::new();
-        if p.confidence_threshold != in_force.confidence_threshold {
-            what.push(format!(
-                "policy.confidence_threshold {} (in force: {})",
-                p.confidence_threshold, in_force.confidence_threshold
-            ));
-        }
-        if p.auto_approve && !in_force.auto_approve {
-            what.push("policy.auto_approve = true (in force: off)".into());
-        }
-        Ok(PolicyCheck::Refused(format!(
-            "refused: {} has no passing signed-off validation for policy version {version}; \
-             run `signoff validate HISTORY --sign-off` with this config (it must pass), \
-             or take it into force without one with `signoff policy adopt --force` (audited)",
-            what.join(" and ")
-        )))
     }
+}
+
+/// What a store does with its configured policy against the one in force.
+pub(crate) enum PolicyVerdict {
+    InForce,
+    /// Take it into force, standing on this signed-off validation (none needed).
+    Adopt(Option<i64>),
+    Refuse(String),
+}
+
+/// The verdict for `policy` against `in_force`, given the newest passing signed-off
+/// validation of this policy version (`passing`, looked up only when evidence is needed).
+pub(crate) fn policy_verdict(
+    in_force: &InForce,
+    policy: &Policy,
+    passing: Option<i64>,
+) -> PolicyVerdict {
+    if in_force.covers(policy) {
+        return PolicyVerdict::InForce;
+    }
+    if !in_force.needs_evidence_for(policy) {
+        return PolicyVerdict::Adopt(None);
+    }
+    if let Some(seq) = passing {
+        return PolicyVerdict::Adopt(Some(seq));
+    }
+    let mut what = Vec::new();
+    if policy.confidence_threshold != in_force.confidence_threshold {
+        what.push(format!(
+            "policy.confidence_threshold {} (in force: {})",
+            policy.confidence_threshold, in_force.confidence_threshold
+        ));
+    }
+    if policy.auto_approve && !in_force.auto_approve {
+        what.push("policy.auto_approve = true (in force: off)".into());
+    }
+    PolicyVerdict::Refuse(format!(
+        "refused: {} has no passing signed-off validation for policy version {}; \
+         run `signoff validate HISTORY --sign-off` with this config (it must pass), \
+         or take it into force without one with `signoff policy adopt --force` (audited)",
+        what.join(" and "),
+        policy.version()
+    ))
+}
+
+/// The detail of a `policy_adopted` entry.
+pub(crate) fn adopted_detail(
+    version: &str,
+    threshold: f64,
+    auto: bool,
+    validation: Option<i64>,
+    forced: bool,
+    previous: &InForce,
+) -> Value {
+    json!({
+        "policy_version": version,
+        "confidence_threshold": threshold,
+        "auto_approve": auto,
+        "validation": validation,
+        "forced": forced,
+        "previous": {
+            "confidence_threshold": previous.confidence_threshold,
+            "auto_approve": previous.auto_approve,
+            "policy_version": previous.policy_version,
+        },
+    })
 }
