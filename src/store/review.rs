@@ -305,6 +305,36 @@ pub(crate) struct NewDecision<'a> {
     pub auto: bool,
 }
 
+/// The one decision the policy makes on its own.
+static APPROVE: DecisionKind = DecisionKind::Approve;
+
+impl<'a> NewDecision<'a> {
+    /// The policy's own approval of new item `id` (auto-approval): by "system", on its
+    /// first revision, under no claim.
+    pub(crate) fn auto_approval(
+        id: i64,
+        payload: &'a str,
+        fields: &'a FieldValues,
+        plan: &'a ActionPlan,
+        note: &'a str,
+    ) -> NewDecision<'a> {
+        NewDecision {
+            id,
+            revision: 1,
+            fence: 0,
+            reviewer: "system",
+            kind: &APPROVE,
+            reason: None,
+            queue: None,
+            note: Some(note),
+            payload,
+            fields,
+            plan,
+            auto: true,
+        }
+    }
+}
+
 /// Writes a decision, the item's new state, one outbox row per action (rendered when a
 /// renderer is set) and the audit row, inside the caller's transaction.
 pub(crate) fn record_decision(
