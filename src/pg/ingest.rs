@@ -11,6 +11,7 @@ use std::sync::Arc;
 use deadpool_postgres::GenericClient;
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
 
 use super::{PgAudit, PgDb, PgError, Result};
 use crate::ingest::{IngestSink, Ingester, Problem, Quarantined, Report};
@@ -300,6 +301,28 @@ async fn ingest_one(
     let received_at = d.received_at.unwrap_or(now);
     let flag_count = d.flag_count as i64;
     let (ai_escalation, hidden) = (i64::from(d.ai_escalation), i64::from(d.hidden));
+    // The columns a new item and a revision both set, in statement order from `$3`.
+    let columns: [&(dyn ToSql + Sync); 19] = [
+        &item.sha256,
+        &received_at,
+        &now,
+        &d.priority_rank,
+        &r.ai.intent,
+        &d.priority,
+        &d.confidence,
+        &d.confidence_raw,
+        &r.raw.channel,
+        &r.raw.from,
+        &r.raw.subject,
+        &r.ai.summary,
+        &ai_escalation,
+        &d.flags,
+        &flag_count,
+        &hidden,
+        &r.ai.priority,
+        &r.ai.model,
+        &r.ai.prompt_version,
+    ];
     let ai = &*item.ai;
     // Looked up first, under the row's lock: an insert that met the key would still use
     // up an id (a sequence value is not given back), so re-sent inputs would leave gaps
@@ -326,33 +349,9 @@ async fn ingest_one(
     let inserted = if found.is_some() {
         None
     } else {
-        tx.query_opt(
-            &insert,
-            &[
-                &r.source,
-                &r.external_id,
-                &item.sha256,
-                &received_at,
-                &now,
-                &d.priority_rank,
-                &r.ai.intent,
-                &d.priority,
-                &d.confidence,
-                &d.confidence_raw,
-                &r.raw.channel,
-                &r.raw.from,
-                &r.raw.subject,
-                &r.ai.summary,
-                &ai_escalation,
-                &d.flags,
-                &flag_count,
-                &hidden,
-                &r.ai.priority,
-                &r.ai.model,
-                &r.ai.prompt_version,
-            ],
-        )
-        .await?
+        let head: [&(dyn ToSql + Sync); 2] = [&r.source, &r.external_id];
+        let params: Vec<_> = head.into_iter().chain(columns.iter().copied()).collect();
+        tx.query_opt(&insert, &params).await?
     };
     if let Some(row) = inserted {
         let id: i64 = row.get(0);
@@ -413,29 +412,10 @@ async fn ingest_one(
             flags = $16, flag_count = $17, hidden_chars = $18, ai_priority = $19,
             model = $20, prompt_version = $21
          WHERE id = $1",
-        &[
-            &id,
-            &revision,
-            &item.sha256,
-            &received_at,
-            &now,
-            &d.priority_rank,
-            &r.ai.intent,
-            &d.priority,
-            &d.confidence,
-            &d.confidence_raw,
-            &r.raw.channel,
-            &r.raw.from,
-            &r.raw.subject,
-            &r.ai.summary,
-            &ai_escalation,
-            &d.flags,
-            &flag_count,
-            &hidden,
-            &r.ai.priority,
-            &r.ai.model,
-            &r.ai.prompt_version,
-        ],
+        &[&id as &(dyn ToSql + Sync), &revision]
+            .into_iter()
+            .chain(columns.iter().copied())
+            .collect::<Vec<_>>(),
     )
     .await?;
     insert_revision(tx, id, revision, item, now).await?;
